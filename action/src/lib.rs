@@ -1,0 +1,3 @@
+//! keyguard-scan: finds X (Twitter) credentials before they ship.
+
+#![forbid(unsafe_code)]

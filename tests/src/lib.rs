@@ -1,0 +1,18 @@
+//! Real parts for twitter-keyguard's tests and demo: a local control plane
+//! (etcd and kube-apiserver built from their Go modules) and helpers to
+//! drive it the way a user would.
+
+#![forbid(unsafe_code)]
+
+pub mod control_plane;
+pub mod kube_helpers;
+
+pub use control_plane::ControlPlane;
+
+/// The repository root, for examples/, crds/ and charts/.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
