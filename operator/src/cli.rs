@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "keyguard-operator", version, about = "Keeps X (Twitter) API credentials synced, verified and rotated in Kubernetes.")]
+#[command(
+    name = "keyguard-operator",
+    version,
+    about = "Keeps X (Twitter) API credentials synced, verified and rotated in Kubernetes."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -2,8 +2,12 @@
 
 #[test]
 fn committed_crd_matches_the_types() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/twittercredentials.keyguard.dev.yaml");
-    let committed = std::fs::read_to_string(path).expect("crds/twittercredentials.keyguard.dev.yaml exists");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crds/twittercredentials.keyguard.dev.yaml"
+    );
+    let committed =
+        std::fs::read_to_string(path).expect("crds/twittercredentials.keyguard.dev.yaml exists");
     let generated = keyguard_operator::resource::crd_yaml().unwrap();
     assert!(
         committed == generated,

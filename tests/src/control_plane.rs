@@ -52,7 +52,9 @@ pub enum Error {
     },
     #[error("certificate generation: {0}")]
     Cert(#[from] rcgen::Error),
-    #[error("{component} exited before the control plane was ready ({status}); last log lines:\n{log}")]
+    #[error(
+        "{component} exited before the control plane was ready ({status}); last log lines:\n{log}"
+    )]
     Exited {
         component: &'static str,
         status: String,
@@ -137,7 +139,8 @@ pub fn ensure_binaries() -> Result<Binaries> {
     let module = go_module_dir();
     let dir = cache_root()
         .join("control-plane")
-        .join(format!("{KUBERNETES_VERSION}-{}", source_hash(&module)?));
+        .join(format!("{KUBERNETES_VERSION}-{}", source_hash(&module)?))
+        .join("v2");
     let bin = dir.join("bin");
     let binaries = Binaries {
         etcd: bin.join("etcd"),
@@ -162,7 +165,7 @@ pub fn ensure_binaries() -> Result<Binaries> {
         bin.display()
     );
     let output = Command::new("go")
-        .args(["build", "-trimpath", "-o"])
+        .args(["build", "-trimpath", "-ldflags", &version_ldflags(), "-o"])
         .arg(format!("{}/", bin.display()))
         .arg("./cmd/...")
         .current_dir(&module)
@@ -180,11 +183,28 @@ pub fn ensure_binaries() -> Result<Binaries> {
     Ok(binaries)
 }
 
+/// Stamps the Kubernetes version into the binaries, as Kubernetes' own
+/// release build does; without it they report `v0.0.0-master`, which
+/// kubectl cannot parse.
+pub fn version_ldflags() -> String {
+    let v = KUBERNETES_VERSION;
+    let mut parts = v.trim_start_matches('v').split('.');
+    let (major, minor) = (parts.next().unwrap(), parts.next().unwrap());
+    let pkg = "k8s.io/component-base/version";
+    format!(
+        "-X {pkg}.gitVersion={v} -X {pkg}.gitMajor={major} -X {pkg}.gitMinor={minor} \
+         -X {pkg}.gitTreeState=clean -X {pkg}.buildDate=1970-01-01T00:00:00Z"
+    )
+}
+
 /// A free TCP port on 127.0.0.1. The port is released before use, so a
 /// caller retries if another process takes it first.
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
-    Ok(listener.local_addr().map_err(io("finding a free port"))?.port())
+    Ok(listener
+        .local_addr()
+        .map_err(io("finding a free port"))?
+        .port())
 }
 
 /// A running etcd + kube-apiserver pair.
@@ -358,7 +378,10 @@ impl ControlPlane {
             .arg("--disable-admission-plugins=ServiceAccount")
             .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
             .arg(format!("--service-account-key-file={}", p("sa.pub")))
-            .arg(format!("--service-account-signing-key-file={}", p("sa.key")))
+            .arg(format!(
+                "--service-account-signing-key-file={}",
+                p("sa.key")
+            ))
             .arg("--endpoint-reconciler-type=none");
         let mut cp = ControlPlane {
             kubeconfig: root.join("kubeconfig"),
@@ -489,7 +512,10 @@ current-context: keyguard-local
             .status
             .map(|s| s.token)
             .unwrap_or_default();
-        let path = self.dir.path().join(format!("kubeconfig-{namespace}-{name}"));
+        let path = self
+            .dir
+            .path()
+            .join(format!("kubeconfig-{namespace}-{name}"));
         write(
             &path,
             &format!(
@@ -516,7 +542,12 @@ current-context: keyguard-local
     /// `kubectl` pointed at this control plane as admin.
     pub fn kubectl(&self) -> Command {
         let mut cmd = Command::new("kubectl");
-        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            // Discovery is cached per host:port; ports are reused across
+            // control planes, so each one needs its own cache.
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kubectl-cache"));
         cmd
     }
 

@@ -44,3 +44,33 @@ pub async fn wait_established(client: &Client, name: &str) {
     )
     .await
 }
+
+/// Applies the committed TwitterCredential CRD with kubectl and waits until
+/// it is Established and kubectl's discovery knows its short name.
+pub async fn install_crd(cp: &crate::ControlPlane) {
+    let out = cp
+        .kubectl()
+        .arg("apply")
+        .arg("-f")
+        .arg(crate::repo_root().join("crds/twittercredentials.keyguard.dev.yaml"))
+        .output()
+        .expect("kubectl is installed");
+    assert!(
+        out.status.success(),
+        "CRD apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client = cp.client().await.unwrap();
+    wait_established(&client, "twittercredentials.keyguard.dev").await;
+    // Discovery and the published OpenAPI (which `kubectl explain` reads)
+    // lag a moment behind Established.
+    eventually(
+        "kubectl discovery and OpenAPI to know twcred",
+        Duration::from_secs(30),
+        || async {
+            let out = cp.kubectl().args(["explain", "twcred"]).output().ok()?;
+            out.status.success().then_some(())
+        },
+    )
+    .await
+}

@@ -31,15 +31,28 @@ async fn starts_with_rbac_enforced_and_stops_cleanly() {
     );
 
     // kubectl works against it as a user would use it.
-    let out = cp.kubectl().args(["get", "ns", "default", "-o", "name"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "namespace/default");
+    let out = cp
+        .kubectl()
+        .args(["get", "ns", "default", "-o", "name"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "namespace/default"
+    );
 
     // A ServiceAccount token from the TokenRequest API authenticates.
     let ns = Namespace {
-        metadata: kube::api::ObjectMeta { name: Some("tokens".into()), ..Default::default() },
+        metadata: kube::api::ObjectMeta {
+            name: Some("tokens".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
-    namespaces.create(&PostParams::default(), &ns).await.unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
     let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(admin, "tokens");
     sa.create(
         &PostParams::default(),
@@ -47,11 +60,19 @@ async fn starts_with_rbac_enforced_and_stops_cleanly() {
     )
     .await
     .unwrap();
-    let kubeconfig = cp.service_account_kubeconfig("tokens", "robot").await.unwrap();
+    let kubeconfig = cp
+        .service_account_kubeconfig("tokens", "robot")
+        .await
+        .unwrap();
     let out = std::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(&kubeconfig)
-        .args(["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])
+        .args([
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ])
         .output()
         .unwrap();
     assert_eq!(

@@ -22,16 +22,20 @@ async fn main() -> anyhow::Result<()> {
                 (Some("--kubeconfig"), Some(path)) => PathBuf::from(path),
                 _ => anyhow::bail!("usage: keyguard-control-plane up --kubeconfig FILE"),
             };
+            let started = std::time::Instant::now();
             let cp = ControlPlane::start().await?;
+            let ready_in = started.elapsed();
             std::fs::copy(cp.kubeconfig(), &out)
                 .with_context(|| format!("writing {}", out.display()))?;
             eprintln!(
-                "control plane ready at {} (kubeconfig {}, logs in {}); Ctrl-C stops it",
+                "control plane ready at {} in {:.1}s (kubeconfig {}, logs in {}); Ctrl-C stops it",
                 cp.server(),
+                ready_in.as_secs_f64(),
                 out.display(),
                 cp.dir().display()
             );
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}

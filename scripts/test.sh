@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, unit tests and the integration tests
+# against a real local control plane (built once into the cache).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+check_prerequisites
+
+echo "==> control plane (etcd + kube-apiserver from Go modules; cached after the first build)"
+cargo build -q -p keyguard-tests --bin keyguard-control-plane
+target/debug/keyguard-control-plane build
+
+echo "==> rustfmt and clippy"
+cargo fmt --all --check
+cargo clippy -q --workspace --all-targets -- -D warnings
+
+echo "==> tests"
+cargo test --workspace
