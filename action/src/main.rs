@@ -1,1 +1,19 @@
-fn main() {}
+use clap::Parser;
+use keyguard_scan::cli::{Cli, Command};
+use keyguard_scan::{exit, github, run_cli};
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(args) => run_cli::scan(args),
+        Command::Rules => run_cli::rules(),
+        Command::Action => github::action::run_from_env(),
+    };
+    std::process::exit(match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("keyguard: error: {err:#}");
+            exit::ERROR
+        }
+    });
+}

@@ -1,0 +1,90 @@
+//! Command-line interface of `keyguard`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::report::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keyguard",
+    version,
+    about = "Finds X (Twitter) API credentials in code, git history, pull requests and stdin.",
+    after_help = "Exit codes: 0 nothing found, 1 credentials found, 2 the scan could not run."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan a working tree, a file, git history, a commit range or stdin.
+    Scan(ScanArgs),
+    /// List the detection rules.
+    Rules,
+    /// Run as a GitHub Action step (reads INPUT_* and GITHUB_* variables).
+    Action,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// What to scan: a directory, a file, or `-` for stdin. With --history
+    /// or --range, the repository.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+
+    /// Scan every unique blob of every ref, once each.
+    #[arg(long, conflicts_with = "range", env = "KEYGUARD_HISTORY")]
+    pub history: bool,
+
+    /// Scan what the commits BASE..HEAD add (a pull request or a push).
+    #[arg(long, value_name = "BASE..HEAD", env = "KEYGUARD_RANGE")]
+    pub range: Option<String>,
+
+    /// Also scan what .gitignore and .keyguardignore would skip (audits).
+    #[arg(long, env = "KEYGUARD_NO_IGNORE")]
+    pub no_ignore: bool,
+
+    /// Follow symbolic links (loops are detected and reported).
+    #[arg(long, env = "KEYGUARD_FOLLOW")]
+    pub follow: bool,
+
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value = "text", env = "KEYGUARD_FORMAT")]
+    pub format: Format,
+
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE", env = "KEYGUARD_OUTPUT")]
+    pub output: Option<PathBuf>,
+
+    /// Also write a SARIF 2.1.0 report to FILE.
+    #[arg(long, value_name = "FILE", env = "KEYGUARD_SARIF_FILE")]
+    pub sarif_file: Option<PathBuf>,
+
+    /// Ignore file with paths (gitignore syntax) and fingerprints
+    /// [default: .keyguardignore in the scanned root].
+    #[arg(long, value_name = "FILE", env = "KEYGUARD_IGNORE_FILE")]
+    pub ignore_file: Option<PathBuf>,
+
+    /// A previous JSON report: its findings do not fail this scan.
+    #[arg(long, value_name = "FILE", env = "KEYGUARD_BASELINE")]
+    pub baseline: Option<PathBuf>,
+
+    /// Ask the X API whether each finding is live (read-only calls).
+    #[arg(long, env = "KEYGUARD_VERIFY")]
+    pub verify: bool,
+
+    /// X API base URL for --verify.
+    #[arg(long, default_value = "https://api.x.com", env = "KEYGUARD_X_API_BASE")]
+    pub x_api_base: String,
+
+    /// Worker threads [default: number of CPUs].
+    #[arg(long, env = "KEYGUARD_THREADS")]
+    pub threads: Option<usize>,
+
+    /// Exit 0 even when credentials are found.
+    #[arg(long, env = "KEYGUARD_NO_FAIL")]
+    pub no_fail: bool,
+}

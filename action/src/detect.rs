@@ -1,0 +1,385 @@
+//! Finding credentials in a buffer: a keyword prefilter over the whole
+//! buffer, then the rules only in windows around keyword hits, then checks
+//! that a match is plausibly real. Kubernetes Secret manifests are looked
+//! through: their base64 `data:` values are decoded and scanned.
+
+use base64::Engine;
+use keyguard_credentials::{CredentialKey, SecretValue};
+use regex::bytes::{Regex, RegexBuilder};
+
+use crate::rules::{
+    is_plausible, looks_like_placeholder, ContextRequirement, Rule, RuleKind, RuleSet,
+};
+
+/// How far on each side of a keyword hit the rules look.
+const WINDOW_RADIUS: usize = 1024;
+/// How far on each side of a finding Twitter/X context may be mentioned.
+const CONTEXT_RADIUS: usize = 2048;
+/// The inline waiver.
+pub const ALLOW_MARKER: &[u8] = b"keyguard:allow";
+
+/// A credential found in a buffer. Offsets are relative to the buffer.
+#[derive(Debug, Clone)]
+pub struct Detection {
+    pub rule: usize,
+    pub credential: CredentialKey,
+    pub start: usize,
+    pub end: usize,
+    /// 1-based line and column of `start`.
+    pub line: usize,
+    pub column: usize,
+    pub value: SecretValue,
+    /// The line carries `keyguard:allow`.
+    pub allowed_inline: bool,
+}
+
+/// Compiled detection machinery; cheap to share between threads.
+#[derive(Debug)]
+pub struct Detector {
+    pub rules: RuleSet,
+    prefilter: Regex,
+    x_context: Regex,
+    secret_manifest: Regex,
+    secret_data: Regex,
+    base64_markers: Vec<(usize, Vec<u8>)>,
+    /// Per rule: the whole-token shape of base64 rules.
+    base64_shapes: Vec<Option<Regex>>,
+}
+
+impl Detector {
+    pub fn new(rules: RuleSet) -> Self {
+        let alternation = rules
+            .keywords
+            .iter()
+            .map(|k| regex::escape(k))
+            .collect::<Vec<_>>()
+            .join("|");
+        let prefilter = RegexBuilder::new(&alternation)
+            .case_insensitive(true)
+            .unicode(false)
+            .build()
+            .expect("keywords form a valid expression");
+        let base64_markers = rules
+            .rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.decoded_suffix.map(|s| (i, s)))
+            .flat_map(|(i, s)| {
+                keyguard_credentials::base64_marker_variants(s)
+                    .into_iter()
+                    .map(move |v| (i, v.into_bytes()))
+            })
+            .collect();
+        let base64_shapes = rules
+            .rules
+            .iter()
+            .map(|r| {
+                r.decoded_suffix.map(|_| {
+                    let shape = keyguard_credentials::Shape::of(
+                        r.spec.credential.expect("checked at load"),
+                    );
+                    Regex::new(&format!("^(?:{})=*$", shape.pattern)).expect("shapes are valid")
+                })
+            })
+            .collect();
+        Detector {
+            rules,
+            prefilter,
+            x_context: Regex::new(
+                r"(?i)twitter|twtr|tweepy|tweet|twit\b|\bx\.com\b|api\.x\.com|\bX_[A-Z]|\bx[_-]api",
+            )
+            .unwrap(),
+            secret_manifest: Regex::new(r#"(?m)^[ \t]*"?kind"?[ \t]*:[ \t]*"?Secret"?"#).unwrap(),
+            secret_data: Regex::new(
+                r#"(?P<key>[A-Za-z0-9_.\-]+)"?[ \t]*:[ \t]*"?(?P<b64>[A-Za-z0-9+/]{16,}={0,2})(?:["\s,}]|$)"#,
+            )
+            .unwrap(),
+            base64_markers,
+            base64_shapes,
+        }
+    }
+
+    pub fn builtin() -> Self {
+        Self::new(RuleSet::builtin())
+    }
+
+    /// Does the buffer contain any keyword at all? (The fast path: most
+    /// files stop here.)
+    pub fn has_keyword(&self, buf: &[u8]) -> bool {
+        self.prefilter.is_match(buf)
+    }
+
+    /// Finds credentials in `buf`. `path` gives context (a path that names
+    /// Twitter counts as context for generic identifiers).
+    pub fn detect(&self, buf: &[u8], path: &str, out: &mut Vec<Detection>) {
+        let first = out.len();
+        let path_context = self.x_context.is_match(path.as_bytes());
+        let mut window: Option<(usize, usize)> = None;
+        for hit in self.prefilter.find_iter(buf) {
+            let (s, e) = window_around(buf, hit.start(), hit.end());
+            match window {
+                Some((ws, we)) if s <= we => window = Some((ws, we.max(e))),
+                Some(w) => {
+                    self.detect_window(buf, w, path_context, false, out);
+                    window = Some((s, e));
+                }
+                None => window = Some((s, e)),
+            }
+        }
+        let Some(w) = window else { return };
+        self.detect_window(buf, w, path_context, false, out);
+        if self.secret_manifest.is_match(buf) {
+            self.detect_secret_manifest(buf, path_context, out);
+        }
+        dedupe_from(out, first);
+        for d in &mut out[first..] {
+            let (line, column, allowed) = line_info(buf, d.start);
+            d.line = line;
+            d.column = column;
+            d.allowed_inline = allowed;
+        }
+    }
+
+    fn detect_window(
+        &self,
+        buf: &[u8],
+        (ws, we): (usize, usize),
+        path_context: bool,
+        forced_context: bool,
+        out: &mut Vec<Detection>,
+    ) {
+        let text = &buf[ws..we];
+        for (index, rule) in self.rules.rules.iter().enumerate() {
+            match rule.spec.kind {
+                RuleKind::Base64Token => {
+                    self.find_base64_tokens(buf, (ws, we), index, rule, out);
+                }
+                RuleKind::Structural | RuleKind::Assignment => {
+                    let regex = rule.regex.as_ref().expect("compiled");
+                    for caps in regex.captures_iter(text) {
+                        let value = caps.name("value").expect("rules capture a value");
+                        let name = caps
+                            .name("name")
+                            .map(|n| String::from_utf8_lossy(n.as_bytes()).into_owned());
+                        let (start, end) = (ws + value.start(), ws + value.end());
+                        if let Some(n) = &name {
+                            if rule.name_excluded(n) {
+                                continue;
+                            }
+                        }
+                        let credential = rule.credential_for(name.as_deref());
+                        if !is_plausible(credential, value.as_bytes()) {
+                            continue;
+                        }
+                        if credential == CredentialKey::BearerToken
+                            && preceded_by(buf, start, b"base64,")
+                        {
+                            continue;
+                        }
+                        if rule.spec.context == Some(ContextRequirement::X)
+                            && !forced_context
+                            && !path_context
+                            && !name
+                                .as_deref()
+                                .is_some_and(|n| self.name_has_context(rule, n))
+                            && !self.near_context(buf, start, end)
+                        {
+                            continue;
+                        }
+                        out.push(Detection {
+                            rule: index,
+                            credential,
+                            start,
+                            end,
+                            line: 0,
+                            column: 0,
+                            value: SecretValue::new(value.as_bytes()),
+                            allowed_inline: false,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn name_has_context(&self, rule: &Rule, name: &str) -> bool {
+        let lower = name.to_ascii_lowercase();
+        rule.name_is_context_free(name)
+            || ["twitter", "twtr", "tweet", "twit"]
+                .iter()
+                .any(|w| lower.contains(w))
+            || lower.starts_with("x_")
+            || lower.starts_with("x-")
+            || lower.starts_with("x.")
+            || lower.contains("_x_")
+    }
+
+    fn near_context(&self, buf: &[u8], start: usize, end: usize) -> bool {
+        let s = start.saturating_sub(CONTEXT_RADIUS);
+        let e = (end + CONTEXT_RADIUS).min(buf.len());
+        self.x_context.is_match(&buf[s..e])
+    }
+
+    /// Base64 tokens are found by their suffix's base64 forms, widened to
+    /// the whole run of base64 characters, then decoded and checked.
+    fn find_base64_tokens(
+        &self,
+        buf: &[u8],
+        (ws, we): (usize, usize),
+        index: usize,
+        rule: &Rule,
+        out: &mut Vec<Detection>,
+    ) {
+        let suffix = rule.decoded_suffix.expect("base64 rules have a suffix");
+        let shape = keyguard_credentials::Shape::of(
+            rule.spec
+                .credential
+                .expect("base64 rules name a credential"),
+        );
+        for (_, marker) in self.base64_markers.iter().filter(|(i, _)| *i == index) {
+            for pos in memchr::memmem::find_iter(&buf[ws..we], marker) {
+                let at = ws + pos;
+                let is_b64 =
+                    |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/');
+                let mut start = at;
+                while start > 0 && is_b64(buf[start - 1]) && at - start < 200 {
+                    start -= 1;
+                }
+                let mut end = at + marker.len();
+                while end < buf.len() && is_b64(buf[end]) && end - at < 200 {
+                    end += 1;
+                }
+                while end < buf.len() && buf[end] == b'=' {
+                    end += 1;
+                }
+                let token = &buf[start..end];
+                if out.iter().any(|d| d.start == start && d.rule == index) {
+                    continue;
+                }
+                let Some(decoded) = decode_base64(token) else {
+                    continue;
+                };
+                let trimmed = decoded.strip_suffix(b"\n").unwrap_or(&decoded);
+                let printable = trimmed.iter().all(|b| b.is_ascii_graphic());
+                let len_ok = self.base64_shapes[index]
+                    .as_ref()
+                    .is_some_and(|r| r.is_match(token));
+                if !printable || !trimmed.ends_with(suffix.as_bytes()) || !len_ok {
+                    continue;
+                }
+                let body = &trimmed[..trimmed.len() - suffix.len()];
+                if body.len() < 8 || looks_like_placeholder(body) {
+                    continue;
+                }
+                out.push(Detection {
+                    rule: index,
+                    credential: shape.key,
+                    start,
+                    end,
+                    line: 0,
+                    column: 0,
+                    value: SecretValue::new(token),
+                    allowed_inline: false,
+                });
+            }
+        }
+    }
+
+    /// `data:` values of a Kubernetes Secret are base64: decode each and
+    /// scan `key: decoded` as if it had been written in clear.
+    fn detect_secret_manifest(&self, buf: &[u8], path_context: bool, out: &mut Vec<Detection>) {
+        let manifest_context = path_context || self.x_context.is_match(buf);
+        let mut synthetic = Vec::new();
+        let mut found = Vec::new();
+        for caps in self.secret_data.captures_iter(buf) {
+            let b64 = caps.name("b64").unwrap();
+            let Some(decoded) = decode_base64(b64.as_bytes()) else {
+                continue;
+            };
+            if decoded
+                .iter()
+                .any(|b| !(b.is_ascii_graphic() || b.is_ascii_whitespace()))
+            {
+                continue;
+            }
+            synthetic.clear();
+            synthetic.extend_from_slice(caps.name("key").unwrap().as_bytes());
+            synthetic.extend_from_slice(b": ");
+            synthetic.extend_from_slice(&decoded);
+            synthetic.push(b'\n');
+            found.clear();
+            self.detect_window(
+                &synthetic,
+                (0, synthetic.len()),
+                path_context,
+                manifest_context,
+                &mut found,
+            );
+            for mut d in found.drain(..) {
+                // Point at the encoded value in the manifest.
+                d.start = b64.start();
+                d.end = b64.end();
+                out.push(d);
+            }
+        }
+    }
+}
+
+/// A window of whole lines around a hit, at most WINDOW_RADIUS (plus the
+/// rest of a line, up to another WINDOW_RADIUS) on each side.
+fn window_around(buf: &[u8], start: usize, end: usize) -> (usize, usize) {
+    let mut s = start.saturating_sub(WINDOW_RADIUS);
+    let floor = s.saturating_sub(WINDOW_RADIUS);
+    s = memchr::memrchr(b'\n', &buf[floor..s]).map_or(floor, |p| floor + p + 1);
+    let mut e = (end + WINDOW_RADIUS).min(buf.len());
+    let ceil = (e + WINDOW_RADIUS).min(buf.len());
+    e = memchr::memchr(b'\n', &buf[e..ceil]).map_or(ceil, |p| e + p);
+    (s, e)
+}
+
+fn preceded_by(buf: &[u8], at: usize, text: &[u8]) -> bool {
+    at >= text.len() && buf[at - text.len()..at].eq_ignore_ascii_case(text)
+}
+
+/// Decodes standard or URL-safe base64, padded or not.
+pub fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let trimmed: &[u8] = {
+        let mut t = text;
+        while let [rest @ .., b'='] = t {
+            t = rest;
+        }
+        t
+    };
+    STANDARD_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(trimmed))
+        .ok()
+}
+
+/// Keeps one detection per overlapping span: the earliest rule wins, so a
+/// specific rule beats the generic TWITTER_*/X_* one.
+fn dedupe_from(out: &mut Vec<Detection>, first: usize) {
+    let mut new: Vec<Detection> = out.drain(first..).collect();
+    new.sort_by_key(|d| (d.start, d.rule));
+    let mut kept: Vec<Detection> = Vec::with_capacity(new.len());
+    for d in new {
+        if let Some(k) = kept.iter_mut().find(|k| d.start < k.end && k.start < d.end) {
+            if d.rule < k.rule {
+                *k = d;
+            }
+            continue;
+        }
+        kept.push(d);
+    }
+    out.extend(kept);
+}
+
+/// 1-based line and column of `offset`, and whether the line is waived.
+fn line_info(buf: &[u8], offset: usize) -> (usize, usize, bool) {
+    let line = memchr::memchr_iter(b'\n', &buf[..offset]).count() + 1;
+    let line_start = memchr::memrchr(b'\n', &buf[..offset]).map_or(0, |p| p + 1);
+    let line_end = memchr::memchr(b'\n', &buf[offset..]).map_or(buf.len(), |p| offset + p);
+    let allowed = memchr::memmem::find(&buf[line_start..line_end], ALLOW_MARKER).is_some();
+    (line, offset - line_start + 1, allowed)
+}

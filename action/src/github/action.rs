@@ -1,0 +1,229 @@
+//! `keyguard action`: reads the step's inputs (`INPUT_*`) and the event
+//! payload (`GITHUB_EVENT_PATH`), scans, writes annotations, the job
+//! summary, SARIF and step outputs (`GITHUB_OUTPUT`), and optionally keeps
+//! one PR comment up to date.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::report::{write_github, Format};
+use crate::run_cli::emit;
+use crate::scan::{self, ScanOptions, Target};
+use crate::verify::VerifyOptions;
+use crate::{exit, Error};
+
+/// The environment a runner gives a step.
+#[derive(Debug, Clone, Default)]
+pub struct ActionEnv {
+    vars: HashMap<String, String>,
+}
+
+impl ActionEnv {
+    pub fn from_process() -> Self {
+        ActionEnv {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    pub fn from_map(vars: HashMap<String, String>) -> Self {
+        ActionEnv { vars }
+    }
+
+    fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// An input, as the runner names it (`INPUT_FAIL-ON-FINDINGS`) or with
+    /// underscores (as a composite action's `env:` may pass it).
+    pub fn input(&self, name: &str) -> Option<&str> {
+        let upper = name.to_ascii_uppercase();
+        self.var(&format!("INPUT_{upper}"))
+            .or_else(|| self.var(&format!("INPUT_{}", upper.replace('-', "_"))))
+    }
+
+    fn bool_input(&self, name: &str, default: bool) -> Result<bool, Error> {
+        match self.input(name).map(str::trim) {
+            None => Ok(default),
+            Some("true" | "True" | "TRUE") => Ok(true),
+            Some("false" | "False" | "FALSE") => Ok(false),
+            Some(other) => Err(Error::Usage(format!(
+                "input `{name}` must be true or false, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// What the event says about the change being checked.
+#[derive(Debug, Default, Clone)]
+pub struct EventContext {
+    pub base: Option<String>,
+    pub head: Option<String>,
+    pub pull_request: Option<u64>,
+}
+
+pub fn event_context(env: &ActionEnv) -> Result<EventContext, Error> {
+    let Some(path) = env.var("GITHUB_EVENT_PATH") else {
+        return Ok(EventContext::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        what: format!("reading the event payload {path}"),
+        source,
+    })?;
+    let event: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Usage(format!("event payload {path} is not JSON: {e}")))?;
+    let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    if let Some(pr) = event.get("pull_request") {
+        return Ok(EventContext {
+            base: s(&pr["base"]["sha"]),
+            head: s(&pr["head"]["sha"]),
+            pull_request: pr["number"].as_u64().or_else(|| event["number"].as_u64()),
+        });
+    }
+    // A push: `before` is all zeros for a new branch.
+    let before = s(&event["before"]).filter(|b| !b.chars().all(|c| c == '0'));
+    Ok(EventContext {
+        base: before,
+        head: s(&event["after"]),
+        pull_request: None,
+    })
+}
+
+pub fn run_from_env() -> anyhow::Result<i32> {
+    Ok(run(&ActionEnv::from_process())?)
+}
+
+/// Runs the action; returns the exit code.
+pub fn run(env: &ActionEnv) -> Result<i32, Error> {
+    let workspace = env.var("GITHUB_WORKSPACE").unwrap_or(".");
+    let path = PathBuf::from(env.input("path").unwrap_or(workspace));
+    let event = event_context(env)?;
+    let mode = env.input("mode").map(str::to_string).unwrap_or_else(|| {
+        if event.pull_request.is_some() {
+            "pr".into()
+        } else {
+            "tree".into()
+        }
+    });
+    let target = match mode.as_str() {
+        "tree" => Target::Tree(path.clone()),
+        "history" => Target::History(path.clone()),
+        "pr" | "range" => {
+            let base = env.input("base").map(str::to_string).or(event.base.clone());
+            let head = env
+                .input("head")
+                .map(str::to_string)
+                .or(event.head.clone())
+                .unwrap_or_else(|| "HEAD".into());
+            match base {
+                Some(base) => Target::Range(path.clone(), format!("{base}..{head}")),
+                None => {
+                    return Err(Error::Usage(
+                        "mode `pr` needs a base commit: run on a pull_request or push event, or set the `base` input".into(),
+                    ))
+                }
+            }
+        }
+        other => {
+            return Err(Error::Usage(format!(
+                "input `mode` must be tree, history or pr, not {other:?}"
+            )))
+        }
+    };
+    let mut opts = ScanOptions::new(target);
+    opts.baseline = env.input("baseline").map(PathBuf::from);
+    if env.bool_input("verify", false)? {
+        opts.verify = Some(VerifyOptions {
+            base_url: env
+                .input("x-api-base")
+                .unwrap_or("https://api.x.com")
+                .to_string(),
+            timeout: Duration::from_secs(10),
+        });
+    }
+    let fail = env.bool_input("fail-on-findings", true)?;
+    let comment = env.bool_input("comment", false)?;
+    let sarif = PathBuf::from(env.input("sarif-file").unwrap_or("keyguard.sarif"));
+
+    let report = scan::run(&opts)?;
+
+    // Annotations on stdout, SARIF to its file, the job summary.
+    let mut annotations = Vec::new();
+    write_github(&report, &mut annotations).map_err(|source| Error::Io {
+        what: "writing annotations".into(),
+        source,
+    })?;
+    std::io::stdout().write_all(&annotations).ok();
+    let mut sink = Vec::new();
+    crate::report::write(&report, Format::Json, &mut sink).ok();
+    let json_path = sarif.with_extension("json");
+    std::fs::write(&json_path, &sink).map_err(|source| Error::Io {
+        what: format!("writing {}", json_path.display()),
+        source,
+    })?;
+    emit_files(&report, &sarif)?;
+
+    if let Some(out) = env.var("GITHUB_OUTPUT") {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(out)
+            .map_err(|source| Error::Io {
+                what: "opening $GITHUB_OUTPUT".into(),
+                source,
+            })?;
+        writeln!(
+            file,
+            "findings={}\nclean={}\nsarif-file={}\nreport-file={}",
+            report.findings.len(),
+            report.is_clean(),
+            sarif.display(),
+            json_path.display()
+        )
+        .map_err(|source| Error::Io {
+            what: "writing $GITHUB_OUTPUT".into(),
+            source,
+        })?;
+    }
+
+    if comment {
+        match (
+            event.pull_request,
+            env.input("github-token"),
+            env.var("GITHUB_REPOSITORY"),
+        ) {
+            (Some(number), Some(token), Some(repo)) => {
+                let api = env
+                    .var("GITHUB_API_URL")
+                    .unwrap_or("https://api.github.com");
+                super::comment::sync_comment(api, token, repo, number, &report)?;
+            }
+            (None, _, _) => println!("::notice title=keyguard::not a pull request: no comment"),
+            (_, None, _) => {
+                return Err(Error::Usage(
+                    "`comment: true` needs the `github-token` input (e.g. ${{ github.token }})"
+                        .into(),
+                ))
+            }
+            (_, _, None) => return Err(Error::Usage("GITHUB_REPOSITORY is not set".into())),
+        }
+    }
+
+    Ok(if report.is_clean() || !fail {
+        exit::CLEAN
+    } else {
+        exit::FOUND
+    })
+}
+
+fn emit_files(report: &crate::report::Report, sarif: &std::path::Path) -> Result<(), Error> {
+    // The report itself went out as annotations; write SARIF and summary.
+    let devnull = std::env::temp_dir().join(format!("keyguard-{}.txt", std::process::id()));
+    let result = emit(report, Format::Text, Some(&devnull), Some(sarif));
+    let _ = std::fs::remove_file(devnull);
+    result
+}

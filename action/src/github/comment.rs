@@ -1,0 +1,76 @@
+//! One pull request comment per PR, kept current through the GitHub API:
+//! created on the first run with findings, updated on later runs (never a
+//! second one), deleted once the PR is clean.
+
+use crate::report::{markdown_summary, Report};
+use crate::Error;
+
+const MARKER: &str = crate::report::COMMENT_MARKER;
+
+pub fn sync_comment(
+    api: &str,
+    token: &str,
+    repo: &str,
+    pr: u64,
+    report: &Report,
+) -> Result<(), Error> {
+    let (owner, name) = repo
+        .split_once('/')
+        .ok_or_else(|| Error::Usage(format!("GITHUB_REPOSITORY {repo:?} is not owner/name")))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::GitHub(e.to_string()))?;
+    runtime.block_on(async {
+        let gh = octocrab::Octocrab::builder()
+            .base_uri(api)
+            .map_err(|e| Error::GitHub(format!("bad GITHUB_API_URL {api}: {e}")))?
+            .personal_token(token.to_string())
+            .build()
+            .map_err(|e| Error::GitHub(e.to_string()))?;
+        let issues = gh.issues(owner, name);
+        let mut existing = None;
+        let mut page: u32 = 1;
+        'pages: loop {
+            let comments = issues
+                .list_comments(pr)
+                .per_page(100)
+                .page(page)
+                .send()
+                .await
+                .map_err(|e| Error::GitHub(format!("listing comments on #{pr}: {e}")))?;
+            let count = comments.items.len();
+            for c in comments.items {
+                if c.body.as_deref().is_some_and(|b| b.contains(MARKER)) {
+                    existing = Some(c.id);
+                    break 'pages;
+                }
+            }
+            if count < 100 {
+                break;
+            }
+            page += 1;
+        }
+        let body = markdown_summary(report);
+        match (existing, report.is_clean()) {
+            (Some(id), true) => issues
+                .delete_comment(id)
+                .await
+                .map_err(|e| Error::GitHub(format!("deleting comment {id}: {e}")))?,
+            (Some(id), false) => {
+                issues
+                    .update_comment(id, body)
+                    .await
+                    .map_err(|e| Error::GitHub(format!("updating comment {id}: {e}")))?;
+            }
+            (None, false) => {
+                issues
+                    .create_comment(pr, body)
+                    .await
+                    .map_err(|e| Error::GitHub(format!("commenting on #{pr}: {e}")))?;
+            }
+            (None, true) => {}
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,5 @@
+//! Running as a GitHub Action: inputs and outputs the way a runner passes
+//! them, and the pull request comment.
+
+pub mod action;
+pub mod comment;

@@ -1,0 +1,57 @@
+//! Reports of a scan. Every format shows findings redacted: a few leading
+//! characters, the length and a fingerprint, never a value.
+
+mod github;
+mod json;
+mod sarif;
+mod summary;
+mod text;
+
+pub use github::{escape_data, escape_property, write_github};
+pub use json::write_json;
+pub use sarif::write_sarif;
+pub use summary::{markdown_summary, COMMENT_MARKER};
+pub use text::write_text;
+
+use crate::finding::Finding;
+use crate::sources::Stats;
+
+/// The outcome of a scan after waivers.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// What was scanned, e.g. `tree .` or `range main..HEAD`.
+    pub target: String,
+    /// Findings that fail the scan.
+    pub findings: Vec<Finding>,
+    /// Findings waived by the ignore file.
+    pub ignored: usize,
+    /// Findings already in the baseline.
+    pub baselined: usize,
+    pub warnings: Vec<String>,
+    pub stats: Stats,
+}
+
+impl Report {
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// `--format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Sarif,
+    Github,
+}
+
+/// Writes `report` in `format`.
+pub fn write(report: &Report, format: Format, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    match format {
+        Format::Text => write_text(report, out),
+        Format::Json => write_json(report, out),
+        Format::Sarif => write_sarif(report, out),
+        Format::Github => write_github(report, out),
+    }
+}

@@ -1,0 +1,63 @@
+//! The Markdown job summary (`$GITHUB_STEP_SUMMARY`) and PR comment body.
+
+use std::fmt::Write;
+
+use super::Report;
+
+/// Marks keyguard's own PR comment so a later run updates it.
+pub const COMMENT_MARKER: &str = "<!-- keyguard:report -->";
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn markdown_summary(report: &Report) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "{COMMENT_MARKER}");
+    if report.is_clean() {
+        let _ = writeln!(md, "### ✅ keyguard: no X (Twitter) credentials found");
+    } else {
+        let _ = writeln!(
+            md,
+            "### ❌ keyguard: {} X (Twitter) credential(s) found",
+            report.findings.len()
+        );
+        let _ = writeln!(md);
+        let _ = writeln!(md, "| Location | Credential | Rule | Redacted | Commit |");
+        let _ = writeln!(md, "|---|---|---|---|---|");
+        for f in &report.findings {
+            let commit = f
+                .commit
+                .as_ref()
+                .map(|c| c.commit[..c.commit.len().min(12)].to_string())
+                .unwrap_or_default();
+            let _ = writeln!(
+                md,
+                "| `{}:{}` | {} | `{}` | `{}` | {} |",
+                cell(&f.path),
+                f.line,
+                cell(f.credential.display_name()),
+                f.rule_id,
+                cell(&f.redacted()),
+                commit
+            );
+        }
+        let _ = writeln!(md);
+        let _ = writeln!(md, "Revoke or rotate each credential in the X developer portal, then remove it from the code. To accept a known finding, add its fingerprint to `.keyguardignore`.");
+    }
+    let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "<sub>Scanned {}: {} inputs, {} bytes; waived {} inline, {} by ignore file, {} in baseline.</sub>",
+        cell(&report.target),
+        report.stats.scanned,
+        report.stats.bytes,
+        report.stats.waived_inline,
+        report.ignored,
+        report.baselined
+    );
+    for w in &report.warnings {
+        let _ = writeln!(md, "\n> ⚠️ {}", cell(w));
+    }
+    md
+}

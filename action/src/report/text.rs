@@ -1,0 +1,34 @@
+//! Human-readable text.
+
+use std::io::Write;
+
+use super::Report;
+
+pub fn write_text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    for f in &report.findings {
+        write!(out, "{}:{}:{}: {}", f.path, f.line, f.column, f.message())?;
+        if let Some(c) = &f.commit {
+            write!(out, " in commit {}", &c.commit[..c.commit.len().min(12)])?;
+        }
+        if f.verification != Default::default() {
+            write!(out, " [{:?}]", f.verification)?;
+        }
+        writeln!(out)?;
+    }
+    for w in &report.warnings {
+        writeln!(out, "warning: {w}")?;
+    }
+    let s = &report.stats;
+    writeln!(
+        out,
+        "keyguard: {} finding(s) in {} ({} scanned, {} bytes, {} binary skipped; waived: {} inline, {} ignored, {} in baseline)",
+        report.findings.len(),
+        report.target,
+        s.scanned,
+        s.bytes,
+        s.binary_skipped,
+        s.waived_inline,
+        report.ignored,
+        report.baselined
+    )
+}

@@ -1,0 +1,256 @@
+//! Detection rules: loaded from `x-credentials.yaml` (data, with examples
+//! that a test checks) and compiled into regular expressions once.
+
+mod plausible;
+
+use keyguard_credentials::{base64_marker_variants, CredentialKey, Shape, BEARER_TOKEN_PREFIX};
+use regex::bytes::Regex;
+use serde::Deserialize;
+
+pub use plausible::{is_plausible, looks_like_placeholder};
+
+/// The rules file, compiled into the binary.
+pub const BUILTIN_RULES: &str = include_str!("x-credentials.yaml");
+
+#[derive(Debug, Deserialize)]
+struct RulesFile {
+    rules: Vec<RuleSpec>,
+}
+
+/// A rule as written in the rules file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub credential: Option<CredentialKey>,
+    pub kind: RuleKind,
+    #[serde(default)]
+    pub pattern: Option<String>,
+    #[serde(default)]
+    pub names: Vec<String>,
+    #[serde(default)]
+    pub exclude_names: Vec<String>,
+    #[serde(default)]
+    pub context: Option<ContextRequirement>,
+    #[serde(default)]
+    pub context_free_names: Vec<String>,
+    #[serde(default)]
+    pub examples: Examples,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleKind {
+    Structural,
+    Base64Token,
+    Assignment,
+}
+
+/// What must be near a finding for a generic identifier to count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContextRequirement {
+    /// Twitter/X is mentioned by the identifier, the path or nearby text.
+    X,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Examples {
+    #[serde(default)]
+    pub positive: Vec<String>,
+    #[serde(default)]
+    pub negative: Vec<String>,
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    pub spec: RuleSpec,
+    /// For structural and assignment rules: the expression with a `value`
+    /// group (and for assignments a `name` group).
+    pub regex: Option<Regex>,
+    /// For base64 tokens: the text the decoded token ends with.
+    pub decoded_suffix: Option<&'static str>,
+    exclude_names: Vec<Regex>,
+}
+
+impl Rule {
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    /// The credential this rule finds; for rules that infer it, from the
+    /// identifier the value was assigned to.
+    pub fn credential_for(&self, name: Option<&str>) -> CredentialKey {
+        if let Some(c) = self.spec.credential {
+            return c;
+        }
+        let name = name.unwrap_or_default().to_ascii_lowercase();
+        if name.contains("bearer") {
+            CredentialKey::BearerToken
+        } else if name.contains("token") && name.contains("secret") {
+            CredentialKey::AccessTokenSecret
+        } else if name.contains("client") && name.contains("secret") {
+            CredentialKey::ClientSecret
+        } else if name.contains("secret") {
+            CredentialKey::ApiKeySecret
+        } else if name.contains("refresh") {
+            CredentialKey::RefreshToken
+        } else if name.contains("token") {
+            CredentialKey::AccessToken
+        } else {
+            CredentialKey::ApiKey
+        }
+    }
+
+    /// Whether an identifier is excluded (e.g. `api_key_secret` for API keys).
+    pub fn name_excluded(&self, name: &str) -> bool {
+        let lower = name.to_ascii_lowercase();
+        self.exclude_names
+            .iter()
+            .any(|r| r.is_match(lower.as_bytes()))
+    }
+
+    /// Whether an identifier is specific enough to need no Twitter context.
+    pub fn name_is_context_free(&self, name: &str) -> bool {
+        let lower = name.to_ascii_lowercase();
+        self.spec
+            .context_free_names
+            .iter()
+            .any(|n| lower.contains(n.as_str()))
+    }
+}
+
+/// Errors in a rules file.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("rules file: {0}")]
+    Parse(#[from] serde_yaml::Error),
+    #[error("rule {id}: {message}")]
+    Invalid { id: String, message: String },
+}
+
+/// All rules, plus the keywords that must occur near any finding.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    /// Literal keywords (ASCII case-insensitive) for the prefilter.
+    pub keywords: Vec<String>,
+}
+
+/// Identifiers' characters, on either side of a rule's name.
+const IDENT: &str = r"[a-z0-9_.\-]*";
+
+fn assignment_pattern(names: &[String], value: &str) -> String {
+    let names = names.join("|");
+    // name, closing quote/bracket of the key, an operator (=, :, =>, :=, a
+    // call's parenthesis, an XML tag's '>', an attribute's value=, or
+    // whitespace as in Dockerfile ENV), an opening quote (JSON-escaped
+    // quotes too), then the value and something that ends it.
+    format!(
+        r#"(?P<name>(?i:{IDENT}(?:{names}){IDENT}))\\?["'`]?\]?(?:[ \t]+value)?[ \t]*(?:=>|:=|==|=|:|,|\(|>|[ \t])[ \t]*(?:\\?["'`])?(?P<value>{value})(?:\\?["'`]|[\s,;)}}\]<&]|$)"#
+    )
+}
+
+impl RuleSet {
+    /// The rules shipped with keyguard.
+    pub fn builtin() -> Self {
+        Self::from_yaml(BUILTIN_RULES).expect("built-in rules are valid (tested)")
+    }
+
+    pub fn from_yaml(text: &str) -> Result<Self, RuleError> {
+        let file: RulesFile = serde_yaml::from_str(text)?;
+        let mut rules = Vec::new();
+        let mut keywords: Vec<String> = [
+            "twit",
+            "twtr",
+            "tweet",
+            "consumer",
+            "oauth",
+            "bearer",
+            "token",
+            "secret",
+            "apikey",
+            "api_key",
+            "api-key",
+            "appkey",
+            "app_key",
+            "app-key",
+            "client_id",
+            "clientid",
+            "client-id",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        keywords.push(BEARER_TOKEN_PREFIX.to_string());
+        // A bearer token inside a base64-encoded Secret value.
+        keywords.extend(base64_marker_variants(BEARER_TOKEN_PREFIX));
+
+        for spec in file.rules {
+            let invalid = |message: String| RuleError::Invalid {
+                id: spec.id.clone(),
+                message,
+            };
+            let shape = spec.credential.map(Shape::of);
+            let mut decoded_suffix = None;
+            let regex = match spec.kind {
+                RuleKind::Structural => {
+                    let pattern = spec
+                        .pattern
+                        .as_deref()
+                        .ok_or_else(|| invalid("structural rules need a pattern".into()))?;
+                    let pattern = match shape {
+                        Some(s) => pattern.replace("{shape}", s.pattern),
+                        None => pattern.to_string(),
+                    };
+                    let pattern = if pattern.contains("(?P<value>") {
+                        pattern
+                    } else {
+                        format!("(?P<value>{pattern})")
+                    };
+                    Some(Regex::new(&pattern).map_err(|e| invalid(e.to_string()))?)
+                }
+                RuleKind::Assignment => {
+                    let s = shape
+                        .ok_or_else(|| invalid("assignment rules need a credential".into()))?;
+                    if spec.names.is_empty() {
+                        return Err(invalid("assignment rules need names".into()));
+                    }
+                    Some(
+                        Regex::new(&assignment_pattern(&spec.names, s.pattern))
+                            .map_err(|e| invalid(e.to_string()))?,
+                    )
+                }
+                RuleKind::Base64Token => {
+                    let suffix = shape.and_then(|s| s.decoded_suffix).ok_or_else(|| {
+                        invalid("base64-token rules need a credential with a decoded suffix".into())
+                    })?;
+                    keywords.extend(base64_marker_variants(suffix));
+                    decoded_suffix = Some(suffix);
+                    None
+                }
+            };
+            let exclude_names = spec
+                .exclude_names
+                .iter()
+                .map(|p| Regex::new(p).map_err(|e| invalid(e.to_string())))
+                .collect::<Result<_, _>>()?;
+            rules.push(Rule {
+                spec,
+                regex,
+                decoded_suffix,
+                exclude_names,
+            });
+        }
+        keywords.sort();
+        keywords.dedup();
+        Ok(RuleSet { rules, keywords })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id() == id)
+    }
+}

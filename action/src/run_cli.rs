@@ -1,0 +1,123 @@
+//! What the `scan` and `rules` subcommands do.
+
+use std::fs::File;
+use std::io::Write;
+use std::time::Duration;
+
+use crate::cli::ScanArgs;
+use crate::report::{self, markdown_summary, Format, Report};
+use crate::rules::RuleSet;
+use crate::scan::{self, ScanOptions, Target};
+use crate::verify::VerifyOptions;
+use crate::{exit, Error};
+
+impl ScanArgs {
+    pub fn options(&self) -> Result<ScanOptions, Error> {
+        let target = if let Some(range) = &self.range {
+            Target::Range(self.path.clone(), range.clone())
+        } else if self.history {
+            Target::History(self.path.clone())
+        } else if self.path.as_os_str() == "-" {
+            Target::Stdin
+        } else {
+            Target::Tree(self.path.clone())
+        };
+        let mut opts = ScanOptions::new(target);
+        opts.no_ignore = self.no_ignore;
+        opts.follow_links = self.follow;
+        if let Some(t) = self.threads {
+            opts.threads = t.max(1);
+        }
+        opts.ignore_file = self.ignore_file.clone();
+        opts.baseline = self.baseline.clone();
+        opts.verify = self.verify.then(|| VerifyOptions {
+            base_url: self.x_api_base.clone(),
+            timeout: Duration::from_secs(10),
+        });
+        Ok(opts)
+    }
+}
+
+fn write_file(
+    path: &std::path::Path,
+    f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        what: format!("writing {}", path.display()),
+        source,
+    };
+    let mut file = File::create(path).map_err(io)?;
+    f(&mut file).map_err(io)
+}
+
+/// Writes the report where the arguments say, and the job summary when
+/// running in GitHub Actions.
+pub fn emit(
+    report: &Report,
+    format: Format,
+    output: Option<&std::path::Path>,
+    sarif: Option<&std::path::Path>,
+) -> Result<(), Error> {
+    match output {
+        Some(path) => write_file(path, |w| report::write(report, format, w))?,
+        None => {
+            let stdout = std::io::stdout();
+            report::write(report, format, &mut stdout.lock()).map_err(|source| Error::Io {
+                what: "writing the report".into(),
+                source,
+            })?;
+        }
+    }
+    if let Some(path) = sarif {
+        write_file(path, |w| report::write_sarif(report, w))?;
+    }
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&summary)
+            .map_err(|source| Error::Io {
+                what: "opening $GITHUB_STEP_SUMMARY".into(),
+                source,
+            })?;
+        file.write_all(markdown_summary(report).as_bytes())
+            .map_err(|source| Error::Io {
+                what: "writing $GITHUB_STEP_SUMMARY".into(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+pub fn scan(args: ScanArgs) -> anyhow::Result<i32> {
+    let report = scan::run(&args.options()?)?;
+    for w in &report.warnings {
+        if args.format != Format::Text && args.format != Format::Github {
+            eprintln!("keyguard: warning: {w}");
+        }
+    }
+    emit(
+        &report,
+        args.format,
+        args.output.as_deref(),
+        args.sarif_file.as_deref(),
+    )?;
+    Ok(if report.is_clean() || args.no_fail {
+        exit::CLEAN
+    } else {
+        exit::FOUND
+    })
+}
+
+pub fn rules() -> anyhow::Result<i32> {
+    for r in RuleSet::builtin().rules {
+        let credential = r
+            .spec
+            .credential
+            .map_or("(from the variable's name)".to_string(), |c| {
+                c.display_name().to_string()
+            });
+        println!("{:32} {}  [{}]", r.spec.id, r.spec.name, credential);
+    }
+    Ok(exit::CLEAN)
+}

@@ -1,0 +1,126 @@
+//! One scan from options to report: pick the source, apply waivers, verify.
+
+use std::path::PathBuf;
+
+use crate::detect::Detector;
+use crate::report::Report;
+use crate::sources::{history, range, stdin, tree, SourceOutput};
+use crate::verify::{verify_findings, VerifyOptions};
+use crate::waivers::{Baseline, IgnoreFile, IGNORE_FILE_NAME};
+use crate::Error;
+
+/// What to scan.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A working tree or a single file.
+    Tree(PathBuf),
+    /// Every blob of every ref of the repository at the path.
+    History(PathBuf),
+    /// What `BASE..HEAD` adds, in the repository at the path.
+    Range(PathBuf, String),
+    /// Standard input.
+    Stdin,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub target: Target,
+    pub no_ignore: bool,
+    pub follow_links: bool,
+    pub threads: usize,
+    pub ignore_file: Option<PathBuf>,
+    pub baseline: Option<PathBuf>,
+    pub verify: Option<VerifyOptions>,
+}
+
+impl ScanOptions {
+    pub fn new(target: Target) -> Self {
+        ScanOptions {
+            target,
+            no_ignore: false,
+            follow_links: false,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ignore_file: None,
+            baseline: None,
+            verify: None,
+        }
+    }
+}
+
+pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
+    let detector = Detector::builtin();
+    let (root, output, target) = match &opts.target {
+        Target::Tree(path) => {
+            if !path.exists() {
+                return Err(Error::Usage(format!(
+                    "{}: no such file or directory",
+                    path.display()
+                )));
+            }
+            let out = tree::scan_tree(
+                path,
+                &detector,
+                tree::TreeOptions {
+                    no_ignore: opts.no_ignore,
+                    follow_links: opts.follow_links,
+                    threads: opts.threads,
+                },
+            );
+            (Some(path.clone()), out, format!("tree {}", path.display()))
+        }
+        Target::History(path) => (
+            Some(path.clone()),
+            history::scan_history(path, &detector, opts.threads)?,
+            format!("history of {}", path.display()),
+        ),
+        Target::Range(path, r) => (
+            Some(path.clone()),
+            range::scan_range(path, r, &detector)?,
+            format!("range {r}"),
+        ),
+        Target::Stdin => (
+            None,
+            stdin::scan_reader(std::io::stdin().lock(), "<stdin>", &detector),
+            "stdin".to_string(),
+        ),
+    };
+    let SourceOutput {
+        findings,
+        warnings,
+        stats,
+    } = output;
+
+    let ignore = match (&opts.ignore_file, &root) {
+        (Some(file), _) => {
+            IgnoreFile::load(root.as_deref().unwrap_or(std::path::Path::new(".")), file)?
+        }
+        (None, Some(root)) if !opts.no_ignore && root.is_dir() => {
+            IgnoreFile::load(root, &root.join(IGNORE_FILE_NAME))?
+        }
+        _ => IgnoreFile::default(),
+    };
+    let baseline = opts.baseline.as_deref().map(Baseline::load).transpose()?;
+
+    let mut report = Report {
+        target,
+        warnings,
+        stats,
+        ..Default::default()
+    };
+    for f in findings {
+        if ignore.ignores(&f) {
+            report.ignored += 1;
+        } else if baseline.as_ref().is_some_and(|b| b.contains(&f)) {
+            report.baselined += 1;
+        } else {
+            report.findings.push(f);
+        }
+    }
+    report
+        .findings
+        .sort_by(|a, b| (&a.path, a.line, a.column).cmp(&(&b.path, b.line, b.column)));
+    if let Some(v) = &opts.verify {
+        verify_findings(&mut report.findings, v);
+    }
+    Ok(report)
+}

@@ -1,0 +1,202 @@
+//! Talking to git: the git CLI, the same one a runner or developer has, in
+//! batch mode (`cat-file --batch`) so every blob costs no process.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use crate::finding::CommitInfo;
+use crate::Error;
+
+pub(crate) fn git(repo: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(repo);
+    // Paths as they are: no octal quoting of non-ASCII names.
+    cmd.args(["-c", "core.quotePath=false"]);
+    cmd
+}
+
+/// Runs git and returns stdout, or an error naming the command and git's
+/// own message.
+pub(crate) fn output(repo: &Path, args: &[&str]) -> Result<String, Error> {
+    let out = git(repo)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::Git {
+            command: format!("git {}", args.join(" ")),
+            message: format!("could not run git ({e}); is git installed?"),
+        })?;
+    if !out.status.success() {
+        return Err(Error::Git {
+            command: format!("git {}", args.join(" ")),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Fails early, with git's message, when `repo` is not a readable repository.
+pub(crate) fn check_repository(repo: &Path) -> Result<(), Error> {
+    output(repo, &["rev-parse", "--git-dir"])?;
+    Ok(())
+}
+
+/// A long-running `git cat-file --batch`.
+pub(crate) struct CatFile {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl CatFile {
+    pub(crate) fn new(repo: &Path) -> Result<Self, Error> {
+        let mut child = git(repo)
+            .args(["cat-file", "--batch"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| Error::Git {
+                command: "git cat-file --batch".into(),
+                message: e.to_string(),
+            })?;
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Ok(CatFile {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    /// The content of a blob, or None if git does not have it.
+    pub(crate) fn read(&mut self, sha: &str) -> std::io::Result<Option<Vec<u8>>> {
+        writeln!(self.stdin, "{sha}")?;
+        self.stdin.flush()?;
+        let Some((_, kind, size)) = read_header(&mut self.stdout)? else {
+            return Ok(None);
+        };
+        let mut data = vec![0; size as usize];
+        self.stdout.read_exact(&mut data)?;
+        let mut nl = [0u8; 1];
+        self.stdout.read_exact(&mut nl)?;
+        Ok((kind == "blob").then_some(data))
+    }
+}
+
+impl Drop for CatFile {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads a `--batch` header: `<sha> <type> <size> [rest]`, or `<sha> missing`.
+/// Returns (sha and rest, type, size).
+pub(crate) fn read_header(r: &mut impl BufRead) -> std::io::Result<Option<(String, String, u64)>> {
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "git cat-file ended early",
+        ));
+    }
+    let line = line.trim_end_matches('\n');
+    let mut parts = line.splitn(4, ' ');
+    let sha = parts.next().unwrap_or_default();
+    let kind = parts.next().unwrap_or_default();
+    if kind == "missing" || kind.is_empty() {
+        return Ok(None);
+    }
+    let size: u64 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("bad cat-file header {line:?}"),
+        )
+    })?;
+    let rest = parts.next().unwrap_or_default();
+    let id = if rest.is_empty() {
+        sha.to_string()
+    } else {
+        format!("{sha} {rest}")
+    };
+    Ok(Some((id, kind.to_string(), size)))
+}
+
+/// The oldest commit (over every ref) that introduced `blob`, and the path
+/// it had there.
+pub(crate) fn first_appearance(repo: &Path, blob: &str) -> Option<(CommitInfo, String)> {
+    let text = output(
+        repo,
+        &[
+            "log",
+            "--all",
+            "--reverse",
+            "--no-renames",
+            "--raw",
+            "--no-abbrev",
+            "--format=commit %H%x09%an%x09%aI",
+            &format!("--find-object={blob}"),
+        ],
+    )
+    .ok()?;
+    let mut commit = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("commit ") {
+            let mut f = rest.split('\t');
+            commit = Some(CommitInfo {
+                commit: f.next()?.to_string(),
+                author: f.next().map(str::to_string),
+                date: f.next().map(str::to_string),
+            });
+        } else if let Some(raw) = RawChange::parse(line) {
+            if raw.new_blob == blob {
+                return Some((commit?, raw.path));
+            }
+        }
+    }
+    None
+}
+
+/// One line of `git log --raw --no-abbrev`.
+#[derive(Debug, Clone)]
+pub(crate) struct RawChange {
+    pub old_blob: String,
+    pub new_blob: String,
+    pub new_mode: String,
+    pub status: char,
+    pub path: String,
+}
+
+const ZERO: &str = "0000000000000000000000000000000000000000";
+
+impl RawChange {
+    pub(crate) fn parse(line: &str) -> Option<Self> {
+        let line = line.strip_prefix(':')?;
+        let (meta, path) = line.split_once('\t')?;
+        let mut f = meta.split(' ');
+        let _old_mode = f.next()?;
+        let new_mode = f.next()?.to_string();
+        let old_blob = f.next()?.to_string();
+        let new_blob = f.next()?.to_string();
+        let status = f.next()?.chars().next()?;
+        Some(RawChange {
+            old_blob,
+            new_blob,
+            new_mode,
+            status,
+            path: path.to_string(),
+        })
+    }
+
+    /// A change that brings new file content (not a deletion, not a
+    /// submodule).
+    pub(crate) fn adds_content(&self) -> bool {
+        self.status != 'D' && self.new_blob != ZERO && self.new_mode != "160000"
+    }
+
+    pub(crate) fn has_old(&self) -> bool {
+        self.old_blob != ZERO
+    }
+}

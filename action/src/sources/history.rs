@@ -1,0 +1,201 @@
+//! Full history: every unique blob reachable from any ref, each scanned
+//! once, with the first commit and path where a finding appeared.
+
+use std::io::{BufReader, Read};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::sync::Mutex;
+
+use super::git::{check_repository, first_appearance, git, read_header};
+use super::SourceOutput;
+use crate::blob::{BlobScanner, Outcome, CHUNK};
+use crate::detect::Detector;
+use crate::Error;
+
+struct Job {
+    blob: String,
+    path: String,
+    data: Vec<u8>,
+}
+
+pub fn scan_history(
+    repo: &Path,
+    detector: &Detector,
+    threads: usize,
+) -> Result<SourceOutput, Error> {
+    check_repository(repo)?;
+    let git_err = |command: &str, e: std::io::Error| Error::Git {
+        command: command.to_string(),
+        message: e.to_string(),
+    };
+    let mut rev_list = git(repo)
+        .args([
+            "rev-list",
+            "--objects",
+            "--all",
+            "--filter=object:type=blob",
+            "--filter-provided-objects",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| git_err("git rev-list", e))?;
+    let mut cat = git(repo)
+        .args([
+            "cat-file",
+            "--batch=%(objectname) %(objecttype) %(objectsize) %(rest)",
+        ])
+        .stdin(Stdio::from(rev_list.stdout.take().unwrap()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| git_err("git cat-file", e))?;
+
+    let out = Mutex::new(SourceOutput::default());
+    let (tx, rx) = mpsc::sync_channel::<Job>(threads * 4);
+    let rx = Mutex::new(rx);
+    let read_result = std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                let mut scanner = BlobScanner::new(detector);
+                let mut local = SourceOutput::default();
+                loop {
+                    let job = match rx.lock().unwrap().recv() {
+                        Ok(job) => job,
+                        Err(_) => break,
+                    };
+                    scan_job(
+                        &mut scanner,
+                        &job.blob,
+                        &job.path,
+                        &job.data[..],
+                        &mut local,
+                    );
+                }
+                local.stats.waived_inline += scanner.waived_inline as u64;
+                absorb(&out, local);
+            });
+        }
+        // Read every blob; small ones go to the workers, big ones are
+        // scanned here in bounded chunks so memory stays flat.
+        let mut stdout = BufReader::with_capacity(1 << 20, cat.stdout.take().unwrap());
+        let mut big = BlobScanner::new(detector);
+        let mut local = SourceOutput::default();
+        let result = loop {
+            let header = match read_header(&mut stdout) {
+                Ok(Some(h)) => h,
+                Ok(None) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break Ok(()),
+                Err(e) => break Err(e),
+            };
+            let (id, kind, size) = header;
+            let (blob, path) = id
+                .split_once(' ')
+                .map_or((id.clone(), String::new()), |(b, p)| {
+                    (b.to_string(), p.to_string())
+                });
+            let body = (&mut stdout).take(size);
+            if kind != "blob" {
+                if let Err(e) = std::io::copy(&mut body.take(size), &mut std::io::sink()) {
+                    break Err(e);
+                }
+            } else if size as usize > CHUNK {
+                let mut body = body;
+                scan_job(&mut big, &blob, &path, &mut body, &mut local);
+                if let Err(e) = std::io::copy(&mut body, &mut std::io::sink()) {
+                    break Err(e);
+                }
+            } else {
+                let mut data = Vec::with_capacity(size as usize);
+                if let Err(e) = body.take(size).read_to_end(&mut data) {
+                    break Err(e);
+                }
+                if tx.send(Job { blob, path, data }).is_err() {
+                    break Ok(());
+                }
+            }
+            let mut nl = [0u8; 1];
+            if let Err(e) = stdout.read_exact(&mut nl) {
+                break Err(e);
+            }
+        };
+        drop(tx);
+        local.stats.waived_inline += big.waived_inline as u64;
+        absorb(&out, local);
+        result
+    });
+    let rev_status = rev_list.wait().map_err(|e| git_err("git rev-list", e))?;
+    let _ = cat.wait();
+    if !rev_status.success() {
+        let mut message = String::new();
+        if let Some(mut e) = rev_list.stderr.take() {
+            let _ = e.read_to_string(&mut message);
+        }
+        return Err(Error::Git {
+            command: "git rev-list --objects --all".into(),
+            message: message.trim().to_string(),
+        });
+    }
+    let mut out = out.into_inner().unwrap();
+    if let Err(e) = read_result {
+        out.warnings
+            .push(format!("reading git objects stopped early: {e}"));
+    }
+    attribute_commits(repo, &mut out);
+    Ok(out)
+}
+
+fn scan_job(
+    scanner: &mut BlobScanner<'_>,
+    blob: &str,
+    path: &str,
+    data: impl Read,
+    out: &mut SourceOutput,
+) {
+    let findings = &mut out.findings;
+    let outcome = scanner.scan(data, path, &mut |mut f| {
+        f.blob = Some(blob.to_string());
+        findings.push(f)
+    });
+    match outcome {
+        Ok(Outcome::Scanned { bytes }) => {
+            out.stats.scanned += 1;
+            out.stats.bytes += bytes;
+        }
+        Ok(Outcome::Binary) => out.stats.binary_skipped += 1,
+        Err(e) => out
+            .warnings
+            .push(format!("skipped blob {blob} ({path}): {e}")),
+    }
+}
+
+fn absorb(out: &Mutex<SourceOutput>, mut local: SourceOutput) {
+    let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
+    o.findings.append(&mut local.findings);
+    o.warnings.append(&mut local.warnings);
+    o.stats.scanned += local.stats.scanned;
+    o.stats.bytes += local.stats.bytes;
+    o.stats.binary_skipped += local.stats.binary_skipped;
+    o.stats.waived_inline += local.stats.waived_inline;
+}
+
+/// Findings name the oldest commit that introduced their blob, and the
+/// path there (rev-list names a blob by the newest path it saw).
+fn attribute_commits(repo: &Path, out: &mut SourceOutput) {
+    let mut cache: std::collections::HashMap<String, Option<(crate::finding::CommitInfo, String)>> =
+        Default::default();
+    for f in &mut out.findings {
+        let Some(blob) = f.blob.clone() else { continue };
+        let first = cache
+            .entry(blob.clone())
+            .or_insert_with(|| first_appearance(repo, &blob));
+        if let Some((commit, path)) = first {
+            f.commit = Some(commit.clone());
+            f.path = path.clone();
+        }
+    }
+    out.findings
+        .sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
+}

@@ -1,0 +1,31 @@
+//! Where scanned bytes come from: a working tree, git history, a commit
+//! range, or stdin. Each source yields findings and warnings; a source that
+//! cannot run at all is an error.
+
+mod git;
+pub mod history;
+pub mod range;
+pub mod stdin;
+pub mod tree;
+
+use crate::finding::Finding;
+
+/// Counts for the summary.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Files or blobs scanned.
+    pub scanned: u64,
+    pub bytes: u64,
+    pub binary_skipped: u64,
+    pub waived_inline: u64,
+}
+
+/// What a source found.
+#[derive(Debug, Default)]
+pub struct SourceOutput {
+    pub findings: Vec<Finding>,
+    /// Inputs that could not be read, with why; the rest was scanned.
+    pub warnings: Vec<String>,
+    pub stats: Stats,
+}

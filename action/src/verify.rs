@@ -1,0 +1,149 @@
+//! `--verify`: ask the X API whether a found credential is live. Only
+//! read-only calls that change nothing are made; a refresh token is never
+//! used (it is single-use: verifying it would spend it), so it stays
+//! `unknown`.
+
+use std::time::Duration;
+
+use base64::Engine;
+use keyguard_credentials::CredentialKey;
+
+use crate::finding::{Finding, Verification};
+
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// The X API base URL, e.g. `https://api.x.com`.
+    pub base_url: String,
+    pub timeout: Duration,
+}
+
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' && i + 2 < s.len() {
+            if let Ok(b) = u8::from_str_radix(&String::from_utf8_lossy(&s[i + 1..i + 3]), 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+fn percent_encode(s: &[u8]) -> String {
+    s.iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn status_to_verification(status: Option<u16>) -> Verification {
+    match status {
+        Some(200..=299) => Verification::Verified,
+        Some(401 | 403) => Verification::Invalid,
+        _ => Verification::Unknown,
+    }
+}
+
+pub fn verify_findings(findings: &mut [Finding], opts: &VerifyOptions) {
+    let client = match reqwest::blocking::Client::builder()
+        .timeout(opts.timeout)
+        .build()
+    {
+        Ok(c) => c,
+        Err(_) => {
+            findings
+                .iter_mut()
+                .for_each(|f| f.verification = Verification::Unknown);
+            return;
+        }
+    };
+    let base = opts.base_url.trim_end_matches('/');
+    let get_with_bearer = |path: &str, token: &[u8]| -> Option<u16> {
+        let token = String::from_utf8_lossy(&percent_decode(token)).into_owned();
+        client
+            .get(format!("{base}{path}"))
+            .bearer_auth(token)
+            .send()
+            .ok()
+            .map(|r| r.status().as_u16())
+    };
+    for i in 0..findings.len() {
+        let f = &findings[i];
+        let v = match f.credential {
+            CredentialKey::BearerToken => status_to_verification(get_with_bearer(
+                "/1.1/application/rate_limit_status.json",
+                f.value.expose(),
+            )),
+            CredentialKey::UserAccessToken => {
+                status_to_verification(get_with_bearer("/2/users/me", f.value.expose()))
+            }
+            CredentialKey::ApiKey => {
+                // Checkable only as a pair with a secret found beside it.
+                let secret = findings.iter().find(|s| {
+                    s.credential == CredentialKey::ApiKeySecret
+                        && s.path == f.path
+                        && s.blob == f.blob
+                });
+                match secret {
+                    Some(secret) => {
+                        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+                            "{}:{}",
+                            percent_encode(f.value.expose()),
+                            percent_encode(secret.value.expose())
+                        ));
+                        let status = client
+                            .post(format!("{base}/oauth2/token"))
+                            .header("Authorization", format!("Basic {basic}"))
+                            .header(
+                                "Content-Type",
+                                "application/x-www-form-urlencoded;charset=UTF-8",
+                            )
+                            .body("grant_type=client_credentials")
+                            .send()
+                            .ok()
+                            .map(|r| r.status().as_u16());
+                        status_to_verification(status)
+                    }
+                    None => Verification::Unknown,
+                }
+            }
+            _ => Verification::Unknown,
+        };
+        findings[i].verification = v;
+        // The secret of a verified pair shares its key's result.
+        if f_is_key(&findings[i]) {
+            let (path, blob) = (findings[i].path.clone(), findings[i].blob.clone());
+            for s in findings.iter_mut() {
+                if s.credential == CredentialKey::ApiKeySecret && s.path == path && s.blob == blob {
+                    s.verification = v;
+                }
+            }
+        }
+    }
+}
+
+fn f_is_key(f: &Finding) -> bool {
+    f.credential == CredentialKey::ApiKey
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_handles_bearer_tokens() {
+        assert_eq!(percent_decode(b"a%2Bb%3D"), b"a+b=");
+        assert_eq!(percent_decode(b"100%"), b"100%");
+        assert_eq!(percent_encode(b"a+b"), "a%2Bb");
+    }
+}

@@ -1,0 +1,57 @@
+//! Every rule's examples, from the rules file itself: each positive is
+//! found by its rule, each negative is not.
+
+use keyguard_scan::detect::{Detection, Detector};
+
+fn detect(detector: &Detector, text: &str) -> Vec<Detection> {
+    let mut out = Vec::new();
+    detector.detect(text.as_bytes(), "example.txt", &mut out);
+    out
+}
+
+#[test]
+fn every_rule_finds_its_positives_and_not_its_negatives() {
+    let detector = Detector::builtin();
+    let mut failures = Vec::new();
+    for (index, rule) in detector.rules.rules.iter().enumerate() {
+        assert!(
+            !rule.spec.examples.positive.is_empty() && !rule.spec.examples.negative.is_empty(),
+            "rule {} needs positive and negative examples",
+            rule.id()
+        );
+        for example in &rule.spec.examples.positive {
+            let found = detect(&detector, example);
+            if !found.iter().any(|d| d.rule == index) {
+                let others: Vec<&str> = found
+                    .iter()
+                    .map(|d| detector.rules.rules[d.rule].id())
+                    .collect();
+                failures.push(format!(
+                    "{}: missed positive {example:?} (found {others:?})",
+                    rule.id()
+                ));
+            }
+        }
+        for example in &rule.spec.examples.negative {
+            if detect(&detector, example).iter().any(|d| d.rule == index) {
+                failures.push(format!("{}: reported negative {example:?}", rule.id()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn every_credential_has_a_rule() {
+    let detector = Detector::builtin();
+    for key in keyguard_credentials::CredentialKey::ALL {
+        assert!(
+            detector
+                .rules
+                .rules
+                .iter()
+                .any(|r| r.spec.credential == Some(key)),
+            "no rule finds {key}"
+        );
+    }
+}
