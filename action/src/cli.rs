@@ -30,10 +30,10 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// What to scan: a directory, a file, or `-` for stdin. With --history
-    /// or --range, the repository.
+    /// What to scan: directories or files (as pre-commit passes them), or
+    /// `-` for stdin. With --history or --range, the repository.
     #[arg(default_value = ".")]
-    pub path: PathBuf,
+    pub paths: Vec<PathBuf>,
 
     /// Scan every unique blob of every ref, once each.
     #[arg(long, conflicts_with = "range", env = "KEYGUARD_HISTORY")]

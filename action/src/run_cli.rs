@@ -13,14 +13,28 @@ use crate::{exit, Error};
 
 impl ScanArgs {
     pub fn options(&self) -> Result<ScanOptions, Error> {
+        let first = self.paths.first().cloned().unwrap_or_else(|| ".".into());
+        let single = |what: &str| {
+            if self.paths.len() > 1 {
+                Err(Error::Usage(format!(
+                    "{what} scans one repository, not {} paths",
+                    self.paths.len()
+                )))
+            } else {
+                Ok(())
+            }
+        };
         let target = if let Some(range) = &self.range {
-            Target::Range(self.path.clone(), range.clone())
+            single("--range")?;
+            Target::Range(first, range.clone())
         } else if self.history {
-            Target::History(self.path.clone())
-        } else if self.path.as_os_str() == "-" {
+            single("--history")?;
+            Target::History(first)
+        } else if first.as_os_str() == "-" {
+            single("stdin")?;
             Target::Stdin
         } else {
-            Target::Tree(self.path.clone())
+            Target::Tree(self.paths.clone())
         };
         let mut opts = ScanOptions::new(target);
         opts.no_ignore = self.no_ignore;

@@ -12,8 +12,8 @@ use crate::Error;
 /// What to scan.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// A working tree or a single file.
-    Tree(PathBuf),
+    /// Working trees or single files.
+    Tree(Vec<PathBuf>),
     /// Every blob of every ref of the repository at the path.
     History(PathBuf),
     /// What `BASE..HEAD` adds, in the repository at the path.
@@ -50,23 +50,31 @@ impl ScanOptions {
 pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
     let detector = Detector::builtin();
     let (root, output, target) = match &opts.target {
-        Target::Tree(path) => {
-            if !path.exists() {
-                return Err(Error::Usage(format!(
-                    "{}: no such file or directory",
-                    path.display()
-                )));
+        Target::Tree(paths) => {
+            let mut out = SourceOutput::default();
+            for path in paths {
+                if !path.exists() {
+                    return Err(Error::Usage(format!(
+                        "{}: no such file or directory",
+                        path.display()
+                    )));
+                }
+                out.absorb(tree::scan_tree(
+                    path,
+                    &detector,
+                    tree::TreeOptions {
+                        no_ignore: opts.no_ignore,
+                        follow_links: opts.follow_links,
+                        threads: opts.threads,
+                    },
+                ));
             }
-            let out = tree::scan_tree(
-                path,
-                &detector,
-                tree::TreeOptions {
-                    no_ignore: opts.no_ignore,
-                    follow_links: opts.follow_links,
-                    threads: opts.threads,
-                },
-            );
-            (Some(path.clone()), out, format!("tree {}", path.display()))
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            let root = match paths.as_slice() {
+                [one] => one.clone(),
+                _ => PathBuf::from("."),
+            };
+            (Some(root), out, format!("tree {}", names.join(" ")))
         }
         Target::History(path) => (
             Some(path.clone()),

@@ -98,7 +98,8 @@ impl fmt::Display for SecretValue {
 mod tests {
     use super::*;
 
-    const VALUE: &str = "370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb";
+    // X's own documented example access token. keyguard:allow
+    const VALUE: &str = "370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb"; // keyguard:allow
 
     #[test]
     fn fingerprint_is_short_stable_and_distinct() {

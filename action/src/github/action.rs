@@ -110,7 +110,7 @@ pub fn run(env: &ActionEnv) -> Result<i32, Error> {
         }
     });
     let target = match mode.as_str() {
-        "tree" => Target::Tree(path.clone()),
+        "tree" => Target::Tree(vec![path.clone()]),
         "history" => Target::History(path.clone()),
         "pr" | "range" => {
             let base = env.input("base").map(str::to_string).or(event.base.clone());

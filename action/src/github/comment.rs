@@ -38,7 +38,9 @@ pub fn sync_comment(
                 .page(page)
                 .send()
                 .await
-                .map_err(|e| Error::GitHub(format!("listing comments on #{pr}: {e}")))?;
+                .map_err(|e| {
+                    Error::GitHub(format!("listing comments on #{pr}: {}", describe(&e)))
+                })?;
             let count = comments.items.len();
             for c in comments.items {
                 if c.body.as_deref().is_some_and(|b| b.contains(MARKER)) {
@@ -56,21 +58,39 @@ pub fn sync_comment(
             (Some(id), true) => issues
                 .delete_comment(id)
                 .await
-                .map_err(|e| Error::GitHub(format!("deleting comment {id}: {e}")))?,
+                .map_err(|e| Error::GitHub(format!("deleting comment {id}: {}", describe(&e))))?,
             (Some(id), false) => {
-                issues
-                    .update_comment(id, body)
-                    .await
-                    .map_err(|e| Error::GitHub(format!("updating comment {id}: {e}")))?;
+                issues.update_comment(id, body).await.map_err(|e| {
+                    Error::GitHub(format!("updating comment {id}: {}", describe(&e)))
+                })?;
             }
             (None, false) => {
                 issues
                     .create_comment(pr, body)
                     .await
-                    .map_err(|e| Error::GitHub(format!("commenting on #{pr}: {e}")))?;
+                    .map_err(|e| Error::GitHub(format!("commenting on #{pr}: {}", describe(&e))))?;
             }
             (None, true) => {}
         }
         Ok(())
     })
+}
+
+/// octocrab's Display says only "GitHub"; people need the status and message.
+fn describe(e: &octocrab::Error) -> String {
+    match e {
+        octocrab::Error::GitHub { source, .. } => {
+            format!("{} {}", source.status_code, source.message)
+        }
+        other => {
+            let mut text = other.to_string();
+            let mut cause = std::error::Error::source(other);
+            while let Some(c) = cause {
+                text.push_str(": ");
+                text.push_str(&c.to_string());
+                cause = c.source();
+            }
+            text
+        }
+    }
 }

@@ -171,14 +171,8 @@ fn scan_job(
     }
 }
 
-fn absorb(out: &Mutex<SourceOutput>, mut local: SourceOutput) {
-    let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
-    o.findings.append(&mut local.findings);
-    o.warnings.append(&mut local.warnings);
-    o.stats.scanned += local.stats.scanned;
-    o.stats.bytes += local.stats.bytes;
-    o.stats.binary_skipped += local.stats.binary_skipped;
-    o.stats.waived_inline += local.stats.waived_inline;
+fn absorb(out: &Mutex<SourceOutput>, local: SourceOutput) {
+    out.lock().unwrap_or_else(|p| p.into_inner()).absorb(local);
 }
 
 /// Findings name the oldest commit that introduced their blob, and the

@@ -29,3 +29,15 @@ pub struct SourceOutput {
     pub warnings: Vec<String>,
     pub stats: Stats,
 }
+
+impl SourceOutput {
+    /// Adds another source's results to these.
+    pub fn absorb(&mut self, mut other: SourceOutput) {
+        self.findings.append(&mut other.findings);
+        self.warnings.append(&mut other.warnings);
+        self.stats.scanned += other.stats.scanned;
+        self.stats.bytes += other.stats.bytes;
+        self.stats.binary_skipped += other.stats.binary_skipped;
+        self.stats.waived_inline += other.stats.waived_inline;
+    }
+}

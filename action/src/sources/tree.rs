@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use ignore::{ParallelVisitor, ParallelVisitorBuilder, WalkBuilder, WalkState};
 
-use super::{SourceOutput, Stats};
+use super::SourceOutput;
 use crate::blob::{BlobScanner, Outcome};
 use crate::detect::Detector;
 use crate::waivers::IGNORE_FILE_NAME;
@@ -22,14 +22,12 @@ pub struct TreeOptions {
 /// Path of `path` relative to `root`, with `/` separators.
 fn relative(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
-    let text = rel.to_string_lossy().replace('\\', "/");
-    if text.is_empty() {
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+    let rel = if rel.as_os_str().is_empty() {
+        path
     } else {
-        text
-    }
+        rel
+    };
+    rel.to_string_lossy().replace('\\', "/")
 }
 
 pub fn scan_tree(root: &Path, detector: &Detector, opts: TreeOptions) -> SourceOutput {
@@ -104,16 +102,8 @@ impl Drop for Visitor<'_> {
 }
 
 fn merge(into: &mut SourceOutput, local: &mut SourceOutput, scanner: &mut BlobScanner<'_>) {
-    into.findings.append(&mut local.findings);
-    into.warnings.append(&mut local.warnings);
-    let s = std::mem::take(&mut local.stats);
-    into.stats = Stats {
-        scanned: into.stats.scanned + s.scanned,
-        bytes: into.stats.bytes + s.bytes,
-        binary_skipped: into.stats.binary_skipped + s.binary_skipped,
-        waived_inline: into.stats.waived_inline + s.waived_inline + scanner.waived_inline as u64,
-    };
-    scanner.waived_inline = 0;
+    local.stats.waived_inline += std::mem::take(&mut scanner.waived_inline) as u64;
+    into.absorb(std::mem::take(local));
 }
 
 fn scan_file(root: &Path, path: &Path, scanner: &mut BlobScanner<'_>, out: &mut SourceOutput) {

@@ -1,0 +1,254 @@
+//! `keyguard action` run the way a runner runs a step: INPUT_* variables,
+//! GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and a pull_request payload in
+//! GITHUB_EVENT_PATH, against a local stand-in for the GitHub API.
+
+mod support;
+
+use std::collections::HashMap;
+
+use support::*;
+
+#[path = "support/github_api.rs"]
+mod github_api;
+
+struct Step {
+    env: HashMap<String, String>,
+    output: std::path::PathBuf,
+    summary: std::path::PathBuf,
+    sarif: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn pull_request_step(repo: &Repo, api: &str, base: &str, head: &str) -> Step {
+    let dir = tempfile::tempdir().unwrap();
+    let event = dir.path().join("event.json");
+    std::fs::write(
+        &event,
+        serde_json::json!({
+            "action": "synchronize",
+            "number": 7,
+            "pull_request": {"number": 7, "base": {"sha": base, "ref": "main"}, "head": {"sha": head, "ref": "pr"}},
+            "repository": {"full_name": "acme/bot"}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let output = dir.path().join("output");
+    let summary = dir.path().join("summary.md");
+    let sarif = dir.path().join("keyguard.sarif");
+    let env: HashMap<String, String> = [
+        ("GITHUB_ACTIONS", "true".to_string()),
+        ("GITHUB_EVENT_NAME", "pull_request".to_string()),
+        ("GITHUB_EVENT_PATH", event.display().to_string()),
+        ("GITHUB_OUTPUT", output.display().to_string()),
+        ("GITHUB_STEP_SUMMARY", summary.display().to_string()),
+        ("GITHUB_REPOSITORY", "acme/bot".to_string()),
+        ("GITHUB_API_URL", api.to_string()),
+        ("GITHUB_WORKSPACE", repo.path().display().to_string()),
+        // Named as the runner names inputs: upper case, hyphens kept.
+        ("INPUT_COMMENT", "true".to_string()),
+        ("INPUT_GITHUB-TOKEN", "ghs_standintoken".to_string()),
+        ("INPUT_SARIF-FILE", sarif.display().to_string()),
+        ("INPUT_FAIL-ON-FINDINGS", "true".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    Step {
+        env,
+        output,
+        summary,
+        sarif,
+        _dir: dir,
+    }
+}
+
+async fn run_step(repo: &Repo, step: &Step) -> Output {
+    let (path, env) = (repo.path().to_path_buf(), step.env.clone());
+    tokio::task::spawn_blocking(move || keyguard_env(&["action"], &path, &env, None))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_request_gets_one_comment_updated_then_removed_when_clean() {
+    let (api, recorded) = github_api::start().await;
+    let repo = Repo::new();
+    repo.write("README.md", "bot\n");
+    let base = repo.commit("base");
+    repo.git(&["checkout", "-q", "-b", "pr"]);
+    repo.write("deploy/.env", &format!("TWITTER_BEARER_TOKEN={BEARER}\n"));
+    let head = repo.commit("add deploy env");
+
+    // First run: findings, a new comment.
+    let step = pull_request_step(&repo, &api, &base, &head);
+    let out = run_step(&repo, &step).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.assert_redacted();
+    assert!(
+        out.stdout.contains("::error file=deploy/.env,line=1,"),
+        "{}",
+        out.stdout
+    );
+    let outputs = std::fs::read_to_string(&step.output).unwrap();
+    assert!(outputs.contains("findings=1\n"), "{outputs}");
+    assert!(
+        outputs.contains(&format!("sarif-file={}", step.sarif.display())),
+        "{outputs}"
+    );
+    let sarif: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&step.sarif).unwrap()).unwrap();
+    assert_eq!(sarif["runs"][0]["results"].as_array().unwrap().len(), 1);
+    let summary = std::fs::read_to_string(&step.summary).unwrap();
+    assert!(
+        summary.contains("1 X (Twitter) credential(s) found"),
+        "{summary}"
+    );
+    {
+        let r = recorded.lock().unwrap();
+        assert_eq!(r.comments.len(), 1, "{:?}", r.calls);
+        assert!(r.comments[0].2.contains("deploy/.env"));
+        assert!(
+            !r.comments[0].2.contains(BEARER),
+            "the comment leaks the value"
+        );
+        assert!(
+            r.calls
+                .contains(&"POST /repos/acme/bot/issues/7/comments".to_string()),
+            "{:?}",
+            r.calls
+        );
+        assert!(
+            r.auth_headers
+                .iter()
+                .all(|h| h.ends_with("ghs_standintoken")),
+            "{:?}",
+            r.auth_headers
+        );
+    }
+
+    // Second run on the same PR: the same comment is updated, not duplicated.
+    let out = run_step(&repo, &step).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    {
+        let r = recorded.lock().unwrap();
+        assert_eq!(r.comments.len(), 1, "{:?}", r.calls);
+        let creates = r
+            .calls
+            .iter()
+            .filter(|c| *c == "POST /repos/acme/bot/issues/7/comments")
+            .count();
+        let updates = r
+            .calls
+            .iter()
+            .filter(|c| {
+                c.starts_with("POST /repos/acme/bot/issues/comments/")
+                    || c.starts_with("PATCH /repos/acme/bot/issues/comments/")
+            })
+            .count();
+        assert_eq!((creates, updates), (1, 1), "{:?}", r.calls);
+    }
+
+    // The author force-pushes a clean branch: the comment goes away.
+    repo.git(&["reset", "-q", "--hard", &base]);
+    repo.write(
+        "deploy/.env",
+        "TWITTER_BEARER_TOKEN=${{ secrets.TWITTER_BEARER_TOKEN }}\n",
+    );
+    let clean_head = repo.commit("read the token from secrets");
+    let step = pull_request_step(&repo, &api, &base, &clean_head);
+    let out = run_step(&repo, &step).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(std::fs::read_to_string(&step.output)
+        .unwrap()
+        .contains("findings=0\n"));
+    let r = recorded.lock().unwrap();
+    assert!(r.comments.is_empty(), "{:?}", r.calls);
+    assert!(
+        r.calls
+            .iter()
+            .any(|c| c.starts_with("DELETE /repos/acme/bot/issues/comments/")),
+        "{:?}",
+        r.calls
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tree_mode_without_failing_and_bad_inputs() {
+    let (api, recorded) = github_api::start().await;
+    let repo = Repo::new();
+    repo.write(
+        "bot.py",
+        &format!("consumer_key = \"{API_KEY}\"\nconsumer_secret = \"{API_SECRET}\"\n"),
+    );
+    repo.commit("bot");
+    let mut step = pull_request_step(&repo, &api, "unused", "unused");
+    step.env.insert("GITHUB_EVENT_NAME".into(), "push".into());
+    std::fs::write(
+        &step.env["GITHUB_EVENT_PATH"],
+        r#"{"before":"0000000000000000000000000000000000000000","after":"abc"}"#,
+    )
+    .unwrap();
+    step.env.insert("INPUT_MODE".into(), "tree".into());
+    step.env
+        .insert("INPUT_FAIL-ON-FINDINGS".into(), "false".into());
+    let out = run_step(&repo, &step).await;
+    assert_eq!(out.code, 0, "fail-on-findings: false: {}", out.stderr);
+    assert!(std::fs::read_to_string(&step.output)
+        .unwrap()
+        .contains("findings=2\n"));
+    assert!(
+        out.stdout.contains("not a pull request: no comment"),
+        "{}",
+        out.stdout
+    );
+    assert!(recorded.lock().unwrap().calls.is_empty());
+
+    step.env
+        .insert("INPUT_FAIL-ON-FINDINGS".into(), "maybe".into());
+    let out = run_step(&repo, &step).await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("`fail-on-findings` must be true or false"),
+        "{}",
+        out.stderr
+    );
+
+    step.env
+        .insert("INPUT_FAIL-ON-FINDINGS".into(), "true".into());
+    step.env.insert("INPUT_MODE".into(), "pr".into());
+    let out = run_step(&repo, &step).await;
+    assert_eq!(out.code, 2, "pr mode on a push of a new branch has no base");
+    assert!(out.stderr.contains("needs a base commit"), "{}", out.stderr);
+}
+
+#[test]
+fn action_yml_passes_every_input_to_the_binary() {
+    let yml: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/action.yml")).unwrap(),
+    )
+    .unwrap();
+    let inputs = yml["inputs"].as_mapping().unwrap();
+    let scan = yml["runs"]["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "scan")
+        .unwrap();
+    let env = scan["env"].as_mapping().unwrap();
+    for name in inputs.keys().map(|k| k.as_str().unwrap()) {
+        let var = format!("INPUT_{}", name.to_ascii_uppercase().replace('-', "_"));
+        let value = env
+            .get(var.as_str())
+            .unwrap_or_else(|| panic!("input {name} is not passed as {var}"));
+        assert_eq!(value.as_str().unwrap(), format!("${{{{ inputs.{name} }}}}"));
+    }
+    for output in ["findings", "clean", "sarif-file", "report-file"] {
+        assert!(yml["outputs"][output]["value"]
+            .as_str()
+            .unwrap()
+            .contains(output));
+    }
+    assert!(yml["branding"]["icon"].is_string());
+}

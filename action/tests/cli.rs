@@ -1,0 +1,382 @@
+//! The `keyguard` binary end to end: every mode on fixture repositories,
+//! waivers, formats, exit codes, and inputs meant to break it.
+
+mod support;
+
+use std::collections::HashMap;
+
+use support::*;
+
+fn python_client() -> String {
+    format!(
+        "import tweepy\nclient = tweepy.Client(consumer_key=\"{API_KEY}\", consumer_secret=\"{API_SECRET}\",\n    access_token=\"{ACCESS_TOKEN}\", access_token_secret=\"{ACCESS_SECRET}\")\n"
+    )
+}
+
+#[test]
+fn clean_tree_exits_zero_and_findings_exit_one() {
+    let repo = Repo::new();
+    repo.write(
+        "README.md",
+        "# nothing to see\nTWITTER_API_KEY=${{ secrets.TWITTER_API_KEY }}\n",
+    );
+    let out = keyguard(&["scan", "."], repo.path());
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+
+    repo.write("bot.py", &python_client());
+    let out = keyguard(&["scan", "."], repo.path());
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    out.assert_redacted();
+    for rule in [
+        "x-api-key",
+        "x-api-key-secret",
+        "x-oauth1-access-token",
+        "x-oauth1-access-token-secret",
+    ] {
+        assert!(out.stdout.contains(rule), "missing {rule}:\n{}", out.stdout);
+    }
+    assert!(out.stdout.contains("bot.py:2:"), "{}", out.stdout);
+}
+
+#[test]
+fn tree_mode_respects_ignore_files_unless_no_ignore() {
+    let repo = Repo::new();
+    repo.write(".gitignore", "secrets.env\n");
+    repo.write("secrets.env", &format!("X_BEARER_TOKEN={BEARER}\n"));
+    repo.write("fixtures/known.env", &format!("X_BEARER_TOKEN={BEARER}\n"));
+    repo.write(".keyguardignore", "fixtures/\n");
+    let out = keyguard(&["scan", "."], repo.path());
+    assert_eq!(out.code, 0, "{}", out.stdout);
+
+    let out = keyguard(
+        &["scan", "--no-ignore", "--format", "json", "."],
+        repo.path(),
+    );
+    assert_eq!(out.code, 1);
+    let paths = finding_paths(&json(&out));
+    assert!(
+        paths.contains(&"secrets.env:x-bearer-token".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"fixtures/known.env:x-bearer-token".to_string()),
+        "{paths:?}"
+    );
+    out.assert_redacted();
+}
+
+#[test]
+fn fingerprints_in_the_ignore_file_and_inline_allow_waive_findings() {
+    let repo = Repo::new();
+    repo.write("a.env", &format!("X_BEARER_TOKEN={BEARER}\n"));
+    repo.write(
+        "b.rb",
+        &format!("config.consumer_secret = \"{API_SECRET}\" # keyguard:allow test fixture\n"),
+    );
+    let report = json(&keyguard(&["scan", "--format", "json", "."], repo.path()));
+    assert_eq!(finding_paths(&report), vec!["a.env:x-bearer-token"]);
+    assert_eq!(report["stats"]["waivedInline"], 1);
+    let fingerprint = report["findings"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    repo.write(
+        ".keyguardignore",
+        &format!("# accepted: revoked on 2026-11-30\n{fingerprint}\n"),
+    );
+    let out = keyguard(&["scan", "--format", "json", "."], repo.path());
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(json(&out)["ignored"], 1);
+}
+
+#[test]
+fn baseline_fails_only_on_new_findings() {
+    let repo = Repo::new();
+    repo.write("old.py", &python_client());
+    let first = keyguard(
+        &["scan", "--format", "json", "-o", "baseline.json", "."],
+        repo.path(),
+    );
+    assert_eq!(first.code, 1);
+    let with_baseline = keyguard(&["scan", "--baseline", "baseline.json", "."], repo.path());
+    assert_eq!(with_baseline.code, 0, "{}", with_baseline.stdout);
+
+    repo.write(
+        "new.sh",
+        &format!("export TWITTER_BEARER_TOKEN='{BEARER}'\n"),
+    );
+    let out = keyguard(
+        &[
+            "scan",
+            "--baseline",
+            "baseline.json",
+            "--format",
+            "json",
+            ".",
+        ],
+        repo.path(),
+    );
+    assert_eq!(out.code, 1);
+    let report = json(&out);
+    assert_eq!(finding_paths(&report), vec!["new.sh:x-bearer-token"]);
+    assert_eq!(report["baselined"], 4);
+
+    let bad = keyguard(&["scan", "--baseline", "old.py", "."], repo.path());
+    assert_eq!(bad.code, 2, "a baseline that is not a report is an error");
+    assert!(
+        bad.stderr.contains("not a keyguard JSON report"),
+        "{}",
+        bad.stderr
+    );
+    bad.assert_redacted();
+}
+
+#[test]
+fn history_finds_secrets_that_only_history_holds_with_their_first_commit() {
+    let repo = Repo::new();
+    repo.write("README.md", "hello\n");
+    repo.commit("init");
+    repo.write(
+        "config/deleted.yml",
+        &format!("twitter:\n  consumer_key: {API_KEY}\n"),
+    );
+    repo.write("bot.py", &python_client());
+    let introduced = repo.commit("add bot");
+    // The same content under another path later: one blob, scanned once.
+    repo.write("copy/bot.py", &python_client());
+    repo.commit("copy");
+    std::fs::remove_file(repo.path().join("config/deleted.yml")).unwrap();
+    repo.write("bot.py", "import os\nkey = os.environ['TWITTER_API_KEY']\n");
+    std::fs::remove_file(repo.path().join("copy/bot.py")).unwrap();
+    repo.commit("remove credentials");
+    // A branch with another credential.
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.write("feature.env", &format!("X_BEARER_TOKEN={BEARER}\n"));
+    repo.commit("feature");
+    repo.git(&["checkout", "-q", "main"]);
+
+    assert_eq!(
+        keyguard(&["scan", "."], repo.path()).code,
+        0,
+        "the tree is clean"
+    );
+    let out = keyguard(&["scan", "--history", "--format", "json", "."], repo.path());
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.assert_redacted();
+    let report = json(&out);
+    let findings = report["findings"].as_array().unwrap();
+    let bot: Vec<_> = findings
+        .iter()
+        .filter(|f| f["ruleId"] == "x-api-key-secret")
+        .collect();
+    assert_eq!(bot.len(), 1, "one blob, reported once: {findings:#?}");
+    assert_eq!(bot[0]["path"], "bot.py");
+    assert_eq!(bot[0]["commit"]["commit"], introduced.as_str());
+    assert!(findings
+        .iter()
+        .any(|f| f["path"] == "config/deleted.yml" && f["ruleId"] == "x-api-key"));
+    assert!(findings
+        .iter()
+        .any(|f| f["path"] == "feature.env" && f["ruleId"] == "x-bearer-token"));
+}
+
+#[test]
+fn range_reports_only_what_the_commits_add() {
+    let repo = Repo::new();
+    repo.write("legacy.py", &python_client());
+    let base = repo.commit("legacy credential already on main");
+    repo.git(&["checkout", "-q", "-b", "pr"]);
+    repo.write("legacy.py", &format!("# touched\n{}", python_client()));
+    repo.write("new.env", &format!("TWITTER_BEARER_TOKEN={BEARER}\n"));
+    let head = repo.commit("pr");
+    let range = format!("{base}..{head}");
+    let out = keyguard(
+        &["scan", "--range", &range, "--format", "json", "."],
+        repo.path(),
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = json(&out);
+    assert_eq!(finding_paths(&report), vec!["new.env:x-bearer-token"]);
+    assert_eq!(report["findings"][0]["commit"]["commit"], head.as_str());
+
+    let bad = keyguard(&["scan", "--range", "nope..HEAD", "."], repo.path());
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("\"nope\" is not a commit"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn stdin_is_scanned() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = format!("curl -H 'Authorization: Bearer {BEARER}' https://api.x.com/2/tweets\n");
+    let out = keyguard_env(
+        &["scan", "-"],
+        dir.path(),
+        &HashMap::new(),
+        Some(input.as_bytes()),
+    );
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("<stdin>:1:"), "{}", out.stdout);
+    out.assert_redacted();
+}
+
+#[test]
+fn sarif_github_and_summary_outputs_are_valid_and_redacted() {
+    let repo = Repo::new();
+    repo.write("dir,with:odd%chars/bot.py", &python_client());
+    let summary = repo.path().join("summary.md");
+    let env: HashMap<String, String> = [(
+        "GITHUB_STEP_SUMMARY".to_string(),
+        summary.display().to_string(),
+    )]
+    .into();
+
+    let out = keyguard_env(&["scan", "--format", "sarif", "."], repo.path(), &env, None);
+    assert_eq!(out.code, 1);
+    out.assert_redacted();
+    let sarif: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let run = &sarif["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    for r in results {
+        let idx = r["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(rules[idx]["id"], r["ruleId"]);
+        let region = &r["locations"][0]["physicalLocation"]["region"];
+        assert!(region["startLine"].as_u64().unwrap() >= 1);
+        assert!(r["partialFingerprints"]["keyguardValue/v1"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"));
+    }
+
+    let out = keyguard_env(
+        &["scan", "--format", "github", "."],
+        repo.path(),
+        &env,
+        None,
+    );
+    out.assert_redacted();
+    let first = out.stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("::error file=dir%2Cwith%3Aodd%25chars/bot.py,line=2,col="),
+        "{first}"
+    );
+
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("4 X (Twitter) credential(s) found"), "{md}");
+    for v in ALL {
+        assert!(!md.contains(v), "the summary leaks a value");
+    }
+}
+
+#[test]
+fn strange_inputs_never_panic_nor_hide_the_rest() {
+    let repo = Repo::new();
+    repo.write("good.py", &python_client());
+    std::fs::write(
+        repo.path().join("binary.bin"),
+        [0u8, 159, 146, 150, 0, 1, 2, 3],
+    )
+    .unwrap();
+    let mut invalid_utf8 = vec![0xff, 0xfe, 0xfd, b'\n'];
+    invalid_utf8.extend_from_slice(format!("X_BEARER_TOKEN={BEARER}\n").as_bytes());
+    std::fs::write(repo.path().join("latin1.txt"), invalid_utf8).unwrap();
+    // 100 MB on one line, with a credential at the very end.
+    let mut huge = vec![b'a'; 100 << 20];
+    huge.extend_from_slice(format!(" consumer_secret=\"{API_SECRET}\" twitter\n").as_bytes());
+    std::fs::write(repo.path().join("huge.txt"), huge).unwrap();
+    std::os::unix::fs::symlink("loop", repo.path().join("loop")).unwrap();
+    std::fs::create_dir_all(repo.path().join("cycle")).unwrap();
+    std::os::unix::fs::symlink("..", repo.path().join("cycle/up")).unwrap();
+    std::os::unix::fs::symlink("does-not-exist", repo.path().join("dangling")).unwrap();
+
+    let out = keyguard(&["scan", "--follow", "--format", "json", "."], repo.path());
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = json(&out);
+    let paths = finding_paths(&report);
+    assert!(
+        paths.contains(&"good.py:x-api-key".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"latin1.txt:x-bearer-token".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"huge.txt:x-api-key-secret".to_string()),
+        "{paths:?}"
+    );
+    let huge = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "huge.txt")
+        .unwrap();
+    assert_eq!(huge["line"], 1);
+    assert!(report["stats"]["binarySkipped"].as_u64().unwrap() >= 1);
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("loop") || warnings.contains("cycle"),
+        "a symlink loop is reported: {warnings}"
+    );
+    assert!(
+        warnings.contains("dangling"),
+        "an unreadable entry is reported: {warnings}"
+    );
+}
+
+#[test]
+fn corrupt_or_missing_repositories_are_errors_with_git_s_message() {
+    let repo = Repo::new();
+    repo.write("a.txt", "a\n");
+    repo.commit("one");
+    // Break every object.
+    let objects = repo.path().join(".git/objects");
+    for entry in walk(&objects) {
+        if entry.is_file() && entry.parent().unwrap().file_name().unwrap().len() == 2 {
+            let mut perms = std::fs::metadata(&entry).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
+            std::fs::set_permissions(&entry, perms).unwrap();
+            std::fs::write(&entry, b"garbage").unwrap();
+        }
+    }
+    let out = keyguard(&["scan", "--history", "."], repo.path());
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("keyguard: error:"), "{}", out.stderr);
+
+    let plain = tempfile::tempdir().unwrap();
+    let out = keyguard(&["scan", "--history", "."], plain.path());
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("not a git repository"),
+        "{}",
+        out.stderr
+    );
+
+    let out = keyguard(&["scan", "/definitely/not/here"], plain.path());
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("no such file or directory"),
+        "{}",
+        out.stderr
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
