@@ -16,3 +16,6 @@ cargo clippy -q --workspace --all-targets -- -D warnings
 
 echo "==> tests"
 cargo test --workspace
+
+echo "==> keyguard scans its own repository (working tree and history)"
+cargo run -q -p keyguard-scan --bin keyguard -- scan .

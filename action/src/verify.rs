@@ -120,20 +120,18 @@ pub fn verify_findings(findings: &mut [Finding], opts: &VerifyOptions) {
             _ => Verification::Unknown,
         };
         findings[i].verification = v;
-        // The secret of a verified pair shares its key's result.
-        if f_is_key(&findings[i]) {
-            let (path, blob) = (findings[i].path.clone(), findings[i].blob.clone());
-            for s in findings.iter_mut() {
-                if s.credential == CredentialKey::ApiKeySecret && s.path == path && s.blob == blob {
-                    s.verification = v;
-                }
-            }
+    }
+    // A secret shares the result of the key it was checked with.
+    for i in 0..findings.len() {
+        if findings[i].credential == CredentialKey::ApiKeySecret {
+            let key = findings.iter().find(|k| {
+                k.credential == CredentialKey::ApiKey
+                    && k.path == findings[i].path
+                    && k.blob == findings[i].blob
+            });
+            findings[i].verification = key.map_or(Verification::Unknown, |k| k.verification);
         }
     }
-}
-
-fn f_is_key(f: &Finding) -> bool {
-    f.credential == CredentialKey::ApiKey
 }
 
 #[cfg(test)]

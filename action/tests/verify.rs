@@ -1,0 +1,96 @@
+//! `--verify` against the X API emulator: live credentials are verified,
+//! dead ones invalid, and nothing is spent or changed by asking.
+
+mod support;
+
+use keyguard_tests::x_api::{AccessLevel, XApiEmulator};
+use support::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_tells_live_from_dead_without_spending_anything() {
+    let x = XApiEmulator::start().await;
+    let app = x.create_app(AccessLevel::Read);
+    let live_bearer = x.mint_bearer(&app.api_key);
+    let user_token = x.mint_user_token(&app.api_key);
+    let repo = Repo::new();
+    repo.write("live.env", &format!("X_BEARER_TOKEN={live_bearer}\n"));
+    repo.write("dead.env", &format!("X_BEARER_TOKEN={BEARER}\n"));
+    repo.write(
+        "keys.py",
+        &format!(
+            "consumer_key = \"{}\"\nconsumer_secret = \"{}\"\n",
+            app.api_key, app.api_key_secret
+        ),
+    );
+    repo.write(
+        "user.json",
+        &format!(
+            "{{\"access_token\": \"{user_token}\", \"refresh_token\": \"{}\"}}\n",
+            app.refresh_token
+        ),
+    );
+
+    let (dir, base) = (repo.path().to_path_buf(), x.base_url().to_string());
+    let out = tokio::task::spawn_blocking(move || {
+        keyguard(
+            &[
+                "scan",
+                "--verify",
+                "--x-api-base",
+                &base,
+                "--format",
+                "json",
+                ".",
+            ],
+            &dir,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for secret in [
+        &live_bearer,
+        &user_token,
+        &app.api_key_secret,
+        &app.refresh_token,
+    ] {
+        assert!(!out.stdout.contains(secret.as_str()) && !out.stderr.contains(secret.as_str()));
+    }
+    let report = json(&out);
+    let verification = |path: &str, rule: &str| {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == path && f["ruleId"] == rule)
+            .unwrap_or_else(|| panic!("no {rule} in {path}: {report:#}"))["verification"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(verification("live.env", "x-bearer-token"), "verified");
+    assert_eq!(verification("dead.env", "x-bearer-token"), "invalid");
+    assert_eq!(verification("keys.py", "x-api-key"), "verified");
+    assert_eq!(verification("keys.py", "x-api-key-secret"), "verified");
+    assert_eq!(
+        verification("user.json", "x-oauth2-user-access-token"),
+        "verified"
+    );
+    assert_eq!(
+        verification("user.json", "x-oauth2-refresh-token"),
+        "unknown"
+    );
+
+    // Asking changed nothing: no refresh was spent, no token invalidated.
+    let requests = x.requests();
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.contains("/2/oauth2/token") || r.contains("invalidate")),
+        "{requests:?}"
+    );
+    assert_eq!(
+        x.current_bearer(&app.api_key).as_deref(),
+        Some(live_bearer.as_str())
+    );
+}

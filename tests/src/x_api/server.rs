@@ -1,0 +1,634 @@
+//! The emulator's HTTP server (axum on a loopback port).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::json;
+
+use super::credentials::{
+    bearer_token, refresh_token, user_token, AccessLevel, App, AppCredentials,
+};
+use super::oauth1;
+
+/// A fault injected into the next request(s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 429 with `x-rate-limit-remaining: 0` and a reset time.
+    RateLimited,
+    /// A 5xx status.
+    ServerError(u16),
+    /// Answer normally, but only after this long.
+    Latency(Duration),
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    apps: Vec<App>,
+    faults: VecDeque<Fault>,
+    /// (method path) of every request, in order.
+    requests: Vec<String>,
+    /// Remaining calls per endpoint in the current window.
+    remaining: HashMap<String, u32>,
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+/// A running emulator. Dropping it stops the server.
+#[derive(Debug)]
+pub struct XApiEmulator {
+    base_url: String,
+    state: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for XApiEmulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const RATE_LIMIT: u32 = 900;
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+impl XApiEmulator {
+    /// Starts on a free loopback port.
+    pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// Starts on `addr` (e.g. for the demo, a fixed port).
+    pub async fn start_on(addr: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind the X API emulator");
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let state: Shared = Arc::default();
+        let ctx = Ctx {
+            state: state.clone(),
+            base_url: base_url.clone(),
+        };
+        let app = Router::new()
+            .route("/oauth2/token", post(oauth2_token))
+            .route("/oauth2/invalidate_token", post(oauth2_invalidate))
+            .route(
+                "/1.1/application/rate_limit_status.json",
+                get(rate_limit_status),
+            )
+            .route(
+                "/1.1/account/verify_credentials.json",
+                get(verify_credentials),
+            )
+            .route("/1.1/oauth/invalidate_token", post(oauth1_invalidate))
+            .route("/2/oauth2/token", post(oauth2_refresh))
+            .route("/2/oauth2/revoke", post(oauth2_revoke))
+            .route("/2/users/me", get(users_me))
+            .route("/2/usage/tweets", get(usage))
+            .layer(axum::middleware::from_fn_with_state(
+                ctx.clone(),
+                faults_and_rate_limits,
+            ))
+            .with_state(ctx);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.ok();
+        });
+        XApiEmulator {
+            base_url,
+            state,
+            task,
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Registers a new app with fresh credentials, as the developer portal
+    /// would issue them.
+    pub fn create_app(&self, access_level: AccessLevel) -> AppCredentials {
+        let credentials = AppCredentials::generate();
+        self.state.lock().unwrap().apps.push(App {
+            refresh_tokens: vec![credentials.refresh_token.clone()],
+            credentials: credentials.clone(),
+            access_level,
+            bearer: None,
+            user_tokens: Vec::new(),
+            access_token_revoked: false,
+            project_usage: 1234,
+            project_cap: 10_000,
+        });
+        credentials
+    }
+
+    /// The app's current bearer token, if one was minted and not invalidated.
+    pub fn current_bearer(&self, api_key: &str) -> Option<String> {
+        let s = self.state.lock().unwrap();
+        s.apps
+            .iter()
+            .find(|a| a.credentials.api_key == api_key)?
+            .bearer
+            .clone()
+    }
+
+    /// Mints (or returns) the app's bearer token, as `POST /oauth2/token`
+    /// would, without a request.
+    pub fn mint_bearer(&self, api_key: &str) -> String {
+        let mut s = self.state.lock().unwrap();
+        let app = s
+            .apps
+            .iter_mut()
+            .find(|a| a.credentials.api_key == api_key)
+            .expect("known app");
+        app.bearer.get_or_insert_with(bearer_token).clone()
+    }
+
+    /// Issues a live user access token for the app, without a request.
+    pub fn mint_user_token(&self, api_key: &str) -> String {
+        let mut s = self.state.lock().unwrap();
+        let app = s
+            .apps
+            .iter_mut()
+            .find(|a| a.credentials.api_key == api_key)
+            .expect("known app");
+        let token = user_token();
+        app.user_tokens.push(token.clone());
+        token
+    }
+
+    /// Sets an app's post usage against its cap.
+    pub fn set_usage(&self, api_key: &str, usage: u64, cap: u64) {
+        let mut s = self.state.lock().unwrap();
+        if let Some(a) = s.apps.iter_mut().find(|a| a.credentials.api_key == api_key) {
+            a.project_usage = usage;
+            a.project_cap = cap;
+        }
+    }
+
+    /// Injects faults into the next requests, one each.
+    pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.state.lock().unwrap().faults.extend(faults);
+    }
+
+    /// `METHOD /path` of every request so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().requests.clone()
+    }
+}
+
+#[derive(Clone)]
+struct Ctx {
+    state: Shared,
+    base_url: String,
+}
+
+async fn faults_and_rate_limits(
+    State(ctx): State<Ctx>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let endpoint = format!("{} {}", req.method(), req.uri().path());
+    let (fault, remaining) = {
+        let mut s = ctx.state.lock().unwrap();
+        s.requests.push(endpoint.clone());
+        let fault = s.faults.pop_front();
+        let r = s.remaining.entry(endpoint).or_insert(RATE_LIMIT);
+        *r = r.saturating_sub(1);
+        (fault, *r)
+    };
+    let reset = now() + 900;
+    let mut response = match fault {
+        Some(Fault::RateLimited) => {
+            let mut r = (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(json!({"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank", "status": 429})),
+            )
+                .into_response();
+            r.headers_mut().insert("x-rate-limit-remaining", HeaderValue::from(0));
+            r.headers_mut().insert("x-rate-limit-limit", HeaderValue::from(RATE_LIMIT));
+            r.headers_mut().insert("x-rate-limit-reset", HeaderValue::from(now() + 2));
+            return r;
+        }
+        Some(Fault::ServerError(code)) => {
+            return (
+                StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                Json(json!({"title": "Service Unavailable", "detail": "Service Unavailable", "type": "about:blank", "status": code})),
+            )
+                .into_response()
+        }
+        Some(Fault::Latency(d)) => {
+            tokio::time::sleep(d).await;
+            next.run(req).await
+        }
+        None => next.run(req).await,
+    };
+    let h = response.headers_mut();
+    h.insert("x-rate-limit-limit", HeaderValue::from(RATE_LIMIT));
+    h.insert("x-rate-limit-remaining", HeaderValue::from(remaining));
+    h.insert("x-rate-limit-reset", HeaderValue::from(reset));
+    response
+}
+
+fn v11_error(status: StatusCode, code: u32, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"errors": [{"code": code, "message": message}]})),
+    )
+        .into_response()
+}
+
+fn problem(status: StatusCode, detail: &str) -> Response {
+    (
+        status,
+        Json(json!({"title": status.canonical_reason().unwrap_or("Error"), "detail": detail, "type": "about:blank", "status": status.as_u16()})),
+    )
+        .into_response()
+}
+
+fn oauth2_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+fn form(body: &Bytes) -> HashMap<String, String> {
+    url_pairs(&String::from_utf8_lossy(body))
+        .into_iter()
+        .collect()
+}
+
+fn url_pairs(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let d = |x: &str| {
+                percent_encoding::percent_decode_str(&x.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (d(k), d(v))
+        })
+        .collect()
+}
+
+/// Basic auth of URL-encoded `key:secret`, decoded.
+fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (k, s) = text.split_once(':')?;
+    let d = |x: &str| {
+        percent_encoding::percent_decode_str(x)
+            .decode_utf8()
+            .ok()
+            .map(|c| c.into_owned())
+    };
+    Some((d(k)?, d(s)?))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(|t| {
+            percent_encoding::percent_decode_str(t.trim())
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+}
+
+fn decoded_bearer(app: &App) -> Option<String> {
+    app.bearer.as_ref().map(|b| {
+        percent_encoding::percent_decode_str(b)
+            .decode_utf8_lossy()
+            .into_owned()
+    })
+}
+
+/// App whose OAuth 1.0a signature (user context) on this request is valid.
+fn oauth1_app(
+    ctx: &Ctx,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<usize, Box<Response>> {
+    let header = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(oauth1::parse_authorization)
+        .ok_or_else(|| {
+            Box::new(v11_error(
+                StatusCode::BAD_REQUEST,
+                215,
+                "Bad Authentication data.",
+            ))
+        })?;
+    let get = |k: &str| header.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let (Some(key), Some(token), Some(signature)) = (
+        get("oauth_consumer_key"),
+        get("oauth_token"),
+        get("oauth_signature"),
+    ) else {
+        return Err(Box::new(v11_error(
+            StatusCode::BAD_REQUEST,
+            215,
+            "Bad Authentication data.",
+        )));
+    };
+    let mut params: Vec<(String, String)> = header.clone();
+    params.extend(url_pairs(uri.query().unwrap_or_default()));
+    let is_form = headers
+        .get("content-type")
+        .and_then(|c| c.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if is_form {
+        params.extend(url_pairs(&String::from_utf8_lossy(body)));
+    }
+    let base_url = format!("{}{}", ctx.base_url, uri.path());
+    let s = ctx.state.lock().unwrap();
+    let index = s
+        .apps
+        .iter()
+        .position(|a| {
+            a.credentials.api_key == key
+                && a.credentials.access_token == token
+                && !a.access_token_revoked
+        })
+        .ok_or_else(|| {
+            Box::new(v11_error(
+                StatusCode::UNAUTHORIZED,
+                89,
+                "Invalid or expired token.",
+            ))
+        })?;
+    let app = &s.apps[index];
+    if !oauth1::verify_signature(
+        method.as_str(),
+        &base_url,
+        &params,
+        &app.credentials.api_key_secret,
+        &app.credentials.access_token_secret,
+        &signature,
+    ) {
+        return Err(Box::new(v11_error(
+            StatusCode::UNAUTHORIZED,
+            32,
+            "Could not authenticate you.",
+        )));
+    }
+    Ok(index)
+}
+
+async fn oauth2_token(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some((key, secret)) = basic_auth(&headers) else {
+        return v11_error(
+            StatusCode::FORBIDDEN,
+            99,
+            "Unable to verify your credentials",
+        );
+    };
+    if form(&body).get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return v11_error(
+            StatusCode::FORBIDDEN,
+            170,
+            "Missing required parameter: grant_type",
+        );
+    }
+    let mut s = ctx.state.lock().unwrap();
+    let Some(app) = s
+        .apps
+        .iter_mut()
+        .find(|a| a.credentials.api_key == key && a.credentials.api_key_secret == secret)
+    else {
+        return v11_error(
+            StatusCode::FORBIDDEN,
+            99,
+            "Unable to verify your credentials",
+        );
+    };
+    let token = app.bearer.get_or_insert_with(bearer_token).clone();
+    Json(json!({"token_type": "bearer", "access_token": token})).into_response()
+}
+
+async fn oauth2_invalidate(
+    State(ctx): State<Ctx>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // The docs disagree on the auth here: accept Basic or OAuth 1.0a.
+    let index =
+        if let Some((key, secret)) = basic_auth(&headers) {
+            let s = ctx.state.lock().unwrap();
+            match s.apps.iter().position(|a| {
+                a.credentials.api_key == key && a.credentials.api_key_secret == secret
+            }) {
+                Some(i) => i,
+                None => {
+                    return v11_error(
+                        StatusCode::FORBIDDEN,
+                        99,
+                        "Unable to verify your credentials",
+                    )
+                }
+            }
+        } else {
+            match oauth1_app(&ctx, &method, &uri, &headers, &body) {
+                Ok(i) => i,
+                Err(r) => return *r,
+            }
+        };
+    let token = form(&body).get("access_token").cloned().unwrap_or_default();
+    let mut s = ctx.state.lock().unwrap();
+    let app = &mut s.apps[index];
+    let current = decoded_bearer(app);
+    let given = percent_encoding::percent_decode_str(&token)
+        .decode_utf8_lossy()
+        .into_owned();
+    if current.as_deref() != Some(given.as_str()) {
+        return v11_error(
+            StatusCode::FORBIDDEN,
+            348,
+            "Client application is not permitted to to invalidate this token.",
+        );
+    }
+    app.bearer = None;
+    Json(json!({"access_token": token})).into_response()
+}
+
+fn app_by_bearer(s: &Inner, headers: &HeaderMap) -> Option<usize> {
+    let token = bearer(headers)?;
+    s.apps
+        .iter()
+        .position(|a| decoded_bearer(a).as_deref() == Some(token.as_str()))
+}
+
+async fn rate_limit_status(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    let s = ctx.state.lock().unwrap();
+    match app_by_bearer(&s, &headers) {
+        Some(_) => Json(json!({"rate_limit_context": {"application": "app"}, "resources": {}}))
+            .into_response(),
+        None => v11_error(StatusCode::UNAUTHORIZED, 89, "Invalid or expired token."),
+    }
+}
+
+async fn usage(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    let s = ctx.state.lock().unwrap();
+    match app_by_bearer(&s, &headers) {
+        // Documented as numbers, served as strings: clients parse leniently.
+        Some(i) => Json(json!({"data": {
+            "project_id": "1",
+            "project_usage": s.apps[i].project_usage.to_string(),
+            "project_cap": s.apps[i].project_cap.to_string(),
+            "cap_reset_day": 1
+        }}))
+        .into_response(),
+        None => problem(StatusCode::UNAUTHORIZED, "Unauthorized"),
+    }
+}
+
+async fn verify_credentials(
+    State(ctx): State<Ctx>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match oauth1_app(&ctx, &method, &uri, &headers, &body) {
+        Ok(i) => {
+            let s = ctx.state.lock().unwrap();
+            let app = &s.apps[i];
+            let mut r = Json(json!({
+                "id": app.credentials.user_id,
+                "id_str": app.credentials.user_id.to_string(),
+                "screen_name": format!("user{}", app.credentials.user_id),
+            }))
+            .into_response();
+            r.headers_mut().insert(
+                "x-access-level",
+                HeaderValue::from_static(app.access_level.header()),
+            );
+            r
+        }
+        Err(r) => *r,
+    }
+}
+
+async fn oauth1_invalidate(
+    State(ctx): State<Ctx>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match oauth1_app(&ctx, &method, &uri, &headers, &body) {
+        Ok(i) => {
+            let mut s = ctx.state.lock().unwrap();
+            s.apps[i].access_token_revoked = true;
+            Json(json!({"access_token": s.apps[i].credentials.access_token})).into_response()
+        }
+        Err(r) => *r,
+    }
+}
+
+async fn oauth2_refresh(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
+    let f = form(&body);
+    if f.get("grant_type").map(String::as_str) != Some("refresh_token") {
+        return oauth2_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "grant_type must be refresh_token",
+        );
+    }
+    let client_id = f.get("client_id").cloned().unwrap_or_default();
+    let refresh = f.get("refresh_token").cloned().unwrap_or_default();
+    let mut s = ctx.state.lock().unwrap();
+    let Some(app) = s
+        .apps
+        .iter_mut()
+        .find(|a| a.credentials.client_id == client_id)
+    else {
+        return oauth2_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized_client",
+            "Missing valid authorization header",
+        );
+    };
+    // Confidential clients must authenticate with Basic auth.
+    if let Some((id, secret)) = basic_auth(&headers) {
+        if id != app.credentials.client_id || secret != app.credentials.client_secret {
+            return oauth2_error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized_client",
+                "Missing valid authorization header",
+            );
+        }
+    }
+    let Some(pos) = app.refresh_tokens.iter().position(|t| *t == refresh) else {
+        return oauth2_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Value passed for the token was invalid.",
+        );
+    };
+    app.refresh_tokens.remove(pos);
+    let access = user_token();
+    let next = refresh_token();
+    app.user_tokens.push(access.clone());
+    app.refresh_tokens.push(next.clone());
+    Json(json!({
+        "token_type": "bearer",
+        "expires_in": 7200,
+        "access_token": access,
+        "scope": "tweet.read users.read offline.access",
+        "refresh_token": next
+    }))
+    .into_response()
+}
+
+async fn oauth2_revoke(State(ctx): State<Ctx>, body: Bytes) -> Response {
+    let f = form(&body);
+    let token = f.get("token").cloned().unwrap_or_default();
+    let mut s = ctx.state.lock().unwrap();
+    for app in &mut s.apps {
+        app.user_tokens.retain(|t| *t != token);
+        app.refresh_tokens.retain(|t| *t != token);
+    }
+    Json(json!({"revoked": true})).into_response()
+}
+
+async fn users_me(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    let token = bearer(&headers).unwrap_or_default();
+    let s = ctx.state.lock().unwrap();
+    match s.apps.iter().find(|a| a.user_tokens.contains(&token)) {
+        Some(app) => Json(json!({"data": {
+            "id": app.credentials.user_id.to_string(),
+            "name": "Keyguard Test",
+            "username": format!("user{}", app.credentials.user_id)
+        }}))
+        .into_response(),
+        None => problem(StatusCode::UNAUTHORIZED, "Unauthorized"),
+    }
+}
