@@ -23,7 +23,12 @@ pub enum Command {
     /// Scan a working tree, a file, git history, a commit range or stdin.
     Scan(ScanArgs),
     /// List the detection rules.
-    Rules,
+    Rules {
+        /// Print the prefilter keywords instead, one a line (for comparing
+        /// with other tools on the same search).
+        #[arg(long)]
+        keywords: bool,
+    },
     /// Run as a GitHub Action step (reads INPUT_* and GITHUB_* variables).
     Action,
 }

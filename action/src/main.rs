@@ -6,7 +6,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scan(args) => run_cli::scan(args),
-        Command::Rules => run_cli::rules(),
+        Command::Rules { keywords } => run_cli::rules(keywords),
         Command::Action => github::action::run_from_env(),
     };
     std::process::exit(match result {

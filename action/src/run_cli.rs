@@ -123,8 +123,15 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<i32> {
     })
 }
 
-pub fn rules() -> anyhow::Result<i32> {
-    for r in RuleSet::builtin().rules {
+pub fn rules(keywords: bool) -> anyhow::Result<i32> {
+    let set = RuleSet::builtin();
+    if keywords {
+        for k in &set.keywords {
+            println!("{k}");
+        }
+        return Ok(exit::CLEAN);
+    }
+    for r in set.rules {
         let credential = r
             .spec
             .credential

@@ -43,7 +43,7 @@ static SHAPES: [Shape; 9] = [
     },
     Shape {
         key: CredentialKey::AccessToken,
-        pattern: "[0-9]{1,20}-[A-Za-z0-9]{20,50}",
+        pattern: "[0-9]{1,20}-[A-Za-z0-9]{25,50}",
         decoded_suffix: None,
     },
     Shape {

@@ -83,7 +83,10 @@ fn random_looking(value: &[u8]) -> bool {
     .filter(|&&c| c)
     .count();
     let hex_only = value.iter().all(|b| b.is_ascii_hexdigit() || *b == b'-');
-    classes >= 2
+    // Random alphanumerics of 32+ characters have all three classes but
+    // for a vanishing few; words, slugs and hashes usually lack one.
+    let needed = if value.len() >= 32 { 3 } else { 2 };
+    classes >= needed
         && !(hex_only && value.len() >= 16)
         && longest_run(value) < 5
         && entropy(value) >= 3.3

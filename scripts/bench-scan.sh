@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Measures keyguard scan against ripgrep (same files, same keywords) on a
+# large real tree, and history mode against `git cat-file` reading every
+# object, with peak memory for each. Prints a Markdown table. Needs
+# ripgrep, hyperfine and GNU time (Debian: ripgrep hyperfine time).
+#   scripts/bench-scan.sh [TREE]      (default: the cargo registry sources)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tree="${1:-$(ls -d "$HOME"/.cargo/registry/src/*/ | head -1)}"
+for tool in rg hyperfine /usr/bin/time git; do
+  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install ripgrep hyperfine time git)" >&2; exit 2; }
+done
+cargo build -q --release -p keyguard-scan
+kg="$PWD/target/release/keyguard"
+work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
+"$kg" rules --keywords > "$work/keywords"
+
+size=$(du -sh "$tree" | cut -f1); files=$(find "$tree" -type f | wc -l)
+echo "tree: $tree ($size, $files files), $(nproc) cores"
+
+peak() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -1; }
+
+# gitleaks, when built from its Go module:
+#   GOBIN=~/.cache/twitter-keyguard/bin go install github.com/zricethezav/gitleaks/v8@latest
+gitleaks="${GITLEAKS:-$HOME/.cache/twitter-keyguard/bin/gitleaks}"
+[ -x "$gitleaks" ] || gitleaks=""
+
+echo "== tree mode vs ripgrep (same keywords, case-insensitive, hidden files, ignore files respected)"
+hyperfine -N -w 2 -r 10 --export-markdown "$work/tree.md" \
+  -n ripgrep "rg --hidden -i -F -c -f $work/keywords $tree" \
+  -n keyguard "$kg scan --no-fail --format json -o /dev/null $tree" >/dev/null
+cat "$work/tree.md"
+echo "peak RSS: ripgrep $(peak rg --hidden -i -F -c -f "$work/keywords" "$tree") KiB, keyguard $(peak "$kg" scan --no-fail --format json -o /dev/null "$tree") KiB"
+if [ -n "$gitleaks" ]; then
+  hyperfine -w 1 -r 3 --export-markdown "$work/gl-tree.md" -i \
+    -n "gitleaks dir" "$gitleaks dir --no-banner --exit-code 0 --report-format json --report-path /dev/null $tree" >/dev/null
+  cat "$work/gl-tree.md" | tail -1
+  echo "peak RSS: gitleaks dir $(peak "$gitleaks" dir --no-banner --exit-code 0 --report-format json --report-path /dev/null "$tree") KiB"
+fi
+
+# History: a repository whose history commits the tree crate by crate.
+repo="${KEYGUARD_BENCH_REPO:-$HOME/.cache/twitter-keyguard/bench-history}"
+if [ ! -d "$repo/.git" ]; then
+  echo "building $repo: one commit per crate of $tree"
+  mkdir -p "$repo"; git -C "$repo" init -q; git -C "$repo" config gc.auto 0
+  for crate in "$tree"/*/; do
+    name=$(basename "$crate")
+    rm -rf "$repo/src"; mkdir -p "$repo/src"; cp -r "$crate" "$repo/src/$name"
+    git -C "$repo" add -A >/dev/null
+    git -C "$repo" -c user.name=bench -c user.email=bench@localhost commit -qm "$name" --no-verify >/dev/null
+  done
+  git -C "$repo" gc -q
+fi
+objects=$(git -C "$repo" count-objects -vH | awk '/size-pack/ {print $2 $3}')
+commits=$(git -C "$repo" rev-list --all --count)
+echo "== history mode vs git cat-file --batch-all-objects --batch ($commits commits, pack $objects)"
+hyperfine -N -w 1 -r 5 --export-markdown "$work/history.md" \
+  -n "git cat-file" "git -C $repo cat-file --batch-all-objects --batch" \
+  -n keyguard "$kg scan --history --no-fail --format json -o /dev/null $repo" >/dev/null
+cat "$work/history.md"
+if [ -n "$gitleaks" ]; then
+  hyperfine -w 0 -r 1 --export-markdown "$work/gl-git.md" -i \
+    -n "gitleaks git" "$gitleaks git --no-banner --exit-code 0 --report-format json --report-path /dev/null $repo" >/dev/null
+  cat "$work/gl-git.md" | tail -1
+  echo "peak RSS: gitleaks git $(peak "$gitleaks" git --no-banner --exit-code 0 --report-format json --report-path /dev/null "$repo") KiB"
+fi
+echo "peak RSS: git cat-file $(peak git -C "$repo" cat-file --batch-all-objects --batch) KiB, keyguard $(peak "$kg" scan --history --no-fail --format json -o /dev/null "$repo") KiB"
