@@ -36,8 +36,14 @@ fn every_rule_finds_its_positives_and_not_its_negatives() {
         for example in &rule.spec.examples.negative {
             let found = detect(&detector, example);
             if !found.is_empty() {
-                let ids: Vec<&str> = found.iter().map(|d| detector.rules.rules[d.rule].id()).collect();
-                failures.push(format!("{}: reported negative {example:?} as {ids:?}", rule.id()));
+                let ids: Vec<&str> = found
+                    .iter()
+                    .map(|d| detector.rules.rules[d.rule].id())
+                    .collect();
+                failures.push(format!(
+                    "{}: reported negative {example:?} as {ids:?}",
+                    rule.id()
+                ));
             }
         }
     }
