@@ -1,6 +1,11 @@
-//! Command-line interface of `keyguard-operator`.
+//! Command-line interface of `keyguard-operator`. Every flag has an
+//! environment variable, for the chart.
 
-use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -17,4 +22,34 @@ pub struct Cli {
 pub enum Command {
     /// Print the TwitterCredential CustomResourceDefinition as YAML.
     Crd,
+    /// Run the controller.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// X API base URL. Operator configuration, never part of a resource: a
+    /// tenant who could point it elsewhere would receive the keys.
+    #[arg(long, env = "KEYGUARD_X_API_BASE", default_value = "https://api.x.com")]
+    pub x_api_base: String,
+
+    /// Timeout of one X API request, in seconds.
+    #[arg(long, env = "KEYGUARD_X_API_TIMEOUT", default_value_t = 10)]
+    pub x_api_timeout: u64,
+
+    /// Address of the /metrics, /healthz and /readyz endpoints.
+    #[arg(long, env = "KEYGUARD_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+
+    /// Log line format.
+    #[arg(long, env = "KEYGUARD_LOG_FORMAT", value_enum, default_value = "plain")]
+    pub log_format: LogFormat,
+
+    /// Log filter, in RUST_LOG syntax.
+    #[arg(long, env = "KEYGUARD_LOG_FILTER", default_value = "info")]
+    pub log_filter: String,
+
+    /// Seconds between checks of a resource when nothing changed.
+    #[arg(long, env = "KEYGUARD_RESYNC_SECONDS", default_value_t = 600)]
+    pub resync_seconds: u64,
 }

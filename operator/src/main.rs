@@ -1,11 +1,11 @@
 use clap::Parser;
 use keyguard_operator::cli::{Cli, Command};
 
-fn main() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Crd => {
-            print!("{}", keyguard_operator::resource::crd_yaml()?);
-            Ok(())
-        }
+        Command::Crd => print!("{}", keyguard_operator::resource::crd_yaml()?),
+        Command::Run(args) => keyguard_operator::run(args).await?,
     }
+    Ok(())
 }

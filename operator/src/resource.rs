@@ -278,7 +278,19 @@ pub struct WorkloadRef {
 }
 
 /// Workload kinds the operator can restart.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    schemars::JsonSchema,
+)]
 pub enum WorkloadKind {
     Deployment,
     StatefulSet,

@@ -1,0 +1,153 @@
+//! Prometheus metrics. Labels name resources, never values.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::{text::encode, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::resource::{TwitterCredential, TwitterCredentialStatus};
+use kube::ResourceExt;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabels {
+    namespace: String,
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnvironmentLabels {
+    namespace: String,
+    name: String,
+    environment: String,
+}
+
+/// The operator's metrics, cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    reconciles: Family<ResourceLabels, Counter>,
+    failures: Family<ResourceLabels, Counter>,
+    duration: Histogram,
+    ready: Family<ResourceLabels, Gauge>,
+    synced: Family<EnvironmentLabels, Gauge>,
+    revision: Family<EnvironmentLabels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("keyguard");
+        let reconciles = Family::<ResourceLabels, Counter>::default();
+        let failures = Family::<ResourceLabels, Counter>::default();
+        let duration = Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
+        let ready = Family::<ResourceLabels, Gauge>::default();
+        let synced = Family::<EnvironmentLabels, Gauge>::default();
+        let revision = Family::<EnvironmentLabels, Gauge>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles of TwitterCredentials",
+            reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_failures",
+            "Reconciles that failed and will be retried",
+            failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconcile",
+            duration.clone(),
+        );
+        registry.register(
+            "credential_ready",
+            "1 when every environment of the TwitterCredential is synced",
+            ready.clone(),
+        );
+        registry.register(
+            "environment_synced",
+            "1 when the environment's target Secret is current",
+            synced.clone(),
+        );
+        registry.register(
+            "environment_revision",
+            "Revision of the environment's projected content",
+            revision.clone(),
+        );
+        Metrics {
+            registry: Arc::new(registry),
+            reconciles,
+            failures,
+            duration,
+            ready,
+            synced,
+            revision,
+        }
+    }
+}
+
+fn labels(tc: &TwitterCredential) -> ResourceLabels {
+    ResourceLabels {
+        namespace: tc.namespace().unwrap_or_default(),
+        name: tc.name_any(),
+    }
+}
+
+impl Metrics {
+    pub fn reconciled(&self, tc: &TwitterCredential, took: Duration) {
+        self.reconciles.get_or_create(&labels(tc)).inc();
+        self.duration.observe(took.as_secs_f64());
+    }
+
+    pub fn reconcile_failed(&self, tc: &TwitterCredential) {
+        self.failures.get_or_create(&labels(tc)).inc();
+    }
+
+    pub fn observe_status(&self, tc: &TwitterCredential, status: &TwitterCredentialStatus) {
+        let l = labels(tc);
+        let ready = crate::conditions::is_true(&status.conditions, "Ready");
+        self.ready.get_or_create(&l).set(ready as i64);
+        for e in &status.environments {
+            let el = EnvironmentLabels {
+                namespace: l.namespace.clone(),
+                name: l.name.clone(),
+                environment: e.name.clone(),
+            };
+            self.synced
+                .get_or_create(&el)
+                .set(crate::conditions::is_true(&e.conditions, "Synced") as i64);
+            self.revision.get_or_create(&el).set(e.revision);
+        }
+    }
+
+    /// Drops the series of a deleted resource.
+    pub fn forget(&self, tc: &TwitterCredential) {
+        let l = labels(tc);
+        self.ready.remove(&l);
+        for env in &tc.spec.environments {
+            let el = EnvironmentLabels {
+                namespace: l.namespace.clone(),
+                name: l.name.clone(),
+                environment: env.name.clone(),
+            };
+            self.synced.remove(&el);
+            self.revision.remove(&el);
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,243 @@
+//! The X API client: minting and checking credentials. Errors describe the
+//! X API's answer (status, X error code and message) and never carry a
+//! credential value.
+
+use std::time::Duration;
+
+use base64::Engine;
+use keyguard_credentials::SecretValue;
+use serde::Deserialize;
+
+/// Errors from the X API.
+#[derive(Debug, thiserror::Error)]
+pub enum XApiError {
+    #[error("X API {endpoint}: HTTP {status}: {detail}")]
+    Refused {
+        endpoint: &'static str,
+        status: u16,
+        detail: String,
+    },
+    #[error("X API {endpoint}: rate limited until epoch {reset:?}")]
+    RateLimited {
+        endpoint: &'static str,
+        reset: Option<u64>,
+    },
+    #[error("X API {endpoint}: {message}")]
+    Transport {
+        endpoint: &'static str,
+        message: String,
+    },
+}
+
+impl XApiError {
+    /// Whether retrying later may succeed (rate limits, 5xx, network).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            XApiError::Refused { status, .. } => *status >= 500,
+            _ => true,
+        }
+    }
+}
+
+/// Rate-limit headers of the last response.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimit {
+    pub limit: Option<u64>,
+    pub remaining: Option<u64>,
+    pub reset: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct XApiClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+fn form_encode(s: &[u8]) -> String {
+    percent_encoding::percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// X's three error shapes, reduced to one line without values.
+fn describe_error(body: &str) -> String {
+    #[derive(Deserialize)]
+    struct V11 {
+        errors: Vec<V11Error>,
+    }
+    #[derive(Deserialize)]
+    struct V11Error {
+        code: Option<i64>,
+        message: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Problem {
+        title: Option<String>,
+        detail: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct OAuth2 {
+        error: String,
+        error_description: Option<String>,
+    }
+    if let Ok(v) = serde_json::from_str::<V11>(body) {
+        if let Some(e) = v.errors.first() {
+            return format!(
+                "code {}: {}",
+                e.code.unwrap_or_default(),
+                e.message.clone().unwrap_or_default()
+            );
+        }
+    }
+    if let Ok(o) = serde_json::from_str::<OAuth2>(body) {
+        return format!("{}: {}", o.error, o.error_description.unwrap_or_default());
+    }
+    if let Ok(p) = serde_json::from_str::<Problem>(body) {
+        return format!(
+            "{}: {}",
+            p.title.unwrap_or_default(),
+            p.detail.unwrap_or_default()
+        );
+    }
+    "unrecognised error body".into()
+}
+
+fn rate_limit(headers: &reqwest::header::HeaderMap) -> RateLimit {
+    let num = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+    };
+    RateLimit {
+        limit: num("x-rate-limit-limit"),
+        remaining: num("x-rate-limit-remaining"),
+        reset: num("x-rate-limit-reset"),
+    }
+}
+
+impl XApiClient {
+    pub fn new(base: &str, timeout: Duration) -> Result<Self, XApiError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("keyguard-operator/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| XApiError::Transport {
+                endpoint: "client",
+                message: e.to_string(),
+            })?;
+        Ok(XApiClient {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
+    async fn send(
+        &self,
+        endpoint: &'static str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(String, RateLimit), XApiError> {
+        let resp = req.send().await.map_err(|e| XApiError::Transport {
+            endpoint,
+            // reqwest errors name the URL, never the credentials.
+            message: e.without_url().to_string(),
+        })?;
+        let status = resp.status().as_u16();
+        let limits = rate_limit(resp.headers());
+        let body = resp.text().await.unwrap_or_default();
+        if status == 429 {
+            return Err(XApiError::RateLimited {
+                endpoint,
+                reset: limits.reset,
+            });
+        }
+        if !(200..300).contains(&status) {
+            return Err(XApiError::Refused {
+                endpoint,
+                status,
+                detail: describe_error(&body),
+            });
+        }
+        Ok((body, limits))
+    }
+
+    /// `POST /oauth2/token` (client credentials): the app-only bearer
+    /// token. X returns the same token until it is invalidated.
+    pub async fn mint_bearer(
+        &self,
+        api_key: &SecretValue,
+        api_key_secret: &SecretValue,
+    ) -> Result<SecretValue, XApiError> {
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            form_encode(api_key.expose()),
+            form_encode(api_key_secret.expose())
+        ));
+        let (body, _) = self
+            .send(
+                "POST /oauth2/token",
+                self.http
+                    .post(format!("{}/oauth2/token", self.base))
+                    .header("Authorization", format!("Basic {basic}"))
+                    .header(
+                        "Content-Type",
+                        "application/x-www-form-urlencoded;charset=UTF-8",
+                    )
+                    .body("grant_type=client_credentials"),
+            )
+            .await?;
+        #[derive(Deserialize)]
+        struct Token {
+            access_token: String,
+        }
+        let token: Token = serde_json::from_str(&body).map_err(|_| XApiError::Refused {
+            endpoint: "POST /oauth2/token",
+            status: 200,
+            detail: "response without access_token".into(),
+        })?;
+        Ok(SecretValue::new(token.access_token))
+    }
+
+    /// A cheap authenticated GET with the bearer token: is it live?
+    pub async fn verify_bearer(&self, bearer: &SecretValue) -> Result<RateLimit, XApiError> {
+        let token = percent_encoding::percent_decode(bearer.expose())
+            .decode_utf8_lossy()
+            .into_owned();
+        let (_, limits) = self
+            .send(
+                "GET /1.1/application/rate_limit_status.json",
+                self.http
+                    .get(format!(
+                        "{}/1.1/application/rate_limit_status.json",
+                        self.base
+                    ))
+                    .bearer_auth(token),
+            )
+            .await?;
+        Ok(limits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_of_every_shape_become_one_line() {
+        assert_eq!(
+            describe_error(r#"{"errors":[{"code":89,"message":"Invalid or expired token."}]}"#),
+            "code 89: Invalid or expired token."
+        );
+        assert_eq!(
+            describe_error(
+                r#"{"error":"invalid_request","error_description":"Value passed for the token was invalid."}"#
+            ),
+            "invalid_request: Value passed for the token was invalid."
+        );
+        assert_eq!(
+            describe_error(
+                r#"{"title":"Unauthorized","type":"about:blank","status":401,"detail":"Unauthorized"}"#
+            ),
+            "Unauthorized: Unauthorized"
+        );
+        assert_eq!(describe_error("<html>"), "unrecognised error body");
+    }
+}

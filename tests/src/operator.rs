@@ -1,0 +1,89 @@
+//! Running the operator in-process against the local control plane and the
+//! X API emulator, with every log line (at TRACE) captured for tests that
+//! prove no credential value is ever logged.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use keyguard_operator::controller::{self, Context};
+use keyguard_operator::metrics::Metrics;
+use keyguard_operator::xapi::XApiClient;
+
+use crate::x_api::XApiEmulator;
+use crate::ControlPlane;
+
+/// Every log line written by operators in this test process.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUF.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("trace,hyper=info,h2=info,tower=info,rustls=info")
+            .with_writer(move || LogWriter(writer.clone()))
+            .with_ansi(false)
+            .try_init();
+        buf
+    })
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An operator running in this process.
+pub struct RunningOperator {
+    pub metrics: Metrics,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningOperator {
+    /// Starts the controller with an admin client against `cp`, talking to
+    /// the emulator `x`.
+    pub async fn start(cp: &ControlPlane, x: &XApiEmulator) -> Self {
+        log_buffer();
+        let client = cp.client().await.expect("client");
+        let xapi = XApiClient::new(x.base_url(), Duration::from_secs(5)).unwrap();
+        let metrics = Metrics::default();
+        let mut ctx = Context::new(client, xapi, metrics.clone());
+        ctx.resync = Duration::from_secs(30);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(controller::run(Arc::new(ctx), async move {
+            let _ = rx.await;
+        }));
+        RunningOperator {
+            metrics,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    /// Stops the controller and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+        self.task.abort();
+    }
+}
+
+impl Drop for RunningOperator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

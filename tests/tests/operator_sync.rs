@@ -1,0 +1,812 @@
+//! The operator against a real control plane and the X API emulator:
+//! projection with scoped RBAC, refusals, drift repair, restarts, cleanup,
+//! and no credential value anywhere a person or a log can see.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use keyguard_operator::TwitterCredential;
+use keyguard_tests::kube_helpers::{eventually, install_crd};
+use keyguard_tests::operator::{captured_logs, RunningOperator};
+use keyguard_tests::x_api::{AccessLevel, AppCredentials, XApiEmulator};
+use keyguard_tests::ControlPlane;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct World {
+    cp: ControlPlane,
+    x: XApiEmulator,
+    client: Client,
+    app: AppCredentials,
+    operator: Option<RunningOperator>,
+}
+
+impl World {
+    async fn start() -> World {
+        let cp = ControlPlane::start().await.expect("control plane");
+        install_crd(&cp).await;
+        let x = XApiEmulator::start().await;
+        let app = x.create_app(AccessLevel::Read);
+        let client = cp.client().await.unwrap();
+        let operator = Some(RunningOperator::start(&cp, &x).await);
+        World {
+            cp,
+            x,
+            client,
+            app,
+            operator,
+        }
+    }
+
+    async fn namespace(&self, name: &str, labels: Value) {
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
+        Api::<Namespace>::all(self.client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap();
+    }
+
+    async fn source(&self, ns: &str, name: &str, data: &[(&str, &str)]) {
+        let data: BTreeMap<String, String> = data
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let s: Secret =
+            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data}))
+                .unwrap();
+        Api::<Secret>::namespaced(self.client.clone(), ns)
+            .patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&s))
+            .await
+            .unwrap();
+    }
+
+    fn full_source(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("apiKey", self.app.api_key.as_str()),
+            ("apiKeySecret", self.app.api_key_secret.as_str()),
+            ("accessToken", self.app.access_token.as_str()),
+            ("accessTokenSecret", self.app.access_token_secret.as_str()),
+        ]
+    }
+
+    async fn apply(&self, ns: &str, resource: Value) {
+        let name = resource["metadata"]["name"].as_str().unwrap().to_string();
+        let mut resource = resource;
+        resource["apiVersion"] = json!("keyguard.dev/v1alpha1");
+        resource["kind"] = json!("TwitterCredential");
+        Api::<TwitterCredential>::namespaced(self.client.clone(), ns)
+            .patch(
+                &name,
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&resource),
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn secret(&self, ns: &str, name: &str) -> Option<Secret> {
+        Api::<Secret>::namespaced(self.client.clone(), ns)
+            .get_opt(name)
+            .await
+            .unwrap()
+    }
+
+    async fn wait_secret(
+        &self,
+        ns: &str,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Secret) -> bool,
+    ) -> Secret {
+        eventually(what, WAIT, || async {
+            self.secret(ns, name).await.filter(|s| check(s))
+        })
+        .await
+    }
+
+    async fn status(&self, ns: &str, name: &str) -> Value {
+        let tc = Api::<TwitterCredential>::namespaced(self.client.clone(), ns)
+            .get(name)
+            .await
+            .unwrap();
+        serde_json::to_value(tc.status).unwrap()
+    }
+
+    async fn wait_condition(
+        &self,
+        ns: &str,
+        name: &str,
+        env: Option<&str>,
+        type_: &str,
+        status: &str,
+    ) -> Value {
+        eventually(
+            &format!("{name} {env:?} condition {type_}={status}"),
+            WAIT,
+            || async {
+                let st = self.status(ns, name).await;
+                let conditions = match env {
+                    None => st["conditions"].clone(),
+                    Some(e) => st["environments"]
+                        .as_array()?
+                        .iter()
+                        .find(|x| x["name"] == e)?["conditions"]
+                        .clone(),
+                };
+                conditions
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["type"] == type_ && c["status"] == status)
+                    .cloned()
+            },
+        )
+        .await
+    }
+
+    fn values(&self) -> Vec<String> {
+        let mut v = vec![
+            self.app.api_key.clone(),
+            self.app.api_key_secret.clone(),
+            self.app.access_token.clone(),
+            self.app.access_token_secret.clone(),
+        ];
+        if let Some(b) = self.x.current_bearer(&self.app.api_key) {
+            v.push(b.clone());
+            v.push(percent_decode(&b));
+        }
+        v
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    s.replace("%2B", "+")
+        .replace("%2F", "/")
+        .replace("%3D", "=")
+}
+
+fn keys(s: &Secret) -> Vec<String> {
+    s.data
+        .as_ref()
+        .map(|d| d.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn value(s: &Secret, key: &str) -> Option<String> {
+    s.data
+        .as_ref()?
+        .get(key)
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+}
+
+fn production(target_ns: &str, keys: Value) -> Value {
+    json!({
+        "name": "production",
+        "source": {"secretRef": {"name": "bot-keys"}},
+        "target": {"namespace": target_ns, "secretName": "twitter-credentials", "keys": keys},
+        "access": {"permission": "read", "serviceAccounts": ["reader"]}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn projects_declared_keys_with_scoped_rbac_and_status() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.namespace("prod", json!({"keyguard.dev/allow-from-team": "true"}))
+        .await;
+    w.source("team", "bot-keys", &w.full_source()).await;
+    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [production("prod", json!(["bearerToken", "accessToken"]))]}})).await;
+
+    let secret = w
+        .wait_secret(
+            "prod",
+            "twitter-credentials",
+            "the projected Secret",
+            |_| true,
+        )
+        .await;
+    assert_eq!(
+        keys(&secret),
+        vec!["accessToken", "bearerToken"],
+        "only the declared keys"
+    );
+    assert_eq!(
+        value(&secret, "accessToken").as_deref(),
+        Some(w.app.access_token.as_str())
+    );
+    assert_eq!(
+        value(&secret, "bearerToken"),
+        w.x.current_bearer(&w.app.api_key),
+        "the bearer minted by X"
+    );
+    assert_eq!(
+        secret
+            .labels()
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str),
+        Some("keyguard-operator")
+    );
+    assert_eq!(
+        secret
+            .annotations()
+            .get("keyguard.dev/owner")
+            .map(String::as_str),
+        Some("team/bot")
+    );
+
+    let roles = Api::<Role>::namespaced(w.client.clone(), "prod");
+    let role = eventually("the reader Role", WAIT, || async {
+        roles
+            .get_opt("keyguard-read-twitter-credentials")
+            .await
+            .ok()?
+    })
+    .await;
+    let rule = &role.rules.unwrap()[0];
+    assert_eq!(rule.verbs, vec!["get"]);
+    assert_eq!(
+        rule.resource_names.as_deref(),
+        Some(&["twitter-credentials".to_string()][..])
+    );
+    let bindings = Api::<RoleBinding>::namespaced(w.client.clone(), "prod");
+    let binding = eventually("the RoleBinding", WAIT, || async {
+        bindings
+            .get_opt("keyguard-read-twitter-credentials")
+            .await
+            .ok()?
+    })
+    .await;
+    assert_eq!(binding.subjects.unwrap()[0].name, "reader");
+
+    let ready = w.wait_condition("team", "bot", None, "Ready", "True").await;
+    assert_eq!(ready["reason"], "Synced");
+    let status = w.status("team", "bot").await;
+    assert_eq!(status["readyEnvironments"], "1/1");
+    assert_eq!(status["environments"][0]["revision"], 1);
+    assert_eq!(
+        status["environments"][0]["targetSecret"],
+        "prod/twitter-credentials"
+    );
+    assert!(status["environments"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+
+    // A listed ServiceAccount can read exactly this Secret; others cannot.
+    let reader = w.cp.impersonating("prod", "reader").await.unwrap();
+    Api::<Secret>::namespaced(reader.clone(), "prod")
+        .get("twitter-credentials")
+        .await
+        .expect("reader can get it");
+    let err = Api::<Secret>::namespaced(reader, "prod")
+        .list(&ListParams::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 403),
+        "{err}"
+    );
+    let other = w.cp.impersonating("prod", "someone-else").await.unwrap();
+    let err = Api::<Secret>::namespaced(other, "prod")
+        .get("twitter-credentials")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 403),
+        "{err}"
+    );
+
+    // kubectl shows it.
+    let out =
+        w.cp.kubectl()
+            .args(["get", "twcred", "-n", "team"])
+            .output()
+            .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("True") && l.contains("1/1")),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refuses_namespaces_without_opt_in_and_secrets_it_does_not_own() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.namespace("closed", json!({})).await;
+    w.namespace("shared", json!({"keyguard.dev/allow-from-team": "true"}))
+        .await;
+    w.source("team", "bot-keys", &w.full_source()).await;
+    // Somebody else's Secret where ours would go.
+    w.source(
+        "shared",
+        "twitter-credentials",
+        &[("owner", "another team")],
+    )
+    .await;
+    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [
+        production("closed", json!(["accessToken"])),
+        {"name": "staging", "source": {"secretRef": {"name": "bot-keys"}},
+         "target": {"namespace": "shared", "secretName": "twitter-credentials", "keys": ["accessToken"]}}
+    ]}})).await;
+
+    let refused = w
+        .wait_condition(
+            "team",
+            "bot",
+            Some("production"),
+            "TargetNotAllowed",
+            "True",
+        )
+        .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("keyguard.dev/allow-from-team=true"),
+        "{refused}"
+    );
+    let conflict = w
+        .wait_condition("team", "bot", Some("staging"), "Conflict", "True")
+        .await;
+    assert!(
+        conflict["message"]
+            .as_str()
+            .unwrap()
+            .contains("shared/twitter-credentials"),
+        "{conflict}"
+    );
+    let ready = w
+        .wait_condition("team", "bot", None, "Ready", "False")
+        .await;
+    assert!(
+        ready["message"].as_str().unwrap().contains("production"),
+        "{ready}"
+    );
+    w.wait_condition("team", "bot", None, "Conflict", "True")
+        .await;
+
+    assert!(
+        w.secret("closed", "twitter-credentials").await.is_none(),
+        "nothing written without opt-in"
+    );
+    let theirs = w.secret("shared", "twitter-credentials").await.unwrap();
+    assert_eq!(
+        keys(&theirs),
+        vec!["owner"],
+        "an unowned Secret is left untouched"
+    );
+    assert!(!theirs.labels().contains_key("keyguard.dev/owner-uid"));
+
+    // Events say why.
+    let events = eventually("Warning events", WAIT, || async {
+        let list = Api::<Event>::namespaced(w.client.clone(), "team")
+            .list(&ListParams::default())
+            .await
+            .ok()?;
+        let reasons: Vec<String> = list.items.iter().filter_map(|e| e.reason.clone()).collect();
+        (reasons.contains(&"TargetNotAllowed".to_string())
+            && reasons.contains(&"Conflict".to_string()))
+        .then_some(reasons)
+    })
+    .await;
+    assert!(!events.is_empty());
+
+    // Opting in later is picked up on the next sync (force it now).
+    let ns_patch = json!({"metadata": {"labels": {"keyguard.dev/allow-from-team": "true"}}});
+    Api::<Namespace>::all(w.client.clone())
+        .patch("closed", &PatchParams::default(), &Patch::Merge(&ns_patch))
+        .await
+        .unwrap();
+    let force = json!({"metadata": {"annotations": {"keyguard.dev/force-sync": "1"}}});
+    Api::<TwitterCredential>::namespaced(w.client.clone(), "team")
+        .patch("bot", &PatchParams::default(), &Patch::Merge(&force))
+        .await
+        .unwrap();
+    w.wait_secret(
+        "closed",
+        "twitter-credentials",
+        "projection after opt-in",
+        |_| true,
+    )
+    .await;
+    w.wait_condition("team", "bot", Some("production"), "Synced", "True")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_sources_become_conditions_not_crashes() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "partial", &[("apiKey", w.app.api_key.as_str())])
+        .await;
+    w.apply("team", json!({"metadata": {"name": "missing-key"}, "spec": {"environments": [
+        {"name": "dev", "source": {"secretRef": {"name": "partial"}}, "target": {"secretName": "out", "keys": ["bearerToken"]}}]}})).await;
+    w.apply("team", json!({"metadata": {"name": "no-source"}, "spec": {"environments": [
+        {"name": "dev", "source": {"secretRef": {"name": "nowhere"}}, "target": {"secretName": "out2", "keys": ["apiKey"]}}]}})).await;
+    // A Secret of another type with nothing in it.
+    let empty: Secret = serde_json::from_value(json!({"metadata": {"name": "empty"}, "type": "kubernetes.io/basic-auth", "stringData": {"username": ""}})).unwrap();
+    Api::<Secret>::namespaced(w.client.clone(), "team")
+        .create(&PostParams::default(), &empty)
+        .await
+        .unwrap();
+    w.apply("team", json!({"metadata": {"name": "empty-source"}, "spec": {"environments": [
+        {"name": "dev", "source": {"secretRef": {"name": "empty"}}, "target": {"secretName": "out3", "keys": ["apiKey"]}}]}})).await;
+
+    let c = w
+        .wait_condition("team", "missing-key", Some("dev"), "Synced", "False")
+        .await;
+    assert_eq!(c["reason"], "SourceInvalid");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("no key `apiKeySecret`"),
+        "{c}"
+    );
+    let c = w
+        .wait_condition("team", "no-source", Some("dev"), "Synced", "False")
+        .await;
+    assert_eq!(c["reason"], "SourceNotFound");
+    assert!(
+        c["message"].as_str().unwrap().contains("team/nowhere"),
+        "{c}"
+    );
+    let c = w
+        .wait_condition("team", "empty-source", Some("dev"), "Synced", "False")
+        .await;
+    assert_eq!(c["reason"], "SourceInvalid");
+
+    // Fixing the source heals it, through the source watch.
+    w.source(
+        "team",
+        "partial",
+        &[
+            ("apiKey", w.app.api_key.as_str()),
+            ("apiKeySecret", w.app.api_key_secret.as_str()),
+        ],
+    )
+    .await;
+    w.wait_condition("team", "missing-key", Some("dev"), "Synced", "True")
+        .await;
+    w.wait_secret("team", "out", "the healed projection", |s| {
+        keys(s) == ["bearerToken"]
+    })
+    .await;
+
+    // Wrong credentials: X refuses, and that is a condition with X's words.
+    w.source(
+        "team",
+        "wrong",
+        &[
+            ("apiKey", "AbCdEfGhIjKlMnOpQrStUvWxY"),
+            (
+                "apiKeySecret",
+                "wrongwrongwrongwrongwrongwrongwrongWRONG123",
+            ),
+        ],
+    )
+    .await;
+    w.apply("team", json!({"metadata": {"name": "wrong-keys"}, "spec": {"environments": [
+        {"name": "dev", "source": {"secretRef": {"name": "wrong"}}, "target": {"secretName": "out4", "keys": ["bearerToken"]}}]}})).await;
+    let c = w
+        .wait_condition("team", "wrong-keys", Some("dev"), "Synced", "False")
+        .await;
+    assert_eq!(c["reason"], "XApiError");
+    assert!(c["message"].as_str().unwrap().contains("code 99"), "{c}");
+    assert!(
+        !c["message"].as_str().unwrap().contains("wrongwrong"),
+        "{c}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_is_repaired_and_source_changes_reach_only_their_targets() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "prod-keys", &w.full_source()).await;
+    w.source(
+        "team",
+        "dev-keys",
+        &[("accessToken", "12345-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789")],
+    )
+    .await;
+    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [
+        {"name": "production", "source": {"secretRef": {"name": "prod-keys"}}, "target": {"secretName": "prod-out", "keys": ["accessToken"]}},
+        {"name": "development", "source": {"secretRef": {"name": "dev-keys"}}, "target": {"secretName": "dev-out", "keys": ["accessToken"]}}
+    ]}})).await;
+    w.wait_secret("team", "prod-out", "prod projection", |_| true)
+        .await;
+    let dev = w
+        .wait_secret("team", "dev-out", "dev projection", |_| true)
+        .await;
+    let dev_version = dev.metadata.resource_version.clone();
+
+    // Deleted by a person: restored.
+    Api::<Secret>::namespaced(w.client.clone(), "team")
+        .delete("prod-out", &DeleteParams::default())
+        .await
+        .unwrap();
+    w.wait_secret("team", "prod-out", "the deleted Secret restored", |_| true)
+        .await;
+
+    // Edited by a person: restored.
+    let edit = json!({"data": {"accessToken": "aGFja2Vk"}});
+    Api::<Secret>::namespaced(w.client.clone(), "team")
+        .patch("prod-out", &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    let token = w.app.access_token.clone();
+    w.wait_secret("team", "prod-out", "the edited Secret restored", |s| {
+        value(s, "accessToken").as_deref() == Some(token.as_str())
+    })
+    .await;
+
+    // The source changes: the target follows within seconds (a watch, not
+    // the 30 s resync), and the other environment is not rewritten.
+    let new_token = "98765-ZyXwVuTsRqPoNmLkJiHgFeDcBa9876543210";
+    let mut src = w.full_source();
+    src[2] = ("accessToken", new_token);
+    w.source("team", "prod-keys", &src).await;
+    let started = std::time::Instant::now();
+    w.wait_secret("team", "prod-out", "the source change", |s| {
+        value(s, "accessToken").as_deref() == Some(new_token)
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "propagated by watch, took {:?}",
+        started.elapsed()
+    );
+    eventually("production at revision 2", WAIT, || async {
+        let status = w.status("team", "bot").await;
+        let prod = status["environments"]
+            .as_array()?
+            .iter()
+            .find(|e| e["name"] == "production")?
+            .clone();
+        (prod["revision"] == 2).then_some(())
+    })
+    .await;
+    let status = w.status("team", "bot").await;
+    let dev = status["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "development")
+        .unwrap();
+    assert_eq!(dev["revision"], 1, "{status:#}");
+    assert_eq!(
+        w.secret("team", "dev-out")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        dev_version,
+        "dev untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workloads_restart_once_per_change_and_never_for_an_operator_restart() {
+    let mut w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source(
+        "team",
+        "a-keys",
+        &[("accessToken", "111-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789")],
+    )
+    .await;
+    w.source(
+        "team",
+        "b-keys",
+        &[("accessToken", "222-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789")],
+    )
+    .await;
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "bot"},
+        "spec": {"selector": {"matchLabels": {"app": "bot"}}, "template": {"metadata": {"labels": {"app": "bot"}}, "spec": {"containers": [{"name": "bot", "image": "bot"}]}}}
+    })).unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(w.client.clone(), "team");
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let restart = json!([{"kind": "Deployment", "name": "bot"}]);
+    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [
+        {"name": "a", "source": {"secretRef": {"name": "a-keys"}}, "target": {"secretName": "a-out", "keys": ["accessToken"]}, "restartTargets": restart},
+        {"name": "b", "source": {"secretRef": {"name": "b-keys"}}, "target": {"secretName": "b-out", "keys": ["accessToken"]}, "restartTargets": restart}
+    ]}})).await;
+    w.wait_condition("team", "bot", None, "Ready", "True").await;
+    let annotation = |d: &Deployment| {
+        d.spec
+            .as_ref()?
+            .template
+            .metadata
+            .as_ref()?
+            .annotations
+            .as_ref()?
+            .get("keyguard.dev/restarted-for")
+            .cloned()
+    };
+    assert_eq!(
+        annotation(&deployments.get("bot").await.unwrap()),
+        None,
+        "no restart for the first projection"
+    );
+
+    // Both sources change at once: one restart.
+    w.source(
+        "team",
+        "a-keys",
+        &[("accessToken", "111-ZyXwVuTsRqPoNmLkJiHgFeDcBa9876543210")],
+    )
+    .await;
+    w.source(
+        "team",
+        "b-keys",
+        &[("accessToken", "222-ZyXwVuTsRqPoNmLkJiHgFeDcBa9876543210")],
+    )
+    .await;
+    let first = eventually("a restart", WAIT, || async {
+        let status = w.status("team", "bot").await;
+        let both = status["environments"]
+            .as_array()?
+            .iter()
+            .all(|e| e["revision"] == 2);
+        let d = deployments.get("bot").await.ok()?;
+        if both {
+            annotation(&d).map(|a| (a, d.metadata.generation))
+        } else {
+            None
+        }
+    })
+    .await;
+    // Settle, then nothing more happens: not for a forced sync, not for an
+    // operator restart.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let settled = deployments.get("bot").await.unwrap();
+    let settled_generation = settled.metadata.generation;
+    assert!(
+        settled_generation <= first.1.map(|g| g + 1),
+        "coalesced: {first:?} then {settled_generation:?}"
+    );
+    w.operator.take().unwrap().stop().await;
+    w.operator = Some(RunningOperator::start(&w.cp, &w.x).await);
+    let force = json!({"metadata": {"annotations": {"keyguard.dev/force-sync": "again"}}});
+    Api::<TwitterCredential>::namespaced(w.client.clone(), "team")
+        .patch("bot", &PatchParams::default(), &Patch::Merge(&force))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = deployments.get("bot").await.unwrap();
+    assert_eq!(annotation(&after), annotation(&settled));
+    assert_eq!(
+        after.metadata.generation, settled_generation,
+        "no restart without a change"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_environments_and_resources_cleans_up() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    let env = |name: &str, secret: &str| {
+        json!({"name": name, "source": {"secretRef": {"name": "keys"}},
+        "target": {"secretName": secret, "keys": ["accessToken"]}, "access": {"serviceAccounts": ["app"]}})
+    };
+    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [env("a", "a-out"), env("b", "b-out")]}})).await;
+    w.apply("team", json!({"metadata": {"name": "kept"}, "spec": {"deletionPolicy": "Retain", "environments": [env("c", "c-out")]}})).await;
+    w.wait_secret("team", "a-out", "a", |_| true).await;
+    w.wait_secret("team", "b-out", "b", |_| true).await;
+    w.wait_secret("team", "c-out", "c", |_| true).await;
+
+    // Dropping environment b removes its Secret, Role and RoleBinding.
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [env("a", "a-out")]}}),
+    )
+    .await;
+    eventually("b's objects removed", WAIT, || async {
+        let role = Api::<Role>::namespaced(w.client.clone(), "team")
+            .get_opt("keyguard-read-b-out")
+            .await
+            .ok()?;
+        (w.secret("team", "b-out").await.is_none() && role.is_none()).then_some(())
+    })
+    .await;
+    assert!(w.secret("team", "a-out").await.is_some());
+
+    // Deleting the resource removes the rest; Retain keeps the Secret.
+    let api = Api::<TwitterCredential>::namespaced(w.client.clone(), "team");
+    api.delete("bot", &DeleteParams::default()).await.unwrap();
+    api.delete("kept", &DeleteParams::default()).await.unwrap();
+    eventually("cleanup on delete", WAIT, || async {
+        let gone =
+            api.get_opt("bot").await.ok()?.is_none() && api.get_opt("kept").await.ok()?.is_none();
+        (gone && w.secret("team", "a-out").await.is_none()).then_some(())
+    })
+    .await;
+    assert!(
+        w.secret("team", "c-out").await.is_some(),
+        "Retain keeps the Secret"
+    );
+    let bindings = Api::<RoleBinding>::namespaced(w.client.clone(), "team")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(
+        bindings
+            .items
+            .iter()
+            .all(|b| !b.name_any().starts_with("keyguard-read-")),
+        "RBAC removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_credential_value_in_logs_events_status_or_metrics() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [
+        {"name": "production", "source": {"secretRef": {"name": "keys"}}, "target": {"secretName": "out", "keys": ["bearerToken", "apiKey", "accessToken", "accessTokenSecret"]}}
+    ]}})).await;
+    w.wait_condition("team", "bot", None, "Ready", "True").await;
+    // A refused one too, so error paths log as well.
+    w.source(
+        "team",
+        "bad",
+        &[
+            ("apiKey", w.app.api_key.as_str()),
+            ("apiKeySecret", "notTheRightSecretButLongEnough1234567890"),
+        ],
+    )
+    .await;
+    w.apply("team", json!({"metadata": {"name": "bad"}, "spec": {"environments": [
+        {"name": "production", "source": {"secretRef": {"name": "bad"}}, "target": {"secretName": "bad-out", "keys": ["bearerToken"]}}]}})).await;
+    w.wait_condition("team", "bad", Some("production"), "Synced", "False")
+        .await;
+
+    let status = serde_json::to_string(&w.status("team", "bot").await).unwrap()
+        + &serde_json::to_string(&w.status("team", "bad").await).unwrap();
+    let events = serde_json::to_string(
+        &Api::<Event>::namespaced(w.client.clone(), "team")
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items,
+    )
+    .unwrap();
+    let metrics = w.operator.as_ref().unwrap().metrics.render();
+    let logs = captured_logs();
+    assert!(
+        logs.contains("projected Secret"),
+        "the operator's logs were captured"
+    );
+    assert!(metrics.contains("keyguard_credential_ready"), "{metrics}");
+    let mut values = w.values();
+    values.push("notTheRightSecretButLongEnough1234567890".into());
+    for v in &values {
+        for (what, text) in [
+            ("status", &status),
+            ("Events", &events),
+            ("metrics", &metrics),
+            ("logs at TRACE", &logs),
+        ] {
+            assert!(
+                !text.contains(v.as_str()),
+                "a credential value appears in {what}"
+            );
+        }
+    }
+}
