@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo: a local control plane, the TwitterCredential CRD, the examples,
-# and what kubectl shows of them. Pass --keep to leave it running.
+# The demo: a local control plane, the X API emulator, the operator, the
+# examples, and Secrets appearing in each environment's namespace (and
+# coming back after a `kubectl delete`). Pass --keep to leave it running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -12,7 +13,7 @@ keep=false
 work="$(mktemp -d -t keyguard-demo-XXXXXX)"
 export KUBECONFIG="$work/kubeconfig"
 cleanup() {
-  [ -n "${cp_pid:-}" ] && kill "$cp_pid" 2>/dev/null && wait "$cp_pid" 2>/dev/null
+  for pid in ${op_pid:-} ${x_pid:-} ${cp_pid:-}; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -21,7 +22,7 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
 step "Building (first run builds etcd and kube-apiserver from Go modules: ~10 minutes)"
-cargo build -q -p keyguard-tests --bin keyguard-control-plane -p keyguard-operator
+cargo build -q -p keyguard-tests --bin keyguard-control-plane --bin keyguard-x-emulator -p keyguard-operator
 target/debug/keyguard-control-plane build >/dev/null
 
 step "Starting a local control plane"
@@ -35,13 +36,44 @@ show kubectl apply -f crds/twittercredentials.keyguard.dev.yaml
 show kubectl wait --for condition=established --timeout=30s crd/twittercredentials.keyguard.dev
 until kubectl explain twcred >/dev/null 2>&1; do sleep 0.2; done
 
-step "Applying the examples"
+step "Starting the X API emulator (fresh app credentials for each source Secret) and the operator"
+target/debug/keyguard-x-emulator --namespace team-news \
+  --source-secret news-bot-prod-keys --source-secret news-bot-staging-keys \
+  --write-secrets "$work/sources.yaml" > "$work/x-api-url" 2>/dev/null &
+x_pid=$!
+until [ -s "$work/x-api-url" ]; do kill -0 "$x_pid" || exit 1; sleep 0.1; done
+x_api="$(head -1 "$work/x-api-url")"
+echo "X API emulator at $x_api"
+target/debug/keyguard-operator run --x-api-base "$x_api" --http-addr 127.0.0.1:0 --log-filter info > "$work/operator.log" 2>&1 &
+op_pid=$!
+
+step "Namespaces: the team's own, and two that opt in to receive its credentials"
 show kubectl create namespace team-news
+show kubectl create namespace news-prod
+show kubectl create namespace news-staging
+show kubectl label namespace news-prod news-staging keyguard.dev/allow-from-team-news=true
+
+step "The source Secrets (what the developer portal issued) and the examples"
+kubectl apply -f "$work/sources.yaml"
 show kubectl apply -f examples/
+show kubectl wait --for=condition=Ready --timeout=60s -n team-news twcred/news-bot
 
 step "What users see"
 show kubectl get twcred -A
-show kubectl explain twcred.spec.environments.rotation
+show kubectl get secrets,roles,rolebindings -n news-prod -l app.kubernetes.io/managed-by=keyguard-operator
+show kubectl describe secret -n news-prod twitter-credentials
+show kubectl get secret -n news-staging twitter-credentials -o jsonpath='{.data}' | sed 's/"[^"]*"}/"…"}/; s/:"[^"]*"/:"…"/g'; echo
+echo "(values are never printed; status holds fingerprints only:)"
+show kubectl get twcred news-bot -n team-news -o jsonpath='{range .status.environments[*]}{.name}{"\t"}{.targetSecret}{"\t"}{.fingerprint}{"\trevision "}{.revision}{"\n"}{end}'
+
+step "kubectl delete secret: the operator puts it back"
+show kubectl delete secret -n news-prod twitter-credentials
+for _ in $(seq 1 100); do kubectl get secret -n news-prod twitter-credentials >/dev/null 2>&1 && break; sleep 0.1; done
+show kubectl get secret -n news-prod twitter-credentials
+
+step "Resources that cannot sync say why"
+show kubectl get twcred -n team-news minimal reply-bot -o custom-columns='NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,WHY:.status.conditions[?(@.type=="Ready")].message'
+show kubectl get events -n team-news --sort-by=.lastTimestamp
 
 step "A bad resource is refused by the apiserver itself"
 cat <<'YAML' | sed 's/^/    /'
