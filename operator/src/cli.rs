@@ -49,6 +49,27 @@ pub struct RunArgs {
     #[arg(long, env = "KEYGUARD_LOG_FILTER", default_value = "info")]
     pub log_filter: String,
 
+    /// Elect a leader among replicas through a Lease; only the leader
+    /// reconciles.
+    #[arg(long, env = "KEYGUARD_LEADER_ELECTION")]
+    pub leader_election: bool,
+
+    /// Namespace of the leader Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "keyguard-system")]
+    pub lease_namespace: String,
+
+    /// Name of the leader Lease.
+    #[arg(long, env = "KEYGUARD_LEASE_NAME", default_value = "keyguard-operator")]
+    pub lease_name: String,
+
+    /// This replica's identity in the election (the Pod name).
+    #[arg(long, env = "POD_NAME", default_value = "keyguard-operator")]
+    pub identity: String,
+
+    /// Seconds a Lease lasts without renewal.
+    #[arg(long, env = "KEYGUARD_LEASE_SECONDS", default_value_t = 15)]
+    pub lease_seconds: u64,
+
     /// Seconds between checks of a resource when nothing changed.
     #[arg(long, env = "KEYGUARD_RESYNC_SECONDS", default_value_t = 600)]
     pub resync_seconds: u64,

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod conditions;
 pub mod controller;
 pub mod labels;
+pub mod leader;
 pub mod metrics;
 pub mod projection;
 pub mod resource;
@@ -55,10 +56,56 @@ pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     ctx.resync = Duration::from_secs(args.resync_seconds);
     let server = tokio::spawn(server::serve(args.http_addr, metrics));
     tracing::info!(x_api = %args.x_api_base, http = %args.http_addr, "keyguard-operator starting");
-    let shutdown = async {
+    let election = args.leader_election.then(|| {
+        leader::LeaderElection::new(
+            ctx.client.clone(),
+            &args.lease_namespace,
+            &args.lease_name,
+            &args.identity,
+            Duration::from_secs(args.lease_seconds),
+        )
+    });
+    let lost = run_led(Arc::new(ctx), election, async {
         let _ = tokio::signal::ctrl_c().await;
-    };
-    controller::run(Arc::new(ctx), shutdown).await;
+    })
+    .await;
     server.abort();
+    if lost {
+        // Exit non-zero so the Pod restarts and rejoins the election.
+        anyhow::bail!("lost leadership");
+    }
     Ok(())
+}
+
+/// Runs the controller, only while leading when `election` is given.
+/// Returns true when leadership was lost (rather than a shutdown).
+pub async fn run_led(
+    ctx: Arc<controller::Context>,
+    election: Option<leader::LeaderElection>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> bool {
+    let Some(election) = election else {
+        controller::run(ctx, shutdown).await;
+        return false;
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    tokio::select! {
+        _ = election.acquire() => {}
+        _ = &mut shutdown => return false,
+    }
+    tracing::info!(identity = %election.identity(), "leading; starting the controller");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(controller::run(ctx, async move {
+        let _ = stop_rx.await;
+    }));
+    let lost = tokio::select! {
+        _ = election.hold() => true,
+        _ = &mut shutdown => false,
+    };
+    let _ = stop_tx.send(());
+    let _ = controller.await;
+    if !lost {
+        election.release().await;
+    }
+    lost
 }

@@ -45,7 +45,10 @@ async fn main() -> anyhow::Result<()> {
     }
     // The address goes to stdout for scripts; everything else to stderr.
     println!("{}", x.base_url());
-    eprintln!("X API emulator listening on {}; Ctrl-C stops it", x.base_url());
+    eprintln!(
+        "X API emulator listening on {}; Ctrl-C stops it",
+        x.base_url()
+    );
     tokio::signal::ctrl_c().await?;
     Ok(())
 }
