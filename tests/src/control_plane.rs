@@ -132,55 +132,87 @@ fn collect_sources(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Builds etcd and kube-apiserver once per pinned version into the cache
-/// and returns their paths. Concurrent callers (parallel tests) wait on a
-/// file lock instead of building twice.
-pub fn ensure_binaries() -> Result<Binaries> {
-    let module = go_module_dir();
-    let dir = cache_root()
-        .join("control-plane")
-        .join(format!("{KUBERNETES_VERSION}-{}", source_hash(&module)?))
-        .join("v2");
+/// Builds `packages` of the Go module at `module` once per content hash
+/// into `<cache>/<label>-<hash>/bin` and returns that directory.
+/// Concurrent callers (parallel tests) wait on a file lock instead of
+/// building twice.
+pub fn go_build_cached(
+    module: &Path,
+    label: &str,
+    packages: &[&str],
+    ldflags: &str,
+) -> Result<PathBuf> {
+    let dir = cache_root().join(label).join(format!(
+        "{}-{}",
+        source_hash(module)?,
+        &hex::encode(Sha256::digest(ldflags.as_bytes()))[..8]
+    ));
     let bin = dir.join("bin");
-    let binaries = Binaries {
-        etcd: bin.join("etcd"),
-        kube_apiserver: bin.join("kube-apiserver"),
-    };
     let done = dir.join("complete");
     if done.exists() {
-        return Ok(binaries);
+        return Ok(bin);
     }
     fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
     let lock = File::create(dir.join("lock")).map_err(io("creating the build lock"))?;
     lock.lock().map_err(io("taking the build lock"))?;
     if done.exists() {
-        return Ok(binaries);
+        return Ok(bin);
     }
     if Command::new("go").arg("version").output().is_err() {
         return Err(Error::GoMissing);
     }
     eprintln!(
-        "building etcd and kube-apiserver {KUBERNETES_VERSION} from Go modules into {} \
-         (once; a cold build takes about 10 minutes on 2 cores)",
+        "building {} from Go modules into {} (once; later runs reuse it)",
+        packages.join(" "),
         bin.display()
     );
     let output = Command::new("go")
-        .args(["build", "-trimpath", "-ldflags", &version_ldflags(), "-o"])
+        .args(["build", "-trimpath", "-ldflags", ldflags, "-o"])
         .arg(format!("{}/", bin.display()))
-        .arg("./cmd/...")
-        .current_dir(&module)
+        .args(packages)
+        .current_dir(module)
         .env("GOFLAGS", "-mod=readonly -buildvcs=false")
         .env("GOTOOLCHAIN", "local")
         .output()
         .map_err(io("running go build"))?;
     if !output.status.success() {
         return Err(Error::Build {
-            what: format!("go build ./cmd/... in {}", module.display()),
+            what: format!("go build {} in {}", packages.join(" "), module.display()),
             output: String::from_utf8_lossy(&output.stderr).into_owned(),
         });
     }
     File::create(&done).map_err(io("marking the build complete"))?;
-    Ok(binaries)
+    Ok(bin)
+}
+
+/// Builds etcd and kube-apiserver (once per pinned version) and returns
+/// their paths.
+pub fn ensure_binaries() -> Result<Binaries> {
+    let bin = go_build_cached(
+        &go_module_dir(),
+        &format!("control-plane-{KUBERNETES_VERSION}"),
+        &["./cmd/..."],
+        &version_ldflags(),
+    )?;
+    Ok(Binaries {
+        etcd: bin.join("etcd"),
+        kube_apiserver: bin.join("kube-apiserver"),
+    })
+}
+
+/// helm, built from `helm.sh/helm/v3` (pinned in `tests/helm/go.mod`), with
+/// its default Kubernetes version set to the control plane's.
+pub fn ensure_helm() -> Result<PathBuf> {
+    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("helm");
+    let v = KUBERNETES_VERSION.trim_start_matches('v');
+    let mut parts = v.split('.');
+    let (major, minor) = (parts.next().unwrap(), parts.next().unwrap());
+    let ldflags = format!(
+        "-X helm.sh/helm/v3/internal/version.version=v3.18.6 \
+         -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor={major} -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={minor} \
+         -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor={major} -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor={minor}"
+    );
+    Ok(go_build_cached(&module, "helm", &["helm.sh/helm/v3/cmd/helm"], &ldflags)?.join("helm"))
 }
 
 /// Stamps the Kubernetes version into the binaries, as Kubernetes' own

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use keyguard_operator::controller::{self, Context};
+use keyguard_operator::controller::Context;
 use keyguard_operator::metrics::Metrics;
 use keyguard_operator::xapi::XApiClient;
 
@@ -55,16 +55,28 @@ impl RunningOperator {
     /// Starts the controller with an admin client against `cp`, talking to
     /// the emulator `x`.
     pub async fn start(cp: &ControlPlane, x: &XApiEmulator) -> Self {
+        Self::start_with(cp.client().await.expect("client"), x, None).await
+    }
+
+    /// Starts the controller with `client` (e.g. a ServiceAccount's), led
+    /// by `election` when given.
+    pub async fn start_with(
+        client: kube::Client,
+        x: &XApiEmulator,
+        election: Option<keyguard_operator::leader::LeaderElection>,
+    ) -> Self {
         log_buffer();
-        let client = cp.client().await.expect("client");
         let xapi = XApiClient::new(x.base_url(), Duration::from_secs(5)).unwrap();
         let metrics = Metrics::default();
         let mut ctx = Context::new(client, xapi, metrics.clone());
         ctx.resync = Duration::from_secs(30);
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(controller::run(Arc::new(ctx), async move {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(async move {
+            keyguard_operator::run_led(Arc::new(ctx), election, async move {
+                let _ = rx.await;
+            })
+            .await;
+        });
         RunningOperator {
             metrics,
             stop: Some(tx),

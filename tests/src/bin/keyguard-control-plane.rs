@@ -1,13 +1,13 @@
 //! Builds and runs the local control plane for the demo and for people.
 //!
-//! `keyguard-control-plane build` builds etcd and kube-apiserver into the
-//! cache; `keyguard-control-plane up --kubeconfig FILE` starts them, writes
+//! `keyguard-control-plane build` builds etcd, kube-apiserver and helm into
+//! the cache; `keyguard-control-plane up --kubeconfig FILE` starts them, writes
 //! an admin kubeconfig to FILE and runs until interrupted.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use keyguard_tests::control_plane::{ensure_binaries, ControlPlane};
+use keyguard_tests::control_plane::{ensure_binaries, ensure_helm, ControlPlane};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -16,6 +16,7 @@ async fn main() -> anyhow::Result<()> {
         Some("build") => {
             let b = ensure_binaries()?;
             println!("{}\n{}", b.etcd.display(), b.kube_apiserver.display());
+            println!("{}", ensure_helm()?.display());
         }
         Some("up") => {
             let out = match (args.get(1).map(String::as_str), args.get(2)) {
