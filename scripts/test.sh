@@ -14,7 +14,8 @@ echo "==> rustfmt and clippy"
 cargo fmt --all --check
 cargo clippy -q --workspace --all-targets -- -D warnings
 
-echo "==> tests"
+echo "==> tests (the operator binary is built first: a test runs it as the chart does)"
+cargo build -q --workspace --bins
 cargo test --workspace
 
 echo "==> keyguard scans its own repository (working tree and history)"

@@ -1,0 +1,206 @@
+//! Operator benchmark (not a test): time from apply to every target synced
+//! for N resources of 3 environments each, the operator's RSS afterwards,
+//! and API requests during an idle minute, scraped from the apiserver's
+//! own metrics.
+//!
+//! cargo build --release -p keyguard-operator -p keyguard-tests --bin keyguard-operator-bench
+//! target/release/keyguard-operator-bench 1 300
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use keyguard_operator::TwitterCredential;
+use keyguard_tests::x_api::{AccessLevel, XApiEmulator};
+use keyguard_tests::{repo_root, ControlPlane};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+const WRITE_VERBS: [&str; 5] = ["POST", "PUT", "PATCH", "DELETE", "APPLY"];
+const OURS: [&str; 6] = [
+    "secrets",
+    "twittercredentials",
+    "roles",
+    "rolebindings",
+    "events",
+    "deployments",
+];
+
+/// (writes to the operator's resources, all requests to them), from
+/// apiserver_request_total.
+async fn request_counts(client: &kube::Client) -> anyhow::Result<(f64, f64)> {
+    let text = client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
+    let (mut writes, mut all) = (0.0, 0.0);
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let Some(resource) = line
+            .split("resource=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+        else {
+            continue;
+        };
+        if !OURS.contains(&resource) {
+            continue;
+        }
+        let verb = line
+            .split("verb=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default();
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        all += value;
+        if WRITE_VERBS.contains(&verb) {
+            writes += value;
+        }
+    }
+    Ok((writes, all))
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_string)
+        })
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+async fn run(n: usize) -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    keyguard_tests::kube_helpers::install_crd(&cp).await;
+    let x = XApiEmulator::start().await;
+    let client = cp.client().await?;
+    let operator_bin = repo_root().join("target/release/keyguard-operator");
+    let mut operator = Command::new(&operator_bin)
+        .args([
+            "run",
+            "--x-api-base",
+            x.base_url(),
+            "--http-addr",
+            "127.0.0.1:0",
+            "--log-filter",
+            "warn",
+        ])
+        .env("KUBECONFIG", cp.kubeconfig())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "starting {} (build it with --release first)",
+                operator_bin.display()
+            )
+        })?;
+
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "bench"}}))?,
+        )
+        .await?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "bench");
+    let credentials: Api<TwitterCredential> = Api::namespaced(client.clone(), "bench");
+    let app = x.create_app(AccessLevel::Read);
+    let mut sources = Vec::new();
+    for i in 0..n {
+        let data: BTreeMap<&str, &str> = BTreeMap::from([
+            ("apiKey", app.api_key.as_str()),
+            ("apiKeySecret", app.api_key_secret.as_str()),
+            ("accessToken", app.access_token.as_str()),
+            ("accessTokenSecret", app.access_token_secret.as_str()),
+        ]);
+        sources.push(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("src-{i}")}, "stringData": data}));
+    }
+    for (i, s) in sources.iter().enumerate() {
+        secrets
+            .patch(
+                &format!("src-{i}"),
+                &PatchParams::apply("bench"),
+                &Patch::Apply(s),
+            )
+            .await?;
+    }
+    let started = Instant::now();
+    for i in 0..n {
+        let env = |name: &str, keys: serde_json::Value| {
+            json!({"name": name, "source": {"secretRef": {"name": format!("src-{i}")}},
+            "target": {"secretName": format!("out-{i}-{name}"), "keys": keys}, "access": {"serviceAccounts": ["app"]}})
+        };
+        let tc = json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential", "metadata": {"name": format!("bot-{i}")},
+            "spec": {"environments": [env("production", json!(["bearerToken"])), env("staging", json!(["apiKey", "apiKeySecret"])), env("development", json!(["accessToken", "accessTokenSecret"]))]}});
+        credentials
+            .patch(
+                &format!("bot-{i}"),
+                &PatchParams::apply("bench"),
+                &Patch::Apply(&tc),
+            )
+            .await?;
+    }
+    let applied = started.elapsed();
+    let lp = ListParams::default().labels("app.kubernetes.io/managed-by=keyguard-operator");
+    loop {
+        let count = secrets.list_metadata(&lp).await?.items.len();
+        if count == 3 * n {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(900),
+            "only {count} of {} targets after 15 minutes",
+            3 * n
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let synced = started.elapsed();
+    // Let status writes and Events settle, then measure an idle minute.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let rss = rss_kib(operator.id());
+    let (w0, a0) = request_counts(&client).await?;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (w1, a1) = request_counts(&client).await?;
+    let rss_idle = rss_kib(operator.id());
+    println!(
+        "| {n} | {} | {:.2} s (applying took {:.2} s) | {} MiB | {} MiB | {} | {} |",
+        3 * n,
+        synced.as_secs_f64(),
+        applied.as_secs_f64(),
+        rss / 1024,
+        rss_idle / 1024,
+        w1 - w0,
+        a1 - a0
+    );
+    operator.kill()?;
+    operator.wait()?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse())
+        .collect::<Result<_, _>>()?;
+    println!("| resources | target Secrets | apply → all synced | operator RSS after sync | RSS after idle minute | writes in idle minute | requests in idle minute |");
+    println!("|---|---|---|---|---|---|---|");
+    for n in if sizes.is_empty() {
+        vec![1, 300]
+    } else {
+        sizes
+    } {
+        run(n).await?;
+    }
+    Ok(())
+}
