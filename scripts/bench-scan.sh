@@ -20,7 +20,9 @@ echo "tree: $tree ($size, $files files), $(nproc) cores"
 
 peak() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -1; }
 
-# gitleaks, when built from its Go module:
+# gitleaks, when built from its Go module. Never give it /dev/null as the
+# report path: it writes a temporary file and renames it over the target,
+# which replaces the device with a regular file.
 #   GOBIN=~/.cache/twitter-keyguard/bin go install github.com/zricethezav/gitleaks/v8@latest
 gitleaks="${GITLEAKS:-$HOME/.cache/twitter-keyguard/bin/gitleaks}"
 [ -x "$gitleaks" ] || gitleaks=""
@@ -33,9 +35,9 @@ cat "$work/tree.md"
 echo "peak RSS: ripgrep $(peak rg --hidden -i -F -c -f "$work/keywords" "$tree") KiB, keyguard $(peak "$kg" scan --no-fail --format json -o /dev/null "$tree") KiB"
 if [ -n "$gitleaks" ]; then
   hyperfine -w 1 -r 3 --export-markdown "$work/gl-tree.md" -i \
-    -n "gitleaks dir" "$gitleaks dir --no-banner --exit-code 0 --report-format json --report-path /dev/null $tree" >/dev/null
+    -n "gitleaks dir" "$gitleaks dir --no-banner --exit-code 0 --report-format json --report-path $work/gitleaks.json $tree" >/dev/null
   cat "$work/gl-tree.md" | tail -1
-  echo "peak RSS: gitleaks dir $(peak "$gitleaks" dir --no-banner --exit-code 0 --report-format json --report-path /dev/null "$tree") KiB"
+  echo "peak RSS: gitleaks dir $(peak "$gitleaks" dir --no-banner --exit-code 0 --report-format json --report-path $work/gitleaks.json "$tree") KiB"
 fi
 
 # History: a repository whose history commits the tree crate by crate.
@@ -60,8 +62,8 @@ hyperfine -N -w 1 -r 5 --export-markdown "$work/history.md" \
 cat "$work/history.md"
 if [ -n "$gitleaks" ]; then
   hyperfine -w 0 -r 1 --export-markdown "$work/gl-git.md" -i \
-    -n "gitleaks git" "$gitleaks git --no-banner --exit-code 0 --report-format json --report-path /dev/null $repo" >/dev/null
+    -n "gitleaks git" "$gitleaks git --no-banner --exit-code 0 --report-format json --report-path $work/gitleaks.json $repo" >/dev/null
   cat "$work/gl-git.md" | tail -1
-  echo "peak RSS: gitleaks git $(peak "$gitleaks" git --no-banner --exit-code 0 --report-format json --report-path /dev/null "$repo") KiB"
+  echo "peak RSS: gitleaks git $(peak "$gitleaks" git --no-banner --exit-code 0 --report-format json --report-path $work/gitleaks.json "$repo") KiB"
 fi
 echo "peak RSS: git cat-file $(peak git -C "$repo" cat-file --batch-all-objects --batch) KiB, keyguard $(peak "$kg" scan --history --no-fail --format json -o /dev/null "$repo") KiB"

@@ -522,7 +522,20 @@ async fn sync_environment(
             )
             .await?;
     }
-    sync_access(tc, env, &target_ns, &target_name, ctx).await?;
+    if let Some(message) = sync_access(tc, env, &target_ns, &target_name, ctx).await? {
+        if !conditions::is_true(&status.conditions, "Conflict") {
+            event(
+                ctx,
+                tc,
+                EventType::Warning,
+                "Conflict",
+                format!("{}: {message}", env.name),
+            )
+            .await;
+        }
+        refuse(&mut status, "Conflict", message, generation);
+        return unchanged(status);
+    }
 
     let changed = status.fingerprint.as_deref() != Some(content_fp.as_str());
     if changed || !up_to_date {
@@ -608,14 +621,15 @@ fn role_name(secret: &str) -> String {
 }
 
 /// A Role allowing `get` on exactly the projected Secret, bound to the
-/// declared ServiceAccounts.
+/// declared ServiceAccounts. Returns a conflict message when a Role or
+/// RoleBinding of that name exists and is not ours (it is left untouched).
 async fn sync_access(
     tc: &TwitterCredential,
     env: &Environment,
     namespace: &str,
     secret: &str,
     ctx: &Context,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let roles: Api<Role> = Api::namespaced(ctx.client.clone(), namespace);
     let bindings: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), namespace);
     let name = role_name(secret);
@@ -626,19 +640,17 @@ async fn sync_access(
         .unwrap_or_default();
     let existing_role = roles.get_opt(&name).await?;
     let existing_binding = bindings.get_opt(&name).await?;
-    for meta in [
-        existing_role.as_ref().map(|r| &r.metadata),
-        existing_binding.as_ref().map(|b| &b.metadata),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if !owned_by(meta, tc) {
-            warn!(
-                namespace,
-                name, "a Role or RoleBinding of this name is not ours; left untouched"
-            );
-            return Ok(());
+    for (kind, meta) in [
+        ("Role", existing_role.as_ref().map(|r| &r.metadata)),
+        (
+            "RoleBinding",
+            existing_binding.as_ref().map(|b| &b.metadata),
+        ),
+    ] {
+        if meta.is_some_and(|m| !owned_by(m, tc)) {
+            return Ok(Some(format!(
+                "{kind} {namespace}/{name} exists and is not managed by this TwitterCredential; it was left untouched"
+            )));
         }
     }
     if accounts.is_empty() {
@@ -648,7 +660,7 @@ async fn sync_access(
         if existing_role.is_some() {
             roles.delete(&name, &DeleteParams::default()).await?;
         }
-        return Ok(());
+        return Ok(None);
     }
     let role = Role {
         metadata: managed_meta(tc, env, &name, namespace),
@@ -686,7 +698,7 @@ async fn sync_access(
     if existing_binding.as_ref().map(|b| &b.subjects) != Some(&binding.subjects) {
         bindings.patch(&name, &pp, &Patch::Apply(&binding)).await?;
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Objects this resource created for environments (or targets) it no

@@ -810,3 +810,46 @@ async fn no_credential_value_in_logs_events_status_or_metrics() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_it_does_not_own_is_a_conflict_too() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "bot-keys", &w.full_source()).await;
+    let theirs: Role = serde_json::from_value(
+        json!({"metadata": {"name": "keyguard-read-twitter-credentials"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]}),
+    )
+    .unwrap();
+    Api::<Role>::namespaced(w.client.clone(), "team")
+        .create(&PostParams::default(), &theirs)
+        .await
+        .unwrap();
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+        "name": "production", "source": {"secretRef": {"name": "bot-keys"}},
+        "target": {"secretName": "twitter-credentials", "keys": ["accessToken"]},
+        "access": {"serviceAccounts": ["reader"]}}]}}),
+    )
+    .await;
+    let c = w
+        .wait_condition("team", "bot", Some("production"), "Conflict", "True")
+        .await;
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("Role team/keyguard-read-twitter-credentials"),
+        "{c}"
+    );
+    let role = Api::<Role>::namespaced(w.client.clone(), "team")
+        .get("keyguard-read-twitter-credentials")
+        .await
+        .unwrap();
+    assert_eq!(
+        role.rules.unwrap()[0].resources.as_deref(),
+        Some(&["configmaps".to_string()][..]),
+        "left untouched"
+    );
+}
