@@ -19,4 +19,5 @@ cargo build -q --workspace --bins
 cargo test --workspace
 
 echo "==> keyguard scans its own repository (working tree and history)"
-cargo run -q -p keyguard-scan --bin keyguard -- scan .
+target/debug/keyguard scan .
+target/debug/keyguard scan --history .
