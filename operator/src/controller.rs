@@ -47,6 +47,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// How often a healthy resource is checked again without any change.
     pub resync: Duration,
+    /// How soon an environment that failed transiently is tried again.
+    pub retry: Duration,
 }
 
 impl Context {
@@ -61,6 +63,7 @@ impl Context {
             xapi,
             metrics,
             resync: Duration::from_secs(600),
+            retry: Duration::from_secs(30),
         }
     }
 }
@@ -140,6 +143,9 @@ struct EnvOutcome {
     status: EnvironmentStatus,
     /// The projected content changed in this reconcile.
     changed: bool,
+    /// A transient failure (X API rate limit, 5xx, network): check again
+    /// soon rather than at the next resync.
+    retry_soon: bool,
 }
 
 async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
@@ -238,6 +244,9 @@ async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
         patch_status(tc, &status, ctx).await?;
     }
     ctx.metrics.observe_status(tc, &status);
+    if outcomes.iter().any(|(_, o)| o.retry_soon) {
+        return Ok(Action::requeue(ctx.retry));
+    }
     Ok(Action::requeue(ctx.resync))
 }
 
@@ -353,6 +362,33 @@ fn refuse(status: &mut EnvironmentStatus, reason: &str, message: String, generat
     }
 }
 
+/// Refuses an environment and sends a Warning Event, once when the
+/// refusal starts rather than on every reconcile.
+async fn refuse_and_warn(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &str,
+    status: &mut EnvironmentStatus,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+) {
+    let ongoing = status.conditions.iter().any(|c| {
+        c.type_ == "Synced" && c.status == "False" && c.reason == reason && c.message == message
+    });
+    if !ongoing {
+        event(
+            ctx,
+            tc,
+            EventType::Warning,
+            reason,
+            format!("{env}: {message}"),
+        )
+        .await;
+    }
+    refuse(status, reason, message, generation);
+}
+
 async fn sync_environment(
     tc: &TwitterCredential,
     env: &Environment,
@@ -368,6 +404,7 @@ async fn sync_environment(
         Ok(EnvOutcome {
             status,
             changed: false,
+            retry_soon: false,
         })
     };
 
@@ -383,17 +420,16 @@ async fn sync_environment(
             )),
         };
         if let Some(message) = allowed {
-            if !conditions::is_true(&status.conditions, "TargetNotAllowed") {
-                event(
-                    ctx,
-                    tc,
-                    EventType::Warning,
-                    "TargetNotAllowed",
-                    format!("{}: {message}", env.name),
-                )
-                .await;
-            }
-            refuse(&mut status, "TargetNotAllowed", message, generation);
+            refuse_and_warn(
+                ctx,
+                tc,
+                &env.name,
+                &mut status,
+                "TargetNotAllowed",
+                message,
+                generation,
+            )
+            .await;
             return unchanged(status);
         }
     }
@@ -432,17 +468,16 @@ async fn sync_environment(
             let message = format!(
                 "Secret {target_ns}/{target_name} exists and is not managed by this TwitterCredential; it was left untouched"
             );
-            if !conditions::is_true(&status.conditions, "Conflict") {
-                event(
-                    ctx,
-                    tc,
-                    EventType::Warning,
-                    "Conflict",
-                    format!("{}: {message}", env.name),
-                )
-                .await;
-            }
-            refuse(&mut status, "Conflict", message, generation);
+            refuse_and_warn(
+                ctx,
+                tc,
+                &env.name,
+                &mut status,
+                "Conflict",
+                message,
+                generation,
+            )
+            .await;
             return unchanged(status);
         }
     }
@@ -465,19 +500,21 @@ async fn sync_environment(
                     Ok(t) => t.expose().to_vec(),
                     Err(e) => {
                         let message = format!("minting the bearer token failed: {e}");
-                        event(
+                        refuse_and_warn(
                             ctx,
                             tc,
-                            EventType::Warning,
+                            &env.name,
+                            &mut status,
                             "XApiError",
-                            format!("{}: {message}", env.name),
+                            message,
+                            generation,
                         )
                         .await;
-                        refuse(&mut status, "XApiError", message, generation);
-                        if e.is_transient() {
-                            return Err(Error::XApi(e));
-                        }
-                        return unchanged(status);
+                        return Ok(EnvOutcome {
+                            status,
+                            changed: false,
+                            retry_soon: e.is_transient(),
+                        });
                     }
                 }
             }
@@ -523,17 +560,16 @@ async fn sync_environment(
             .await?;
     }
     if let Some(message) = sync_access(tc, env, &target_ns, &target_name, ctx).await? {
-        if !conditions::is_true(&status.conditions, "Conflict") {
-            event(
-                ctx,
-                tc,
-                EventType::Warning,
-                "Conflict",
-                format!("{}: {message}", env.name),
-            )
-            .await;
-        }
-        refuse(&mut status, "Conflict", message, generation);
+        refuse_and_warn(
+            ctx,
+            tc,
+            &env.name,
+            &mut status,
+            "Conflict",
+            message,
+            generation,
+        )
+        .await;
         return unchanged(status);
     }
 
@@ -581,6 +617,7 @@ async fn sync_environment(
     Ok(EnvOutcome {
         status,
         changed: changed && existing.is_some(),
+        retry_soon: false,
     })
 }
 

@@ -70,6 +70,7 @@ impl RunningOperator {
         let metrics = Metrics::default();
         let mut ctx = Context::new(client, xapi, metrics.clone());
         ctx.resync = Duration::from_secs(30);
+        ctx.retry = Duration::from_secs(2);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             keyguard_operator::run_led(Arc::new(ctx), election, async move {

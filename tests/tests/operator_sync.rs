@@ -853,3 +853,30 @@ async fn a_role_it_does_not_own_is_a_conflict_too() {
         "left untouched"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transient_x_api_failure_is_reported_and_retried() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    w.x.inject([keyguard_tests::x_api::Fault::ServerError(503)]);
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+        "name": "production", "source": {"secretRef": {"name": "keys"}},
+        "target": {"secretName": "out", "keys": ["bearerToken"]}}]}}),
+    )
+    .await;
+    let c = w
+        .wait_condition("team", "bot", Some("production"), "Synced", "False")
+        .await;
+    assert_eq!(c["reason"], "XApiError");
+    assert!(c["message"].as_str().unwrap().contains("HTTP 503"), "{c}");
+    // Retried without any change to the resource.
+    w.wait_condition("team", "bot", Some("production"), "Synced", "True")
+        .await;
+    w.wait_secret("team", "out", "the projection after the retry", |s| {
+        keys(s) == ["bearerToken"]
+    })
+    .await;
+}
