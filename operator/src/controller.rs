@@ -308,6 +308,11 @@ async fn event(
     }
 }
 
+/// The Conflict message for an object of that name that is not ours.
+fn not_ours(kind: &str, namespace: &str, name: &str) -> String {
+    format!("{kind} {namespace}/{name} exists and is not managed by this TwitterCredential; it was left untouched")
+}
+
 fn owned_by(meta: &ObjectMeta, tc: &TwitterCredential) -> bool {
     let uid = tc.uid().unwrap_or_default();
     meta.labels.as_ref().and_then(|l| l.get(labels::OWNER_UID)) == Some(&uid)
@@ -465,9 +470,7 @@ async fn sync_environment(
     let existing = targets.get_opt(&target_name).await?;
     if let Some(s) = &existing {
         if !owned_by(&s.metadata, tc) {
-            let message = format!(
-                "Secret {target_ns}/{target_name} exists and is not managed by this TwitterCredential; it was left untouched"
-            );
+            let message = not_ours("Secret", &target_ns, &target_name);
             refuse_and_warn(
                 ctx,
                 tc,
@@ -685,9 +688,7 @@ async fn sync_access(
         ),
     ] {
         if meta.is_some_and(|m| !owned_by(m, tc)) {
-            return Ok(Some(format!(
-                "{kind} {namespace}/{name} exists and is not managed by this TwitterCredential; it was left untouched"
-            )));
+            return Ok(Some(not_ours(kind, namespace, &name)));
         }
     }
     if accounts.is_empty() {
