@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use keyguard_credentials::CredentialKey;
+use keyguard_credentials::{basic_authorization, bearer_for_header, CredentialKey};
 
 use crate::finding::{Finding, Verification};
 
@@ -15,35 +14,6 @@ pub struct VerifyOptions {
     /// The X API base URL, e.g. `https://api.x.com`.
     pub base_url: String,
     pub timeout: Duration,
-}
-
-fn percent_decode(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%' && i + 2 < s.len() {
-            if let Ok(b) = u8::from_str_radix(&String::from_utf8_lossy(&s[i + 1..i + 3]), 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(s[i]);
-        i += 1;
-    }
-    out
-}
-
-fn percent_encode(s: &[u8]) -> String {
-    s.iter()
-        .map(|&b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 fn status_to_verification(status: Option<u16>) -> Verification {
@@ -69,10 +39,9 @@ pub fn verify_findings(findings: &mut [Finding], opts: &VerifyOptions) {
     };
     let base = opts.base_url.trim_end_matches('/');
     let get_with_bearer = |path: &str, token: &[u8]| -> Option<u16> {
-        let token = String::from_utf8_lossy(&percent_decode(token)).into_owned();
         client
             .get(format!("{base}{path}"))
-            .bearer_auth(token)
+            .bearer_auth(bearer_for_header(token))
             .send()
             .ok()
             .map(|r| r.status().as_u16())
@@ -96,14 +65,10 @@ pub fn verify_findings(findings: &mut [Finding], opts: &VerifyOptions) {
                 });
                 match secret {
                     Some(secret) => {
-                        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-                            "{}:{}",
-                            percent_encode(f.value.expose()),
-                            percent_encode(secret.value.expose())
-                        ));
+                        let basic = basic_authorization(f.value.expose(), secret.value.expose());
                         let status = client
                             .post(format!("{base}/oauth2/token"))
-                            .header("Authorization", format!("Basic {basic}"))
+                            .header("Authorization", basic)
                             .header(
                                 "Content-Type",
                                 "application/x-www-form-urlencoded;charset=UTF-8",
@@ -131,17 +96,5 @@ pub fn verify_findings(findings: &mut [Finding], opts: &VerifyOptions) {
             });
             findings[i].verification = key.map_or(Verification::Unknown, |k| k.verification);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percent_decoding_handles_bearer_tokens() {
-        assert_eq!(percent_decode(b"a%2Bb%3D"), b"a+b=");
-        assert_eq!(percent_decode(b"100%"), b"100%");
-        assert_eq!(percent_encode(b"a+b"), "a%2Bb");
     }
 }

@@ -8,8 +8,10 @@
 
 mod fingerprint;
 mod kind;
+mod oauth;
 mod shape;
 
 pub use fingerprint::{fingerprint, redact, Fingerprint, SecretValue};
-pub use kind::{CredentialKey, Rotatable};
-pub use shape::{base64_marker_variants, shapes, Shape, BEARER_TOKEN_PREFIX};
+pub use kind::CredentialKey;
+pub use oauth::{basic_authorization, bearer_for_header};
+pub use shape::{base64_marker_variants, Shape, BEARER_TOKEN_PREFIX};

@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use base64::Engine;
-use keyguard_credentials::SecretValue;
+use keyguard_credentials::{basic_authorization, bearer_for_header, SecretValue};
 use serde::Deserialize;
 
 /// Errors from the X API.
@@ -51,10 +50,6 @@ pub struct RateLimit {
 pub struct XApiClient {
     base: String,
     http: reqwest::Client,
-}
-
-fn form_encode(s: &[u8]) -> String {
-    percent_encoding::percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// X's three error shapes, reduced to one line without values.
@@ -166,17 +161,13 @@ impl XApiClient {
         api_key: &SecretValue,
         api_key_secret: &SecretValue,
     ) -> Result<SecretValue, XApiError> {
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            form_encode(api_key.expose()),
-            form_encode(api_key_secret.expose())
-        ));
+        let basic = basic_authorization(api_key.expose(), api_key_secret.expose());
         let (body, _) = self
             .send(
                 "POST /oauth2/token",
                 self.http
                     .post(format!("{}/oauth2/token", self.base))
-                    .header("Authorization", format!("Basic {basic}"))
+                    .header("Authorization", basic)
                     .header(
                         "Content-Type",
                         "application/x-www-form-urlencoded;charset=UTF-8",
@@ -198,9 +189,7 @@ impl XApiClient {
 
     /// A cheap authenticated GET with the bearer token: is it live?
     pub async fn verify_bearer(&self, bearer: &SecretValue) -> Result<RateLimit, XApiError> {
-        let token = percent_encoding::percent_decode(bearer.expose())
-            .decode_utf8_lossy()
-            .into_owned();
+        let token = bearer_for_header(bearer.expose());
         let (_, limits) = self
             .send(
                 "GET /1.1/application/rate_limit_status.json",
