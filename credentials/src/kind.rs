@@ -1,5 +1,5 @@
 //! The credentials an X app has, under the names the operator uses as Secret
-//! keys, and what a program is allowed to do about each one.
+//! keys.
 
 use std::fmt;
 
@@ -31,17 +31,6 @@ pub enum CredentialKey {
     BearerToken,
     /// OAuth 2.0 user access token, derived from the refresh token.
     UserAccessToken,
-}
-
-/// What a program may do about a credential, per the X API.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rotatable {
-    /// A program can mint a new value and invalidate the old one.
-    ByProgram,
-    /// A program can invalidate the value but only a person can mint a new one.
-    RevokeOnly,
-    /// Only a person in the developer portal can replace it.
-    PortalOnly,
 }
 
 impl CredentialKey {
@@ -83,25 +72,6 @@ impl CredentialKey {
             self,
             CredentialKey::BearerToken | CredentialKey::UserAccessToken
         )
-    }
-
-    /// A public identifier rather than a secret: it may be shown in full.
-    pub fn is_public_identifier(self) -> bool {
-        matches!(self, CredentialKey::ClientId)
-    }
-
-    /// What a program is allowed to do about this credential.
-    pub fn rotatable(self) -> Rotatable {
-        match self {
-            CredentialKey::BearerToken
-            | CredentialKey::UserAccessToken
-            | CredentialKey::RefreshToken => Rotatable::ByProgram,
-            CredentialKey::AccessToken | CredentialKey::AccessTokenSecret => Rotatable::RevokeOnly,
-            CredentialKey::ApiKey
-            | CredentialKey::ApiKeySecret
-            | CredentialKey::ClientId
-            | CredentialKey::ClientSecret => Rotatable::PortalOnly,
-        }
     }
 
     /// Human name, as the developer portal says it.

@@ -25,11 +25,6 @@ pub struct Shape {
     pub decoded_suffix: Option<&'static str>,
 }
 
-/// The shapes of every credential, in the order of [`CredentialKey::ALL`].
-pub fn shapes() -> &'static [Shape] {
-    &SHAPES
-}
-
 static SHAPES: [Shape; 9] = [
     Shape {
         key: CredentialKey::ApiKey,

@@ -18,8 +18,6 @@ pub const REFERENCED_BY: &str = "keyguard.dev/referenced-by";
 pub const SOURCE_FINGERPRINT: &str = "keyguard.dev/source-fingerprint";
 /// On a projected Secret: fingerprint of its own data.
 pub const CONTENT_FINGERPRINT: &str = "keyguard.dev/content-fingerprint";
-/// On a TwitterCredential: any new value forces a sync now.
-pub const FORCE_SYNC: &str = "keyguard.dev/force-sync";
 /// On a restarted workload's pod template: the content that caused it.
 pub const RESTARTED_FOR: &str = "keyguard.dev/restarted-for";
 /// A namespace label that lets TwitterCredentials in `<ns>` write into it.
