@@ -137,3 +137,62 @@ async fn only_the_leader_reconciles_and_the_other_takes_over() {
     assert!(reconciles(&standing_by.metrics) > 0);
     standing_by.stop.send(()).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_lease_is_taken_over_and_a_leader_that_loses_it_stops() {
+    let cp = ControlPlane::start().await.unwrap();
+    install_crd(&cp).await;
+    let x = XApiEmulator::start().await;
+    let client = cp.client().await.unwrap();
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let holder = || async {
+        leases
+            .get_opt("keyguard-operator")
+            .await
+            .ok()??
+            .spec?
+            .holder_identity
+    };
+
+    // A leader that dies without releasing: the other waits for expiry.
+    let a = replica(&cp, &x, "replica-a").await;
+    eventually("a leads", Duration::from_secs(20), || async {
+        holder().await.filter(|h| h == "replica-a")
+    })
+    .await;
+    let b = replica(&cp, &x, "replica-b").await;
+    a.task.abort();
+    eventually(
+        "b takes over the expired Lease",
+        Duration::from_secs(20),
+        || async { holder().await.filter(|h| h == "replica-b") },
+    )
+    .await;
+    let transitions = leases
+        .get("keyguard-operator")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .lease_transitions;
+    assert_eq!(transitions, Some(1));
+
+    // Someone else takes the Lease from b: b stops and says it lost.
+    let mut lease = leases.get("keyguard-operator").await.unwrap();
+    let spec = lease.spec.as_mut().unwrap();
+    spec.holder_identity = Some("intruder".into());
+    spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    spec.lease_duration_seconds = Some(60);
+    leases
+        .replace("keyguard-operator", &Default::default(), &lease)
+        .await
+        .unwrap();
+    let lost = tokio::time::timeout(Duration::from_secs(20), b.task)
+        .await
+        .expect("b stops")
+        .unwrap();
+    assert!(lost, "losing the Lease is reported as lost leadership");
+    drop(b.stop);
+}
