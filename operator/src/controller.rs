@@ -170,7 +170,12 @@ async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
             });
         outcomes.push((env, sync_environment(tc, env, prev, ctx).await?));
     }
-    remove_undeclared(tc, ctx).await?;
+    // Objects become undeclared only when the spec changes; status records
+    // the generation after cleanup, so a crash in between cleans up later.
+    let observed = tc.status.as_ref().and_then(|s| s.observed_generation);
+    if observed.is_none() || observed != tc.metadata.generation {
+        remove_undeclared(tc, ctx).await?;
+    }
     restart_workloads(tc, &outcomes, ctx).await;
 
     let generation = tc.metadata.generation;
