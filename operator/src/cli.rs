@@ -23,7 +23,7 @@ pub enum Command {
     /// Print the TwitterCredential CustomResourceDefinition as YAML.
     Crd,
     /// Run the controller.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +69,24 @@ pub struct RunArgs {
     /// Seconds a Lease lasts without renewal.
     #[arg(long, env = "KEYGUARD_LEASE_SECONDS", default_value_t = 15)]
     pub lease_seconds: u64,
+
+    /// The Secret, in the operator's namespace, holding the key that proves
+    /// which objects the operator created (made on first start).
+    #[arg(
+        long,
+        env = "KEYGUARD_CLAIM_KEY_SECRET",
+        default_value = "keyguard-operator-claim-key"
+    )]
+    pub claim_key_secret: String,
+
+    /// The least time between two restarts of one workload; changes in
+    /// between are rolled out together at the end of it.
+    #[arg(
+        long,
+        env = "KEYGUARD_RESTART_MIN_INTERVAL_SECONDS",
+        default_value_t = 60
+    )]
+    pub restart_min_interval_seconds: u64,
 
     /// Seconds between checks of a resource when nothing changed.
     #[arg(long, env = "KEYGUARD_RESYNC_SECONDS", default_value_t = 600)]

@@ -1,5 +1,6 @@
-//! Setting Kubernetes conditions so that `lastTransitionTime` moves only
-//! when the status does, and an unchanged reconcile writes nothing.
+//! Condition types and reasons the operator reports, and setting them so
+//! that `lastTransitionTime` moves only when the status does and an
+//! unchanged reconcile writes nothing.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -7,31 +8,100 @@ pub fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
 
+/// Every condition type the operator writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionType {
+    /// Resource level: every environment is synced.
+    Ready,
+    /// The target Secret holds what the source and the state record say.
+    Synced,
+    /// The target namespace did not opt in (or withdrew its opt-in).
+    TargetNotAllowed,
+    /// An object the environment needs belongs to someone else.
+    Conflict,
+}
+
+impl ConditionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::Ready => "Ready",
+            ConditionType::Synced => "Synced",
+            ConditionType::TargetNotAllowed => "TargetNotAllowed",
+            ConditionType::Conflict => "Conflict",
+        }
+    }
+}
+
+/// Every condition reason the operator writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Synced,
+    TargetNotAllowed,
+    Conflict,
+    DuplicateTarget,
+    SourceNotFound,
+    SourceInvalid,
+    /// A derived credential is not minted yet (or minting failed).
+    DerivedPending,
+    XApiError,
+    WriteFailed,
+    NotImplemented,
+    NotSynced,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Synced => "Synced",
+            Reason::TargetNotAllowed => "TargetNotAllowed",
+            Reason::Conflict => "Conflict",
+            Reason::DuplicateTarget => "DuplicateTarget",
+            Reason::SourceNotFound => "SourceNotFound",
+            Reason::SourceInvalid => "SourceInvalid",
+            Reason::DerivedPending => "DerivedPending",
+            Reason::XApiError => "XApiError",
+            Reason::WriteFailed => "WriteFailed",
+            Reason::NotImplemented => "NotImplemented",
+            Reason::NotSynced => "NotSynced",
+        }
+    }
+
+    /// The environment-level condition a refusal of this reason also raises.
+    pub fn flag(self) -> Option<ConditionType> {
+        match self {
+            Reason::TargetNotAllowed => Some(ConditionType::TargetNotAllowed),
+            Reason::Conflict | Reason::DuplicateTarget => Some(ConditionType::Conflict),
+            _ => None,
+        }
+    }
+}
+
 /// Sets (or replaces) the condition of `type_`.
 pub fn set(
     conditions: &mut Vec<Condition>,
-    type_: &str,
+    type_: ConditionType,
     status: bool,
-    reason: &str,
+    reason: Reason,
     message: impl Into<String>,
     generation: Option<i64>,
 ) {
     let status = if status { "True" } else { "False" }.to_string();
     let message = message.into();
-    if let Some(c) = conditions.iter_mut().find(|c| c.type_ == type_) {
+    let reason = reason.as_str().to_string();
+    if let Some(c) = conditions.iter_mut().find(|c| c.type_ == type_.as_str()) {
         if c.status != status {
             c.last_transition_time = now();
         }
         c.status = status;
-        c.reason = reason.to_string();
+        c.reason = reason;
         c.message = message;
         c.observed_generation = generation;
         return;
     }
     conditions.push(Condition {
-        type_: type_.to_string(),
+        type_: type_.as_str().to_string(),
         status,
-        reason: reason.to_string(),
+        reason,
         message,
         last_transition_time: now(),
         observed_generation: generation,
@@ -39,12 +109,59 @@ pub fn set(
 }
 
 /// Removes the condition of `type_`.
-pub fn clear(conditions: &mut Vec<Condition>, type_: &str) {
-    conditions.retain(|c| c.type_ != type_);
+pub fn clear(conditions: &mut Vec<Condition>, type_: ConditionType) {
+    conditions.retain(|c| c.type_ != type_.as_str());
 }
 
-pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
+pub fn is_true(conditions: &[Condition], type_: ConditionType) -> bool {
     conditions
         .iter()
-        .any(|c| c.type_ == type_ && c.status == "True")
+        .any(|c| c.type_ == type_.as_str() && c.status == "True")
+}
+
+pub fn find(conditions: &[Condition], type_: ConditionType) -> Option<&Condition> {
+    conditions.iter().find(|c| c.type_ == type_.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_time_moves_only_when_the_status_does() {
+        let mut c = Vec::new();
+        set(
+            &mut c,
+            ConditionType::Synced,
+            true,
+            Reason::Synced,
+            "a",
+            Some(1),
+        );
+        let first = c[0].last_transition_time.clone();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        set(
+            &mut c,
+            ConditionType::Synced,
+            true,
+            Reason::Synced,
+            "b",
+            Some(2),
+        );
+        assert_eq!(c[0].last_transition_time, first);
+        assert_eq!(c[0].message, "b");
+        set(
+            &mut c,
+            ConditionType::Synced,
+            false,
+            Reason::Conflict,
+            "c",
+            Some(2),
+        );
+        assert_ne!(c[0].last_transition_time, first);
+        assert_eq!(c[0].reason, "Conflict");
+        assert!(!is_true(&c, ConditionType::Synced));
+        clear(&mut c, ConditionType::Synced);
+        assert!(c.is_empty());
+    }
 }

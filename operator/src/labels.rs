@@ -3,23 +3,31 @@
 
 /// On every object the operator creates.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "keyguard-operator");
-/// UID of the owning TwitterCredential (owner references cannot cross
-/// namespaces, so ownership is a label plus an annotation).
+/// UID of the owning TwitterCredential: a selector and a hint for people.
+/// Proof of ownership is [`CLAIM`], which nobody else can compute.
 pub const OWNER_UID: &str = "keyguard.dev/owner-uid";
 /// `namespace/name` of the owning TwitterCredential.
 pub const OWNER: &str = "keyguard.dev/owner";
 /// The environment an object belongs to.
 pub const ENVIRONMENT: &str = "keyguard.dev/environment";
-/// Marks a source Secret the operator reads, so it is watched by label.
-pub const SOURCE: &str = "keyguard.dev/source";
-/// On a source Secret: names of the TwitterCredentials that read it.
-pub const REFERENCED_BY: &str = "keyguard.dev/referenced-by";
+/// The operator's HMAC over the object's identity and its owner's (see
+/// `ownership.rs`): checked before every overwrite and delete.
+pub const CLAIM: &str = "keyguard.dev/claim";
 /// On a projected Secret: fingerprint of the source data it came from.
 pub const SOURCE_FINGERPRINT: &str = "keyguard.dev/source-fingerprint";
 /// On a projected Secret: fingerprint of its own data.
 pub const CONTENT_FINGERPRINT: &str = "keyguard.dev/content-fingerprint";
 /// On a restarted workload's pod template: the content that caused it.
 pub const RESTARTED_FOR: &str = "keyguard.dev/restarted-for";
+/// On a restarted workload (its own metadata): when the operator last
+/// restarted it, for debouncing.
+pub const RESTARTED_AT: &str = "keyguard.dev/restarted-at";
+/// On a state Secret: fingerprint of the source keys its derived
+/// credentials were minted from.
+pub const MINTED_FROM: &str = "keyguard.dev/minted-from";
+/// Which part of an environment an object is: `state` for the record of
+/// derived credentials (kept out of projections' selectors).
+pub const PART: &str = "keyguard.dev/part";
 /// A namespace label that lets TwitterCredentials in `<ns>` write into it.
 pub fn allow_from(source_namespace: &str) -> String {
     format!("keyguard.dev/allow-from-{source_namespace}")

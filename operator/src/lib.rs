@@ -3,21 +3,32 @@
 //! resources.
 //!
 //! Reading order: `resource.rs` (what people declare), `controller.rs` (the
-//! reconcile loop), `projection.rs` (what a target Secret holds),
-//! `xapi/` (the X API client), `labels.rs`, `metrics.rs`, `telemetry.rs`.
+//! reconcile loop), `sync/` (one environment: observe, check, plan, apply,
+//! record), `ownership.rs` (what the operator may overwrite or delete),
+//! `mint.rs` (derived credentials), `restart.rs`, `orphans.rs`,
+//! `triggers.rs`, `projection.rs` (what a target Secret holds), `xapi/`
+//! (the X API client), `labels.rs`, `events.rs`, `metrics.rs`,
+//! `telemetry.rs`.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod conditions;
 pub mod controller;
+pub mod events;
 pub mod labels;
 pub mod leader;
 pub mod metrics;
+pub mod mint;
+pub mod orphans;
+pub mod ownership;
 pub mod projection;
 pub mod resource;
+pub mod restart;
 pub mod server;
+pub mod sync;
 pub mod telemetry;
+pub mod triggers;
 pub mod xapi;
 
 use std::sync::Arc;
@@ -52,8 +63,15 @@ pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
     let xapi = xapi::XApiClient::new(&args.x_api_base, Duration::from_secs(args.x_api_timeout))?;
     let metrics = metrics::Metrics::default();
-    let mut ctx = controller::Context::new(client, xapi, metrics.clone());
+    let claims = ownership::load_or_create_key(
+        client.clone(),
+        &args.lease_namespace,
+        &args.claim_key_secret,
+    )
+    .await?;
+    let mut ctx = controller::Context::new(client, xapi, metrics.clone(), claims);
     ctx.resync = Duration::from_secs(args.resync_seconds);
+    ctx.restart_min_interval = Duration::from_secs(args.restart_min_interval_seconds);
     let server = tokio::spawn(server::serve(args.http_addr, metrics));
     tracing::info!(x_api = %args.x_api_base, http = %args.http_addr, "keyguard-operator starting");
     let election = args.leader_election.then(|| {

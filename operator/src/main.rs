@@ -5,7 +5,7 @@ use keyguard_operator::cli::{Cli, Command};
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crd => print!("{}", keyguard_operator::resource::crd_yaml()?),
-        Command::Run(args) => keyguard_operator::run(args).await?,
+        Command::Run(args) => keyguard_operator::run(*args).await?,
     }
     Ok(())
 }

@@ -36,6 +36,7 @@ pub struct Metrics {
     ready: Family<ResourceLabels, Gauge>,
     synced: Family<EnvironmentLabels, Gauge>,
     revision: Family<EnvironmentLabels, Gauge>,
+    orphans: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -83,7 +84,14 @@ impl Default for Metrics {
             "Revision of the environment's projected content",
             revision.clone(),
         );
+        let orphans = Counter::default();
+        registry.register(
+            "orphans_removed",
+            "Objects removed because the TwitterCredential that created them is gone",
+            orphans.clone(),
+        );
         Metrics {
+            orphans,
             registry: Arc::new(registry),
             reconciles,
             failures,
@@ -114,7 +122,8 @@ impl Metrics {
 
     pub fn observe_status(&self, tc: &TwitterCredential, status: &TwitterCredentialStatus) {
         let l = labels(tc);
-        let ready = crate::conditions::is_true(&status.conditions, "Ready");
+        let ready =
+            crate::conditions::is_true(&status.conditions, crate::conditions::ConditionType::Ready);
         self.ready.get_or_create(&l).set(ready as i64);
         for e in &status.environments {
             let el = EnvironmentLabels {
@@ -124,15 +133,24 @@ impl Metrics {
             };
             self.synced
                 .get_or_create(&el)
-                .set(crate::conditions::is_true(&e.conditions, "Synced") as i64);
+                .set(crate::conditions::is_true(
+                    &e.conditions,
+                    crate::conditions::ConditionType::Synced,
+                ) as i64);
             self.revision.get_or_create(&el).set(e.revision);
         }
+    }
+
+    pub fn orphans_removed(&self, n: u64) {
+        self.orphans.inc_by(n);
     }
 
     /// Drops the series of a deleted resource.
     pub fn forget(&self, tc: &TwitterCredential) {
         let l = labels(tc);
         self.ready.remove(&l);
+        self.reconciles.remove(&l);
+        self.failures.remove(&l);
         for env in &tc.spec.environments {
             let el = EnvironmentLabels {
                 namespace: l.namespace.clone(),

@@ -387,11 +387,31 @@ pub struct EnvironmentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_remaining: Option<i64>,
 
+    /// One entry per projected key: its fingerprint (a short SHA-256
+    /// prefix of the value, never the value) and since when it is live, so
+    /// tools outside the cluster (`keyguard scan --known`) can recognise
+    /// live credentials exactly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key"]))]
+    pub credentials: Vec<CredentialFingerprint>,
+
     /// Synced, Verified, RotationDue, OverPrivileged, TargetNotAllowed,
     /// Conflict for this environment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// A projected credential, recognisable without its value.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialFingerprint {
+    /// The key in the projected Secret, e.g. `bearerToken`.
+    pub key: String,
+    /// `sha256:` and a short hex prefix of the value's SHA-256.
+    pub fingerprint: String,
+    /// When this value was first projected.
+    pub since: Time,
 }
 
 /// The CustomResourceDefinition as YAML, exactly as committed in `crds/`.

@@ -7,6 +7,7 @@
 pub mod control_plane;
 pub mod kube_helpers;
 pub mod operator;
+pub mod world;
 pub mod x_api;
 
 pub use control_plane::ControlPlane;

@@ -44,6 +44,19 @@ impl Write for LogWriter {
     }
 }
 
+/// The least time between two restarts of a workload, for operators
+/// started by tests.
+pub const RESTART_MIN_INTERVAL: Duration = Duration::from_secs(3);
+
+/// The claim key of in-process operators: one per test process, so an
+/// operator restarted by a test recognises what its predecessor created
+/// (as the real one does by reading its key Secret).
+pub fn test_claim_key() -> keyguard_operator::ownership::ClaimKey {
+    static KEY: OnceLock<keyguard_operator::ownership::ClaimKey> = OnceLock::new();
+    KEY.get_or_init(|| keyguard_operator::ownership::ClaimKey::generate().expect("randomness"))
+        .clone()
+}
+
 /// An operator running in this process.
 pub struct RunningOperator {
     pub metrics: Metrics,
@@ -68,9 +81,10 @@ impl RunningOperator {
         log_buffer();
         let xapi = XApiClient::new(x.base_url(), Duration::from_secs(5)).unwrap();
         let metrics = Metrics::default();
-        let mut ctx = Context::new(client, xapi, metrics.clone());
+        let mut ctx = Context::new(client, xapi, metrics.clone(), test_claim_key());
         ctx.resync = Duration::from_secs(30);
         ctx.retry = Duration::from_secs(2);
+        ctx.restart_min_interval = RESTART_MIN_INTERVAL;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             keyguard_operator::run_led(Arc::new(ctx), election, async move {

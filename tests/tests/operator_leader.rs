@@ -30,6 +30,7 @@ async fn replica(cp: &ControlPlane, x: &XApiEmulator, identity: &str) -> Replica
         client.clone(),
         XApiClient::new(x.base_url(), Duration::from_secs(5)).unwrap(),
         metrics.clone(),
+        keyguard_tests::operator::test_claim_key(),
     );
     let election = LeaderElection::new(
         client,

@@ -1,0 +1,263 @@
+//! Removing what a TwitterCredential owned once it no longer declares it,
+//! is deleted, or vanished without its finalizer (a tenant can strip it).
+//!
+//! Only objects whose claim verifies (see `ownership.rs`) are touched, each
+//! deleted with its uid and resourceVersion as preconditions; labels alone
+//! never make the operator delete. Deletions are noticed from a watch of
+//! the resources, and a sweep after every (re)list catches those missed
+//! while the operator was down, so an idle operator sends no requests.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::controller::Context;
+use crate::events::Kind;
+use crate::labels::{self, MANAGED_BY};
+use crate::ownership::Owner;
+use crate::resource::{DeletionPolicy, TwitterCredential};
+use crate::sync::apply::delete;
+use crate::sync::plan::Existing;
+
+/// What to do with one owned object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposal {
+    Keep,
+    Delete,
+    /// Keep the object but drop the operator's labels and claim, so it is
+    /// no longer managed (a retained Secret).
+    Release,
+}
+
+/// An object the operator can prove it created.
+#[derive(Debug, Clone)]
+pub struct Owned {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub is_state: bool,
+    pub existing: Existing,
+}
+
+/// Objects with a genuine claim for `owner` (or, when `owner` is `None`,
+/// for anyone), found by label.
+pub async fn list_owned(ctx: &Context, owner: Option<&Owner>) -> kube::Result<Vec<(Owner, Owned)>> {
+    let selector = match owner {
+        Some(o) => format!(
+            "{}={},{}",
+            MANAGED_BY.0,
+            MANAGED_BY.1,
+            format_args!("{}={}", labels::OWNER_UID, o.uid)
+        ),
+        None => format!("{}={}", MANAGED_BY.0, MANAGED_BY.1),
+    };
+    let lp = ListParams::default().labels(&selector);
+    let c = ctx.client.clone();
+    let mut metas: Vec<(&'static str, ObjectMeta)> = Vec::new();
+    metas.extend(
+        Api::<PartialObjectMeta<Secret>>::all(c.clone())
+            .list_metadata(&lp)
+            .await?
+            .items
+            .into_iter()
+            .map(|m| ("Secret", m.metadata)),
+    );
+    metas.extend(
+        Api::<PartialObjectMeta<Role>>::all(c.clone())
+            .list_metadata(&lp)
+            .await?
+            .items
+            .into_iter()
+            .map(|m| ("Role", m.metadata)),
+    );
+    metas.extend(
+        Api::<PartialObjectMeta<RoleBinding>>::all(c)
+            .list_metadata(&lp)
+            .await?
+            .items
+            .into_iter()
+            .map(|m| ("RoleBinding", m.metadata)),
+    );
+    Ok(metas
+        .into_iter()
+        .filter_map(|(kind, meta)| {
+            let verified = ctx.claims.verified_owner(kind, &meta)?;
+            if owner.is_some_and(|o| o != &verified) {
+                return None;
+            }
+            let is_state = meta
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(labels::PART))
+                .is_some_and(|p| p == "state");
+            Some((
+                verified,
+                Owned {
+                    kind,
+                    namespace: meta.namespace.clone().unwrap_or_default(),
+                    name: meta.name.clone().unwrap_or_default(),
+                    is_state,
+                    existing: Existing {
+                        kind,
+                        name: meta.name.clone().unwrap_or_default(),
+                        uid: meta.uid.clone(),
+                        resource_version: meta.resource_version.clone(),
+                    },
+                },
+            ))
+        })
+        .collect())
+}
+
+/// Disposes of `owner`'s objects as `decide` says; returns how many went.
+pub async fn dispose(
+    ctx: &Context,
+    owner: &Owner,
+    decide: impl Fn(&Owned) -> Disposal,
+) -> kube::Result<usize> {
+    let mut removed = 0;
+    // RoleBindings first: access goes before what it grants.
+    let mut owned = list_owned(ctx, Some(owner)).await?;
+    owned.sort_by_key(|(_, o)| match o.kind {
+        "RoleBinding" => 0,
+        "Role" => 1,
+        _ => 2,
+    });
+    for (_, o) in owned {
+        match decide(&o) {
+            Disposal::Keep => {}
+            Disposal::Delete => {
+                match delete(&ctx.client, &o.namespace, &o.existing).await {
+                    Ok(()) => removed += 1,
+                    Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+                    Err(e) => return Err(e),
+                }
+                info!(owner = %format!("{}/{}", owner.namespace, owner.name), object = %format!("{} {}/{}", o.kind, o.namespace, o.name), "removed an object no longer declared");
+            }
+            Disposal::Release => release(ctx, &o).await?,
+        }
+    }
+    Ok(removed)
+}
+
+/// Drops the operator's labels and claim from a retained Secret.
+async fn release(ctx: &Context, o: &Owned) -> kube::Result<()> {
+    let patch = json!({"metadata": {
+        "resourceVersion": o.existing.resource_version,
+        "labels": {MANAGED_BY.0: null, labels::OWNER_UID: null},
+        "annotations": {labels::CLAIM: null, labels::OWNER: null},
+    }});
+    Api::<Secret>::namespaced(ctx.client.clone(), &o.namespace)
+        .patch(&o.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+/// How a deleted resource's objects go: everything, except projected
+/// Secrets that `Retain` keeps (released from management).
+pub fn on_delete(policy: Option<DeletionPolicy>) -> impl Fn(&Owned) -> Disposal {
+    move |o| match (policy, o.kind, o.is_state) {
+        (Some(DeletionPolicy::Retain), "Secret", false) => Disposal::Release,
+        _ => Disposal::Delete,
+    }
+}
+
+/// Watches resources for deletions and sweeps after every (re)list.
+pub async fn run(ctx: Arc<Context>) {
+    let api: Api<TwitterCredential> = Api::all(ctx.client.clone());
+    let mut live: HashSet<String> = HashSet::new();
+    let mut listing: HashSet<String> = HashSet::new();
+    let mut events = watcher(api, watcher::Config::default()).boxed();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Init) => listing.clear(),
+            Ok(watcher::Event::InitApply(tc)) => {
+                listing.insert(tc.uid().unwrap_or_default());
+            }
+            Ok(watcher::Event::InitDone) => {
+                live = std::mem::take(&mut listing);
+                if let Err(e) = sweep(&ctx, &live).await {
+                    warn!(error = %e, "orphan sweep failed; the next relist tries again");
+                }
+            }
+            Ok(watcher::Event::Apply(tc)) => {
+                live.insert(tc.uid().unwrap_or_default());
+            }
+            Ok(watcher::Event::Delete(tc)) => {
+                live.remove(&tc.uid().unwrap_or_default());
+                ctx.metrics.forget(&tc);
+                let owner = Owner::of(&tc);
+                match dispose(&ctx, &owner, on_delete(tc.spec.deletion_policy)).await {
+                    Ok(0) => {}
+                    Ok(n) => report(&ctx, &owner, n).await,
+                    Err(e) => {
+                        warn!(error = %e, "removing a deleted resource's objects failed; the next sweep tries again")
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "watching TwitterCredentials for deletions"),
+        }
+    }
+}
+
+/// Removes objects whose owner no longer exists.
+async fn sweep(ctx: &Context, live: &HashSet<String>) -> kube::Result<()> {
+    let mut gone: Vec<Owner> = Vec::new();
+    for (owner, _) in list_owned(ctx, None).await? {
+        if live.contains(&owner.uid) || gone.contains(&owner) {
+            continue;
+        }
+        // Created since the list? Ask the apiserver before deleting.
+        let api: Api<TwitterCredential> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+        if api
+            .get_opt(&owner.name)
+            .await?
+            .is_some_and(|tc| tc.uid().as_deref() == Some(owner.uid.as_str()))
+        {
+            continue;
+        }
+        gone.push(owner);
+    }
+    for owner in gone {
+        let n = dispose(ctx, &owner, |_| Disposal::Delete).await?;
+        report(ctx, &owner, n).await;
+    }
+    Ok(())
+}
+
+/// Orphans are logged, counted and announced in the owner's namespace.
+async fn report(ctx: &Context, owner: &Owner, removed: usize) {
+    info!(owner = %format!("{}/{}", owner.namespace, owner.name), removed, "removed the objects of a deleted TwitterCredential");
+    ctx.metrics.orphans_removed(removed as u64);
+    let about = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("keyguard.dev/v1alpha1".into()),
+        kind: Some("TwitterCredential".into()),
+        namespace: Some(owner.namespace.clone()),
+        name: Some(owner.name.clone()),
+        uid: Some(owner.uid.clone()),
+        ..Default::default()
+    };
+    let note = format!(
+        "removed {removed} object(s) left by deleted TwitterCredential {}/{} (uid {})",
+        owner.namespace, owner.name, owner.uid
+    );
+    ctx.events
+        .publish(
+            &about,
+            Kind::Normal,
+            "OrphansRemoved",
+            "Cleanup",
+            &note,
+            None,
+        )
+        .await;
+}

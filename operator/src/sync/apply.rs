@@ -1,0 +1,169 @@
+//! The writes of a sync, and nothing else. Creates fail when the name is
+//! taken (two owners racing for one target cannot both win a piece);
+//! replaces and deletes carry the observed resourceVersion (and uid), so an
+//! object that changed hands in between is never overwritten or deleted.
+//! When a create loses a race, what this pass created is rolled back, so
+//! a target's Secret, Role and RoleBinding belong to one resource or none.
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{DeleteParams, PostParams, Preconditions};
+use kube::{Api, Client};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::debug;
+
+use super::check::{Refusal, Teardown};
+use super::plan::{describe, Existing, Object, Step};
+use super::Target;
+use crate::conditions::Reason;
+use crate::controller::Context;
+
+/// Runs `steps` in order. Returns whether anything was written.
+pub async fn apply(
+    ctx: &Context,
+    target: &Target,
+    steps: &[Step],
+    teardown: bool,
+) -> Result<bool, Refusal> {
+    let mut created: Vec<Existing> = Vec::new();
+    for step in steps {
+        let result = run(&ctx.client, &target.namespace, step).await;
+        match result {
+            Ok(Some(made)) => created.push(made),
+            Ok(None) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 && matches!(step, Step::Create(_)) => {
+                rollback(&ctx.client, &target.namespace, &created).await;
+                return Err(Refusal::new(
+                    Reason::Conflict,
+                    format!(
+                        "{} in namespace {} was created by someone else at the same moment; it was left untouched",
+                        describe(step),
+                        target.namespace
+                    ),
+                    Teardown::RemoveAll,
+                ));
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 || (e.code == 404 && teardown) => {
+                // Changed (or gone) since observed: look again soon.
+                rollback(&ctx.client, &target.namespace, &created).await;
+                return Err(Refusal::new(
+                    Reason::NotSynced,
+                    format!("{} changed while syncing; retrying", describe(step)),
+                    Teardown::Keep,
+                )
+                .soon());
+            }
+            Err(e) => {
+                rollback(&ctx.client, &target.namespace, &created).await;
+                let doing = format!(
+                    "writing {} in namespace {}",
+                    describe(step),
+                    target.namespace
+                );
+                return Err(Refusal::api_error(&doing, &e));
+            }
+        }
+    }
+    Ok(!steps.is_empty())
+}
+
+/// Performs one step; a create returns what it made, for rollback.
+async fn run(client: &Client, namespace: &str, step: &Step) -> kube::Result<Option<Existing>> {
+    match step {
+        Step::Create(o) => match o {
+            Object::Secret(s) => create::<Secret>(client, namespace, s, "Secret")
+                .await
+                .map(Some),
+            Object::Role(r) => create::<Role>(client, namespace, r, "Role").await.map(Some),
+            Object::RoleBinding(b) => create::<RoleBinding>(client, namespace, b, "RoleBinding")
+                .await
+                .map(Some),
+        },
+        Step::Replace(o) => {
+            match o {
+                Object::Secret(s) => replace::<Secret>(client, namespace, s).await?,
+                Object::Role(r) => replace::<Role>(client, namespace, r).await?,
+                Object::RoleBinding(b) => replace::<RoleBinding>(client, namespace, b).await?,
+            }
+            Ok(None)
+        }
+        Step::Delete(e) => {
+            delete(client, namespace, e).await?;
+            Ok(None)
+        }
+    }
+}
+
+async fn create<K>(
+    client: &Client,
+    namespace: &str,
+    object: &K,
+    kind: &'static str,
+) -> kube::Result<Existing>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let made = api.create(&PostParams::default(), object).await?;
+    debug!(kind, namespace, name = ?made.meta().name, "created");
+    Ok(Existing {
+        kind,
+        name: made.meta().name.clone().unwrap_or_default(),
+        uid: made.meta().uid.clone(),
+        resource_version: made.meta().resource_version.clone(),
+    })
+}
+
+async fn replace<K>(client: &Client, namespace: &str, object: &K) -> kube::Result<()>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let name = object.meta().name.clone().unwrap_or_default();
+    api.replace(&name, &PostParams::default(), object).await?;
+    Ok(())
+}
+
+/// Deletes exactly the observed object: same uid, same resourceVersion.
+pub async fn delete(client: &Client, namespace: &str, e: &Existing) -> kube::Result<()> {
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: e.uid.clone(),
+            resource_version: e.resource_version.clone(),
+        }),
+        ..Default::default()
+    };
+    match e.kind {
+        "Secret" => Api::<Secret>::namespaced(client.clone(), namespace)
+            .delete(&e.name, &dp)
+            .await
+            .map(|_| ()),
+        "Role" => Api::<Role>::namespaced(client.clone(), namespace)
+            .delete(&e.name, &dp)
+            .await
+            .map(|_| ()),
+        _ => Api::<RoleBinding>::namespaced(client.clone(), namespace)
+            .delete(&e.name, &dp)
+            .await
+            .map(|_| ()),
+    }
+}
+
+/// Undoes this pass's creates, newest first. Failures are left for the
+/// next reconcile, which sees the pieces as its own and finishes the job.
+async fn rollback(client: &Client, namespace: &str, created: &[Existing]) {
+    for e in created.iter().rev() {
+        if let Err(err) = delete(client, namespace, e).await {
+            tracing::warn!(kind = e.kind, namespace, name = %e.name, error = %err, "rollback of a created object failed; will retry");
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Syncing one environment of a TwitterCredential, in five steps that each
+//! do one kind of thing:
+//!
+//! - [`observe`]: every read, into one [`observe::Observed`];
+//! - [`check`]: pure gates that refuse with a typed [`check::Refusal`];
+//! - [`plan`]: pure: the objects the environment should have, and the
+//!   create / replace / delete steps that get there;
+//! - [`apply`]: the writes: create-only for new objects, a resourceVersion
+//!   precondition on every replace and delete, rollback on a lost race;
+//! - [`record`]: pure: revision, fingerprints and conditions.
+//!
+//! Sync never calls the X API: derived credentials come from the state
+//! record `mint.rs` keeps.
+
+pub mod apply;
+pub mod check;
+pub mod observe;
+pub mod plan;
+pub mod record;
+
+use crate::resource::{Environment, EnvironmentStatus, TwitterCredential};
+use kube::ResourceExt;
+
+/// Where an environment's objects live.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Target {
+    pub namespace: String,
+    pub secret: String,
+    /// Name of both the Role and the RoleBinding.
+    pub access: String,
+}
+
+impl Target {
+    pub fn of(tc: &TwitterCredential, env: &Environment) -> Target {
+        let namespace = env
+            .target
+            .namespace
+            .clone()
+            .unwrap_or_else(|| tc.namespace().unwrap_or_default());
+        Target {
+            access: access_name(&env.target.secret_name),
+            secret: env.target.secret_name.clone(),
+            namespace,
+        }
+    }
+
+    pub fn secret_ref(&self) -> String {
+        format!("{}/{}", self.namespace, self.secret)
+    }
+}
+
+/// Name of the Role and RoleBinding that grant `get` on `secret`.
+pub fn access_name(secret: &str) -> String {
+    let name = format!("keyguard-read-{secret}");
+    if name.len() <= 253 {
+        return name;
+    }
+    let hash = keyguard_credentials::fingerprint(secret.as_bytes()).to_string();
+    let hash = hash.trim_start_matches("sha256:");
+    format!("{}-{hash}", &name[..253 - hash.len() - 1])
+}
+
+/// What one environment's sync produced.
+#[derive(Debug, Clone)]
+pub struct EnvOutcome {
+    pub status: EnvironmentStatus,
+    /// The projected content changed in this reconcile, over an earlier one.
+    pub changed: bool,
+    /// A transient failure: check again soon rather than at the resync.
+    pub retry_soon: bool,
+}
+
+/// Syncs one environment; every failure ends up in the returned status.
+pub async fn environment(
+    ctx: &crate::controller::Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    previous: EnvironmentStatus,
+    duplicate_of: Option<&str>,
+) -> EnvOutcome {
+    let target = Target::of(tc, env);
+    let generation = tc.metadata.generation;
+    let observed = match observe::observe(ctx, tc, env, &target).await {
+        Ok(o) => o,
+        Err(e) => {
+            let refusal = check::Refusal::api_error("reading", &e);
+            return record::refused(previous, &target, &refusal, generation);
+        }
+    };
+    let owner = crate::ownership::Owner::of(tc);
+    let pieces = check::Pieces::of(&ctx.claims, &observed, &owner);
+    let refusal = match check::check(tc, env, &target, duplicate_of, &observed, &pieces) {
+        Ok(inputs) => {
+            let plan = plan::plan(&ctx.claims, tc, env, &target, &inputs, &observed, &pieces);
+            match apply::apply(ctx, &target, &plan.steps, false).await {
+                Ok(wrote) => {
+                    let outcome =
+                        record::synced(previous.clone(), &target, &plan, wrote, generation);
+                    if wrote {
+                        record::announce(
+                            ctx,
+                            tc,
+                            env,
+                            &target,
+                            &outcome.status,
+                            observed.secret.is_some(),
+                        )
+                        .await;
+                    }
+                    return outcome;
+                }
+                Err(refusal) => refusal,
+            }
+        }
+        Err(refusal) => refusal,
+    };
+    let teardown = plan::teardown(&target, &observed, &pieces, refusal.teardown);
+    let refusal = match apply::apply(ctx, &target, &teardown, true).await {
+        Ok(_) => refusal,
+        Err(failed) => failed,
+    };
+    record::warn_if_new(ctx, tc, env, &previous, &refusal).await;
+    record::refused(previous, &target, &refusal, generation)
+}

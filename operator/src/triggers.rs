@@ -1,0 +1,145 @@
+//! Which TwitterCredentials an event about another object concerns. Every
+//! input of a reconcile triggers it: source Secrets by name (they carry no
+//! label of ours; the operator never writes to them), target namespaces
+//! (opt-in given or withdrawn), and the objects the operator created.
+
+use std::sync::Arc;
+
+use kube::api::ObjectMeta;
+use kube::runtime::reflector::ObjectRef;
+use kube::ResourceExt;
+
+use crate::ownership::Owner;
+use crate::resource::TwitterCredential;
+use crate::sync::Target;
+
+/// Resources that read the Secret `meta` as a source, plus its owner.
+pub fn for_secret(
+    credentials: &[Arc<TwitterCredential>],
+    meta: &ObjectMeta,
+) -> Vec<ObjectRef<TwitterCredential>> {
+    let ns = meta.namespace.clone().unwrap_or_default();
+    let name = meta.name.clone().unwrap_or_default();
+    let mut refs: Vec<_> = credentials
+        .iter()
+        .filter(|tc| tc.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|tc| {
+            tc.spec
+                .environments
+                .iter()
+                .any(|e| e.source.secret_ref.name == name)
+        })
+        .map(|tc| ObjectRef::from_obj(tc.as_ref()))
+        .collect();
+    refs.extend(owner_of(meta));
+    refs
+}
+
+/// Resources with an environment targeting namespace `meta`.
+pub fn for_namespace(
+    credentials: &[Arc<TwitterCredential>],
+    meta: &ObjectMeta,
+) -> Vec<ObjectRef<TwitterCredential>> {
+    let name = meta.name.clone().unwrap_or_default();
+    credentials
+        .iter()
+        .filter(|tc| {
+            tc.spec
+                .environments
+                .iter()
+                .any(|e| Target::of(tc, e).namespace == name)
+        })
+        .map(|tc| ObjectRef::from_obj(tc.as_ref()))
+        .collect()
+}
+
+/// The resource an object names as its owner (a hint: the reconcile checks
+/// the claim before it writes anything).
+pub fn owner_of(meta: &ObjectMeta) -> Option<ObjectRef<TwitterCredential>> {
+    let owner = Owner::named_by(meta)?;
+    Some(ObjectRef::new(&owner.name).within(&owner.namespace))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn tc(ns: &str, name: &str, source: &str, target_ns: Option<&str>) -> Arc<TwitterCredential> {
+        let target = target_ns
+            .map(|t| format!("namespace: {t}, "))
+            .unwrap_or_default();
+        Arc::new(
+            serde_yaml::from_str(&format!(
+                "apiVersion: keyguard.dev/v1alpha1\nkind: TwitterCredential\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{environments: [{{name: prod, source: {{secretRef: {{name: {source}}}}}, target: {{{target}secretName: out, keys: [apiKey]}}}}]}}"
+            ))
+            .unwrap(),
+        )
+    }
+
+    fn meta(ns: Option<&str>, name: &str) -> ObjectMeta {
+        ObjectMeta {
+            namespace: ns.map(Into::into),
+            name: Some(name.into()),
+            ..Default::default()
+        }
+    }
+
+    fn names(refs: Vec<ObjectRef<TwitterCredential>>) -> Vec<String> {
+        let mut v: Vec<String> = refs
+            .iter()
+            .map(|r| format!("{}/{}", r.namespace.clone().unwrap_or_default(), r.name))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn each_input_reaches_exactly_its_readers() {
+        let all = vec![
+            tc("team-a", "one", "keys", Some("prod")),
+            tc("team-a", "two", "other", None),
+            tc("team-b", "three", "keys", Some("prod")),
+        ];
+        let cases: Vec<(&str, Vec<String>, Vec<&str>)> = vec![
+            (
+                "source by name, unlabelled",
+                names(for_secret(&all, &meta(Some("team-a"), "keys"))),
+                vec!["team-a/one"],
+            ),
+            (
+                "same name in another namespace",
+                names(for_secret(&all, &meta(Some("team-c"), "keys"))),
+                vec![],
+            ),
+            (
+                "target namespace",
+                names(for_namespace(&all, &meta(None, "prod"))),
+                vec!["team-a/one", "team-b/three"],
+            ),
+            (
+                "own namespace as target",
+                names(for_namespace(&all, &meta(None, "team-a"))),
+                vec!["team-a/two"],
+            ),
+            (
+                "unrelated namespace",
+                names(for_namespace(&all, &meta(None, "kube-system"))),
+                vec![],
+            ),
+        ];
+        for (what, got, want) in cases {
+            assert_eq!(got, want, "{what}");
+        }
+        let mut owned = meta(Some("prod"), "out");
+        owned.labels = Some(BTreeMap::from([(
+            crate::labels::OWNER_UID.into(),
+            "u".into(),
+        )]));
+        owned.annotations = Some(BTreeMap::from([(
+            crate::labels::OWNER.into(),
+            "team-b/three".into(),
+        )]));
+        assert_eq!(names(for_secret(&all, &owned)), ["team-b/three"]);
+    }
+}

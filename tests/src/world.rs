@@ -1,0 +1,194 @@
+//! A test world: a local control plane with the CRD, the X API emulator,
+//! an in-process operator and one X app, with helpers to drive them the
+//! way a user would.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use keyguard_operator::TwitterCredential;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::Client;
+use serde_json::{json, Value};
+
+use crate::kube_helpers::{eventually, install_crd};
+use crate::operator::RunningOperator;
+use crate::x_api::{AccessLevel, AppCredentials, XApiEmulator};
+use crate::ControlPlane;
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub struct World {
+    pub cp: ControlPlane,
+    pub x: XApiEmulator,
+    pub client: Client,
+    pub app: AppCredentials,
+    pub operator: Option<RunningOperator>,
+}
+
+impl World {
+    pub async fn start() -> World {
+        let cp = ControlPlane::start().await.expect("control plane");
+        install_crd(&cp).await;
+        let x = XApiEmulator::start().await;
+        let app = x.create_app(AccessLevel::Read);
+        let client = cp.client().await.unwrap();
+        let operator = Some(RunningOperator::start(&cp, &x).await);
+        World {
+            cp,
+            x,
+            client,
+            app,
+            operator,
+        }
+    }
+
+    pub async fn namespace(&self, name: &str, labels: Value) {
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
+        Api::<Namespace>::all(self.client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap();
+    }
+
+    pub async fn source(&self, ns: &str, name: &str, data: &[(&str, &str)]) {
+        let data: BTreeMap<String, String> = data
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let s: Secret =
+            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data}))
+                .unwrap();
+        Api::<Secret>::namespaced(self.client.clone(), ns)
+            .patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&s))
+            .await
+            .unwrap();
+    }
+
+    pub fn full_source(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("apiKey", self.app.api_key.as_str()),
+            ("apiKeySecret", self.app.api_key_secret.as_str()),
+            ("accessToken", self.app.access_token.as_str()),
+            ("accessTokenSecret", self.app.access_token_secret.as_str()),
+        ]
+    }
+
+    pub async fn apply(&self, ns: &str, resource: Value) {
+        let name = resource["metadata"]["name"].as_str().unwrap().to_string();
+        let mut resource = resource;
+        resource["apiVersion"] = json!("keyguard.dev/v1alpha1");
+        resource["kind"] = json!("TwitterCredential");
+        Api::<TwitterCredential>::namespaced(self.client.clone(), ns)
+            .patch(
+                &name,
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&resource),
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn secret(&self, ns: &str, name: &str) -> Option<Secret> {
+        Api::<Secret>::namespaced(self.client.clone(), ns)
+            .get_opt(name)
+            .await
+            .unwrap()
+    }
+
+    pub async fn wait_secret(
+        &self,
+        ns: &str,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Secret) -> bool,
+    ) -> Secret {
+        eventually(what, WAIT, || async {
+            self.secret(ns, name).await.filter(|s| check(s))
+        })
+        .await
+    }
+
+    pub async fn status(&self, ns: &str, name: &str) -> Value {
+        let tc = Api::<TwitterCredential>::namespaced(self.client.clone(), ns)
+            .get(name)
+            .await
+            .unwrap();
+        serde_json::to_value(tc.status).unwrap()
+    }
+
+    pub async fn wait_condition(
+        &self,
+        ns: &str,
+        name: &str,
+        env: Option<&str>,
+        type_: &str,
+        status: &str,
+    ) -> Value {
+        eventually(
+            &format!("{name} {env:?} condition {type_}={status}"),
+            WAIT,
+            || async {
+                let st = self.status(ns, name).await;
+                let conditions = match env {
+                    None => st["conditions"].clone(),
+                    Some(e) => st["environments"]
+                        .as_array()?
+                        .iter()
+                        .find(|x| x["name"] == e)?["conditions"]
+                        .clone(),
+                };
+                conditions
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["type"] == type_ && c["status"] == status)
+                    .cloned()
+            },
+        )
+        .await
+    }
+
+    pub fn values(&self) -> Vec<String> {
+        let mut v = vec![
+            self.app.api_key.clone(),
+            self.app.api_key_secret.clone(),
+            self.app.access_token.clone(),
+            self.app.access_token_secret.clone(),
+        ];
+        if let Some(b) = self.x.current_bearer(&self.app.api_key) {
+            v.push(b.clone());
+            v.push(percent_decode(&b));
+        }
+        v
+    }
+}
+
+pub fn percent_decode(s: &str) -> String {
+    s.replace("%2B", "+")
+        .replace("%2F", "/")
+        .replace("%3D", "=")
+}
+
+pub fn keys(s: &Secret) -> Vec<String> {
+    s.data
+        .as_ref()
+        .map(|d| d.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+pub fn value(s: &Secret, key: &str) -> Option<String> {
+    s.data
+        .as_ref()?
+        .get(key)
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+}
+
+pub fn production(target_ns: &str, keys: Value) -> Value {
+    json!({
+        "name": "production",
+        "source": {"secretRef": {"name": "bot-keys"}},
+        "target": {"namespace": target_ns, "secretName": "twitter-credentials", "keys": keys},
+        "access": {"permission": "read", "serviceAccounts": ["reader"]}
+    })
+}
