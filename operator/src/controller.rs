@@ -32,7 +32,7 @@ use crate::ownership::{ClaimKey, Owner};
 use crate::resource::{EnvironmentStatus, TwitterCredential, TwitterCredentialStatus};
 use crate::sync::{self, EnvOutcome, Target};
 use crate::xapi::XApiClient;
-use crate::{mint, restart, triggers, Error, Result};
+use crate::{mint, restart, triggers, AbortOnDrop, Error, Result};
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -78,7 +78,8 @@ pub async fn run(
     let store = controller.store();
     let managed = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
     let (s1, s2) = (store.clone(), store);
-    let sweeper = tokio::spawn(orphans::run(ctx.clone()));
+    // Aborted with this future, even when the future is dropped mid-way.
+    let _sweeper = AbortOnDrop(tokio::spawn(orphans::run(ctx.clone())));
     controller
         .watches(
             Api::<PartialObjectMeta<Secret>>::all(client.clone()),
@@ -108,7 +109,6 @@ pub async fn run(
             }
         })
         .await;
-    sweeper.abort();
 }
 
 fn error_policy(tc: Arc<TwitterCredential>, error: &Error, ctx: Arc<Context>) -> Action {

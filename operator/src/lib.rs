@@ -95,6 +95,16 @@ pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A spawned task that ends with its owner, even when the owner's future
+/// is dropped rather than run to completion.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs the controller, only while leading when `election` is given.
 /// Returns true when leadership was lost (rather than a shutdown).
 pub async fn run_led(
@@ -113,15 +123,15 @@ pub async fn run_led(
     }
     tracing::info!(identity = %election.identity(), "leading; starting the controller");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(controller::run(ctx, async move {
+    let mut controller = AbortOnDrop(tokio::spawn(controller::run(ctx, async move {
         let _ = stop_rx.await;
-    }));
+    })));
     let lost = tokio::select! {
         _ = election.hold() => true,
         _ = &mut shutdown => false,
     };
     let _ = stop_tx.send(());
-    let _ = controller.await;
+    let _ = (&mut controller.0).await;
     if !lost {
         election.release().await;
     }

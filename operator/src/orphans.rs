@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
-use kube::runtime::watcher;
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
@@ -176,7 +176,9 @@ pub async fn run(ctx: Arc<Context>) {
     let api: Api<TwitterCredential> = Api::all(ctx.client.clone());
     let mut live: HashSet<String> = HashSet::new();
     let mut listing: HashSet<String> = HashSet::new();
-    let mut events = watcher(api, watcher::Config::default()).boxed();
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
     while let Some(event) = events.next().await {
         match event {
             Ok(watcher::Event::Init) => listing.clear(),

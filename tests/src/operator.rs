@@ -78,6 +78,17 @@ impl RunningOperator {
         x: &XApiEmulator,
         election: Option<keyguard_operator::leader::LeaderElection>,
     ) -> Self {
+        Self::start_configured(client, x, election, |_| {}).await
+    }
+
+    /// Like `start_with`, with `configure` adjusting the context (e.g. a
+    /// resync too long to hide a missing watch).
+    pub async fn start_configured(
+        client: kube::Client,
+        x: &XApiEmulator,
+        election: Option<keyguard_operator::leader::LeaderElection>,
+        configure: impl FnOnce(&mut Context),
+    ) -> Self {
         log_buffer();
         let xapi = XApiClient::new(x.base_url(), Duration::from_secs(5)).unwrap();
         let metrics = Metrics::default();
@@ -85,6 +96,7 @@ impl RunningOperator {
         ctx.resync = Duration::from_secs(30);
         ctx.retry = Duration::from_secs(2);
         ctx.restart_min_interval = RESTART_MIN_INTERVAL;
+        configure(&mut ctx);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             keyguard_operator::run_led(Arc::new(ctx), election, async move {

@@ -28,12 +28,22 @@ pub struct World {
 
 impl World {
     pub async fn start() -> World {
+        Self::start_configured(|_| {}).await
+    }
+
+    /// A world whose operator's context `configure` adjusts.
+    pub async fn start_configured(
+        configure: impl FnOnce(&mut keyguard_operator::controller::Context),
+    ) -> World {
         let cp = ControlPlane::start().await.expect("control plane");
         install_crd(&cp).await;
         let x = XApiEmulator::start().await;
         let app = x.create_app(AccessLevel::Read);
         let client = cp.client().await.unwrap();
-        let operator = Some(RunningOperator::start(&cp, &x).await);
+        let operator = Some(
+            RunningOperator::start_configured(cp.client().await.unwrap(), &x, None, configure)
+                .await,
+        );
         World {
             cp,
             x,
@@ -191,4 +201,18 @@ pub fn production(target_ns: &str, keys: Value) -> Value {
         "target": {"namespace": target_ns, "secretName": "twitter-credentials", "keys": keys},
         "access": {"permission": "read", "serviceAccounts": ["reader"]}
     })
+}
+
+/// How many reconciles of `namespace/name` an operator's metrics count.
+pub fn reconciles(operator: &RunningOperator, namespace: &str, name: &str) -> u64 {
+    let wanted = format!("name=\"{name}\",namespace=\"{namespace}\"");
+    let wanted_alt = format!("namespace=\"{namespace}\",name=\"{name}\"");
+    operator
+        .metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("keyguard_reconciles_total{"))
+        .filter(|l| l.contains(&wanted) || l.contains(&wanted_alt))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }

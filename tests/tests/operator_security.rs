@@ -1,0 +1,844 @@
+//! The operator against a hostile tenant and a careless admin, on a real
+//! control plane: each test is one way to make a secrets operator leak,
+//! overwrite or delete on someone else's behalf, and shows it refuses.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Secret};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use keyguard_operator::TwitterCredential;
+use keyguard_tests::kube_helpers::eventually;
+use keyguard_tests::operator::RESTART_MIN_INTERVAL;
+use keyguard_tests::world::{reconciles, value, World, WAIT};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{json, Value};
+
+fn env(name: &str, source: &str, target_ns: Option<&str>, secret: &str, keys: Value) -> Value {
+    let mut target = json!({"secretName": secret, "keys": keys});
+    if let Some(ns) = target_ns {
+        target["namespace"] = json!(ns);
+    }
+    json!({"name": name, "source": {"secretRef": {"name": source}}, "target": target})
+}
+
+async fn tc(w: &World, ns: &str, name: &str) -> TwitterCredential {
+    Api::<TwitterCredential>::namespaced(w.client.clone(), ns)
+        .get(name)
+        .await
+        .unwrap()
+}
+
+async fn force_sync_and_wait(w: &World, ns: &str, name: &str, token: &str) {
+    let op = w.operator.as_ref().unwrap();
+    let before = reconciles(op, ns, name);
+    let force = json!({"metadata": {"annotations": {"keyguard.dev/force-sync": token}}});
+    Api::<TwitterCredential>::namespaced(w.client.clone(), ns)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&force))
+        .await
+        .unwrap();
+    eventually("the operator to reconcile again", WAIT, || async {
+        (reconciles(op, ns, name) > before).then_some(())
+    })
+    .await;
+}
+
+async fn secret_owner(w: &World, ns: &str, name: &str) -> Option<String> {
+    let s = w.secret(ns, name).await?;
+    s.labels().get("keyguard.dev/owner-uid").cloned()
+}
+
+/// A client acting as user `name` (RBAC applies as for that user).
+async fn as_user(w: &World, name: &str) -> Client {
+    let mut config = w.cp.admin_config().await.unwrap();
+    config.auth_info.impersonate = Some(name.to_string());
+    config.auth_info.impersonate_groups = Some(vec!["system:authenticated".to_string()]);
+    Client::try_from(config).unwrap()
+}
+
+async fn grant(w: &World, ns: &str, user: &str, rules: Value) {
+    let role: Role =
+        serde_json::from_value(json!({"metadata": {"name": user}, "rules": rules})).unwrap();
+    Api::<Role>::namespaced(w.client.clone(), ns)
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": user},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user},
+        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(w.client.clone(), ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+}
+
+/// Item 1: two tenants racing for the same target names. Whatever the
+/// interleaving, a target's Secret, Role and RoleBinding end up owned by
+/// one resource, and no ServiceAccount reads the other tenant's values.
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_tenants_never_share_a_target() {
+    const PAIRS: usize = 50;
+    let w = World::start().await;
+    let allow = json!({"keyguard.dev/allow-from-tenant-a": "true", "keyguard.dev/allow-from-tenant-b": "true"});
+    w.namespace("shared", allow).await;
+    for (ns, key) in [
+        ("tenant-a", "AAAAAAAAAAAAAAAAAAAAAAAAA"),
+        ("tenant-b", "BBBBBBBBBBBBBBBBBBBBBBBBB"),
+    ] {
+        w.namespace(ns, json!({})).await;
+        w.source(ns, "keys", &[("apiKey", key)]).await;
+    }
+    let resource = |tenant: &str, i: usize| {
+        json!({"metadata": {"name": format!("race-{i}")}, "spec": {"environments": [{
+            "name": "prod",
+            "source": {"secretRef": {"name": "keys"}},
+            "target": {"namespace": "shared", "secretName": format!("creds-{i}"), "keys": ["apiKey"]},
+            "access": {"serviceAccounts": [format!("{tenant}-reader")]}
+        }]}})
+    };
+    let applies = (0..PAIRS).flat_map(|i| {
+        let w = &w;
+        [("tenant-a", i), ("tenant-b", i)]
+            .map(move |(t, i)| async move { w.apply(t, resource(t, i)).await })
+    });
+    futures::future::join_all(applies).await;
+
+    // Settled: each pair has one winner (Synced) and one Conflict.
+    let mut winners = BTreeMap::new();
+    for i in 0..PAIRS {
+        let name = format!("race-{i}");
+        let winner = eventually(
+            &format!("pair {i} to settle"),
+            Duration::from_secs(90),
+            || async {
+                let a = w.status("tenant-a", &name).await;
+                let b = w.status("tenant-b", &name).await;
+                let synced = |s: &Value| {
+                    s["environments"][0]["conditions"].as_array().and_then(|c| {
+                        c.iter().find(|c| c["type"] == "Synced").map(|c| {
+                            (
+                                c["status"] == "True",
+                                c["reason"].as_str() == Some("Conflict"),
+                            )
+                        })
+                    })
+                };
+                match (synced(&a)?, synced(&b)?) {
+                    ((true, _), (false, true)) => Some("tenant-a"),
+                    ((false, true), (true, _)) => Some("tenant-b"),
+                    _ => None,
+                }
+            },
+        )
+        .await;
+        winners.insert(i, winner);
+    }
+    for (i, winner) in &winners {
+        let uid = tc(&w, winner, &format!("race-{i}")).await.uid().unwrap();
+        let name = format!("creds-{i}");
+        let access = format!("keyguard-read-{name}");
+        let role = Api::<Role>::namespaced(w.client.clone(), "shared")
+            .get(&access)
+            .await
+            .unwrap();
+        let binding = Api::<RoleBinding>::namespaced(w.client.clone(), "shared")
+            .get(&access)
+            .await
+            .unwrap();
+        assert_eq!(
+            secret_owner(&w, "shared", &name).await.as_ref(),
+            Some(&uid),
+            "pair {i}: Secret"
+        );
+        assert_eq!(
+            role.labels().get("keyguard.dev/owner-uid"),
+            Some(&uid),
+            "pair {i}: Role"
+        );
+        assert_eq!(
+            binding.labels().get("keyguard.dev/owner-uid"),
+            Some(&uid),
+            "pair {i}: RoleBinding"
+        );
+        let subjects: Vec<String> = binding
+            .subjects
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(
+            subjects,
+            [format!("{winner}-reader")],
+            "pair {i}: bound to the owner's reader only"
+        );
+        // The loser's reader cannot read it; the winner's reads its own values.
+        let loser = if *winner == "tenant-a" {
+            "tenant-b"
+        } else {
+            "tenant-a"
+        };
+        let denied = Api::<Secret>::namespaced(
+            w.cp.impersonating("shared", &format!("{loser}-reader"))
+                .await
+                .unwrap(),
+            "shared",
+        )
+        .get(&name)
+        .await;
+        assert!(
+            denied.is_err(),
+            "pair {i}: {loser}'s reader must not read {winner}'s Secret"
+        );
+        let own = Api::<Secret>::namespaced(
+            w.cp.impersonating("shared", &format!("{winner}-reader"))
+                .await
+                .unwrap(),
+            "shared",
+        )
+        .get(&name)
+        .await
+        .unwrap();
+        let expected = if *winner == "tenant-a" {
+            "AAAAAAAAAAAAAAAAAAAAAAAAA"
+        } else {
+            "BBBBBBBBBBBBBBBBBBBBBBBBB"
+        };
+        assert_eq!(value(&own, "apiKey").as_deref(), Some(expected), "pair {i}");
+    }
+}
+
+/// Item 2: every projected key, derived or copied, is put back to what the
+/// operator holds; a value edited in a target is never adopted.
+#[tokio::test(flavor = "multi_thread")]
+async fn edited_target_values_are_put_back_never_adopted() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [env("prod", "keys", None, "out", json!(["bearerToken", "accessToken"]))]}})).await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    let original = w.secret("team", "out").await.unwrap();
+    let revision = w.status("team", "bot").await["environments"][0]["revision"].clone();
+    for key in ["bearerToken", "accessToken"] {
+        let tampered = json!({"data": {key: "dGFtcGVyZWQ="}});
+        Api::<Secret>::namespaced(w.client.clone(), "team")
+            .patch("out", &PatchParams::default(), &Patch::Merge(&tampered))
+            .await
+            .unwrap();
+        w.wait_secret("team", "out", &format!("{key} put back"), |s| {
+            value(s, key) == value(&original, key)
+        })
+        .await;
+    }
+    assert_eq!(
+        w.status("team", "bot").await["environments"][0]["revision"],
+        revision,
+        "a tampered value is no new revision"
+    );
+}
+
+/// Item 3: an omitted target namespace is the resource's own, so two
+/// environments naming the same Secret both ways are refused, not looped.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_writer_per_target_even_when_the_namespace_is_spelled_two_ways() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "a-keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
+        .await;
+    w.source("team", "b-keys", &[("apiKey", "BBBBBBBBBBBBBBBBBBBBBBBBB")])
+        .await;
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [
+            env("first", "a-keys", None, "out", json!(["apiKey"])),
+            env("second", "b-keys", Some("team"), "out", json!(["apiKey"])),
+        ]}}),
+    )
+    .await;
+    let refused = w
+        .wait_condition("team", "bot", Some("second"), "Conflict", "True")
+        .await;
+    assert_eq!(refused["reason"], "DuplicateTarget");
+    w.wait_condition("team", "bot", Some("first"), "Synced", "True")
+        .await;
+    let before = w.secret("team", "out").await.unwrap();
+    assert_eq!(
+        value(&before, "apiKey").as_deref(),
+        Some("AAAAAAAAAAAAAAAAAAAAAAAAA")
+    );
+    force_sync_and_wait(&w, "team", "bot", "1").await;
+    let after = w.secret("team", "out").await.unwrap();
+    assert_eq!(
+        after.resource_version(),
+        before.resource_version(),
+        "no ping-pong between two writers"
+    );
+}
+
+async fn deployment(w: &World, ns: &str, name: &str) -> Api<Deployment> {
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"selector": {"matchLabels": {"app": name}}, "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "bot", "image": "bot"}]}}}
+    }))
+    .unwrap();
+    let api: Api<Deployment> = Api::namespaced(w.client.clone(), ns);
+    api.create(&PostParams::default(), &d).await.unwrap();
+    api
+}
+
+fn restarted_for(d: &Deployment) -> Option<String> {
+    d.spec
+        .as_ref()?
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get("keyguard.dev/restarted-for")
+        .cloned()
+}
+
+async fn events(w: &World, ns: &str, reason: &str) -> Vec<Event> {
+    Api::<Event>::namespaced(w.client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
+}
+
+/// Item 4: a burst of source edits restarts each workload at most once per
+/// minimum interval, the last content wins, and each rollout is its own
+/// Event naming the workload and the revision.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_changes_is_one_debounced_rollout_per_interval() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source(
+        "team",
+        "keys",
+        &[("accessToken", "1-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")],
+    )
+    .await;
+    let deployments = deployment(&w, "team", "bot").await;
+    let mut e = env("prod", "keys", None, "out", json!(["accessToken"]));
+    e["restartTargets"] = json!([{"kind": "Deployment", "name": "bot"}]);
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [e]}}),
+    )
+    .await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+
+    const EDITS: usize = 20;
+    let started = std::time::Instant::now();
+    for i in 0..EDITS {
+        let token = format!("1-{:a>40}", i);
+        w.source("team", "keys", &[("accessToken", &token)]).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let burst = started.elapsed();
+    let last_revision = eventually("the last edit to be projected", WAIT, || async {
+        let s = w.secret("team", "out").await?;
+        (value(&s, "accessToken")? == format!("1-{:a>40}", EDITS - 1)).then_some(())?;
+        w.status("team", "bot").await["environments"][0]["revision"].as_i64()
+    })
+    .await;
+    // The deferred rollout of the last content comes, naming its revision.
+    let wanted = format!("revision {last_revision}");
+    let rollouts = eventually("the rollout of the last revision", WAIT, || async {
+        let evs = events(&w, "team", "Restarted").await;
+        evs.iter()
+            .any(|e| e.note.as_deref().unwrap_or("").contains(&wanted))
+            .then_some(evs)
+    })
+    .await;
+    let allowed = (burst.as_secs_f64() / RESTART_MIN_INTERVAL.as_secs_f64()).ceil() as usize + 1;
+    assert!(
+        !rollouts.is_empty() && rollouts.len() <= allowed,
+        "{} rollouts for {EDITS} edits in {burst:?} (at most {allowed})",
+        rollouts.len()
+    );
+    for e in &rollouts {
+        assert!(
+            e.note
+                .as_deref()
+                .unwrap_or("")
+                .contains("Deployment team/bot"),
+            "{:?}",
+            e.note
+        );
+    }
+    let notes: std::collections::BTreeSet<_> = rollouts.iter().map(|e| e.note.clone()).collect();
+    assert_eq!(notes.len(), rollouts.len(), "each rollout is its own Event");
+    let d = deployments.get("bot").await.unwrap();
+    let fp = w.status("team", "bot").await["environments"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let expected = keyguard_credentials::fingerprint(fp.as_bytes()).to_string();
+    assert_eq!(
+        restarted_for(&d).as_deref(),
+        Some(expected.trim_start_matches("sha256:")),
+        "the last content wins"
+    );
+}
+
+/// Items 5 and 7: creating a TwitterCredential lends no rights. The chart's
+/// ValidatingAdmissionPolicy makes the apiserver refuse a source Secret
+/// its author cannot get, or a restart target they cannot patch.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resource_cannot_project_or_restart_what_its_author_could_not() {
+    let w = World::start().await;
+    let helm = tokio::task::spawn_blocking(keyguard_tests::control_plane::ensure_helm)
+        .await
+        .unwrap()
+        .expect("helm builds from tests/helm");
+    let rendered = std::process::Command::new(helm)
+        .args(["template", "keyguard"])
+        .arg(keyguard_tests::repo_root().join("charts/twitter-keyguard"))
+        .args(["--show-only", "templates/admission-policy.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let policy = w.cp.dir().join("admission-policy.yaml");
+    std::fs::write(&policy, &rendered.stdout).unwrap();
+    let out =
+        w.cp.kubectl()
+            .args(["apply", "-f"])
+            .arg(&policy)
+            .output()
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    w.namespace("team", json!({})).await;
+    w.source(
+        "team",
+        "db-password",
+        &[("apiKey", "not-an-x-key-but-a-database-password")],
+    )
+    .await;
+    w.source(
+        "team",
+        "bot-keys",
+        &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")],
+    )
+    .await;
+    deployment(&w, "team", "payments").await;
+    let manage_tcs = json!({"apiGroups": ["keyguard.dev"], "resources": ["twittercredentials"], "verbs": ["get", "list", "create", "update", "patch"]});
+    grant(&w, "team", "mallory", json!([manage_tcs, {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["bot-keys"], "verbs": ["get"]}])).await;
+    let mallory: Api<TwitterCredential> = Api::namespaced(as_user(&w, "mallory").await, "team");
+    let resource = |name: &str, source: &str, restart: bool| {
+        let mut e = env(
+            "prod",
+            source,
+            None,
+            &format!("{name}-out"),
+            json!(["apiKey"]),
+        );
+        if restart {
+            e["restartTargets"] = json!([{"kind": "Deployment", "name": "payments"}]);
+        }
+        serde_json::from_value::<TwitterCredential>(json!({
+            "apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential",
+            "metadata": {"name": name}, "spec": {"environments": [e]}
+        }))
+        .unwrap()
+    };
+    // Eventually: the policy takes a moment to be loaded by the apiserver.
+    let err = eventually(
+        "the policy to refuse an unreadable source",
+        WAIT,
+        || async {
+            match mallory
+                .create(
+                    &PostParams::default(),
+                    &resource("steal", "db-password", false),
+                )
+                .await
+            {
+                Err(kube::Error::Api(e)) => Some(e),
+                Ok(_) => {
+                    let _ = mallory.delete("steal", &DeleteParams::default()).await;
+                    None
+                }
+                Err(_) => None,
+            }
+        },
+    )
+    .await;
+    assert_eq!(err.code, 403, "{err:?}");
+    assert!(
+        err.message.contains("db-password") && err.message.contains("author can read"),
+        "{}",
+        err.message
+    );
+    let err = mallory
+        .create(
+            &PostParams::default(),
+            &resource("restart", "bot-keys", true),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("restart what its author can restart"),
+        "{err}"
+    );
+    // What mallory may read and restart, mallory may declare.
+    mallory
+        .create(&PostParams::default(), &resource("fine", "bot-keys", false))
+        .await
+        .unwrap();
+    // The operator's own writes (finalizer, status) are not blocked.
+    w.wait_condition("team", "fine", Some("prod"), "Synced", "True")
+        .await;
+    assert!(w.secret("team", "steal-out").await.is_none());
+}
+
+/// Item 6: a tenant who can label a Secret copies a resource's uid into
+/// it; deleting the resource never deletes that Secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_ownership_labels_never_make_the_operator_delete() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.namespace("elsewhere", json!({})).await;
+    w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
+        .await;
+    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [env("prod", "keys", None, "out", json!(["apiKey"]))]}})).await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    let real = w.secret("team", "out").await.unwrap();
+    let uid = tc(&w, "team", "bot").await.uid().unwrap();
+    // Everything a person could copy from the real Secret, onto two others.
+    for (ns, name) in [("elsewhere", "victim"), ("team", "victim")] {
+        let forged: Secret = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": real.labels(), "annotations": real.annotations()},
+            "stringData": {"data": "precious"}
+        }))
+        .unwrap();
+        Api::<Secret>::namespaced(w.client.clone(), ns)
+            .create(&PostParams::default(), &forged)
+            .await
+            .unwrap();
+    }
+    assert_eq!(secret_owner(&w, "elsewhere", "victim").await, Some(uid));
+    Api::<TwitterCredential>::namespaced(w.client.clone(), "team")
+        .delete("bot", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the real projection to be removed", WAIT, || async {
+        w.secret("team", "out").await.is_none().then_some(())
+    })
+    .await;
+    eventually("the resource to be gone", WAIT, || async {
+        Api::<TwitterCredential>::namespaced(w.client.clone(), "team")
+            .get_opt("bot")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    for ns in ["elsewhere", "team"] {
+        assert!(
+            w.secret(ns, "victim").await.is_some(),
+            "forged Secret in {ns} must survive"
+        );
+    }
+}
+
+/// Item 8: a namespace that withdraws its opt-in keeps no readable copy.
+#[tokio::test(flavor = "multi_thread")]
+async fn withdrawn_consent_removes_the_projection() {
+    let w = World::start_configured(|ctx| ctx.resync = Duration::from_secs(3600)).await;
+    w.namespace("team", json!({})).await;
+    let allow = json!({"keyguard.dev/allow-from-team": "true"});
+    w.namespace("prod", allow.clone()).await;
+    w.namespace("kept", allow).await;
+    w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
+        .await;
+    let mut e = env("prod", "keys", Some("prod"), "out", json!(["apiKey"]));
+    e["access"] = json!({"serviceAccounts": ["reader"]});
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [e.clone()]}}),
+    )
+    .await;
+    let mut kept = e.clone();
+    kept["target"]["namespace"] = json!("kept");
+    w.apply("team", json!({"metadata": {"name": "retained"}, "spec": {"deletionPolicy": "Retain", "environments": [kept]}})).await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    w.wait_condition("team", "retained", Some("prod"), "Synced", "True")
+        .await;
+
+    for ns in ["prod", "kept"] {
+        let withdraw = json!({"metadata": {"labels": {"keyguard.dev/allow-from-team": null}}});
+        Api::<k8s_openapi::api::core::v1::Namespace>::all(w.client.clone())
+            .patch(ns, &PatchParams::default(), &Patch::Merge(&withdraw))
+            .await
+            .unwrap();
+    }
+    w.wait_condition("team", "bot", Some("prod"), "TargetNotAllowed", "True")
+        .await;
+    eventually("Secret, Role and RoleBinding to go", WAIT, || async {
+        let role = Api::<Role>::namespaced(w.client.clone(), "prod")
+            .get_opt("keyguard-read-out")
+            .await
+            .ok()?;
+        let rb = Api::<RoleBinding>::namespaced(w.client.clone(), "prod")
+            .get_opt("keyguard-read-out")
+            .await
+            .ok()?;
+        (w.secret("prod", "out").await.is_none() && role.is_none() && rb.is_none()).then_some(())
+    })
+    .await;
+    let c = w
+        .wait_condition("team", "retained", Some("prod"), "TargetNotAllowed", "True")
+        .await;
+    assert!(c["message"].as_str().unwrap().contains("retained"), "{c}");
+    eventually(
+        "the RoleBinding of the retained Secret to go",
+        WAIT,
+        || async {
+            Api::<RoleBinding>::namespaced(w.client.clone(), "kept")
+                .get_opt("keyguard-read-out")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        w.secret("kept", "out").await.is_some(),
+        "Retain keeps the Secret"
+    );
+}
+
+/// Item 9: inputs that appear after the resource trigger it at once (the
+/// operator's resync here is an hour).
+#[tokio::test(flavor = "multi_thread")]
+async fn late_namespaces_labels_and_sources_trigger_a_sync() {
+    let w = World::start_configured(|ctx| ctx.resync = Duration::from_secs(3600)).await;
+    w.namespace("team", json!({})).await;
+    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [env("prod", "keys", Some("late"), "out", json!(["apiKey"]))]}})).await;
+    w.wait_condition("team", "bot", Some("prod"), "TargetNotAllowed", "True")
+        .await;
+    w.namespace("late", json!({})).await;
+    let label = json!({"metadata": {"labels": {"keyguard.dev/allow-from-team": "true"}}});
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(w.client.clone())
+        .patch("late", &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .unwrap();
+    let c = w
+        .wait_condition("team", "bot", Some("prod"), "Synced", "False")
+        .await;
+    let c = if c["reason"] == "SourceNotFound" {
+        c
+    } else {
+        eventually("the opt-in to be noticed", WAIT, || async {
+            let s = w.status("team", "bot").await;
+            let c = s["environments"][0]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "Synced")?
+                .clone();
+            (c["reason"] == "SourceNotFound").then_some(c)
+        })
+        .await
+    };
+    assert_eq!(c["reason"], "SourceNotFound");
+    w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
+        .await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    let source = w.secret("team", "keys").await.unwrap();
+    assert!(
+        source
+            .labels()
+            .keys()
+            .chain(source.annotations().keys())
+            .all(|k| !k.starts_with("keyguard.dev/")),
+        "the operator never writes to a source Secret: {:?} {:?}",
+        source.labels(),
+        source.annotations()
+    );
+}
+
+/// Item 10: a tenant strips the finalizer and deletes the resource: the
+/// copies are swept, and a resource re-created under the same name syncs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stripped_finalizer_leaves_no_orphans() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.namespace("prod", json!({"keyguard.dev/allow-from-team": "true"}))
+        .await;
+    w.source("team", "keys", &w.full_source()).await;
+    let mut e = env("prod", "keys", Some("prod"), "out", json!(["bearerToken"]));
+    e["access"] = json!({"serviceAccounts": ["reader"]});
+    let resource = json!({"metadata": {"name": "bot"}, "spec": {"environments": [e]}});
+    w.apply("team", resource.clone()).await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    let api = Api::<TwitterCredential>::namespaced(w.client.clone(), "team");
+    api.patch(
+        "bot",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    // Deleted while the operator is down, too: the sweep after its start finds it.
+    w.operator.as_ref().unwrap();
+    api.delete("bot", &DeleteParams::default()).await.unwrap();
+    eventually("the orphans to be swept", WAIT, || async {
+        let role = Api::<Role>::namespaced(w.client.clone(), "prod")
+            .get_opt("keyguard-read-out")
+            .await
+            .ok()?;
+        let states = Api::<Secret>::namespaced(w.client.clone(), "team")
+            .list(&ListParams::default().labels("keyguard.dev/part=state"))
+            .await
+            .ok()?;
+        (w.secret("prod", "out").await.is_none() && role.is_none() && states.items.is_empty())
+            .then_some(())
+    })
+    .await;
+    w.apply("team", resource).await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+}
+
+/// The sweep after a start removes what was orphaned while the operator
+/// was not running.
+#[tokio::test(flavor = "multi_thread")]
+async fn orphans_made_while_the_operator_was_down_are_swept_at_start() {
+    let mut w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
+        .await;
+    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [env("prod", "keys", None, "out", json!(["apiKey"]))]}})).await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    w.operator.take().unwrap().stop().await;
+    let api = Api::<TwitterCredential>::namespaced(w.client.clone(), "team");
+    api.patch(
+        "bot",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    api.delete("bot", &DeleteParams::default()).await.unwrap();
+    assert!(w.secret("team", "out").await.is_some());
+    w.operator = Some(keyguard_tests::operator::RunningOperator::start(&w.cp, &w.x).await);
+    eventually("the orphan to be swept", WAIT, || async {
+        w.secret("team", "out").await.is_none().then_some(())
+    })
+    .await;
+}
+
+/// Item 11: a write the apiserver refuses is a condition and a Warning
+/// Event, never Ready=True with a stale generation.
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_writes_are_conditions_and_warnings() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
+        .await;
+    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [env("prod", "keys", None, "out", json!(["apiKey"]))]}})).await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    Api::<Secret>::namespaced(w.client.clone(), "team")
+        .patch(
+            "out",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"immutable": true})),
+        )
+        .await
+        .unwrap();
+    w.source("team", "keys", &[("apiKey", "CCCCCCCCCCCCCCCCCCCCCCCCC")])
+        .await;
+    let c = w
+        .wait_condition("team", "bot", None, "Ready", "False")
+        .await;
+    assert_eq!(c["reason"], "WriteFailed", "{c}");
+    let generation = tc(&w, "team", "bot").await.metadata.generation;
+    assert_eq!(
+        w.status("team", "bot").await["observedGeneration"].as_i64(),
+        generation
+    );
+    let warnings = eventually("a WriteFailed Event", WAIT, || async {
+        let e = events(&w, "team", "WriteFailed").await;
+        (!e.is_empty()).then_some(e)
+    })
+    .await;
+    assert_eq!(warnings[0].type_.as_deref(), Some("Warning"));
+    let note = warnings[0].note.clone().unwrap_or_default();
+    assert!(
+        note.contains("team/out") || note.contains("Secret out"),
+        "{note}"
+    );
+    assert!(
+        !note.contains("CCCCCCCCCCCCCCCCCCCCCCCCC") && !note.contains("AAAAAAAAAAAAAAAAAAAAAAAAA")
+    );
+}
+
+/// Item 12: a 253-character resource name still gets Events, and a deleted
+/// resource's metric series go away.
+#[tokio::test(flavor = "multi_thread")]
+async fn long_names_get_events_and_deleted_resources_leave_no_metrics() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
+        .await;
+    let long = "b".repeat(253);
+    w.apply("team", json!({"metadata": {"name": long}, "spec": {"environments": [env("prod", "keys", None, "out", json!(["apiKey"]))]}})).await;
+    w.wait_condition("team", &long, Some("prod"), "Synced", "True")
+        .await;
+    eventually("an Event about the long-named resource", WAIT, || async {
+        let evs = events(&w, "team", "Synced").await;
+        evs.iter()
+            .any(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(long.as_str()))
+            .then_some(())
+    })
+    .await;
+    // Also visible the way `kubectl describe` finds them.
+    let core = Api::<CoreEvent>::namespaced(w.client.clone(), "team")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(core
+        .items
+        .iter()
+        .any(|e| e.involved_object.name.as_deref() == Some(long.as_str())));
+    let metrics = &w.operator.as_ref().unwrap().metrics;
+    assert!(metrics.render().contains(&long));
+    Api::<TwitterCredential>::namespaced(w.client.clone(), "team")
+        .delete(&long, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the deleted resource's series to go", WAIT, || async {
+        (!metrics.render().contains(&long)).then_some(())
+    })
+    .await;
+}
