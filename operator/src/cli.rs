@@ -54,7 +54,8 @@ pub struct RunArgs {
     #[arg(long, env = "KEYGUARD_LEADER_ELECTION")]
     pub leader_election: bool,
 
-    /// Namespace of the leader Lease (the operator's own).
+    /// The operator's own namespace: the leader Lease and the claim key
+    /// Secret live there.
     #[arg(long, env = "POD_NAMESPACE", default_value = "keyguard-system")]
     pub lease_namespace: String,
 

@@ -174,6 +174,11 @@ pub async fn load_or_create_key(
         match api.create(&PostParams::default(), &secret).await {
             Ok(_) => return Ok(fresh),
             Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                return Err(crate::Error::Invalid(format!(
+                    "cannot create the claim key Secret {namespace}/{name}: namespace {namespace} not found (set POD_NAMESPACE to the operator's namespace)"
+                )))
+            }
             Err(e) => return Err(e.into()),
         }
     }

@@ -113,6 +113,16 @@ async fn operator_works_with_exactly_the_charts_rbac() {
     .await
     .unwrap();
     let operator_client = kube::Client::try_from(config).unwrap();
+    // Its RBAC lets it make (and then read back) its claim key.
+    for _ in 0..2 {
+        keyguard_operator::ownership::load_or_create_key(
+            operator_client.clone(),
+            "keyguard-system",
+            "keyguard-operator-claim-key",
+        )
+        .await
+        .expect("the chart's ServiceAccount can create and read the claim key");
+    }
     let x = XApiEmulator::start().await;
     let election = LeaderElection::new(
         operator_client.clone(),

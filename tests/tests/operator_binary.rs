@@ -43,6 +43,7 @@ async fn binary_logs_json_without_values_and_serves_metrics_and_health() {
     let mut child = Command::new(&binary)
         .arg("run")
         .env("KUBECONFIG", cp.kubeconfig())
+        .env("POD_NAMESPACE", "default")
         .env("KEYGUARD_X_API_BASE", x.base_url())
         .env("KEYGUARD_LOG_FORMAT", "json")
         .env("KEYGUARD_LOG_FILTER", "trace")

@@ -68,6 +68,25 @@ pub async fn apply(
     Ok(!steps.is_empty())
 }
 
+/// A namespaced kind the apply step writes (Secret, Role, RoleBinding).
+trait Namespaced:
+    kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + std::fmt::Debug
+{
+}
+
+impl<K> Namespaced for K where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug
+{
+}
+
 /// Performs one step; a create returns what it made, for rollback.
 async fn run(client: &Client, namespace: &str, step: &Step) -> kube::Result<Option<Existing>> {
     match step {
@@ -102,11 +121,7 @@ async fn create<K>(
     kind: &'static str,
 ) -> kube::Result<Existing>
 where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Serialize
-        + std::fmt::Debug,
+    K: Namespaced,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let made = api.create(&PostParams::default(), object).await?;
@@ -121,11 +136,7 @@ where
 
 async fn replace<K>(client: &Client, namespace: &str, object: &K) -> kube::Result<()>
 where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Serialize
-        + std::fmt::Debug,
+    K: Namespaced,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let name = object.meta().name.clone().unwrap_or_default();

@@ -397,14 +397,18 @@ mod tests {
         o
     }
 
-    #[test]
-    fn steps_go_from_what_exists_to_what_is_declared() {
-        let key = ClaimKey::new(b"k".repeat(32));
-        let owner = Owner {
+    fn owner() -> Owner {
+        Owner {
             namespace: "team".into(),
             name: "bot".into(),
             uid: "u1".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn steps_go_from_what_exists_to_what_is_declared() {
+        let key = ClaimKey::new(b"k".repeat(32));
+        let owner = owner();
         let with_sa = tc("reader");
         let env = &with_sa.spec.environments[0];
         let target = Target::of(&with_sa, env);
@@ -479,11 +483,7 @@ mod tests {
     #[test]
     fn replaces_carry_the_observed_resource_version() {
         let key = ClaimKey::new(b"k".repeat(32));
-        let owner = Owner {
-            namespace: "team".into(),
-            name: "bot".into(),
-            uid: "u1".into(),
-        };
+        let owner = owner();
         let t = tc("reader");
         let env = &t.spec.environments[0];
         let current = created(&key, &t, "k1");
@@ -508,11 +508,7 @@ mod tests {
     #[test]
     fn teardown_removes_only_what_is_ours() {
         let key = ClaimKey::new(b"k".repeat(32));
-        let owner = Owner {
-            namespace: "team".into(),
-            name: "bot".into(),
-            uid: "u1".into(),
-        };
+        let owner = owner();
         let t = tc("reader");
         let env = &t.spec.environments[0];
         let target = Target::of(&t, env);

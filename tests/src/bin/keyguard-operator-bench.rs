@@ -88,6 +88,8 @@ async fn run(n: usize) -> anyhow::Result<()> {
     let mut operator = Command::new(&operator_bin)
         .args([
             "run",
+            "--lease-namespace",
+            "default",
             "--x-api-base",
             x.base_url(),
             "--http-addr",
@@ -151,7 +153,8 @@ async fn run(n: usize) -> anyhow::Result<()> {
             .await?;
     }
     let applied = started.elapsed();
-    let lp = ListParams::default().labels("app.kubernetes.io/managed-by=keyguard-operator");
+    let lp = ListParams::default()
+        .labels("app.kubernetes.io/managed-by=keyguard-operator,!keyguard.dev/part");
     loop {
         let count = secrets.list_metadata(&lp).await?.items.len();
         if count == 3 * n {
