@@ -252,3 +252,45 @@ fn action_yml_passes_every_input_to_the_binary() {
     }
     assert!(yml["branding"]["icon"].is_string());
 }
+
+/// With the runner's debug logging on (every library at TRACE, the step's
+/// environment printed), the GitHub token still appears nowhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn debug_logging_never_shows_the_github_token() {
+    let (api, recorded) = github_api::start().await;
+    let repo = Repo::new();
+    repo.write("README.md", "bot\n");
+    let base = repo.commit("base");
+    repo.git(&["checkout", "-q", "-b", "pr"]);
+    repo.write("deploy/.env", &format!("TWITTER_BEARER_TOKEN={BEARER}\n"));
+    let head = repo.commit("add deploy env");
+    let mut step = pull_request_step(&repo, &api, &base, &head);
+    let token = "ghs_debugloggingtokenvalue0123456789";
+    step.env.insert("INPUT_GITHUB-TOKEN".into(), token.into());
+    step.env.insert("RUNNER_DEBUG".into(), "1".into());
+    let out = run_step(&repo, &step).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("::debug::keyguard action environment"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("INPUT_GITHUB-TOKEN"),
+        "the variable is named: {}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("TRACE"),
+        "library traces were on: {}",
+        out.stderr
+    );
+    assert_eq!(
+        recorded.lock().unwrap().comments.len(),
+        1,
+        "the token was used"
+    );
+    let secrets = keyguard_tests::leaks::Secrets::new([token, BEARER]);
+    keyguard_tests::leaks::assert_no_leak("stdout", &out.stdout, &secrets);
+    keyguard_tests::leaks::assert_no_leak("stderr", &out.stderr, &secrets);
+}

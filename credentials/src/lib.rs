@@ -13,5 +13,5 @@ mod shape;
 
 pub use fingerprint::{fingerprint, redact, Fingerprint, SecretValue};
 pub use kind::CredentialKey;
-pub use oauth::{basic_authorization, bearer_for_header};
+pub use oauth::{basic_authorization, bearer_for_header, scrub_server_text};
 pub use shape::{base64_marker_variants, Shape, BEARER_TOKEN_PREFIX};

@@ -6,6 +6,7 @@
 
 pub mod control_plane;
 pub mod kube_helpers;
+pub mod leaks;
 pub mod operator;
 pub mod world;
 pub mod x_api;

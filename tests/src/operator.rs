@@ -24,7 +24,7 @@ fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let writer = buf.clone();
         let _ = tracing_subscriber::fmt()
-            .with_env_filter("trace,hyper=info,h2=info,tower=info,rustls=info")
+            .with_env_filter("trace")
             .with_writer(move || LogWriter(writer.clone()))
             .with_ansi(false)
             .try_init();

@@ -15,9 +15,39 @@ use crate::verify::VerifyOptions;
 use crate::{exit, Error};
 
 /// The environment a runner gives a step.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ActionEnv {
     vars: HashMap<String, String>,
+}
+
+/// Names whose values are never shown (tokens, secrets, keys, passwords).
+fn is_sensitive(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["TOKEN", "SECRET", "PASSWORD", "KEY", "CREDENTIAL", "AUTH"]
+        .iter()
+        .any(|w| upper.contains(w))
+}
+
+/// Only the step's own variables, and never a sensitive value: the whole
+/// process environment holds the runner's and the user's secrets.
+impl std::fmt::Debug for ActionEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self
+            .vars
+            .keys()
+            .filter(|k| k.starts_with("INPUT_") || k.starts_with("GITHUB_"))
+            .collect();
+        names.sort();
+        let mut map = f.debug_map();
+        for name in names {
+            if is_sensitive(name) {
+                map.entry(name, &"[redacted]");
+            } else {
+                map.entry(name, &self.vars[name]);
+            }
+        }
+        map.finish()
+    }
 }
 
 impl ActionEnv {
@@ -99,6 +129,15 @@ pub fn run_from_env() -> anyhow::Result<i32> {
 
 /// Runs the action; returns the exit code.
 pub fn run(env: &ActionEnv) -> Result<i32, Error> {
+    if env.var("RUNNER_DEBUG") == Some("1") {
+        // The runner's "debug logging": every library's TRACE on stderr.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("trace")
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .try_init();
+        println!("::debug::keyguard action environment: {env:?}");
+    }
     let workspace = env.var("GITHUB_WORKSPACE").unwrap_or(".");
     let path = PathBuf::from(env.input("path").unwrap_or(workspace));
     let event = event_context(env)?;

@@ -52,8 +52,13 @@ pub struct XApiClient {
     http: reqwest::Client,
 }
 
-/// X's three error shapes, reduced to one line without values.
+/// X's three error shapes, reduced to one short line without anything
+/// shaped like a credential (it ends up in conditions and Events).
 fn describe_error(body: &str) -> String {
+    keyguard_credentials::scrub_server_text(&describe_error_raw(body), 200)
+}
+
+fn describe_error_raw(body: &str) -> String {
     #[derive(Deserialize)]
     struct V11 {
         errors: Vec<V11Error>,
@@ -208,6 +213,24 @@ impl XApiClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_parameters_never_reach_a_condition() {
+        let token = "AAAAAAAAAAAAAAAAAAAAAabc%2Bdef%3Dghijklmnopqrstuvwxyz";
+        for body in [
+            format!(r#"{{"errors":[{{"code":89,"message":"Invalid token {token}"}}]}}"#),
+            format!(r#"{{"error":"invalid_request","error_description":"token={token}"}}"#),
+            format!(r#"{{"title":"Unauthorized","detail":"{token} is not valid"}}"#),
+        ] {
+            let d = describe_error(&body);
+            assert!(!d.contains("ghijklmnop") && d.contains("[redacted]"), "{d}");
+        }
+        let long = format!(
+            r#"{{"errors":[{{"code":1,"message":"{}"}}]}}"#,
+            "no ".repeat(500)
+        );
+        assert!(describe_error(&long).len() <= 200);
+    }
 
     #[test]
     fn error_bodies_of_every_shape_become_one_line() {
