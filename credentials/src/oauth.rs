@@ -34,8 +34,8 @@ pub fn bearer_for_header(token: &[u8]) -> String {
 /// Text from a server (an X API error `message` or `detail`) made fit to
 /// store in a condition or an Event: anything shaped like a credential (a
 /// run of 16 or more token characters with digits or mixed case; a server
-/// may echo a request
-/// parameter) becomes `[redacted]`, and the whole is cut to `max` bytes.
+/// may echo a request parameter) becomes `[redacted]`, and the whole is cut
+/// to `max` bytes.
 pub fn scrub_server_text(text: &str, max: usize) -> String {
     let is_token_char = |c: char| c.is_ascii_alphanumeric() || "%+/=_-.~".contains(c);
     // Words such as `unauthorized_client` are long too, but credentials mix
