@@ -101,6 +101,7 @@ impl<'d> BlobScanner<'d> {
                     commit: None,
                     value: d.value,
                     verification: Default::default(),
+                    verification_reason: None,
                 });
             }
             if eof {

@@ -43,6 +43,8 @@ pub struct Finding {
     pub commit: Option<CommitInfo>,
     pub value: SecretValue,
     pub verification: Verification,
+    /// Why a verification came out as it did, where it needs saying.
+    pub verification_reason: Option<&'static str>,
 }
 
 impl Finding {
@@ -80,6 +82,7 @@ impl Finding {
             redacted: self.redacted(),
             length: self.value.expose().len(),
             verification: self.verification,
+            verification_reason: self.verification_reason,
         }
     }
 }
@@ -101,4 +104,6 @@ pub struct FindingRecord<'a> {
     pub redacted: String,
     pub length: usize,
     pub verification: Verification,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification_reason: Option<&'static str>,
 }

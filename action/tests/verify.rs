@@ -12,7 +12,11 @@ async fn verify_tells_live_from_dead_without_spending_anything() {
     let app = x.create_app(AccessLevel::Read);
     let live_bearer = x.mint_bearer(&app.api_key);
     let user_token = x.mint_user_token(&app.api_key);
+    let limited = x.create_app(AccessLevel::Read);
+    x.limit_access_tier(&limited.api_key);
+    let limited_bearer = x.mint_bearer(&limited.api_key);
     let repo = Repo::new();
+    repo.write("limited.env", &format!("X_BEARER_TOKEN={limited_bearer}\n"));
     repo.write("live.env", &format!("X_BEARER_TOKEN={live_bearer}\n"));
     repo.write("dead.env", &format!("X_BEARER_TOKEN={BEARER}\n"));
     repo.write(
@@ -49,6 +53,7 @@ async fn verify_tells_live_from_dead_without_spending_anything() {
     .unwrap();
     assert_eq!(out.code, 1, "{}", out.stderr);
     for secret in [
+        &limited_bearer,
         &live_bearer,
         &user_token,
         &app.api_key_secret,
@@ -69,6 +74,27 @@ async fn verify_tells_live_from_dead_without_spending_anything() {
             .to_string()
     };
     assert_eq!(verification("live.env", "x-bearer-token"), "verified");
+    // X's 403 with error 453: valid, but not for that endpoint's tier.
+    assert_eq!(verification("limited.env", "x-bearer-token"), "verified");
+    let limited_finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "limited.env")
+        .unwrap();
+    assert!(
+        limited_finding["verificationReason"]
+            .as_str()
+            .unwrap()
+            .contains("453"),
+        "{limited_finding}"
+    );
+    assert!(report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["path"] != "limited.env")
+        .all(|f| f.get("verificationReason").is_none()));
     assert_eq!(verification("dead.env", "x-bearer-token"), "invalid");
     assert_eq!(verification("keys.py", "x-api-key"), "verified");
     assert_eq!(verification("keys.py", "x-api-key-secret"), "verified");

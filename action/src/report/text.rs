@@ -12,6 +12,9 @@ pub fn write_text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         }
         if f.verification != Default::default() {
             write!(out, " [{:?}]", f.verification)?;
+            if let Some(reason) = f.verification_reason {
+                write!(out, " ({reason})")?;
+            }
         }
         writeln!(out)?;
     }

@@ -57,6 +57,9 @@ pub struct App {
     pub access_token_revoked: bool,
     pub project_usage: u64,
     pub project_cap: u64,
+    /// The app's access tier lacks the read endpoints: X answers 403 with
+    /// error 453 to its valid credentials.
+    pub tier_limited: bool,
 }
 
 pub(crate) fn bearer_token() -> String {

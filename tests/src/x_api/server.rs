@@ -129,6 +129,7 @@ impl XApiEmulator {
             access_token_revoked: false,
             project_usage: 1234,
             project_cap: 10_000,
+            tier_limited: false,
         });
         credentials
     }
@@ -166,6 +167,15 @@ impl XApiEmulator {
         let token = user_token();
         app.user_tokens.push(token.clone());
         token
+    }
+
+    /// Puts the app on an access tier without the read endpoints: its valid
+    /// credentials get X's 403 with error 453 there.
+    pub fn limit_access_tier(&self, api_key: &str) {
+        let mut s = self.state.lock().unwrap();
+        if let Some(a) = s.apps.iter_mut().find(|a| a.credentials.api_key == api_key) {
+            a.tier_limited = true;
+        }
     }
 
     /// Sets an app's post usage against its cap.
@@ -485,9 +495,19 @@ fn app_by_bearer(s: &Inner, headers: &HeaderMap) -> Option<usize> {
         .position(|a| decoded_bearer(a).as_deref() == Some(token.as_str()))
 }
 
+/// X's answer to a valid credential whose access tier lacks the endpoint.
+fn tier_limited() -> Response {
+    v11_error(
+        StatusCode::FORBIDDEN,
+        453,
+        "You currently have access to a subset of X API V2 endpoints and limited v1.1 endpoints only. If you need access to this endpoint, you may need a different access level.",
+    )
+}
+
 async fn rate_limit_status(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
     let s = ctx.state.lock().unwrap();
     match app_by_bearer(&s, &headers) {
+        Some(i) if s.apps[i].tier_limited => tier_limited(),
         Some(_) => Json(json!({"rate_limit_context": {"application": "app"}, "resources": {}}))
             .into_response(),
         None => v11_error(StatusCode::UNAUTHORIZED, 89, "Invalid or expired token."),
@@ -623,6 +643,7 @@ async fn users_me(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
     let token = bearer(&headers).unwrap_or_default();
     let s = ctx.state.lock().unwrap();
     match s.apps.iter().find(|a| a.user_tokens.contains(&token)) {
+        Some(app) if app.tier_limited => tier_limited(),
         Some(app) => Json(json!({"data": {
             "id": app.credentials.user_id.to_string(),
             "name": "Keyguard Test",
