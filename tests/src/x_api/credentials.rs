@@ -49,8 +49,8 @@ pub struct App {
     /// The current app-only bearer token; minted on demand, invalidated on
     /// request. The same token comes back until invalidated.
     pub bearer: Option<String>,
-    /// Live OAuth 2.0 user access tokens.
-    pub user_tokens: Vec<String>,
+    /// OAuth 2.0 user access tokens and when each expires (epoch seconds).
+    pub user_tokens: Vec<(String, u64)>,
     /// Refresh tokens not yet used (single use).
     pub refresh_tokens: Vec<String>,
     /// Revoked OAuth 1.0a access token.

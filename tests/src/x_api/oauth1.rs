@@ -144,4 +144,48 @@ mod tests {
             documented
         ));
     }
+
+    /// The same example as it travels: an `Authorization` header and a
+    /// form body, parsed the way the emulator parses requests.
+    #[test]
+    fn documented_example_verifies_through_header_parsing() {
+        let header = format!(
+            "OAuth oauth_consumer_key=\"{KEY}\", oauth_nonce=\"kYjzVBB8Y0ZFabxSWbWovY3uYSQ2pTgmZeNu2VS4cg\", \
+             oauth_signature=\"hCtSmYh%2BiHYCEqBWrE7C7hYmtUk%3D\", oauth_signature_method=\"HMAC-SHA1\", \
+             oauth_timestamp=\"1318622958\", oauth_token=\"{TOKEN}\", oauth_version=\"1.0\""
+        );
+        let body = "status=Hello%20Ladies%20%2b%20Gentlemen%2c%20a%20signed%20OAuth%20request%21";
+        let mut params = parse_authorization(&header).expect("a well-formed header");
+        let signature = params
+            .iter()
+            .find(|(k, _)| k == "oauth_signature")
+            .unwrap()
+            .1
+            .clone();
+        assert_eq!(signature, "hCtSmYh+iHYCEqBWrE7C7hYmtUk=");
+        params.push(("include_entities".into(), "true".into()));
+        for pair in body.split('&') {
+            let (k, v) = pair.split_once('=').unwrap();
+            let d = |x: &str| {
+                percent_encoding::percent_decode_str(x)
+                    .decode_utf8()
+                    .unwrap()
+                    .into_owned()
+            };
+            params.push((d(k), d(v)));
+        }
+        assert!(verify_signature(
+            "POST",
+            URL,
+            &params,
+            KEY_SECRET,
+            TOKEN_SECRET,
+            &signature
+        ));
+        params.retain(|(k, _)| k != "include_entities");
+        assert!(
+            !verify_signature("POST", URL, &params, KEY_SECRET, TOKEN_SECRET, &signature),
+            "every parameter is signed"
+        );
+    }
 }

@@ -35,9 +35,27 @@ struct Inner {
     faults: VecDeque<Fault>,
     /// (method path) of every request, in order.
     requests: Vec<String>,
-    /// Remaining calls per endpoint in the current window.
-    remaining: HashMap<String, u32>,
+    /// Rate-limit windows, per app (credential) and endpoint.
+    windows: HashMap<String, Window>,
+    /// Calls allowed per window on each read endpoint.
+    rate_limit: u32,
+    /// OAuth 1.0a nonces seen: (consumer key, token, nonce, timestamp).
+    nonces: std::collections::HashSet<(String, String, String, String)>,
+    /// Lifetime of OAuth 2.0 user access tokens (`expires_in`).
+    user_token_lifetime: Duration,
 }
+
+/// One rate-limit window: fixed reset time, calls left.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    reset: u64,
+    remaining: u32,
+}
+
+/// How far an OAuth 1.0a timestamp may be from the server's clock.
+const TIMESTAMP_WINDOW_SECS: u64 = 300;
+/// X's rate-limit window.
+const WINDOW_SECS: u64 = 900;
 
 type Shared = Arc<Mutex<Inner>>;
 
@@ -76,7 +94,11 @@ impl XApiEmulator {
             .await
             .expect("bind the X API emulator");
         let base_url = format!("http://{}", listener.local_addr().unwrap());
-        let state: Shared = Arc::default();
+        let state: Shared = Arc::new(Mutex::new(Inner {
+            rate_limit: RATE_LIMIT,
+            user_token_lifetime: Duration::from_secs(7200),
+            ..Default::default()
+        }));
         let ctx = Ctx {
             state: state.clone(),
             base_url: base_url.clone(),
@@ -165,7 +187,7 @@ impl XApiEmulator {
             .find(|a| a.credentials.api_key == api_key)
             .expect("known app");
         let token = user_token();
-        app.user_tokens.push(token.clone());
+        app.user_tokens.push((token.clone(), u64::MAX));
         token
     }
 
@@ -187,6 +209,16 @@ impl XApiEmulator {
         }
     }
 
+    /// Calls allowed per app and read endpoint in each 15-minute window.
+    pub fn set_rate_limit(&self, calls: u32) {
+        self.state.lock().unwrap().rate_limit = calls;
+    }
+
+    /// Lifetime of user access tokens issued from now on.
+    pub fn set_user_token_lifetime(&self, lifetime: Duration) {
+        self.state.lock().unwrap().user_token_lifetime = lifetime;
+    }
+
     /// Injects faults into the next requests, one each.
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
         self.state.lock().unwrap().faults.extend(faults);
@@ -204,21 +236,54 @@ struct Ctx {
     base_url: String,
 }
 
+impl Ctx {
+    fn scheme(&self) -> &str {
+        self.base_url.split("://").next().unwrap_or("http")
+    }
+}
+
 async fn faults_and_rate_limits(
     State(ctx): State<Ctx>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let endpoint = format!("{} {}", req.method(), req.uri().path());
-    let (fault, remaining) = {
+    // X limits read endpoints per app (credential) and 15-minute window.
+    let limited = req.method() == Method::GET;
+    let caller = caller_identity(req.headers());
+    let (fault, window, limit) = {
         let mut s = ctx.state.lock().unwrap();
         s.requests.push(endpoint.clone());
         let fault = s.faults.pop_front();
-        let r = s.remaining.entry(endpoint).or_insert(RATE_LIMIT);
-        *r = r.saturating_sub(1);
-        (fault, *r)
+        let limit = s.rate_limit;
+        let w = s
+            .windows
+            .entry(format!("{caller} {endpoint}"))
+            .or_insert(Window {
+                reset: now() + WINDOW_SECS,
+                remaining: limit,
+            });
+        if now() >= w.reset {
+            *w = Window {
+                reset: now() + WINDOW_SECS,
+                remaining: limit,
+            };
+        }
+        let exhausted = limited && w.remaining == 0;
+        if limited && !exhausted {
+            w.remaining -= 1;
+        }
+        (
+            if exhausted {
+                Some(Fault::RateLimited)
+            } else {
+                fault
+            },
+            *w,
+            limit,
+        )
     };
-    let reset = now() + 900;
+    let (remaining, reset) = (window.remaining, window.reset);
     let mut response = match fault {
         Some(Fault::RateLimited) => {
             let mut r = (
@@ -227,8 +292,9 @@ async fn faults_and_rate_limits(
             )
                 .into_response();
             r.headers_mut().insert("x-rate-limit-remaining", HeaderValue::from(0));
-            r.headers_mut().insert("x-rate-limit-limit", HeaderValue::from(RATE_LIMIT));
-            r.headers_mut().insert("x-rate-limit-reset", HeaderValue::from(now() + 2));
+            r.headers_mut().insert("x-rate-limit-limit", HeaderValue::from(limit));
+            let reset = if window.remaining == 0 { window.reset } else { now() + 2 };
+            r.headers_mut().insert("x-rate-limit-reset", HeaderValue::from(reset));
             return r;
         }
         Some(Fault::ServerError(code)) => {
@@ -245,10 +311,30 @@ async fn faults_and_rate_limits(
         None => next.run(req).await,
     };
     let h = response.headers_mut();
-    h.insert("x-rate-limit-limit", HeaderValue::from(RATE_LIMIT));
+    h.insert("x-rate-limit-limit", HeaderValue::from(limit));
     h.insert("x-rate-limit-remaining", HeaderValue::from(remaining));
     h.insert("x-rate-limit-reset", HeaderValue::from(reset));
     response
+}
+
+/// Who is calling, for rate limits: the credential in `Authorization`.
+fn caller_identity(headers: &HeaderMap) -> String {
+    use sha2::Digest;
+    let auth = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("anonymous");
+    let identity = match oauth1::parse_authorization(auth) {
+        // The nonce, timestamp and signature change per request.
+        Some(pairs) => pairs
+            .into_iter()
+            .filter(|(k, _)| k == "oauth_consumer_key" || k == "oauth_token")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&"),
+        None => auth.to_string(),
+    };
+    hex::encode(&sha2::Sha256::digest(identity.as_bytes())[..8])
 }
 
 fn v11_error(status: StatusCode, code: u32, message: &str) -> Response {
@@ -314,16 +400,25 @@ fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     Some((d(k)?, d(s)?))
 }
 
+/// The token after `Bearer `, exactly as sent: X expects the token it
+/// issued URL-encoded to be sent decoded, and accepts nothing else.
 fn bearer(headers: &HeaderMap) -> Option<String> {
     headers
         .get("authorization")?
         .to_str()
         .ok()?
         .strip_prefix("Bearer ")
-        .map(|t| {
-            percent_encoding::percent_decode_str(t.trim())
-                .decode_utf8_lossy()
-                .into_owned()
+        .map(|t| t.trim().to_string())
+}
+
+/// The token endpoints read a form body, and only with its content type.
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get("content-type")
+        .and_then(|c| c.to_str().ok())
+        .is_some_and(|c| {
+            c.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
         })
 }
 
@@ -366,16 +461,49 @@ fn oauth1_app(
             "Bad Authentication data.",
         )));
     };
-    let mut params: Vec<(String, String)> = header.clone();
+    let unauthenticated = || {
+        Box::new(v11_error(
+            StatusCode::UNAUTHORIZED,
+            32,
+            "Could not authenticate you.",
+        ))
+    };
+    if get("oauth_signature_method").as_deref() != Some("HMAC-SHA1") {
+        return Err(unauthenticated());
+    }
+    let timestamp = get("oauth_timestamp").unwrap_or_default();
+    let nonce = get("oauth_nonce").unwrap_or_default();
+    match timestamp.parse::<u64>() {
+        Ok(t) if t.abs_diff(now()) <= TIMESTAMP_WINDOW_SECS => {}
+        _ => {
+            return Err(Box::new(v11_error(
+                StatusCode::UNAUTHORIZED,
+                135,
+                "Timestamp out of bounds.",
+            )))
+        }
+    }
+    if nonce.is_empty() {
+        return Err(unauthenticated());
+    }
+    // `realm` is not signed (RFC 5849 3.4.1.3.1).
+    let mut params: Vec<(String, String)> = header
+        .iter()
+        .filter(|(k, _)| k != "realm")
+        .cloned()
+        .collect();
     params.extend(url_pairs(uri.query().unwrap_or_default()));
-    let is_form = headers
-        .get("content-type")
-        .and_then(|c| c.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-    if is_form {
+    if is_form(headers) {
         params.extend(url_pairs(&String::from_utf8_lossy(body)));
     }
-    let base_url = format!("{}{}", ctx.base_url, uri.path());
+    // The base URL the client signed: scheme, the Host it sent, the path.
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let host = host.strip_suffix(":80").unwrap_or(&host);
+    let base_url = format!("{}://{host}{}", ctx.scheme(), uri.path());
     let s = ctx.state.lock().unwrap();
     let index = s
         .apps
@@ -401,16 +529,26 @@ fn oauth1_app(
         &app.credentials.access_token_secret,
         &signature,
     ) {
-        return Err(Box::new(v11_error(
-            StatusCode::UNAUTHORIZED,
-            32,
-            "Could not authenticate you.",
-        )));
+        return Err(unauthenticated());
+    }
+    drop(s);
+    // A nonce is good for one request (checked after the signature, so a
+    // forged request cannot burn someone's nonce).
+    let mut s = ctx.state.lock().unwrap();
+    if !s.nonces.insert((key, token, nonce, timestamp)) {
+        return Err(unauthenticated());
     }
     Ok(index)
 }
 
 async fn oauth2_token(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
+    if !is_form(&headers) {
+        return v11_error(
+            StatusCode::FORBIDDEN,
+            170,
+            "Missing required parameter: grant_type",
+        );
+    }
     let Some((key, secret)) = basic_auth(&headers) else {
         return v11_error(
             StatusCode::FORBIDDEN,
@@ -574,7 +712,11 @@ async fn oauth1_invalidate(
 }
 
 async fn oauth2_refresh(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
-    let f = form(&body);
+    let f = if is_form(&headers) {
+        form(&body)
+    } else {
+        HashMap::new()
+    };
     if f.get("grant_type").map(String::as_str) != Some("refresh_token") {
         return oauth2_error(
             StatusCode::BAD_REQUEST,
@@ -585,6 +727,7 @@ async fn oauth2_refresh(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes)
     let client_id = f.get("client_id").cloned().unwrap_or_default();
     let refresh = f.get("refresh_token").cloned().unwrap_or_default();
     let mut s = ctx.state.lock().unwrap();
+    let lifetime = s.user_token_lifetime;
     let Some(app) = s
         .apps
         .iter_mut()
@@ -596,15 +739,18 @@ async fn oauth2_refresh(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes)
             "Missing valid authorization header",
         );
     };
-    // Confidential clients must authenticate with Basic auth.
-    if let Some((id, secret)) = basic_auth(&headers) {
-        if id != app.credentials.client_id || secret != app.credentials.client_secret {
-            return oauth2_error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized_client",
-                "Missing valid authorization header",
-            );
-        }
+    // Confidential clients (those with a client secret) must authenticate
+    // with Basic auth of their id and secret.
+    let confidential = !app.credentials.client_secret.is_empty();
+    let authenticated = basic_auth(&headers).is_some_and(|(id, secret)| {
+        id == app.credentials.client_id && secret == app.credentials.client_secret
+    });
+    if confidential && !authenticated {
+        return oauth2_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized_client",
+            "Missing valid authorization header",
+        );
     }
     let Some(pos) = app.refresh_tokens.iter().position(|t| *t == refresh) else {
         return oauth2_error(
@@ -616,11 +762,12 @@ async fn oauth2_refresh(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes)
     app.refresh_tokens.remove(pos);
     let access = user_token();
     let next = refresh_token();
-    app.user_tokens.push(access.clone());
+    app.user_tokens
+        .push((access.clone(), now() + lifetime.as_secs()));
     app.refresh_tokens.push(next.clone());
     Json(json!({
         "token_type": "bearer",
-        "expires_in": 7200,
+        "expires_in": lifetime.as_secs(),
         "access_token": access,
         "scope": "tweet.read users.read offline.access",
         "refresh_token": next
@@ -633,7 +780,7 @@ async fn oauth2_revoke(State(ctx): State<Ctx>, body: Bytes) -> Response {
     let token = f.get("token").cloned().unwrap_or_default();
     let mut s = ctx.state.lock().unwrap();
     for app in &mut s.apps {
-        app.user_tokens.retain(|t| *t != token);
+        app.user_tokens.retain(|(t, _)| *t != token);
         app.refresh_tokens.retain(|t| *t != token);
     }
     Json(json!({"revoked": true})).into_response()
@@ -642,7 +789,12 @@ async fn oauth2_revoke(State(ctx): State<Ctx>, body: Bytes) -> Response {
 async fn users_me(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
     let token = bearer(&headers).unwrap_or_default();
     let s = ctx.state.lock().unwrap();
-    match s.apps.iter().find(|a| a.user_tokens.contains(&token)) {
+    let live = |a: &&App| {
+        a.user_tokens
+            .iter()
+            .any(|(t, expires)| *t == token && now() < *expires)
+    };
+    match s.apps.iter().find(live) {
         Some(app) if app.tier_limited => tier_limited(),
         Some(app) => Json(json!({"data": {
             "id": app.credentials.user_id.to_string(),
