@@ -89,12 +89,14 @@ async fn verify_tells_live_from_dead_without_spending_anything() {
             .contains("453"),
         "{limited_finding}"
     );
-    assert!(report["findings"]
+    let others: Vec<&serde_json::Value> = report["findings"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|f| f["path"] != "limited.env")
-        .all(|f| f.get("verificationReason").is_none()));
+        .collect();
+    assert!(others.len() >= 5, "{report:#}");
+    assert!(others.iter().all(|f| f.get("verificationReason").is_none()));
     assert_eq!(verification("dead.env", "x-bearer-token"), "invalid");
     assert_eq!(verification("keys.py", "x-api-key"), "verified");
     assert_eq!(verification("keys.py", "x-api-key-secret"), "verified");

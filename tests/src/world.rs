@@ -159,6 +159,22 @@ impl World {
         .await
     }
 
+    /// Asks for a sync now and waits for positive evidence that the
+    /// operator reconciled the resource again (its metrics count it).
+    pub async fn force_sync_and_wait(&self, ns: &str, name: &str, token: &str) {
+        let op = self.operator.as_ref().expect("an operator is running");
+        let seen = reconciles(op, ns, name);
+        let force = json!({"metadata": {"annotations": {"keyguard.dev/force-sync": token}}});
+        Api::<TwitterCredential>::namespaced(self.client.clone(), ns)
+            .patch(name, &PatchParams::default(), &Patch::Merge(&force))
+            .await
+            .unwrap();
+        eventually("the operator to reconcile again", WAIT, || async {
+            (reconciles(op, ns, name) > seen).then_some(())
+        })
+        .await;
+    }
+
     pub fn values(&self) -> Vec<String> {
         let mut v = vec![
             self.app.api_key.clone(),

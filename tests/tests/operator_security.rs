@@ -12,7 +12,7 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use keyguard_operator::TwitterCredential;
 use keyguard_tests::kube_helpers::eventually;
 use keyguard_tests::operator::RESTART_MIN_INTERVAL;
-use keyguard_tests::world::{reconciles, value, World, WAIT};
+use keyguard_tests::world::{value, World, WAIT};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
@@ -30,20 +30,6 @@ async fn tc(w: &World, ns: &str, name: &str) -> TwitterCredential {
         .get(name)
         .await
         .unwrap()
-}
-
-async fn force_sync_and_wait(w: &World, ns: &str, name: &str, token: &str) {
-    let op = w.operator.as_ref().unwrap();
-    let before = reconciles(op, ns, name);
-    let force = json!({"metadata": {"annotations": {"keyguard.dev/force-sync": token}}});
-    Api::<TwitterCredential>::namespaced(w.client.clone(), ns)
-        .patch(name, &PatchParams::default(), &Patch::Merge(&force))
-        .await
-        .unwrap();
-    eventually("the operator to reconcile again", WAIT, || async {
-        (reconciles(op, ns, name) > before).then_some(())
-    })
-    .await;
 }
 
 async fn secret_owner(w: &World, ns: &str, name: &str) -> Option<String> {
@@ -272,7 +258,7 @@ async fn one_writer_per_target_even_when_the_namespace_is_spelled_two_ways() {
         value(&before, "apiKey").as_deref(),
         Some("AAAAAAAAAAAAAAAAAAAAAAAAA")
     );
-    force_sync_and_wait(&w, "team", "bot", "1").await;
+    w.force_sync_and_wait("team", "bot", "1").await;
     let after = w.secret("team", "out").await.unwrap();
     assert_eq!(
         after.resource_version(),

@@ -3,43 +3,9 @@
 
 use keyguard_credentials::{CredentialKey, BEARER_TOKEN_PREFIX};
 
-/// Words that mark documentation and templates, not credentials.
-const PLACEHOLDER_WORDS: &[&str] = &[
-    "your",
-    "here",
-    "example",
-    "sample",
-    "placeholder",
-    "dummy",
-    "changeme",
-    "change_me",
-    "replace",
-    "insert",
-    "redacted",
-    "xxxx",
-    "consumer",
-    "secret",
-    "token",
-    "apikey",
-    "api_key",
-    "fake",
-    "mock",
-    "abcdef",
-    "123456",
-    "qwerty",
-    "lorem",
-    "default",
-    "value",
-    "todo",
-    "fixme",
-];
-
-pub fn looks_like_placeholder(value: &[u8]) -> bool {
-    let lower = value.to_ascii_lowercase();
-    PLACEHOLDER_WORDS
-        .iter()
-        .any(|w| memchr::memmem::find(&lower, w.as_bytes()).is_some())
-}
+/// Words that mark documentation and templates, not credentials: shared
+/// with the test generators, which must never produce them.
+pub use keyguard_credentials::looks_like_placeholder;
 
 /// Shannon entropy in bits per byte.
 fn entropy(value: &[u8]) -> f64 {

@@ -4,10 +4,44 @@ use base64::Engine;
 
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
+/// The seed of every generated credential in this process: from
+/// `KEYGUARD_TEST_SEED` when set (to reproduce a failure), else random;
+/// printed once, so a failing test's output names it.
+pub fn seed() -> u64 {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SEED.get_or_init(|| {
+        let seed = std::env::var("KEYGUARD_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| fastrand::u64(..));
+        eprintln!(
+            "X API emulator credentials: seed {seed} (KEYGUARD_TEST_SEED={seed} reproduces them)"
+        );
+        seed
+    })
+}
+
+fn rng() -> std::sync::MutexGuard<'static, fastrand::Rng> {
+    static RNG: std::sync::OnceLock<std::sync::Mutex<fastrand::Rng>> = std::sync::OnceLock::new();
+    RNG.get_or_init(|| std::sync::Mutex::new(fastrand::Rng::with_seed(seed())))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+/// Random text over `alphabet` that the scanner would not dismiss as a
+/// placeholder (generated values must look like real ones).
 fn random(n: usize, alphabet: &[u8]) -> String {
-    (0..n)
-        .map(|_| alphabet[fastrand::usize(..alphabet.len())] as char)
-        .collect()
+    loop {
+        let text: String = {
+            let mut rng = rng();
+            (0..n)
+                .map(|_| alphabet[rng.usize(..alphabet.len())] as char)
+                .collect()
+        };
+        if !keyguard_credentials::looks_like_placeholder(text.as_bytes()) {
+            return text;
+        }
+    }
 }
 
 /// Permission level of an app's access tokens (`x-access-level`).
@@ -62,7 +96,22 @@ pub struct App {
     pub tier_limited: bool,
 }
 
+/// Draws from `make` until the whole value is no placeholder either (a
+/// word can straddle two random parts, or appear in base64).
+fn plausible(make: impl Fn() -> String) -> String {
+    loop {
+        let v = make();
+        if !keyguard_credentials::looks_like_placeholder(v.as_bytes()) {
+            return v;
+        }
+    }
+}
+
 pub(crate) fn bearer_token() -> String {
+    plausible(bearer_token_once)
+}
+
+fn bearer_token_once() -> String {
     // 21 `A`s, an app id, more `A`s, base64, '=', a secret: URL-encoded as X
     // hands it out.
     format!(
@@ -75,13 +124,17 @@ pub(crate) fn bearer_token() -> String {
 }
 
 fn oauth2_token(kind: &str) -> String {
+    plausible(|| oauth2_token_once(kind))
+}
+
+fn oauth2_token_once(kind: &str) -> String {
     let text = format!(
         "{}:{}:1:1:{kind}:1",
         random(
             45,
             b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
         ),
-        1_600_000_000_000u64 + fastrand::u64(..100_000_000_000)
+        1_600_000_000_000u64 + rng().u64(..100_000_000_000)
     );
     base64::engine::general_purpose::STANDARD_NO_PAD.encode(text)
 }
@@ -96,7 +149,7 @@ pub(crate) fn refresh_token() -> String {
 
 impl AppCredentials {
     pub fn generate() -> Self {
-        let user_id = fastrand::u64(10_000..10_000_000_000);
+        let user_id = rng().u64(10_000..10_000_000_000);
         let client_id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
             "{}:1:ci",
             random(
@@ -116,6 +169,35 @@ impl AppCredentials {
             ),
             refresh_token: refresh_token(),
             user_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_credentials_never_look_like_placeholders() {
+        for _ in 0..500 {
+            let c = AppCredentials::generate();
+            let bearer = bearer_token();
+            for v in [
+                &c.api_key,
+                &c.api_key_secret,
+                &c.access_token,
+                &c.access_token_secret,
+                &c.client_secret,
+                &c.client_id,
+                &c.refresh_token,
+                &bearer,
+            ] {
+                assert!(
+                    !keyguard_credentials::looks_like_placeholder(v.as_bytes()),
+                    "seed {}",
+                    seed()
+                );
+            }
         }
     }
 }
