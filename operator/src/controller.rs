@@ -32,7 +32,7 @@ use crate::ownership::{ClaimKey, Owner};
 use crate::resource::{EnvironmentStatus, TwitterCredential, TwitterCredentialStatus};
 use crate::sync::{self, EnvOutcome, Target};
 use crate::xapi::XApiClient;
-use crate::{mint, restart, triggers, AbortOnDrop, Error, Result};
+use crate::{restart, rotation, triggers, AbortOnDrop, Error, Result};
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -48,6 +48,10 @@ pub struct Context {
     pub retry: Duration,
     /// The least time between two restarts of one workload.
     pub restart_min_interval: Duration,
+    /// Tests only: stop dead at this point of a rotation, as if killed.
+    pub crash_at: Option<rotation::CrashPoint>,
+    /// Tests only: told when `crash_at` was reached.
+    pub crashed: Arc<tokio::sync::Notify>,
 }
 
 impl Context {
@@ -61,6 +65,17 @@ impl Context {
             resync: Duration::from_secs(600),
             retry: Duration::from_secs(30),
             restart_min_interval: Duration::from_secs(60),
+            crash_at: None,
+            crashed: Arc::default(),
+        }
+    }
+
+    /// A crash point of a rotation: never returns when a test chose it.
+    pub async fn crash_point(&self, point: rotation::CrashPoint) {
+        if self.crash_at == Some(point) {
+            tracing::warn!(?point, "stopping dead at a crash point (test hook)");
+            self.crashed.notify_one();
+            std::future::pending::<()>().await;
         }
     }
 }
@@ -168,14 +183,29 @@ async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
             })
     };
     let mut outcomes: Vec<(&crate::resource::Environment, EnvOutcome)> = Vec::new();
+    let mut next_rotation: Option<k8s_openapi::jiff::Timestamp> = None;
     for (env, duplicate_of) in tc.spec.environments.iter().zip(duplicates(tc)) {
         let prev = previous(&env.name);
-        let outcome = match mint::ensure(ctx, tc, env).await {
+        let outcome = match rotation::reconcile(ctx, tc, env).await {
             Err(refusal) => {
                 sync::record::warn_if_new(ctx, tc, env, &prev, &refusal).await;
                 sync::record::refused(prev, &Target::of(tc, env), &refusal, tc.metadata.generation)
             }
-            Ok(()) => sync::environment(ctx, tc, env, prev, duplicate_of.as_deref()).await,
+            Ok(info) => {
+                let mut outcome =
+                    sync::environment(ctx, tc, env, prev, duplicate_of.as_deref()).await;
+                outcome.status.last_rotation = info
+                    .last_rotation
+                    .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+                outcome.status.next_rotation = info
+                    .next_rotation
+                    .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+                next_rotation = match (next_rotation, info.next_rotation) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                outcome
+            }
         };
         outcomes.push((env, outcome));
     }
@@ -198,6 +228,12 @@ async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
     };
     if let Some(wait) = deferred_restart {
         next = next.min(wait);
+    }
+    if let Some(at) = next_rotation {
+        // At least a second: a rotation that just came due is not retried
+        // in a tight loop while it fails.
+        let wait = rotation::schedule::until(at, k8s_openapi::jiff::Timestamp::now());
+        next = next.min(wait.max(Duration::from_secs(1)));
     }
     Ok(Action::requeue(next))
 }
@@ -331,11 +367,11 @@ async fn remove_undeclared(tc: &TwitterCredential, ctx: &Context) -> Result<()> 
         wanted.insert(("Secret".into(), t.namespace.clone(), t.secret.clone()));
         wanted.insert(("Role".into(), t.namespace.clone(), t.access.clone()));
         wanted.insert(("RoleBinding".into(), t.namespace.clone(), t.access.clone()));
-        if mint::needs_state(env) {
+        if rotation::state::needs_state(env) {
             wanted.insert((
                 "Secret".into(),
                 tc.namespace().unwrap_or_default(),
-                mint::state_name(tc, env),
+                rotation::state::state_name(tc, env),
             ));
         }
     }

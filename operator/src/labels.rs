@@ -25,6 +25,15 @@ pub const RESTARTED_AT: &str = "keyguard.dev/restarted-at";
 /// On a state Secret: fingerprint of the source keys its derived
 /// credentials were minted from.
 pub const MINTED_FROM: &str = "keyguard.dev/minted-from";
+/// On a state record: the rotation step in progress (absent when idle),
+/// written before each X API call.
+pub const ROTATION_STEP: &str = "keyguard.dev/rotation-step";
+/// On a state record: when its credential was last minted or rotated.
+pub const LAST_ROTATION: &str = "keyguard.dev/last-rotation";
+/// On a TwitterCredential: set to a new value to rotate now.
+pub const ROTATE_NOW: &str = "keyguard.dev/rotate-now";
+/// On a state record: the last rotate-now value handled.
+pub const ROTATE_NOW_HANDLED: &str = "keyguard.dev/rotate-now-handled";
 /// Which part of an environment an object is: `state` for the record of
 /// derived credentials (kept out of projections' selectors).
 pub const PART: &str = "keyguard.dev/part";

@@ -5,7 +5,7 @@
 //! Reading order: `resource.rs` (what people declare), `controller.rs` (the
 //! reconcile loop), `sync/` (one environment: observe, check, plan, apply,
 //! record), `ownership.rs` (what the operator may overwrite or delete),
-//! `mint.rs` (derived credentials), `restart.rs`, `orphans.rs`,
+//! `rotation/` (the rotation controller: every X API write), `restart.rs`, `orphans.rs`,
 //! `triggers.rs`, `projection.rs` (what a target Secret holds), `xapi/`
 //! (the X API client), `labels.rs`, `events.rs`, `metrics.rs`,
 //! `telemetry.rs`.
@@ -19,12 +19,12 @@ pub mod events;
 pub mod labels;
 pub mod leader;
 pub mod metrics;
-pub mod mint;
 pub mod orphans;
 pub mod ownership;
 pub mod projection;
 pub mod resource;
 pub mod restart;
+pub mod rotation;
 pub mod server;
 pub mod sync;
 pub mod telemetry;

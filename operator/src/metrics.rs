@@ -37,6 +37,15 @@ pub struct Metrics {
     synced: Family<EnvironmentLabels, Gauge>,
     revision: Family<EnvironmentLabels, Gauge>,
     orphans: Counter,
+    rotations: Family<RotationLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RotationLabels {
+    namespace: String,
+    name: String,
+    environment: String,
+    credential: String,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -84,6 +93,12 @@ impl Default for Metrics {
             "Revision of the environment's projected content",
             revision.clone(),
         );
+        let rotations = Family::<RotationLabels, Counter>::default();
+        registry.register(
+            "rotations",
+            "Completed rotations, by credential kind",
+            rotations.clone(),
+        );
         let orphans = Counter::default();
         registry.register(
             "orphans_removed",
@@ -91,6 +106,7 @@ impl Default for Metrics {
             orphans.clone(),
         );
         Metrics {
+            rotations,
             orphans,
             registry: Arc::new(registry),
             reconciles,
@@ -139,6 +155,18 @@ impl Metrics {
                 ) as i64);
             self.revision.get_or_create(&el).set(e.revision);
         }
+    }
+
+    pub fn rotated(&self, tc: &TwitterCredential, environment: &str, credential: &str) {
+        let l = labels(tc);
+        self.rotations
+            .get_or_create(&RotationLabels {
+                namespace: l.namespace,
+                name: l.name,
+                environment: environment.into(),
+                credential: credential.into(),
+            })
+            .inc();
     }
 
     pub fn orphans_removed(&self, n: u64) {

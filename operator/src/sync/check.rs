@@ -8,10 +8,10 @@ use super::observe::Observed;
 use super::Target;
 use crate::conditions::Reason;
 use crate::labels;
-use crate::mint;
 use crate::ownership::{ClaimKey, Owner, Ownership};
 use crate::projection::{self, Data};
 use crate::resource::{Environment, TwitterCredential};
+use crate::rotation::state;
 
 /// What happens to this environment's existing objects on a refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,7 +195,7 @@ pub fn check(
     let source = secret_data(source);
     projection::check_source(&source_name, &source, &env.target.keys)
         .map_err(|e| Refusal::new(Reason::SourceInvalid, e.to_string(), Teardown::Keep))?;
-    let derived = mint::derived_for(env, &source, observed.state.as_ref(), pieces.state.as_ref())?;
+    let derived = state::derived_for(env, &source, observed.state.as_ref(), pieces.state.as_ref())?;
     Ok(Inputs { source, derived })
 }
 

@@ -11,8 +11,8 @@ use kube::{Api, ResourceExt};
 
 use super::Target;
 use crate::controller::Context;
-use crate::mint;
 use crate::resource::{Environment, TwitterCredential};
+use crate::rotation::state;
 
 /// What the cluster holds for one environment.
 #[derive(Debug, Clone, Default)]
@@ -50,8 +50,8 @@ pub async fn observe(
     }
     let sources: Api<Secret> = Api::namespaced(ctx.client.clone(), &own);
     observed.source = sources.get_opt(&env.source.secret_ref.name).await?;
-    if mint::needs_state(env) {
-        observed.state = sources.get_opt(&mint::state_name(tc, env)).await?;
+    if state::needs_state(env) {
+        observed.state = sources.get_opt(&state::state_name(tc, env)).await?;
     }
     let c = ctx.client.clone();
     observed.secret = Api::<Secret>::namespaced(c.clone(), &target.namespace)

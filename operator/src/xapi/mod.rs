@@ -30,6 +30,12 @@ pub enum XApiError {
 
 impl XApiError {
     /// Whether retrying later may succeed (rate limits, 5xx, network).
+    /// X's code 348 from invalidate: the token is not (or no longer) one
+    /// this app may invalidate, e.g. because it already was.
+    pub fn is_not_invalidatable(&self) -> bool {
+        matches!(self, XApiError::Refused { status: 403, detail, .. } if detail.starts_with("code 348"))
+    }
+
     pub fn is_transient(&self) -> bool {
         match self {
             XApiError::Refused { status, .. } => *status >= 500,
@@ -190,6 +196,35 @@ impl XApiClient {
             detail: "response without access_token".into(),
         })?;
         Ok(SecretValue::new(token.access_token))
+    }
+
+    /// `POST /oauth2/invalidate_token`: the app-only bearer token stops
+    /// working at once, and the next mint returns a new one.
+    pub async fn invalidate_bearer(
+        &self,
+        api_key: &SecretValue,
+        api_key_secret: &SecretValue,
+        bearer: &SecretValue,
+    ) -> Result<(), XApiError> {
+        let basic = basic_authorization(api_key.expose(), api_key_secret.expose());
+        let token = bearer_for_header(bearer.expose());
+        let body = format!(
+            "access_token={}",
+            percent_encoding::utf8_percent_encode(&token, percent_encoding::NON_ALPHANUMERIC)
+        );
+        self.send(
+            "POST /oauth2/invalidate_token",
+            self.http
+                .post(format!("{}/oauth2/invalidate_token", self.base))
+                .header("Authorization", basic)
+                .header(
+                    "Content-Type",
+                    "application/x-www-form-urlencoded;charset=UTF-8",
+                )
+                .body(body),
+        )
+        .await?;
+        Ok(())
     }
 
     /// A cheap authenticated GET with the bearer token: is it live?

@@ -43,6 +43,8 @@ struct Inner {
     nonces: std::collections::HashSet<(String, String, String, String)>,
     /// Lifetime of OAuth 2.0 user access tokens (`expires_in`).
     user_token_lifetime: Duration,
+    /// Bearer tokens invalidated, by API key.
+    invalidated: HashMap<String, usize>,
 }
 
 /// One rate-limit window: fixed reset time, calls left.
@@ -222,6 +224,18 @@ impl XApiEmulator {
     /// Injects faults into the next requests, one each.
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
         self.state.lock().unwrap().faults.extend(faults);
+    }
+
+    /// How many bearer tokens of the app X has invalidated (requests that
+    /// failed, e.g. with an injected 5xx, do not count).
+    pub fn bearer_invalidations(&self, api_key: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .invalidated
+            .get(api_key)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// `METHOD /path` of every request so far.
@@ -623,6 +637,8 @@ async fn oauth2_invalidate(
         );
     }
     app.bearer = None;
+    let key = app.credentials.api_key.clone();
+    *s.invalidated.entry(key).or_default() += 1;
     Json(json!({"access_token": token})).into_response()
 }
 

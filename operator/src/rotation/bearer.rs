@@ -1,0 +1,424 @@
+//! The app-only bearer token: minted once, rotated on schedule or on
+//! request. X returns the same token until it is invalidated, so a
+//! rotation is invalidate → mint → verify → store, and consumers of the old
+//! token fail from the invalidation until they restart on the new one: the
+//! new token is minted at once and projected and rolled out in the same
+//! reconcile to keep that window short.
+//!
+//! Each step is recorded in the state record before its X API call, so a
+//! crash anywhere resumes where it stopped: a recorded invalidation whose
+//! token is already refused is not repeated, and a recorded mint gets the
+//! same token back from X.
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::ByteString;
+use keyguard_credentials::{CredentialKey, SecretValue};
+use kube::api::PostParams;
+use kube::{Api, ResourceExt};
+
+use super::state::{minted_from, state_name};
+use super::{CrashPoint, RotationInfo};
+use crate::conditions::Reason;
+use crate::controller::Context;
+use crate::events::Kind;
+use crate::labels;
+use crate::ownership::{Owner, Ownership};
+use crate::projection::Data;
+use crate::resource::{Environment, TwitterCredential};
+use crate::sync::check::{secret_data, Refusal, Teardown};
+use crate::sync::plan::managed_meta;
+use crate::xapi::XApiError;
+
+/// The step a rotation is at, as recorded in the state record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Idle,
+    /// About to invalidate (or invalidating) the current token.
+    Invalidating,
+    /// The old token is invalid; about to mint (or minting) the new one.
+    Minting,
+}
+
+impl Step {
+    fn read(state: Option<&Secret>) -> Step {
+        match state
+            .and_then(|s| s.annotations().get(labels::ROTATION_STEP))
+            .map(String::as_str)
+        {
+            Some("invalidating") => Step::Invalidating,
+            Some("minting") => Step::Minting,
+            _ => Step::Idle,
+        }
+    }
+
+    fn label(self) -> Option<&'static str> {
+        match self {
+            Step::Idle => None,
+            Step::Invalidating => Some("invalidating"),
+            Step::Minting => Some("minting"),
+        }
+    }
+}
+
+/// What the rotation controller sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observation {
+    pub step: Step,
+    /// The record holds a token minted from the source's current keys.
+    pub minted: bool,
+    /// The schedule says so, or a person asked (rotate-now).
+    pub due: bool,
+}
+
+/// What to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Nothing,
+    /// No token for these keys yet: mint one (nothing to invalidate).
+    Mint,
+    /// Start a rotation from the invalidation.
+    Rotate,
+    /// A rotation was interrupted: finish it from the recorded step.
+    Resume(Step),
+}
+
+/// Pure: the next transition of the bearer token's state machine.
+pub fn next(o: Observation) -> Transition {
+    match (o.step, o.minted, o.due) {
+        (Step::Invalidating | Step::Minting, _, _) => Transition::Resume(o.step),
+        (Step::Idle, false, _) => Transition::Mint,
+        (Step::Idle, true, true) => Transition::Rotate,
+        (Step::Idle, true, false) => Transition::Nothing,
+    }
+}
+
+/// The keys a token is minted with.
+struct Keys {
+    key: SecretValue,
+    secret: SecretValue,
+    from: String,
+}
+
+/// Mints or rotates the environment's bearer token as its state says.
+pub async fn reconcile(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    source: &Data,
+    state: Option<Secret>,
+    now: Timestamp,
+) -> Result<RotationInfo, Refusal> {
+    let Some(keys) = keys(source) else {
+        // A missing or broken source is sync's to report.
+        return Ok(RotationInfo::default());
+    };
+    let ns = tc.namespace().unwrap_or_default();
+    let owner = Owner::of(tc);
+    if let Some(s) = &state {
+        if ctx.claims.ownership("Secret", &s.metadata, &owner) != Ownership::Ours {
+            return Err(Refusal::new(
+                Reason::Conflict,
+                format!("state Secret {ns}/{} exists and is not managed by this TwitterCredential; it was left untouched", s.name_any()),
+                Teardown::Keep,
+            ));
+        }
+    }
+    let schedule = super::bearer_schedule(env);
+    let last = state.as_ref().and_then(last_rotation);
+    let requested = super::rotate_now_request(tc, state.as_ref());
+    let due = requested.is_some() || super::is_due(schedule, last, now);
+    let minted = state.as_ref().is_some_and(|s| {
+        s.annotations().get(labels::MINTED_FROM) == Some(&keys.from)
+            && s.data
+                .as_ref()
+                .is_some_and(|d| d.contains_key(CredentialKey::BearerToken.as_str()))
+    });
+    let observation = Observation {
+        step: Step::read(state.as_ref()),
+        minted,
+        due,
+    };
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let state = match next(observation) {
+        Transition::Nothing => state,
+        Transition::Mint => Some(mint(ctx, tc, env, &api, &keys, state, &owner).await?),
+        Transition::Rotate => Some(
+            rotate(
+                ctx,
+                tc,
+                env,
+                &api,
+                &keys,
+                state.expect("minted"),
+                Step::Idle,
+                requested,
+            )
+            .await?,
+        ),
+        Transition::Resume(step) => match state {
+            Some(s) => Some(rotate(ctx, tc, env, &api, &keys, s, step, requested).await?),
+            None => None,
+        },
+    };
+    let last = state.as_ref().and_then(last_rotation);
+    Ok(RotationInfo {
+        last_rotation: last,
+        next_rotation: schedule
+            .and_then(|s| super::schedule::next_after(s, last.unwrap_or(now)).ok()),
+    })
+}
+
+fn keys(source: &Data) -> Option<Keys> {
+    let get = |k: CredentialKey| source.get(k.as_str()).filter(|v| !v.is_empty()).cloned();
+    Some(Keys {
+        key: SecretValue::new(get(CredentialKey::ApiKey)?),
+        secret: SecretValue::new(get(CredentialKey::ApiKeySecret)?),
+        from: minted_from(source),
+    })
+}
+
+fn last_rotation(state: &Secret) -> Option<Timestamp> {
+    state.annotations().get(labels::LAST_ROTATION)?.parse().ok()
+}
+
+fn token_of(state: &Secret) -> Option<SecretValue> {
+    secret_data(state)
+        .remove(CredentialKey::BearerToken.as_str())
+        .map(SecretValue::new)
+}
+
+fn x_api_refusal(doing: &str, e: XApiError) -> Refusal {
+    let r = Refusal::new(
+        Reason::XApiError,
+        format!("{doing} failed: {e}"),
+        Teardown::Keep,
+    );
+    if e.is_transient() {
+        r.soon()
+    } else {
+        r
+    }
+}
+
+/// First mint for these keys (X returns the same token on a repeat).
+async fn mint(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    api: &Api<Secret>,
+    keys: &Keys,
+    existing: Option<Secret>,
+    owner: &Owner,
+) -> Result<Secret, Refusal> {
+    let token = ctx
+        .xapi
+        .mint_bearer(&keys.key, &keys.secret)
+        .await
+        .map_err(|e| x_api_refusal("minting the bearer token", e))?;
+    let ns = tc.namespace().unwrap_or_default();
+    let name = state_name(tc, env);
+    let mut meta = managed_meta(&ctx.claims, "Secret", owner, &env.name, &ns, &name);
+    meta.labels
+        .get_or_insert_with(Default::default)
+        .insert(labels::PART.into(), "state".into());
+    let annotations = meta.annotations.get_or_insert_with(Default::default);
+    annotations.insert(labels::MINTED_FROM.into(), keys.from.clone());
+    annotations.insert(labels::LAST_ROTATION.into(), Timestamp::now().to_string());
+    if let Some(handled) = existing
+        .as_ref()
+        .and_then(|s| s.annotations().get(labels::ROTATE_NOW_HANDLED))
+    {
+        annotations.insert(labels::ROTATE_NOW_HANDLED.into(), handled.clone());
+    }
+    let mut state = Secret {
+        metadata: meta,
+        type_: Some("Opaque".into()),
+        data: Some(
+            [(
+                CredentialKey::BearerToken.as_str().to_string(),
+                ByteString(token.expose().to_vec()),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    let written = match existing {
+        None => api.create(&PostParams::default(), &state).await,
+        Some(s) => {
+            state.metadata.resource_version = s.metadata.resource_version.clone();
+            state.metadata.uid = s.metadata.uid.clone();
+            api.replace(&name, &PostParams::default(), &state).await
+        }
+    };
+    let written = written
+        .map_err(|e| Refusal::api_error(&format!("writing state Secret {ns}/{name}"), &e))?;
+    tracing::info!(credential = %tc.name_any(), environment = %env.name, fingerprint = %token.fingerprint(), "minted a bearer token into the state record");
+    Ok(written)
+}
+
+/// Invalidate → mint → verify → store, from `from` on, recording each step
+/// before its X API call.
+#[allow(clippy::too_many_arguments)]
+async fn rotate(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    api: &Api<Secret>,
+    keys: &Keys,
+    mut state: Secret,
+    from: Step,
+    requested: Option<String>,
+) -> Result<Secret, Refusal> {
+    let old = token_of(&state);
+    if from != Step::Minting {
+        state = record(ctx, api, state, |a| set_step(a, Step::Invalidating)).await?;
+        ctx.crash_point(CrashPoint::BeforeInvalidate).await;
+        if let Some(old) = &old {
+            invalidate(ctx, keys, old, from == Step::Invalidating).await?;
+        }
+        ctx.crash_point(CrashPoint::AfterInvalidate).await;
+        state = record(ctx, api, state, |a| set_step(a, Step::Minting)).await?;
+    }
+    ctx.crash_point(CrashPoint::BeforeMint).await;
+    let new = ctx
+        .xapi
+        .mint_bearer(&keys.key, &keys.secret)
+        .await
+        .map_err(|e| x_api_refusal("minting the new bearer token", e))?;
+    ctx.crash_point(CrashPoint::AfterMint).await;
+    ctx.xapi
+        .verify_bearer(&new)
+        .await
+        .map_err(|e| x_api_refusal("verifying the new bearer token", e))?;
+    let now = Timestamp::now().to_string();
+    let new_bytes = new.expose().to_vec();
+    let state = record(ctx, api, state, move |s| {
+        let a = s.metadata.annotations.get_or_insert_with(Default::default);
+        a.remove(labels::ROTATION_STEP);
+        a.insert(labels::LAST_ROTATION.into(), now);
+        if let Some(r) = requested {
+            a.insert(labels::ROTATE_NOW_HANDLED.into(), r);
+        }
+        s.data = Some(
+            [(
+                CredentialKey::BearerToken.as_str().to_string(),
+                ByteString(new_bytes),
+            )]
+            .into(),
+        );
+    })
+    .await?;
+    ctx.metrics.rotated(tc, &env.name, "bearerToken");
+    let note = format!(
+        "{}: bearer token rotated (now {}); consumers of the old token fail until they restart on the new one",
+        env.name,
+        new.fingerprint()
+    );
+    ctx.events
+        .publish(
+            &kube::Resource::object_ref(tc, &()),
+            Kind::Normal,
+            "BearerTokenRotated",
+            "Rotate",
+            &note,
+            None,
+        )
+        .await;
+    Ok(state)
+}
+
+/// Invalidates `old`, unless a resumed rotation finds X already refusing it
+/// (the crash came after the invalidation): never twice.
+async fn invalidate(
+    ctx: &Context,
+    keys: &Keys,
+    old: &SecretValue,
+    resuming: bool,
+) -> Result<(), Refusal> {
+    if resuming {
+        match ctx.xapi.verify_bearer(old).await {
+            Err(XApiError::Refused {
+                status: 401 | 403, ..
+            }) => return Ok(()),
+            Err(e) if e.is_transient() => {
+                return Err(x_api_refusal("checking the old bearer token", e))
+            }
+            _ => {}
+        }
+    }
+    match ctx
+        .xapi
+        .invalidate_bearer(&keys.key, &keys.secret, old)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if resuming && e.is_not_invalidatable() => Ok(()),
+        Err(e) => Err(x_api_refusal("invalidating the old bearer token", e)),
+    }
+}
+
+fn set_step(s: &mut Secret, step: Step) {
+    let a = s.metadata.annotations.get_or_insert_with(Default::default);
+    match step.label() {
+        Some(l) => a.insert(labels::ROTATION_STEP.into(), l.into()),
+        None => a.remove(labels::ROTATION_STEP),
+    };
+}
+
+/// Replaces the state record (resourceVersion as precondition).
+async fn record(
+    ctx: &Context,
+    api: &Api<Secret>,
+    mut state: Secret,
+    change: impl FnOnce(&mut Secret),
+) -> Result<Secret, Refusal> {
+    change(&mut state);
+    let name = state.name_any();
+    let _ = ctx;
+    api.replace(&name, &PostParams::default(), &state)
+        .await
+        .map_err(|e| {
+            Refusal::api_error(
+                &format!("recording the rotation in state Secret {name}"),
+                &e,
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_machine_mints_rotates_and_resumes() {
+        use Step::*;
+        use Transition::*;
+        let o = |step, minted, due| Observation { step, minted, due };
+        let cases = [
+            ("no token yet", o(Idle, false, false), Mint),
+            ("no token yet, due", o(Idle, false, true), Mint),
+            ("keys replaced by a person", o(Idle, false, false), Mint),
+            ("current, not due", o(Idle, true, false), Nothing),
+            ("current, due", o(Idle, true, true), Rotate),
+            (
+                "crashed before or after invalidating",
+                o(Invalidating, true, true),
+                Resume(Invalidating),
+            ),
+            (
+                "crashed while minting",
+                o(Minting, true, false),
+                Resume(Minting),
+            ),
+            (
+                "crashed while minting, keys replaced",
+                o(Minting, false, false),
+                Resume(Minting),
+            ),
+        ];
+        for (what, observation, want) in cases {
+            assert_eq!(next(observation), want, "{what}");
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Rotation of the app-only bearer token against the X API emulator: on
+//! request, on schedule, through X API faults, and after a crash at every
+//! step, always ending with one working token and the old one invalidated
+//! exactly once.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use keyguard_operator::rotation::CrashPoint;
+use keyguard_operator::TwitterCredential;
+use keyguard_tests::kube_helpers::eventually;
+use keyguard_tests::leaks::{assert_no_leak, Secrets};
+use keyguard_tests::operator::{captured_logs, RunningOperator};
+use keyguard_tests::world::{value, World, WAIT};
+use keyguard_tests::x_api::Fault;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::ResourceExt;
+use serde_json::json;
+
+async fn setup(w: &World, rotation: serde_json::Value) -> String {
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+            "name": "prod",
+            "source": {"secretRef": {"name": "keys"}},
+            "target": {"secretName": "out", "keys": ["bearerToken"]},
+            "rotation": rotation
+        }]}}),
+    )
+    .await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    value(&w.secret("team", "out").await.unwrap(), "bearerToken").unwrap()
+}
+
+async fn rotate_now(w: &World, token: &str) {
+    let patch = json!({"metadata": {"annotations": {"keyguard.dev/rotate-now": token}}});
+    Api::<TwitterCredential>::namespaced(w.client.clone(), "team")
+        .patch("bot", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+/// Waits until the target holds a bearer token other than `old`, the one
+/// X now accepts, and returns it.
+async fn rotated_from(w: &World, old: &str) -> String {
+    eventually(
+        "the target to hold the new, working token",
+        WAIT,
+        || async {
+            let now = value(&w.secret("team", "out").await?, "bearerToken")?;
+            let live = w.x.current_bearer(&w.app.api_key)?;
+            (now != old && now == live).then_some(now)
+        },
+    )
+    .await
+}
+
+/// Bearer tokens X has invalidated for the app.
+fn invalidations(w: &World) -> usize {
+    w.x.bearer_invalidations(&w.app.api_key)
+}
+
+async fn state_step(w: &World) -> Option<String> {
+    let states = Api::<Secret>::namespaced(w.client.clone(), "team")
+        .list(&ListParams::default().labels("keyguard.dev/part=state"))
+        .await
+        .unwrap();
+    states
+        .items
+        .first()?
+        .annotations()
+        .get("keyguard.dev/rotation-step")
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotate_now_replaces_the_bearer_token_once_and_the_old_one_stops_working() {
+    let w = World::start().await;
+    let old = setup(&w, json!({"bearerToken": {"every": "720h"}})).await;
+    let status = w.status("team", "bot").await;
+    assert!(
+        status["environments"][0]["lastRotation"].is_string(),
+        "{status}"
+    );
+    assert!(
+        status["environments"][0]["nextRotation"].is_string(),
+        "{status}"
+    );
+    assert_eq!(invalidations(&w), 0);
+
+    rotate_now(&w, "1").await;
+    let new = rotated_from(&w, &old).await;
+    assert_eq!(invalidations(&w), 1);
+    assert_ne!(
+        w.x.current_bearer(&w.app.api_key).as_deref(),
+        Some(old.as_str()),
+        "the old token is refused"
+    );
+    eventually("a BearerTokenRotated Event", WAIT, || async {
+        let events = Api::<Event>::namespaced(w.client.clone(), "team")
+            .list(&ListParams::default())
+            .await
+            .ok()?;
+        events
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("BearerTokenRotated"))
+            .then_some(())
+    })
+    .await;
+    let status = w.status("team", "bot").await;
+    assert_eq!(status["environments"][0]["revision"], 2, "{status}");
+
+    // The same request again is handled already: no second rotation.
+    w.force_sync_and_wait("team", "bot", "after").await;
+    assert_eq!(invalidations(&w), 1);
+    assert_eq!(
+        value(&w.secret("team", "out").await.unwrap(), "bearerToken").as_deref(),
+        Some(new.as_str())
+    );
+
+    let logs = captured_logs();
+    let secrets = Secrets::new([old, new]).pair(&w.app.api_key, &w.app.api_key_secret);
+    assert_no_leak("logs at TRACE", &logs, &secrets);
+    assert_no_leak(
+        "status",
+        &w.status("team", "bot").await.to_string(),
+        &secrets,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_comes_when_its_schedule_says() {
+    let w = World::start().await;
+    let old = setup(&w, json!({"bearerToken": {"every": "1m"}})).await;
+    // Make the last rotation two minutes old, as if time had passed.
+    let states = Api::<Secret>::namespaced(w.client.clone(), "team");
+    let state = states
+        .list(&ListParams::default().labels("keyguard.dev/part=state"))
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let past = (k8s_openapi::jiff::Timestamp::now()
+        - k8s_openapi::jiff::SignedDuration::from_secs(120))
+    .to_string();
+    let patch = json!({"metadata": {"annotations": {"keyguard.dev/last-rotation": past}}});
+    states
+        .patch(
+            &state.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    rotated_from(&w, &old).await;
+    assert_eq!(invalidations(&w), 1);
+    let status = w.status("team", "bot").await;
+    let last: k8s_openapi::jiff::Timestamp = status["environments"][0]["lastRotation"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let next: k8s_openapi::jiff::Timestamp = status["environments"][0]["nextRotation"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(next.duration_since(last).as_secs(), 60, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_and_server_errors_delay_a_rotation_but_do_not_break_it() {
+    let w = World::start().await;
+    let old = setup(&w, json!({})).await;
+    w.x.inject([
+        Fault::ServerError(503),
+        Fault::RateLimited,
+        Fault::ServerError(502),
+        Fault::ServerError(500),
+    ]);
+    rotate_now(&w, "through-faults").await;
+    rotated_from(&w, &old).await;
+    assert_eq!(invalidations(&w), 1, "{:?}", w.x.requests());
+    assert_eq!(state_step(&w).await, None, "the rotation finished");
+}
+
+/// For each step, the operator stops dead right there (as if killed), a new
+/// one starts, and the environment ends with a verified working token, the
+/// old one invalidated exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_at_any_step_resumes_without_losing_or_repeating_anything() {
+    let mut w = World::start().await;
+    let mut old = setup(&w, json!({})).await;
+    let points = [
+        CrashPoint::BeforeInvalidate,
+        CrashPoint::AfterInvalidate,
+        CrashPoint::BeforeMint,
+        CrashPoint::AfterMint,
+    ];
+    for (round, point) in points.into_iter().enumerate() {
+        drop(w.operator.take());
+        let crashed = Arc::new(tokio::sync::Notify::new());
+        let hook = crashed.clone();
+        let crashing = RunningOperator::start_configured(
+            w.cp.client().await.unwrap(),
+            &w.x,
+            None,
+            move |ctx| {
+                ctx.crash_at = Some(point);
+                ctx.crashed = hook;
+            },
+        )
+        .await;
+        rotate_now(&w, &format!("round-{round}")).await;
+        tokio::time::timeout(WAIT, crashed.notified())
+            .await
+            .unwrap_or_else(|_| panic!("the operator never reached {point:?}"));
+        drop(crashing);
+        assert!(
+            state_step(&w).await.is_some(),
+            "{point:?}: the step was recorded before the crash"
+        );
+
+        w.operator = Some(RunningOperator::start(&w.cp, &w.x).await);
+        let new = rotated_from(&w, &old).await;
+        assert_eq!(
+            invalidations(&w),
+            round + 1,
+            "{point:?}: the old token was invalidated exactly once"
+        );
+        eventually("the recorded step to clear", WAIT, || async {
+            state_step(&w).await.is_none().then_some(())
+        })
+        .await;
+        old = new;
+    }
+}
