@@ -19,6 +19,8 @@ pub enum ConditionType {
     TargetNotAllowed,
     /// An object the environment needs belongs to someone else.
     Conflict,
+    /// A credential only a person can replace is past its `maxAge`.
+    RotationDue,
 }
 
 impl ConditionType {
@@ -28,6 +30,7 @@ impl ConditionType {
             ConditionType::Synced => "Synced",
             ConditionType::TargetNotAllowed => "TargetNotAllowed",
             ConditionType::Conflict => "Conflict",
+            ConditionType::RotationDue => "RotationDue",
         }
     }
 }
@@ -47,6 +50,8 @@ pub enum Reason {
     WriteFailed,
     NotImplemented,
     NotSynced,
+    MaxAgeExceeded,
+    WithinMaxAge,
 }
 
 impl Reason {
@@ -63,6 +68,8 @@ impl Reason {
             Reason::WriteFailed => "WriteFailed",
             Reason::NotImplemented => "NotImplemented",
             Reason::NotSynced => "NotSynced",
+            Reason::MaxAgeExceeded => "MaxAgeExceeded",
+            Reason::WithinMaxAge => "WithinMaxAge",
         }
     }
 

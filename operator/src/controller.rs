@@ -14,6 +14,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
@@ -183,30 +185,10 @@ async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
             })
     };
     let mut outcomes: Vec<(&crate::resource::Environment, EnvOutcome)> = Vec::new();
-    let mut next_rotation: Option<k8s_openapi::jiff::Timestamp> = None;
+    let mut look_again: Option<Timestamp> = None;
     for (env, duplicate_of) in tc.spec.environments.iter().zip(duplicates(tc)) {
-        let prev = previous(&env.name);
-        let outcome = match rotation::reconcile(ctx, tc, env).await {
-            Err(refusal) => {
-                sync::record::warn_if_new(ctx, tc, env, &prev, &refusal).await;
-                sync::record::refused(prev, &Target::of(tc, env), &refusal, tc.metadata.generation)
-            }
-            Ok(info) => {
-                let mut outcome =
-                    sync::environment(ctx, tc, env, prev, duplicate_of.as_deref()).await;
-                outcome.status.last_rotation = info
-                    .last_rotation
-                    .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
-                outcome.status.next_rotation = info
-                    .next_rotation
-                    .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
-                next_rotation = match (next_rotation, info.next_rotation) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                outcome
-            }
-        };
+        let (outcome, at) = environment(ctx, tc, env, previous(&env.name), duplicate_of).await;
+        look_again = [look_again, at].into_iter().flatten().min();
         outcomes.push((env, outcome));
     }
     // Objects become undeclared only when the spec changes; status records
@@ -229,13 +211,42 @@ async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
     if let Some(wait) = deferred_restart {
         next = next.min(wait);
     }
-    if let Some(at) = next_rotation {
+    if let Some(at) = look_again {
         // At least a second: a rotation that just came due is not retried
         // in a tight loop while it fails.
-        let wait = rotation::schedule::until(at, k8s_openapi::jiff::Timestamp::now());
+        let wait = rotation::schedule::until(at, Timestamp::now());
         next = next.min(wait.max(Duration::from_secs(1)));
     }
     Ok(Action::requeue(next))
+}
+
+/// One environment: rotation (every X API write), then sync, then the
+/// reminders; returns its outcome and when it wants looking at again.
+async fn environment(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &crate::resource::Environment,
+    prev: EnvironmentStatus,
+    duplicate_of: Option<String>,
+) -> (EnvOutcome, Option<Timestamp>) {
+    let info = match rotation::reconcile(ctx, tc, env).await {
+        Ok(info) => info,
+        Err(refusal) => {
+            sync::record::warn_if_new(ctx, tc, env, &prev, &refusal).await;
+            let target = Target::of(tc, env);
+            return (
+                sync::record::refused(prev, &target, &refusal, tc.metadata.generation),
+                None,
+            );
+        }
+    };
+    let mut outcome = sync::environment(ctx, tc, env, prev, duplicate_of.as_deref()).await;
+    outcome.status.last_rotation = info.last_rotation.map(Time);
+    outcome.status.next_rotation = info.next_rotation.map(Time);
+    let remind_at =
+        rotation::reminders::remind(ctx, tc, env, &mut outcome.status, Timestamp::now()).await;
+    let at = [info.next_rotation, remind_at].into_iter().flatten().min();
+    (outcome, at)
 }
 
 /// Pure: the resource-level status from the environments'.
@@ -292,7 +303,11 @@ pub fn summarize(
         message,
         generation,
     );
-    for flag in [ConditionType::TargetNotAllowed, ConditionType::Conflict] {
+    for flag in [
+        ConditionType::TargetNotAllowed,
+        ConditionType::Conflict,
+        ConditionType::RotationDue,
+    ] {
         let hits: Vec<&str> = status
             .environments
             .iter()

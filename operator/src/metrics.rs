@@ -38,6 +38,7 @@ pub struct Metrics {
     revision: Family<EnvironmentLabels, Gauge>,
     orphans: Counter,
     rotations: Family<RotationLabels, Counter>,
+    credential_age: Family<RotationLabels, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -99,6 +100,12 @@ impl Default for Metrics {
             "Completed rotations, by credential kind",
             rotations.clone(),
         );
+        let credential_age = Family::<RotationLabels, Gauge>::default();
+        registry.register(
+            "credential_age_seconds",
+            "Age of each source credential since the operator first saw its value",
+            credential_age.clone(),
+        );
         let orphans = Counter::default();
         registry.register(
             "orphans_removed",
@@ -106,6 +113,7 @@ impl Default for Metrics {
             orphans.clone(),
         );
         Metrics {
+            credential_age,
             rotations,
             orphans,
             registry: Arc::new(registry),
@@ -169,6 +177,24 @@ impl Metrics {
             .inc();
     }
 
+    pub fn credential_age(
+        &self,
+        tc: &TwitterCredential,
+        environment: &str,
+        credential: &str,
+        age: Duration,
+    ) {
+        let l = labels(tc);
+        self.credential_age
+            .get_or_create(&RotationLabels {
+                namespace: l.namespace,
+                name: l.name,
+                environment: environment.into(),
+                credential: credential.into(),
+            })
+            .set(age.as_secs() as i64);
+    }
+
     pub fn orphans_removed(&self, n: u64) {
         self.orphans.inc_by(n);
     }
@@ -187,6 +213,16 @@ impl Metrics {
             };
             self.synced.remove(&el);
             self.revision.remove(&el);
+            for key in keyguard_credentials::CredentialKey::ALL {
+                let rl = RotationLabels {
+                    namespace: l.namespace.clone(),
+                    name: l.name.clone(),
+                    environment: env.name.clone(),
+                    credential: key.as_str().into(),
+                };
+                self.credential_age.remove(&rl);
+                self.rotations.remove(&rl);
+            }
         }
     }
 

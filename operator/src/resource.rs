@@ -395,6 +395,13 @@ pub struct EnvironmentStatus {
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key"]))]
     pub credentials: Vec<CredentialFingerprint>,
 
+    /// The credentials in the source Secret, by fingerprint, and since when
+    /// the operator has seen each value: the age `rotation.consumerKeys`
+    /// and `rotation.accessTokens` compare with `maxAge`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key"]))]
+    pub source_credentials: Vec<CredentialFingerprint>,
+
     /// Synced, Verified, RotationDue, OverPrivileged, TargetNotAllowed,
     /// Conflict for this environment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -240,3 +240,99 @@ async fn a_crash_at_any_step_resumes_without_losing_or_repeating_anything() {
         old = new;
     }
 }
+
+/// Credentials only a person can replace are tracked from when the
+/// operator first saw them and reminded past `maxAge`; a new value (put in
+/// the source by a person) starts a new age.
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_only_a_person_can_replace_are_reminded_past_their_max_age() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+            "name": "prod",
+            "source": {"secretRef": {"name": "keys"}},
+            "target": {"secretName": "out", "keys": ["apiKey", "apiKeySecret"]},
+            "rotation": {"consumerKeys": {"maxAge": "1h"}}
+        }]}}),
+    )
+    .await;
+    let fresh = w
+        .wait_condition("team", "bot", Some("prod"), "RotationDue", "False")
+        .await;
+    assert_eq!(fresh["reason"], "WithinMaxAge");
+
+    // Two hours pass (as far as status knows).
+    let api = Api::<TwitterCredential>::namespaced(w.client.clone(), "team");
+    let mut status = w.status("team", "bot").await;
+    let past = (k8s_openapi::jiff::Timestamp::now()
+        - k8s_openapi::jiff::SignedDuration::from_secs(7200))
+    .to_string();
+    for c in status["environments"][0]["sourceCredentials"]
+        .as_array_mut()
+        .unwrap()
+    {
+        if c["key"] == "apiKey" {
+            c["since"] = json!(past);
+        }
+    }
+    api.patch_status(
+        "bot",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"status": status})),
+    )
+    .await
+    .unwrap();
+    let due = w
+        .wait_condition("team", "bot", Some("prod"), "RotationDue", "True")
+        .await;
+    assert_eq!(due["reason"], "MaxAgeExceeded");
+    let message = due["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("apiKey is 2h old (maxAge 1h)") && message.contains("team/keys"),
+        "{message}"
+    );
+    w.wait_condition("team", "bot", None, "RotationDue", "True")
+        .await;
+    eventually("a RotationDue Warning", WAIT, || async {
+        let events = Api::<Event>::namespaced(w.client.clone(), "team")
+            .list(&ListParams::default())
+            .await
+            .ok()?;
+        events
+            .items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("RotationDue") && e.type_.as_deref() == Some("Warning")
+            })
+            .then_some(())
+    })
+    .await;
+    let metrics = w.operator.as_ref().unwrap().metrics.render();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("keyguard_credential_age_seconds{")
+                && l.contains("credential=\"apiKey\"")),
+        "{metrics}"
+    );
+
+    // A person puts a new key in the source: its age starts again.
+    let mut src = w.full_source();
+    src[0] = ("apiKey", "NewPortalKey0123456789abcd");
+    w.source("team", "keys", &src).await;
+    w.wait_condition("team", "bot", Some("prod"), "RotationDue", "False")
+        .await;
+    let secrets = Secrets::new([
+        w.app.api_key.as_str(),
+        w.app.api_key_secret.as_str(),
+        "NewPortalKey0123456789abcd",
+    ]);
+    assert_no_leak(
+        "status",
+        &w.status("team", "bot").await.to_string(),
+        &secrets,
+    );
+}

@@ -448,21 +448,30 @@ async fn a_resource_cannot_project_or_restart_what_its_author_could_not() {
         }))
         .unwrap()
     };
-    // Eventually: the policy takes a moment to be loaded by the apiserver.
+    // Eventually: the apiserver loads a new policy within seconds. A
+    // resource created before that is deleted again (under a new name each
+    // try, as the operator's finalizer keeps a deleted one a moment).
+    let attempt = std::sync::atomic::AtomicUsize::new(0);
     let err = eventually(
         "the policy to refuse an unreadable source",
         WAIT,
         || async {
+            let name = format!(
+                "steal-{}",
+                attempt.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            );
             match mallory
                 .create(
                     &PostParams::default(),
-                    &resource("steal", "db-password", false),
+                    &resource(&name, "db-password", false),
                 )
                 .await
             {
-                Err(kube::Error::Api(e)) => Some(e),
+                Err(kube::Error::Api(e)) if e.code == 403 => Some(e),
                 Ok(_) => {
-                    let _ = mallory.delete("steal", &DeleteParams::default()).await;
+                    let _ = Api::<TwitterCredential>::namespaced(w.client.clone(), "team")
+                        .delete(&name, &DeleteParams::default())
+                        .await;
                     None
                 }
                 Err(_) => None,
@@ -496,7 +505,11 @@ async fn a_resource_cannot_project_or_restart_what_its_author_could_not() {
     // The operator's own writes (finalizer, status) are not blocked.
     w.wait_condition("team", "fine", Some("prod"), "Synced", "True")
         .await;
-    assert!(w.secret("team", "steal-out").await.is_none());
+    let refused = format!(
+        "steal-{}-out",
+        attempt.load(std::sync::atomic::Ordering::SeqCst) - 1
+    );
+    assert!(w.secret("team", &refused).await.is_none());
 }
 
 /// Item 6: a tenant who can label a Secret copies a resource's uid into

@@ -5,6 +5,7 @@
 //!
 //! - `bearer.rs`: the app-only bearer token (mint, and rotate on schedule
 //!   or on request: invalidate → mint → verify → store);
+//! - `reminders.rs`: `RotationDue` for what only a person can replace;
 //! - `schedule.rs`: when a rotation is due (intervals and cron);
 //! - `state.rs`: the state record sync projects derived values from.
 //!
@@ -12,6 +13,7 @@
 //! `keyguard.dev/rotate-now: <anything new>`; each value is handled once.
 
 pub mod bearer;
+pub mod reminders;
 pub mod schedule;
 pub mod state;
 

@@ -94,8 +94,14 @@ pub async fn environment(
             let plan = plan::plan(&ctx.claims, tc, env, &target, &inputs, &observed, &pieces);
             match apply::apply(ctx, &target, &plan.steps, false).await {
                 Ok(wrote) => {
-                    let outcome =
-                        record::synced(previous.clone(), &target, &plan, wrote, generation);
+                    let outcome = record::synced(
+                        previous.clone(),
+                        &target,
+                        &plan,
+                        &inputs.source,
+                        wrote,
+                        generation,
+                    );
                     if wrote {
                         record::announce(
                             ctx,

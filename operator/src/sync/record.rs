@@ -18,6 +18,7 @@ pub fn synced(
     mut status: EnvironmentStatus,
     target: &Target,
     plan: &Plan,
+    source: &crate::projection::Data,
     wrote: bool,
     generation: Option<i64>,
 ) -> EnvOutcome {
@@ -31,7 +32,13 @@ pub fn synced(
     if changed || wrote || status.last_synced.is_none() {
         status.last_synced = Some(conditions::now());
     }
-    status.credentials = credentials(&status.credentials, plan, conditions::now());
+    status.credentials = credentials(&status.credentials, &plan.data, conditions::now());
+    let known: crate::projection::Data = source
+        .iter()
+        .filter(|(k, _)| keyguard_credentials::CredentialKey::from_secret_key(k).is_some())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    status.source_credentials = credentials(&status.source_credentials, &known, conditions::now());
     conditions::set(
         &mut status.conditions,
         ConditionType::Synced,
@@ -57,11 +64,10 @@ pub fn synced(
 /// Per-key fingerprints; `since` stays while the value does.
 pub fn credentials(
     previous: &[CredentialFingerprint],
-    plan: &Plan,
+    data: &crate::projection::Data,
     now: Time,
 ) -> Vec<CredentialFingerprint> {
-    plan.data
-        .iter()
+    data.iter()
         .map(|(key, value)| {
             let fingerprint = keyguard_credentials::fingerprint(value).to_string();
             let since = previous
@@ -213,20 +219,47 @@ mod tests {
             EnvironmentStatus::default(),
             &target(),
             &plan("a"),
+            &plan("a").data,
             true,
             Some(1),
         );
+        assert_eq!(
+            first.status.source_credentials.len(),
+            1,
+            "apiKey is a credential key"
+        );
         assert_eq!(first.status.revision, 1);
         assert!(!first.changed, "nothing ran on older content");
-        let same = synced(first.status.clone(), &target(), &plan("a"), false, Some(1));
+        let same = synced(
+            first.status.clone(),
+            &target(),
+            &plan("a"),
+            &Default::default(),
+            false,
+            Some(1),
+        );
         assert_eq!(same.status.revision, 1);
         assert!(!same.changed);
-        let restored = synced(first.status.clone(), &target(), &plan("a"), true, Some(1));
+        let restored = synced(
+            first.status.clone(),
+            &target(),
+            &plan("a"),
+            &Default::default(),
+            true,
+            Some(1),
+        );
         assert_eq!(
             restored.status.revision, 1,
             "putting back a tampered value is no new revision"
         );
-        let next = synced(first.status.clone(), &target(), &plan("b"), true, Some(1));
+        let next = synced(
+            first.status.clone(),
+            &target(),
+            &plan("b"),
+            &Default::default(),
+            true,
+            Some(1),
+        );
         assert_eq!(next.status.revision, 2);
         assert!(next.changed);
     }
@@ -234,13 +267,13 @@ mod tests {
     #[test]
     fn credential_fingerprints_keep_their_since_while_unchanged_and_hold_no_value() {
         let t0 = conditions::now();
-        let a = credentials(&[], &plan("value-a"), t0.clone());
+        let a = credentials(&[], &plan("value-a").data, t0.clone());
         assert_eq!(a.len(), 1);
         assert!(a[0].fingerprint.starts_with("sha256:") && !a[0].fingerprint.contains("value-a"));
         std::thread::sleep(std::time::Duration::from_millis(2));
-        let again = credentials(&a, &plan("value-a"), conditions::now());
+        let again = credentials(&a, &plan("value-a").data, conditions::now());
         assert_eq!(again[0].since, t0);
-        let changed = credentials(&a, &plan("value-b"), conditions::now());
+        let changed = credentials(&a, &plan("value-b").data, conditions::now());
         assert_ne!(changed[0].since, t0);
         assert_ne!(changed[0].fingerprint, a[0].fingerprint);
     }
