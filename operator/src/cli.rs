@@ -89,6 +89,11 @@ pub struct RunArgs {
     )]
     pub restart_min_interval_seconds: u64,
 
+    /// Seconds between read-only verifications of an environment's
+    /// credentials when nothing changed (jittered by up to 10%).
+    #[arg(long, env = "KEYGUARD_VERIFY_INTERVAL_SECONDS", default_value_t = 3600)]
+    pub verify_interval_seconds: u64,
+
     /// Seconds between checks of a resource when nothing changed.
     #[arg(long, env = "KEYGUARD_RESYNC_SECONDS", default_value_t = 600)]
     pub resync_seconds: u64,

@@ -21,6 +21,10 @@ pub enum ConditionType {
     Conflict,
     /// A credential only a person can replace is past its `maxAge`.
     RotationDue,
+    /// Read-only X API calls accepted the credentials.
+    Verified,
+    /// X reports a higher permission level than `access.permission`.
+    OverPrivileged,
 }
 
 impl ConditionType {
@@ -31,6 +35,8 @@ impl ConditionType {
             ConditionType::TargetNotAllowed => "TargetNotAllowed",
             ConditionType::Conflict => "Conflict",
             ConditionType::RotationDue => "RotationDue",
+            ConditionType::Verified => "Verified",
+            ConditionType::OverPrivileged => "OverPrivileged",
         }
     }
 }
@@ -52,6 +58,10 @@ pub enum Reason {
     NotSynced,
     MaxAgeExceeded,
     WithinMaxAge,
+    Verified,
+    VerificationFailed,
+    OverPrivileged,
+    WithinPermission,
 }
 
 impl Reason {
@@ -70,6 +80,10 @@ impl Reason {
             Reason::NotSynced => "NotSynced",
             Reason::MaxAgeExceeded => "MaxAgeExceeded",
             Reason::WithinMaxAge => "WithinMaxAge",
+            Reason::Verified => "Verified",
+            Reason::VerificationFailed => "VerificationFailed",
+            Reason::OverPrivileged => "OverPrivileged",
+            Reason::WithinPermission => "WithinPermission",
         }
     }
 

@@ -34,7 +34,7 @@ use crate::ownership::{ClaimKey, Owner};
 use crate::resource::{EnvironmentStatus, TwitterCredential, TwitterCredentialStatus};
 use crate::sync::{self, EnvOutcome, Target};
 use crate::xapi::XApiClient;
-use crate::{restart, rotation, triggers, AbortOnDrop, Error, Result};
+use crate::{restart, rotation, triggers, verification, AbortOnDrop, Error, Result};
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -50,6 +50,8 @@ pub struct Context {
     pub retry: Duration,
     /// The least time between two restarts of one workload.
     pub restart_min_interval: Duration,
+    /// How often credentials are verified when nothing changed.
+    pub verify_interval: Duration,
     /// Tests only: stop dead at this point of a rotation, as if killed.
     pub crash_at: Option<rotation::CrashPoint>,
     /// Tests only: told when `crash_at` was reached.
@@ -67,6 +69,7 @@ impl Context {
             resync: Duration::from_secs(600),
             retry: Duration::from_secs(30),
             restart_min_interval: Duration::from_secs(60),
+            verify_interval: Duration::from_secs(3600),
             crash_at: None,
             crashed: Arc::default(),
         }
@@ -243,9 +246,15 @@ async fn environment(
     let mut outcome = sync::environment(ctx, tc, env, prev, duplicate_of.as_deref()).await;
     outcome.status.last_rotation = info.last_rotation.map(Time);
     outcome.status.next_rotation = info.next_rotation.map(Time);
-    let remind_at =
-        rotation::reminders::remind(ctx, tc, env, &mut outcome.status, Timestamp::now()).await;
-    let at = [info.next_rotation, remind_at].into_iter().flatten().min();
+    let now = Timestamp::now();
+    let remind_at = rotation::reminders::remind(ctx, tc, env, &mut outcome.status, now).await;
+    let (retry, verify_at) =
+        verification::verify(ctx, tc, env, &mut outcome.status, outcome.changed, now).await;
+    outcome.retry_soon |= retry;
+    let at = [info.next_rotation, remind_at, verify_at]
+        .into_iter()
+        .flatten()
+        .min();
     (outcome, at)
 }
 
@@ -307,6 +316,7 @@ pub fn summarize(
         ConditionType::TargetNotAllowed,
         ConditionType::Conflict,
         ConditionType::RotationDue,
+        ConditionType::OverPrivileged,
     ] {
         let hits: Vec<&str> = status
             .environments
@@ -317,10 +327,11 @@ pub fn summarize(
         if hits.is_empty() {
             conditions::clear(&mut conds, flag);
         } else {
-            let reason = if flag == ConditionType::Conflict {
-                Reason::Conflict
-            } else {
-                Reason::TargetNotAllowed
+            let reason = match flag {
+                ConditionType::Conflict => Reason::Conflict,
+                ConditionType::RotationDue => Reason::MaxAgeExceeded,
+                ConditionType::OverPrivileged => Reason::OverPrivileged,
+                _ => Reason::TargetNotAllowed,
             };
             conditions::set(
                 &mut conds,

@@ -6,7 +6,7 @@
 //! reconcile loop), `sync/` (one environment: observe, check, plan, apply,
 //! record), `ownership.rs` (what the operator may overwrite or delete),
 //! `rotation/` (the rotation controller: every X API write), `restart.rs`, `orphans.rs`,
-//! `triggers.rs`, `projection.rs` (what a target Secret holds), `xapi/`
+//! `verification.rs`, `triggers.rs`, `projection.rs` (what a target Secret holds), `xapi/`
 //! (the X API client), `labels.rs`, `events.rs`, `metrics.rs`,
 //! `telemetry.rs`.
 
@@ -29,6 +29,7 @@ pub mod server;
 pub mod sync;
 pub mod telemetry;
 pub mod triggers;
+pub mod verification;
 pub mod xapi;
 
 use std::sync::Arc;
@@ -72,6 +73,7 @@ pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     let mut ctx = controller::Context::new(client, xapi, metrics.clone(), claims);
     ctx.resync = Duration::from_secs(args.resync_seconds);
     ctx.restart_min_interval = Duration::from_secs(args.restart_min_interval_seconds);
+    ctx.verify_interval = Duration::from_secs(args.verify_interval_seconds);
     let server = tokio::spawn(server::serve(args.http_addr, metrics));
     tracing::info!(x_api = %args.x_api_base, http = %args.http_addr, "keyguard-operator starting");
     let election = args.leader_election.then(|| {

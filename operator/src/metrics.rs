@@ -39,6 +39,7 @@ pub struct Metrics {
     orphans: Counter,
     rotations: Family<RotationLabels, Counter>,
     credential_age: Family<RotationLabels, Gauge>,
+    verified: Family<EnvironmentLabels, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -106,6 +107,12 @@ impl Default for Metrics {
             "Age of each source credential since the operator first saw its value",
             credential_age.clone(),
         );
+        let verified = Family::<EnvironmentLabels, Gauge>::default();
+        registry.register(
+            "environment_verified",
+            "1 when the X API accepted the environment's credentials at the last verification",
+            verified.clone(),
+        );
         let orphans = Counter::default();
         registry.register(
             "orphans_removed",
@@ -113,6 +120,7 @@ impl Default for Metrics {
             orphans.clone(),
         );
         Metrics {
+            verified,
             credential_age,
             rotations,
             orphans,
@@ -195,6 +203,17 @@ impl Metrics {
             .set(age.as_secs() as i64);
     }
 
+    pub fn verified(&self, tc: &TwitterCredential, environment: &str, ok: bool) {
+        let l = labels(tc);
+        self.verified
+            .get_or_create(&EnvironmentLabels {
+                namespace: l.namespace,
+                name: l.name,
+                environment: environment.into(),
+            })
+            .set(ok as i64);
+    }
+
     pub fn orphans_removed(&self, n: u64) {
         self.orphans.inc_by(n);
     }
@@ -213,6 +232,7 @@ impl Metrics {
             };
             self.synced.remove(&el);
             self.revision.remove(&el);
+            self.verified.remove(&el);
             for key in keyguard_credentials::CredentialKey::ALL {
                 let rl = RotationLabels {
                     namespace: l.namespace.clone(),

@@ -379,6 +379,10 @@ pub struct EnvironmentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_rotation: Option<Time>,
 
+    /// When the credentials were last verified with read-only X API calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified: Option<Time>,
+
     /// Permission level X reported for the credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_level: Option<String>,

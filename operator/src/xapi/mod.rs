@@ -120,6 +120,29 @@ fn rate_limit(headers: &reqwest::header::HeaderMap) -> RateLimit {
     }
 }
 
+/// An answer's status as an error, unless it is a success.
+fn check_status(
+    endpoint: &'static str,
+    status: u16,
+    limits: &RateLimit,
+    body: &str,
+) -> Result<(), XApiError> {
+    if status == 429 {
+        return Err(XApiError::RateLimited {
+            endpoint,
+            reset: limits.reset,
+        });
+    }
+    if !(200..300).contains(&status) {
+        return Err(XApiError::Refused {
+            endpoint,
+            status,
+            detail: describe_error(body),
+        });
+    }
+    Ok(())
+}
+
 impl XApiClient {
     pub fn new(base: &str, timeout: Duration) -> Result<Self, XApiError> {
         let http = reqwest::Client::builder()
@@ -149,19 +172,7 @@ impl XApiClient {
         let status = resp.status().as_u16();
         let limits = rate_limit(resp.headers());
         let body = resp.text().await.unwrap_or_default();
-        if status == 429 {
-            return Err(XApiError::RateLimited {
-                endpoint,
-                reset: limits.reset,
-            });
-        }
-        if !(200..300).contains(&status) {
-            return Err(XApiError::Refused {
-                endpoint,
-                status,
-                detail: describe_error(&body),
-            });
-        }
+        check_status(endpoint, status, &limits, &body)?;
         Ok((body, limits))
     }
 
@@ -225,6 +236,60 @@ impl XApiClient {
         )
         .await?;
         Ok(())
+    }
+
+    /// `GET /1.1/account/verify_credentials.json`, signed with OAuth 1.0a
+    /// user context: is the access token live, and at which permission
+    /// level (`x-access-level`)?
+    pub async fn verify_user_context(
+        &self,
+        keys: &keyguard_credentials::OAuth1Keys<'_>,
+    ) -> Result<(Option<String>, RateLimit), XApiError> {
+        let url = format!("{}/1.1/account/verify_credentials.json", self.base);
+        let query = [("include_email", "false"), ("skip_status", "true")];
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| XApiError::Transport {
+            endpoint: "GET /1.1/account/verify_credentials.json",
+            message: e.to_string(),
+        })?;
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let header = keyguard_credentials::oauth1_authorization(
+            keys,
+            "GET",
+            &url,
+            &query,
+            &hex::encode(nonce),
+            timestamp,
+        );
+        let resp = self
+            .http
+            .get(&url)
+            .query(&query)
+            .header("Authorization", header)
+            .send()
+            .await
+            .map_err(|e| XApiError::Transport {
+                endpoint: "GET /1.1/account/verify_credentials.json",
+                message: e.without_url().to_string(),
+            })?;
+        let level = resp
+            .headers()
+            .get("x-access-level")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let status = resp.status().as_u16();
+        let limits = rate_limit(resp.headers());
+        let body = resp.text().await.unwrap_or_default();
+        check_status(
+            "GET /1.1/account/verify_credentials.json",
+            status,
+            &limits,
+            &body,
+        )?;
+        Ok((level, limits))
     }
 
     /// A cheap authenticated GET with the bearer token: is it live?

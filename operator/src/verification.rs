@@ -1,0 +1,345 @@
+//! Verification: after each change and periodically (hourly by default,
+//! jittered per environment so a fleet does not verify at once), each
+//! environment's credentials are checked with read-only X API calls only:
+//! the bearer token with a cheap authenticated GET, the OAuth 1.0a access
+//! token with `verify_credentials`, whose `x-access-level` header is the
+//! app's permission, compared with `access.permission` (`OverPrivileged`).
+//! A refusal never triggers anything destructive: it is a condition.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use keyguard_credentials::{CredentialKey, OAuth1Keys, SecretValue};
+use kube::{Api, ResourceExt};
+
+use crate::conditions::{self, ConditionType, Reason};
+use crate::controller::Context;
+use crate::events::Kind;
+use crate::resource::{Environment, EnvironmentStatus, Permission, TwitterCredential};
+use crate::rotation::state;
+use crate::sync::check::secret_data;
+use crate::xapi::XApiError;
+
+/// Pure: whether to verify now. A change always verifies; otherwise once
+/// per `interval`, stretched or shrunk by up to 10% per environment.
+pub fn is_due(
+    last: Option<Timestamp>,
+    changed: bool,
+    interval: Duration,
+    key: &str,
+    now: Timestamp,
+) -> bool {
+    let Some(last) = last else { return true };
+    changed || crate::rotation::schedule::until(now, last) >= jittered(interval, key)
+}
+
+/// `interval` scaled by 0.9..1.1, fixed per `key`.
+pub fn jittered(interval: Duration, key: &str) -> Duration {
+    let h = keyguard_credentials::fingerprint(key.as_bytes()).to_string();
+    let n = u64::from_str_radix(&h["sha256:".len().."sha256:".len() + 4], 16).unwrap_or(0);
+    interval.mul_f64(0.9 + 0.2 * (n as f64 / 65535.0))
+}
+
+/// Pure: the permission level `x-access-level` names.
+pub fn level_of(header: &str) -> Option<Permission> {
+    match header {
+        "read" => Some(Permission::Read),
+        "read-write" => Some(Permission::ReadWrite),
+        "read-write-directmessages" => Some(Permission::ReadWriteDirectMessages),
+        _ => None,
+    }
+}
+
+/// What the read-only calls found.
+#[derive(Debug, Default)]
+struct Findings {
+    checked: Vec<&'static str>,
+    refused: Vec<String>,
+    transient: Option<String>,
+    level: Option<String>,
+    remaining: Option<u64>,
+}
+
+impl Findings {
+    fn note(&mut self, what: &'static str, result: Result<crate::xapi::RateLimit, XApiError>) {
+        match result {
+            Ok(limits) => {
+                self.checked.push(what);
+                self.remaining = limits.remaining.or(self.remaining);
+            }
+            Err(e) if e.is_transient() => self.transient = Some(format!("{what}: {e}")),
+            Err(e) => self.refused.push(format!("{what}: {e}")),
+        }
+    }
+}
+
+/// Verifies when due; returns whether to look again soon (a transient
+/// failure) and when the next verification is due.
+pub async fn verify(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    status: &mut EnvironmentStatus,
+    changed: bool,
+    now: Timestamp,
+) -> (bool, Option<Timestamp>) {
+    let key = format!("{}/{}", tc.uid().unwrap_or_default(), env.name);
+    let last = status.last_verified.as_ref().map(|t| t.0);
+    let next = |at: Timestamp| {
+        at.checked_add(
+            k8s_openapi::jiff::SignedDuration::try_from(jittered(ctx.verify_interval, &key))
+                .unwrap_or_default(),
+        )
+        .ok()
+    };
+    if !conditions::is_true(&status.conditions, ConditionType::Synced) {
+        return (false, None);
+    }
+    if !is_due(last, changed, ctx.verify_interval, &key, now) {
+        privilege(ctx, tc, env, status).await;
+        return (false, last.and_then(next));
+    }
+    let findings = match check(ctx, tc, env).await {
+        Ok(f) => f,
+        Err(e) => Findings {
+            transient: Some(format!("reading the source: {e}")),
+            ..Default::default()
+        },
+    };
+    if findings.checked.is_empty() && findings.refused.is_empty() && findings.transient.is_none() {
+        conditions::clear(&mut status.conditions, ConditionType::Verified);
+        return (false, None);
+    }
+    if let Some(why) = &findings.transient {
+        tracing::info!(credential = %tc.name_any(), environment = %env.name, %why, "verification will be retried");
+        return (true, last.and_then(next));
+    }
+    record(ctx, tc, env, status, findings, now).await;
+    privilege(ctx, tc, env, status).await;
+    (false, next(now))
+}
+
+/// The read-only calls, for what the environment has.
+async fn check(ctx: &Context, tc: &TwitterCredential, env: &Environment) -> kube::Result<Findings> {
+    let ns = tc.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut f = Findings::default();
+    if state::needs_state(env) {
+        if let Some(token) = api
+            .get_opt(&state::state_name(tc, env))
+            .await?
+            .and_then(|s| secret_data(&s).remove(CredentialKey::BearerToken.as_str()))
+        {
+            f.note(
+                "bearerToken",
+                ctx.xapi.verify_bearer(&SecretValue::new(token)).await,
+            );
+        }
+    }
+    let source = api
+        .get_opt(&env.source.secret_ref.name)
+        .await?
+        .map(|s| secret_data(&s))
+        .unwrap_or_default();
+    let text = |k: CredentialKey| {
+        source
+            .get(k.as_str())
+            .and_then(|v| String::from_utf8(v.clone()).ok())
+            .filter(|v| !v.is_empty())
+    };
+    if let (Some(ck), Some(cs), Some(t), Some(ts)) = (
+        text(CredentialKey::ApiKey),
+        text(CredentialKey::ApiKeySecret),
+        text(CredentialKey::AccessToken),
+        text(CredentialKey::AccessTokenSecret),
+    ) {
+        let keys = OAuth1Keys {
+            consumer_key: &ck,
+            consumer_secret: &cs,
+            token: &t,
+            token_secret: &ts,
+        };
+        let result = ctx.xapi.verify_user_context(&keys).await;
+        if let Ok((level, _)) = &result {
+            f.level = level.clone();
+        }
+        f.note("accessToken", result.map(|(_, limits)| limits));
+    }
+    Ok(f)
+}
+
+/// Conditions, access level and Events from what the calls found.
+async fn record(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    status: &mut EnvironmentStatus,
+    f: Findings,
+    now: Timestamp,
+) {
+    let generation = tc.metadata.generation;
+    status.last_verified = Some(Time(now));
+    status.rate_limit_remaining = f.remaining.map(|r| r as i64);
+    let ok = f.refused.is_empty();
+    let (reason, message) = if ok {
+        (
+            Reason::Verified,
+            format!(
+                "X accepted {} with read-only calls",
+                f.checked.join(" and ")
+            ),
+        )
+    } else {
+        (
+            Reason::VerificationFailed,
+            format!("X refused {}", f.refused.join("; ")),
+        )
+    };
+    let was =
+        conditions::find(&status.conditions, ConditionType::Verified).map(|c| c.status.clone());
+    conditions::set(
+        &mut status.conditions,
+        ConditionType::Verified,
+        ok,
+        reason,
+        message.clone(),
+        generation,
+    );
+    ctx.metrics.verified(tc, &env.name, ok);
+    if !ok && was.as_deref() != Some("False") {
+        publish(
+            ctx,
+            tc,
+            "VerificationFailed",
+            &format!("{}: {message}", env.name),
+        )
+        .await;
+    }
+    status.access_level = f.level.clone().or(status.access_level.take());
+}
+
+/// `OverPrivileged` from the last observed level and the declared
+/// permission, on every reconcile (a spec change needs no new X call).
+pub async fn privilege(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    status: &mut EnvironmentStatus,
+) {
+    let generation = tc.metadata.generation;
+    let observed = status.access_level.clone().unwrap_or_default();
+    let declared = env.access.as_ref().map(|a| a.permission);
+    match (level_of(&observed), declared) {
+        (Some(level), Some(declared)) if level > declared => {
+            let message = format!(
+                "X reports `{observed}` for these credentials; access.permission is `{}`: lower the app's permission in the developer portal",
+                serde_json::to_value(declared).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+            );
+            let ongoing = conditions::is_true(&status.conditions, ConditionType::OverPrivileged);
+            conditions::set(
+                &mut status.conditions,
+                ConditionType::OverPrivileged,
+                true,
+                Reason::OverPrivileged,
+                message.clone(),
+                generation,
+            );
+            if !ongoing {
+                publish(
+                    ctx,
+                    tc,
+                    "OverPrivileged",
+                    &format!("{}: {message}", env.name),
+                )
+                .await;
+            }
+        }
+        (Some(_), Some(_)) => conditions::set(
+            &mut status.conditions,
+            ConditionType::OverPrivileged,
+            false,
+            Reason::WithinPermission,
+            "the observed permission does not exceed access.permission",
+            generation,
+        ),
+        _ => conditions::clear(&mut status.conditions, ConditionType::OverPrivileged),
+    }
+}
+
+async fn publish(ctx: &Context, tc: &TwitterCredential, reason: &str, note: &str) {
+    ctx.events
+        .publish(
+            &kube::Resource::object_ref(tc, &()),
+            Kind::Warning,
+            reason,
+            "Verify",
+            note,
+            None,
+        )
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_is_due_on_change_or_after_a_jittered_interval() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        let hour = Duration::from_secs(3600);
+        let cases = [
+            ("never verified", None, false, "2026-01-01T00:00:00Z", true),
+            (
+                "content changed",
+                Some("2026-01-01T00:00:00Z"),
+                true,
+                "2026-01-01T00:00:01Z",
+                true,
+            ),
+            (
+                "a minute later",
+                Some("2026-01-01T00:00:00Z"),
+                false,
+                "2026-01-01T00:01:00Z",
+                false,
+            ),
+            (
+                "54 minutes later (under any jitter)",
+                Some("2026-01-01T00:00:00Z"),
+                false,
+                "2026-01-01T00:53:59Z",
+                false,
+            ),
+            (
+                "66 minutes later (over any jitter)",
+                Some("2026-01-01T00:00:00Z"),
+                false,
+                "2026-01-01T01:06:01Z",
+                true,
+            ),
+        ];
+        for (what, last, changed, now, want) in cases {
+            assert_eq!(
+                is_due(last.map(at), changed, hour, "uid/prod", at(now)),
+                want,
+                "{what}"
+            );
+        }
+        let spread: std::collections::BTreeSet<u64> = (0..50)
+            .map(|i| jittered(hour, &format!("uid/{i}")).as_secs())
+            .collect();
+        assert!(
+            spread.len() > 10 && spread.iter().all(|s| (3240..=3960).contains(s)),
+            "{spread:?}"
+        );
+    }
+
+    #[test]
+    fn access_levels_order_like_permissions() {
+        assert!(level_of("read-write-directmessages") > level_of("read-write"));
+        assert!(level_of("read-write") > level_of("read"));
+        assert_eq!(level_of("unknown"), None);
+    }
+}

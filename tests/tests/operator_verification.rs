@@ -1,0 +1,171 @@
+//! Verification with read-only X API calls: `Verified`, the observed
+//! `accessLevel`, `OverPrivileged` past `access.permission`, and a refused
+//! credential reported without anything destructive happening.
+
+use k8s_openapi::api::events::v1::Event;
+use keyguard_tests::kube_helpers::eventually;
+use keyguard_tests::leaks::{assert_no_leak, Secrets};
+use keyguard_tests::world::{World, WAIT};
+use keyguard_tests::x_api::AccessLevel;
+use kube::api::{Api, ListParams};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_are_verified_and_more_permission_than_declared_is_reported() {
+    let w = World::start().await;
+    let app = w.x.create_app(AccessLevel::ReadWriteDirectMessages);
+    w.namespace("team", json!({})).await;
+    w.source(
+        "team",
+        "keys",
+        &[
+            ("apiKey", app.api_key.as_str()),
+            ("apiKeySecret", app.api_key_secret.as_str()),
+            ("accessToken", app.access_token.as_str()),
+            ("accessTokenSecret", app.access_token_secret.as_str()),
+        ],
+    )
+    .await;
+    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+        "name": "prod",
+        "source": {"secretRef": {"name": "keys"}},
+        "target": {"secretName": "out", "keys": ["bearerToken", "accessToken", "accessTokenSecret"]},
+        "access": {"permission": "read"}
+    }]}}))
+    .await;
+    let verified = w
+        .wait_condition("team", "bot", Some("prod"), "Verified", "True")
+        .await;
+    assert!(
+        verified["message"]
+            .as_str()
+            .unwrap()
+            .contains("bearerToken and accessToken"),
+        "{verified}"
+    );
+    let over = w
+        .wait_condition("team", "bot", Some("prod"), "OverPrivileged", "True")
+        .await;
+    assert!(
+        over["message"]
+            .as_str()
+            .unwrap()
+            .contains("read-write-directmessages"),
+        "{over}"
+    );
+    w.wait_condition("team", "bot", None, "OverPrivileged", "True")
+        .await;
+    let status = w.status("team", "bot").await;
+    assert_eq!(
+        status["environments"][0]["accessLevel"],
+        "read-write-directmessages"
+    );
+    assert!(status["environments"][0]["lastVerified"].is_string());
+    assert!(
+        status["environments"][0]["rateLimitRemaining"].is_i64(),
+        "{status}"
+    );
+    eventually("an OverPrivileged Warning", WAIT, || async {
+        let events = Api::<Event>::namespaced(w.client.clone(), "team")
+            .list(&ListParams::default())
+            .await
+            .ok()?;
+        events
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("OverPrivileged"))
+            .then_some(())
+    })
+    .await;
+    // Verification only reads: the signed call went through, nothing was
+    // invalidated or refreshed.
+    let requests = w.x.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r == "GET /1.1/account/verify_credentials.json"),
+        "{requests:?}"
+    );
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.contains("invalidate") || r.contains("/2/oauth2/token")),
+        "{requests:?}"
+    );
+
+    // Declaring the permission X reports clears the condition.
+    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+        "name": "prod",
+        "source": {"secretRef": {"name": "keys"}},
+        "target": {"secretName": "out", "keys": ["bearerToken", "accessToken", "accessTokenSecret"]},
+        "access": {"permission": "read-write-directmessages"}
+    }]}}))
+    .await;
+    w.force_sync_and_wait("team", "bot", "declared").await;
+    let cleared = w
+        .wait_condition("team", "bot", Some("prod"), "OverPrivileged", "False")
+        .await;
+    assert_eq!(cleared["reason"], "WithinPermission");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_credential_is_a_condition_and_nothing_is_revoked() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    let wrong = "WrongTokenSecretWrongTokenSecretWrongToken12";
+    w.source(
+        "team",
+        "keys",
+        &[
+            ("apiKey", w.app.api_key.as_str()),
+            ("apiKeySecret", w.app.api_key_secret.as_str()),
+            ("accessToken", w.app.access_token.as_str()),
+            ("accessTokenSecret", wrong),
+        ],
+    )
+    .await;
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+            "name": "prod",
+            "source": {"secretRef": {"name": "keys"}},
+            "target": {"secretName": "out", "keys": ["accessToken", "accessTokenSecret"]}
+        }]}}),
+    )
+    .await;
+    let refused = w
+        .wait_condition("team", "bot", Some("prod"), "Verified", "False")
+        .await;
+    assert_eq!(refused["reason"], "VerificationFailed");
+    assert!(
+        refused["message"].as_str().unwrap().contains("accessToken"),
+        "{refused}"
+    );
+    eventually("a VerificationFailed Warning", WAIT, || async {
+        let events = Api::<Event>::namespaced(w.client.clone(), "team")
+            .list(&ListParams::default())
+            .await
+            .ok()?;
+        events
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("VerificationFailed"))
+            .then_some(())
+    })
+    .await;
+    let requests = w.x.requests();
+    assert!(
+        !requests.iter().any(|r| r.contains("invalidate")),
+        "a 401 never triggers a destructive step: {requests:?}"
+    );
+    let secrets = Secrets::new([
+        w.app.access_token.as_str(),
+        wrong,
+        w.app.api_key_secret.as_str(),
+    ]);
+    assert_no_leak(
+        "status",
+        &w.status("team", "bot").await.to_string(),
+        &secrets,
+    );
+}
