@@ -25,6 +25,8 @@ pub enum ConditionType {
     Verified,
     /// X reports a higher permission level than `access.permission`.
     OverPrivileged,
+    /// The app's post usage reached `monitoring.usage.warnAtPercent`.
+    UsageHigh,
 }
 
 impl ConditionType {
@@ -37,6 +39,7 @@ impl ConditionType {
             ConditionType::RotationDue => "RotationDue",
             ConditionType::Verified => "Verified",
             ConditionType::OverPrivileged => "OverPrivileged",
+            ConditionType::UsageHigh => "UsageHigh",
         }
     }
 }
@@ -62,6 +65,9 @@ pub enum Reason {
     VerificationFailed,
     OverPrivileged,
     WithinPermission,
+    UsageHigh,
+    UsageNormal,
+    UsageUnknown,
 }
 
 impl Reason {
@@ -84,6 +90,9 @@ impl Reason {
             Reason::VerificationFailed => "VerificationFailed",
             Reason::OverPrivileged => "OverPrivileged",
             Reason::WithinPermission => "WithinPermission",
+            Reason::UsageHigh => "UsageHigh",
+            Reason::UsageNormal => "UsageNormal",
+            Reason::UsageUnknown => "UsageUnknown",
         }
     }
 

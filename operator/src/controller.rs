@@ -34,7 +34,7 @@ use crate::ownership::{ClaimKey, Owner};
 use crate::resource::{EnvironmentStatus, TwitterCredential, TwitterCredentialStatus};
 use crate::sync::{self, EnvOutcome, Target};
 use crate::xapi::XApiClient;
-use crate::{restart, rotation, triggers, verification, AbortOnDrop, Error, Result};
+use crate::{monitoring, restart, rotation, triggers, verification, AbortOnDrop, Error, Result};
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -201,7 +201,9 @@ async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
         remove_undeclared(tc, ctx).await?;
     }
     let deferred_restart = restart::restart_workloads(ctx, tc, &outcomes).await;
-    let status = summarize(tc, outcomes.iter().map(|(_, o)| o.status.clone()).collect());
+    let mut status = summarize(tc, outcomes.iter().map(|(_, o)| o.status.clone()).collect());
+    let poll_at = monitoring::monitor(ctx, tc, &mut status, Timestamp::now()).await;
+    look_again = [look_again, poll_at].into_iter().flatten().min();
     if tc.status.as_ref() != Some(&status) {
         patch_status(tc, &status, ctx).await?;
     }

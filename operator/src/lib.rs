@@ -19,6 +19,7 @@ pub mod events;
 pub mod labels;
 pub mod leader;
 pub mod metrics;
+pub mod monitoring;
 pub mod orphans;
 pub mod ownership;
 pub mod projection;

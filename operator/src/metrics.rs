@@ -40,6 +40,7 @@ pub struct Metrics {
     rotations: Family<RotationLabels, Counter>,
     credential_age: Family<RotationLabels, Gauge>,
     verified: Family<EnvironmentLabels, Gauge>,
+    usage: Family<ResourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -113,6 +114,12 @@ impl Default for Metrics {
             "1 when the X API accepted the environment's credentials at the last verification",
             verified.clone(),
         );
+        let usage = Family::<ResourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "usage_ratio",
+            "The app's post usage as a fraction of its project cap",
+            usage.clone(),
+        );
         let orphans = Counter::default();
         registry.register(
             "orphans_removed",
@@ -120,6 +127,7 @@ impl Default for Metrics {
             orphans.clone(),
         );
         Metrics {
+            usage,
             verified,
             credential_age,
             rotations,
@@ -214,6 +222,10 @@ impl Metrics {
             .set(ok as i64);
     }
 
+    pub fn usage_ratio(&self, tc: &TwitterCredential, ratio: f64) {
+        self.usage.get_or_create(&labels(tc)).set(ratio);
+    }
+
     pub fn orphans_removed(&self, n: u64) {
         self.orphans.inc_by(n);
     }
@@ -222,6 +234,7 @@ impl Metrics {
     pub fn forget(&self, tc: &TwitterCredential) {
         let l = labels(tc);
         self.ready.remove(&l);
+        self.usage.remove(&l);
         self.reconciles.remove(&l);
         self.failures.remove(&l);
         for env in &tc.spec.environments {

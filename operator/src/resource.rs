@@ -342,6 +342,10 @@ pub struct TwitterCredentialStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_environments: Option<String>,
 
+    /// The app's post usage against its project cap (`monitoring.usage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageStatus>,
+
     /// Per-environment state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
@@ -411,6 +415,18 @@ pub struct EnvironmentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// Post usage of the app's project, as `GET /2/usage/tweets` reports it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageStatus {
+    pub project_usage: i64,
+    pub project_cap: i64,
+    /// Usage as a percentage of the cap.
+    pub percent: i64,
+    /// When it was polled.
+    pub checked: Time,
 }
 
 /// A projected credential, recognisable without its value.

@@ -169,3 +169,52 @@ async fn a_refused_credential_is_a_condition_and_nothing_is_revoked() {
         &secrets,
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_near_the_cap_raises_usage_high() {
+    let w = World::start().await;
+    w.x.set_usage(&w.app.api_key, 9_100, 10_000);
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {
+            "monitoring": {"usage": {"every": "1h", "warnAtPercent": 90}},
+            "environments": [{
+                "name": "prod",
+                "source": {"secretRef": {"name": "keys"}},
+                "target": {"secretName": "out", "keys": ["bearerToken"]}
+            }]
+        }}),
+    )
+    .await;
+    let high = w
+        .wait_condition("team", "bot", None, "UsageHigh", "True")
+        .await;
+    assert_eq!(
+        high["message"],
+        "9100 of 10000 posts used this period (91%; warning at 90%)"
+    );
+    let status = w.status("team", "bot").await;
+    assert_eq!(status["usage"]["percent"], 91, "{status}");
+    assert_eq!(status["usage"]["projectCap"], 10_000);
+    eventually("a UsageHigh Warning", WAIT, || async {
+        let events = Api::<Event>::namespaced(w.client.clone(), "team")
+            .list(&ListParams::default())
+            .await
+            .ok()?;
+        events
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("UsageHigh"))
+            .then_some(())
+    })
+    .await;
+    let metrics = w.operator.as_ref().unwrap().metrics.render();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("keyguard_usage_ratio{") && l.ends_with(" 0.91")),
+        "{metrics}"
+    );
+}

@@ -120,6 +120,16 @@ fn rate_limit(headers: &reqwest::header::HeaderMap) -> RateLimit {
     }
 }
 
+/// `project_usage` and `project_cap` from a usage answer, numbers or strings.
+pub fn parse_usage(body: &str) -> Option<(u64, u64)> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let num = |x: &serde_json::Value| x.as_u64().or_else(|| x.as_str()?.trim().parse().ok());
+    Some((
+        num(&v["data"]["project_usage"])?,
+        num(&v["data"]["project_cap"])?,
+    ))
+}
+
 /// An answer's status as an error, unless it is a success.
 fn check_status(
     endpoint: &'static str,
@@ -292,6 +302,25 @@ impl XApiClient {
         Ok((level, limits))
     }
 
+    /// `GET /2/usage/tweets` with the bearer token: the project's post usage
+    /// and cap. X documents numbers and serves strings: both are accepted.
+    pub async fn usage(&self, bearer: &SecretValue) -> Result<(u64, u64), XApiError> {
+        let token = bearer_for_header(bearer.expose());
+        let (body, _) = self
+            .send(
+                "GET /2/usage/tweets",
+                self.http
+                    .get(format!("{}/2/usage/tweets", self.base))
+                    .bearer_auth(token),
+            )
+            .await?;
+        parse_usage(&body).ok_or(XApiError::Refused {
+            endpoint: "GET /2/usage/tweets",
+            status: 200,
+            detail: "response without project_usage and project_cap".into(),
+        })
+    }
+
     /// A cheap authenticated GET with the bearer token: is it live?
     pub async fn verify_bearer(&self, bearer: &SecretValue) -> Result<RateLimit, XApiError> {
         let token = bearer_for_header(bearer.expose());
@@ -313,6 +342,32 @@ impl XApiClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_parses_leniently() {
+        let cases = [
+            (
+                r#"{"data":{"project_usage":"1234","project_cap":"10000"}}"#,
+                Some((1234, 10000)),
+            ),
+            (
+                r#"{"data":{"project_usage":1234,"project_cap":10000}}"#,
+                Some((1234, 10000)),
+            ),
+            (
+                r#"{"data":{"project_usage":" 5 ","project_cap":"7"}}"#,
+                Some((5, 7)),
+            ),
+            (
+                r#"{"data":{"project_usage":"n/a","project_cap":"7"}}"#,
+                None,
+            ),
+            (r#"{"errors":[]}"#, None),
+        ];
+        for (body, want) in cases {
+            assert_eq!(parse_usage(body), want, "{body}");
+        }
+    }
 
     #[test]
     fn echoed_parameters_never_reach_a_condition() {
