@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 check_prerequisites
+need curl "install curl (apt-get install curl); the demo asks the X API emulator about old and new tokens"
 
 keep=false
 [ "${1:-}" = "--keep" ] && keep=true
@@ -70,6 +71,33 @@ step "kubectl delete secret: the operator puts it back"
 show kubectl delete secret -n news-prod twitter-credentials
 for _ in $(seq 1 100); do kubectl get secret -n news-prod twitter-credentials >/dev/null 2>&1 && break; sleep 0.1; done
 show kubectl get secret -n news-prod twitter-credentials
+
+step "Rotation on request (the schedule says every 720h): the bearer token changes, X refuses the old one"
+bearer() { kubectl get secret -n news-prod twitter-credentials -o jsonpath='{.data.bearerToken}' | base64 -d; }
+x_status() { # HTTP status X gives a bearer token (sent decoded, never printed)
+  local t="$1"; t="$(printf '%b' "${t//%/\\x}")"
+  curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $t" "$x_api/1.1/application/rate_limit_status.json"
+}
+old="$(bearer)"
+show kubectl annotate twcred news-bot -n team-news keyguard.dev/rotate-now="demo-$(date +%s)" --overwrite
+for _ in $(seq 1 100); do [ "$(bearer)" != "$old" ] && break; sleep 0.1; done
+new="$(bearer)"
+echo "old bearer token: X answers HTTP $(x_status "$old"); new one: HTTP $(x_status "$new")"
+show kubectl get twcred news-bot -n team-news -o jsonpath='{range .status.environments[*]}{.name}{"\tfingerprint "}{.fingerprint}{"\trevision "}{.revision}{"\tlast rotation "}{.lastRotation}{"\tnext "}{.nextRotation}{"\n"}{end}'
+show kubectl get events -n team-news --field-selector reason=BearerTokenRotated
+
+step "Verification with read-only calls, and usage against the cap"
+show kubectl get twcred news-bot -n team-news -o jsonpath='{range .status.environments[*]}{.name}{": "}{range .conditions[?(@.type=="Verified")]}{.type}={.status} ({.message}){end}{"  accessLevel="}{.accessLevel}{"\n"}{end}'
+show kubectl get twcred news-bot -n team-news -o jsonpath='{.status.usage}{"\n"}'
+
+step "A reminder for what only a person can rotate (as if the API key were 91 days old)"
+keys="$(kubectl get twcred news-bot -n team-news -o jsonpath='{.status.environments[0].sourceCredentials[*].key}')"
+i=0; for k in $keys; do [ "$k" = apiKey ] && break; i=$((i+1)); done
+past="$(date -u -d '91 days ago' +%Y-%m-%dT%H:%M:%SZ)"
+kubectl patch twcred news-bot -n team-news --subresource=status --type=json \
+  -p "[{\"op\":\"replace\",\"path\":\"/status/environments/0/sourceCredentials/$i/since\",\"value\":\"$past\"}]" >/dev/null
+show kubectl wait --for=condition=RotationDue --timeout=30s -n team-news twcred/news-bot
+show kubectl get twcred news-bot -n team-news -o jsonpath='{.status.environments[0].conditions[?(@.type=="RotationDue")].message}{"\n"}'
 
 step "Resources that cannot sync say why"
 show kubectl get twcred -n team-news minimal reply-bot -o custom-columns='NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,WHY:.status.conditions[?(@.type=="Ready")].message'
