@@ -27,6 +27,8 @@ pub enum ConditionType {
     OverPrivileged,
     /// The app's post usage reached `monitoring.usage.warnAtPercent`.
     UsageHigh,
+    /// X refused the refresh token: a person must authorize the app again.
+    ReauthorizationRequired,
 }
 
 impl ConditionType {
@@ -40,6 +42,7 @@ impl ConditionType {
             ConditionType::Verified => "Verified",
             ConditionType::OverPrivileged => "OverPrivileged",
             ConditionType::UsageHigh => "UsageHigh",
+            ConditionType::ReauthorizationRequired => "ReauthorizationRequired",
         }
     }
 }
@@ -57,7 +60,6 @@ pub enum Reason {
     DerivedPending,
     XApiError,
     WriteFailed,
-    NotImplemented,
     NotSynced,
     MaxAgeExceeded,
     WithinMaxAge,
@@ -68,6 +70,7 @@ pub enum Reason {
     UsageHigh,
     UsageNormal,
     UsageUnknown,
+    ReauthorizationRequired,
 }
 
 impl Reason {
@@ -82,7 +85,6 @@ impl Reason {
             Reason::DerivedPending => "DerivedPending",
             Reason::XApiError => "XApiError",
             Reason::WriteFailed => "WriteFailed",
-            Reason::NotImplemented => "NotImplemented",
             Reason::NotSynced => "NotSynced",
             Reason::MaxAgeExceeded => "MaxAgeExceeded",
             Reason::WithinMaxAge => "WithinMaxAge",
@@ -93,6 +95,7 @@ impl Reason {
             Reason::UsageHigh => "UsageHigh",
             Reason::UsageNormal => "UsageNormal",
             Reason::UsageUnknown => "UsageUnknown",
+            Reason::ReauthorizationRequired => "ReauthorizationRequired",
         }
     }
 
@@ -101,6 +104,7 @@ impl Reason {
         match self {
             Reason::TargetNotAllowed => Some(ConditionType::TargetNotAllowed),
             Reason::Conflict | Reason::DuplicateTarget => Some(ConditionType::Conflict),
+            Reason::ReauthorizationRequired => Some(ConditionType::ReauthorizationRequired),
             _ => None,
         }
     }

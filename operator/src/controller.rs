@@ -319,6 +319,7 @@ pub fn summarize(
         ConditionType::Conflict,
         ConditionType::RotationDue,
         ConditionType::OverPrivileged,
+        ConditionType::ReauthorizationRequired,
     ] {
         let hits: Vec<&str> = status
             .environments
@@ -333,6 +334,7 @@ pub fn summarize(
                 ConditionType::Conflict => Reason::Conflict,
                 ConditionType::RotationDue => Reason::MaxAgeExceeded,
                 ConditionType::OverPrivileged => Reason::OverPrivileged,
+                ConditionType::ReauthorizationRequired => Reason::ReauthorizationRequired,
                 _ => Reason::TargetNotAllowed,
             };
             conditions::set(
@@ -359,7 +361,7 @@ fn reason_named(name: &str) -> Reason {
         Reason::DerivedPending,
         Reason::XApiError,
         Reason::WriteFailed,
-        Reason::NotImplemented,
+        Reason::ReauthorizationRequired,
     ]
     .into_iter()
     .find(|r| r.as_str() == name)

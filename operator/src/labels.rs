@@ -34,6 +34,11 @@ pub const LAST_ROTATION: &str = "keyguard.dev/last-rotation";
 pub const ROTATE_NOW: &str = "keyguard.dev/rotate-now";
 /// On a state record: the last rotate-now value handled.
 pub const ROTATE_NOW_HANDLED: &str = "keyguard.dev/rotate-now-handled";
+/// On a state record: fingerprint of the refresh token a person seeded in
+/// the source, whose successors the record holds.
+pub const REFRESH_SEEDED_FROM: &str = "keyguard.dev/refresh-seeded-from";
+/// On a state record: when its user access token expires.
+pub const USER_TOKEN_EXPIRES: &str = "keyguard.dev/user-token-expires";
 /// Which part of an environment an object is: `state` for the record of
 /// derived credentials (kept out of projections' selectors).
 pub const PART: &str = "keyguard.dev/part";

@@ -336,3 +336,153 @@ async fn credentials_only_a_person_can_replace_are_reminded_past_their_max_age()
         &secrets,
     );
 }
+
+async fn user_source(w: &World, refresh_token: &str) {
+    w.source(
+        "team",
+        "user-keys",
+        &[
+            ("clientId", w.app.client_id.as_str()),
+            ("clientSecret", w.app.client_secret.as_str()),
+            ("refreshToken", refresh_token),
+        ],
+    )
+    .await;
+}
+
+async fn users_me(w: &World, token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{}/2/users/me", w.x.base_url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn refreshes(w: &World) -> usize {
+    w.x.requests()
+        .iter()
+        .filter(|r| r.as_str() == "POST /2/oauth2/token")
+        .count()
+}
+
+/// User access tokens are refreshed before they expire; each refresh spends
+/// the refresh token it sends, and the operator keeps the new one.
+#[tokio::test(flavor = "multi_thread")]
+async fn user_tokens_are_refreshed_before_expiry_keeping_each_new_refresh_token() {
+    let w = World::start().await;
+    // Tokens that live 15 minutes and 4 seconds, refreshed 15 minutes before
+    // they expire: a refresh every few seconds.
+    w.x.set_user_token_lifetime(std::time::Duration::from_secs(15 * 60 + 4));
+    w.namespace("team", json!({})).await;
+    user_source(&w, &w.app.refresh_token).await;
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+            "name": "prod",
+            "source": {"secretRef": {"name": "user-keys"}},
+            "target": {"secretName": "out", "keys": ["userAccessToken"]},
+            "rotation": {"userToken": {"refreshBefore": "15m"}}
+        }]}}),
+    )
+    .await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    let first = value(&w.secret("team", "out").await.unwrap(), "userAccessToken").unwrap();
+    assert_eq!(users_me(&w, &first).await, 200);
+    // Two more refreshes, each with the refresh token the last one issued
+    // (the emulator refuses a spent one).
+    let latest = eventually("two more refreshes, projected", WAIT, || async {
+        let now = value(&w.secret("team", "out").await?, "userAccessToken")?;
+        (refreshes(&w) >= 3 && now != first).then_some(now)
+    })
+    .await;
+    assert_eq!(users_me(&w, &latest).await, 200);
+    let status = w.status("team", "bot").await;
+    assert!(
+        status["environments"][0]["nextRotation"].is_string(),
+        "{status}"
+    );
+    let conditions = status["environments"][0]["conditions"].as_array().unwrap();
+    assert!(
+        !conditions
+            .iter()
+            .any(|c| c["type"] == "ReauthorizationRequired"),
+        "{status}"
+    );
+}
+
+/// A spent refresh token is reported; nothing is overwritten; a person's
+/// new refresh token recovers.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spent_refresh_token_requires_reauthorization_and_a_new_one_recovers() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    // Someone else spends the seeded refresh token first.
+    let form = format!(
+        "grant_type=refresh_token&client_id={}&refresh_token={}",
+        w.app.client_id, w.app.refresh_token
+    );
+    let basic = keyguard_credentials::basic_authorization(
+        w.app.client_id.as_bytes(),
+        w.app.client_secret.as_bytes(),
+    );
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/2/oauth2/token", w.x.base_url()))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Authorization", basic)
+        .body(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fresh = answer["refresh_token"].as_str().unwrap().to_string();
+    user_source(&w, &w.app.refresh_token).await;
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+            "name": "prod",
+            "source": {"secretRef": {"name": "user-keys"}},
+            "target": {"secretName": "out", "keys": ["userAccessToken"]}
+        }]}}),
+    )
+    .await;
+    let c = w
+        .wait_condition(
+            "team",
+            "bot",
+            Some("prod"),
+            "ReauthorizationRequired",
+            "True",
+        )
+        .await;
+    assert!(
+        c["message"].as_str().unwrap().contains("team/user-keys"),
+        "{c}"
+    );
+    w.wait_condition("team", "bot", None, "ReauthorizationRequired", "True")
+        .await;
+    assert!(
+        w.secret("team", "out").await.is_none(),
+        "nothing projected from a refused token"
+    );
+
+    // A person authorizes again and puts the new refresh token in the source.
+    user_source(&w, &fresh).await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    let token = value(&w.secret("team", "out").await.unwrap(), "userAccessToken").unwrap();
+    assert_eq!(users_me(&w, &token).await, 200);
+    let secrets = Secrets::new([w.app.refresh_token.clone(), fresh, token])
+        .pair(&w.app.client_id, &w.app.client_secret);
+    assert_no_leak("logs at TRACE", &captured_logs(), &secrets);
+    assert_no_leak(
+        "status",
+        &w.status("team", "bot").await.to_string(),
+        &secrets,
+    );
+}

@@ -6,6 +6,8 @@
 //! - `bearer.rs`: the app-only bearer token (mint, and rotate on schedule
 //!   or on request: invalidate → mint → verify → store);
 //! - `reminders.rs`: `RotationDue` for what only a person can replace;
+//! - `user.rs`: the OAuth 2.0 user access token (refresh before expiry,
+//!   single-use refresh tokens persisted first);
 //! - `schedule.rs`: when a rotation is due (intervals and cron);
 //! - `state.rs`: the state record sync projects derived values from.
 //!
@@ -16,9 +18,11 @@ pub mod bearer;
 pub mod reminders;
 pub mod schedule;
 pub mod state;
+pub mod user;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
+use keyguard_credentials::CredentialKey;
 use kube::{Api, ResourceExt};
 
 use crate::controller::Context;
@@ -37,6 +41,9 @@ pub enum CrashPoint {
     BeforeMint,
     /// X minted the new token; it is not stored yet.
     AfterMint,
+    /// X refreshed the user token (the old refresh token is spent); the
+    /// new ones are not stored yet.
+    AfterRefresh,
 }
 
 /// What status reports about an environment's rotations.
@@ -65,11 +72,32 @@ pub async fn reconcile(
     else {
         return Ok(RotationInfo::default());
     };
-    let state = api
-        .get_opt(&state::state_name(tc, env))
-        .await
-        .map_err(read)?;
-    bearer::reconcile(ctx, tc, env, &secret_data(&source), state, Timestamp::now()).await
+    let source = secret_data(&source);
+    let name = state::state_name(tc, env);
+    let mut info = RotationInfo::default();
+    if env.target.keys.contains(&CredentialKey::BearerToken) {
+        let current = api.get_opt(&name).await.map_err(read)?;
+        info =
+            info.merge(bearer::reconcile(ctx, tc, env, &source, current, Timestamp::now()).await?);
+    }
+    if env.target.keys.contains(&CredentialKey::UserAccessToken) {
+        let current = api.get_opt(&name).await.map_err(read)?;
+        info = info.merge(user::reconcile(ctx, tc, env, &source, current, Timestamp::now()).await?);
+    }
+    Ok(info)
+}
+
+impl RotationInfo {
+    /// The latest rotation and the earliest next one of two credentials.
+    fn merge(self, other: RotationInfo) -> RotationInfo {
+        RotationInfo {
+            last_rotation: self.last_rotation.max(other.last_rotation),
+            next_rotation: [self.next_rotation, other.next_rotation]
+                .into_iter()
+                .flatten()
+                .min(),
+        }
+    }
 }
 
 /// The bearer token's schedule, when it has one.

@@ -19,7 +19,28 @@ use crate::sync::check::{secret_data, Refusal, Teardown};
 
 /// Whether the environment projects a credential the operator mints.
 pub fn needs_state(env: &Environment) -> bool {
-    env.target.keys.contains(&CredentialKey::BearerToken)
+    env.target.keys.iter().any(|k| k.is_derived())
+}
+
+/// A new, empty state record for the environment, claimed by the operator.
+pub fn new_record(
+    ctx: &crate::controller::Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+) -> Secret {
+    let ns = tc.namespace().unwrap_or_default();
+    let name = state_name(tc, env);
+    let owner = crate::ownership::Owner::of(tc);
+    let mut meta =
+        crate::sync::plan::managed_meta(&ctx.claims, "Secret", &owner, &env.name, &ns, &name);
+    meta.labels
+        .get_or_insert_with(Default::default)
+        .insert(labels::PART.into(), "state".into());
+    Secret {
+        metadata: meta,
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    }
 }
 
 /// The state Secret of one environment, in the resource's namespace.
@@ -52,35 +73,42 @@ pub fn derived_for(
     state: Option<&Secret>,
     state_ownership: Option<&Ownership>,
 ) -> Result<Data, Refusal> {
-    if env.target.keys.contains(&CredentialKey::UserAccessToken) {
-        return Err(Refusal::new(
-            Reason::NotImplemented,
-            "userAccessToken is minted by the rotation controller, which this operator version does not have yet",
-            Teardown::Keep,
-        ));
-    }
     if !needs_state(env) {
         return Ok(Data::new());
     }
-    let pending = || {
+    let pending = |what: &str| {
         Refusal::new(
             Reason::DerivedPending,
-            "waiting for the bearer token to be minted",
+            format!("waiting for the {what} to be minted"),
             Teardown::Keep,
         )
         .soon()
     };
-    let state = state
-        .filter(|_| state_ownership == Some(&Ownership::Ours))
-        .ok_or_else(pending)?;
-    if state.annotations().get(labels::MINTED_FROM) != Some(&minted_from(source)) {
-        return Err(pending());
+    let state = state.filter(|_| state_ownership == Some(&Ownership::Ours));
+    let mut derived = Data::new();
+    if env.target.keys.contains(&CredentialKey::BearerToken) {
+        let state = state.ok_or_else(|| pending("bearer token"))?;
+        if state.annotations().get(labels::MINTED_FROM) != Some(&minted_from(source)) {
+            return Err(pending("bearer token"));
+        }
+        let token = secret_data(state)
+            .remove(CredentialKey::BearerToken.as_str())
+            .ok_or_else(|| pending("bearer token"))?;
+        derived.insert(CredentialKey::BearerToken.as_str().to_string(), token);
     }
-    let token = secret_data(state)
-        .remove(CredentialKey::BearerToken.as_str())
-        .ok_or_else(pending)?;
-    Ok(Data::from([(
-        CredentialKey::BearerToken.as_str().to_string(),
-        token,
-    )]))
+    if env.target.keys.contains(&CredentialKey::UserAccessToken) {
+        let seed = source
+            .get(CredentialKey::RefreshToken.as_str())
+            .cloned()
+            .unwrap_or_default();
+        let current = state.filter(|s| {
+            s.annotations().get(labels::REFRESH_SEEDED_FROM)
+                == Some(&keyguard_credentials::fingerprint(&seed).to_string())
+        });
+        let token = current
+            .and_then(|s| secret_data(s).remove(CredentialKey::UserAccessToken.as_str()))
+            .ok_or_else(|| pending("user access token"))?;
+        derived.insert(CredentialKey::UserAccessToken.as_str().to_string(), token);
+    }
+    Ok(derived)
 }

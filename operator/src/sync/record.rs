@@ -53,6 +53,10 @@ pub fn synced(
     );
     conditions::clear(&mut status.conditions, ConditionType::TargetNotAllowed);
     conditions::clear(&mut status.conditions, ConditionType::Conflict);
+    conditions::clear(
+        &mut status.conditions,
+        ConditionType::ReauthorizationRequired,
+    );
     EnvOutcome {
         status,
         // A first projection has no workload running on older content.
@@ -104,7 +108,11 @@ pub fn refused(
         refusal.message.clone(),
         generation,
     );
-    for flag in [ConditionType::TargetNotAllowed, ConditionType::Conflict] {
+    for flag in [
+        ConditionType::TargetNotAllowed,
+        ConditionType::Conflict,
+        ConditionType::ReauthorizationRequired,
+    ] {
         if refusal.reason.flag() == Some(flag) {
             conditions::set(
                 &mut status.conditions,

@@ -36,6 +36,12 @@ impl XApiError {
         matches!(self, XApiError::Refused { status: 403, detail, .. } if detail.starts_with("code 348"))
     }
 
+    /// The token endpoint refused the refresh token (spent, revoked or
+    /// unknown): only a person can authorize the app again.
+    pub fn needs_reauthorization(&self) -> bool {
+        matches!(self, XApiError::Refused { status: 400 | 401, endpoint, .. } if endpoint.contains("oauth2/token"))
+    }
+
     pub fn is_transient(&self) -> bool {
         match self {
             XApiError::Refused { status, .. } => *status >= 500,
@@ -50,6 +56,15 @@ pub struct RateLimit {
     pub limit: Option<u64>,
     pub remaining: Option<u64>,
     pub reset: Option<u64>,
+}
+
+/// What a user-token refresh returns. Values print as fingerprints only.
+#[derive(Debug)]
+pub struct UserTokens {
+    pub access_token: SecretValue,
+    /// Comes only with `offline.access`; the one sent is spent either way.
+    pub refresh_token: Option<SecretValue>,
+    pub expires_in: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -300,6 +315,54 @@ impl XApiClient {
             &body,
         )?;
         Ok((level, limits))
+    }
+
+    /// `POST /2/oauth2/token` (`grant_type=refresh_token`): a new user
+    /// access token and a new refresh token; the one sent is spent. A
+    /// confidential client (with a client secret) authenticates with Basic.
+    pub async fn refresh_user_token(
+        &self,
+        client_id: &SecretValue,
+        client_secret: Option<&SecretValue>,
+        refresh_token: &SecretValue,
+    ) -> Result<UserTokens, XApiError> {
+        let enc = |v: &SecretValue| {
+            percent_encoding::percent_encode(v.expose(), percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        };
+        let body = format!(
+            "grant_type=refresh_token&refresh_token={}&client_id={}",
+            enc(refresh_token),
+            enc(client_id)
+        );
+        let mut req = self
+            .http
+            .post(format!("{}/2/oauth2/token", self.base))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(secret) = client_secret {
+            req = req.header(
+                "Authorization",
+                basic_authorization(client_id.expose(), secret.expose()),
+            );
+        }
+        let (body, _) = self.send("POST /2/oauth2/token", req).await?;
+        #[derive(Deserialize)]
+        struct Answer {
+            access_token: String,
+            refresh_token: Option<String>,
+            expires_in: Option<u64>,
+        }
+        let a: Answer = serde_json::from_str(&body).map_err(|_| XApiError::Refused {
+            endpoint: "POST /2/oauth2/token",
+            status: 200,
+            detail: "response without access_token".into(),
+        })?;
+        Ok(UserTokens {
+            access_token: SecretValue::new(a.access_token),
+            refresh_token: a.refresh_token.map(SecretValue::new),
+            expires_in: Duration::from_secs(a.expires_in.unwrap_or(7200)),
+        })
     }
 
     /// `GET /2/usage/tweets` with the bearer token: the project's post usage

@@ -1,0 +1,295 @@
+//! The OAuth 2.0 user access token: refreshed `refreshBefore` its expiry
+//! (X's live two hours). X issues a new refresh token with each refresh and
+//! the one sent is spent, so the answer is written to the state record
+//! before anything else happens, retried until it lands. A spent or
+//! revoked refresh token is `ReauthorizationRequired`, and nothing is
+//! overwritten: only a person can authorize the app again, by putting a
+//! new refresh token in the source Secret (which the operator then uses
+//! once and keeps the successors of in its state record).
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::ByteString;
+use keyguard_credentials::{fingerprint, CredentialKey, SecretValue};
+use kube::api::PostParams;
+use kube::{Api, ResourceExt};
+
+use super::state::new_record;
+use super::{schedule, RotationInfo};
+use crate::conditions::Reason;
+use crate::controller::Context;
+use crate::labels;
+use crate::ownership::{Owner, Ownership};
+use crate::projection::Data;
+use crate::resource::{Environment, TwitterCredential};
+use crate::sync::check::{secret_data, Refusal, Teardown};
+use crate::xapi::UserTokens;
+
+/// Pure: the refresh token to use: the operator's latest while it descends
+/// from the one a person seeded, else the seeded one.
+pub fn refresh_token_to_use(seed: &[u8], state: Option<&Secret>) -> Vec<u8> {
+    let seeded_from = fingerprint(seed).to_string();
+    state
+        .filter(|s| s.annotations().get(labels::REFRESH_SEEDED_FROM) == Some(&seeded_from))
+        .and_then(|s| secret_data(s).remove(CredentialKey::RefreshToken.as_str()))
+        .unwrap_or_else(|| seed.to_vec())
+}
+
+/// Pure: when the access token should be refreshed (`None`: now).
+pub fn refresh_at(
+    seed: &[u8],
+    state: Option<&Secret>,
+    refresh_before: Duration,
+) -> Option<Timestamp> {
+    let state = state?;
+    let current = state.annotations().get(labels::REFRESH_SEEDED_FROM)
+        == Some(&fingerprint(seed).to_string());
+    let has_token = secret_data(state).contains_key(CredentialKey::UserAccessToken.as_str());
+    let expires: Timestamp = state
+        .annotations()
+        .get(labels::USER_TOKEN_EXPIRES)?
+        .parse()
+        .ok()?;
+    (current && has_token).then(|| {
+        expires
+            .checked_sub(SignedDuration::try_from(refresh_before).unwrap_or_default())
+            .ok()
+    })?
+}
+
+fn refresh_before(env: &Environment) -> Duration {
+    env.rotation
+        .as_ref()
+        .and_then(|r| r.user_token.as_ref())
+        .and_then(|u| schedule::parse_duration(&u.refresh_before).ok())
+        .unwrap_or(Duration::from_secs(15 * 60))
+}
+
+/// Refreshes the user access token when due.
+pub async fn reconcile(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    source: &Data,
+    state: Option<Secret>,
+    now: Timestamp,
+) -> Result<RotationInfo, Refusal> {
+    let get = |k: CredentialKey| source.get(k.as_str()).filter(|v| !v.is_empty());
+    let (Some(client_id), Some(seed)) = (
+        get(CredentialKey::ClientId),
+        get(CredentialKey::RefreshToken),
+    ) else {
+        return Ok(RotationInfo::default()); // sync reports the missing keys
+    };
+    let ns = tc.namespace().unwrap_or_default();
+    if let Some(s) = &state {
+        if ctx.claims.ownership("Secret", &s.metadata, &Owner::of(tc)) != Ownership::Ours {
+            return Err(Refusal::new(
+                Reason::Conflict,
+                format!(
+                    "state Secret {ns}/{} is not managed by this TwitterCredential",
+                    s.name_any()
+                ),
+                Teardown::Keep,
+            ));
+        }
+    }
+    let before = refresh_before(env);
+    let last = state
+        .as_ref()
+        .and_then(|s| s.annotations().get(labels::LAST_ROTATION)?.parse().ok());
+    if let Some(at) = refresh_at(seed, state.as_ref(), before).filter(|at| *at > now) {
+        return Ok(RotationInfo {
+            last_rotation: last,
+            next_rotation: Some(at),
+        });
+    }
+    let refresh = SecretValue::new(refresh_token_to_use(seed, state.as_ref()));
+    let secret = get(CredentialKey::ClientSecret).map(|s| SecretValue::new(s.clone()));
+    let tokens = ctx
+        .xapi
+        .refresh_user_token(&SecretValue::new(client_id.clone()), secret.as_ref(), &refresh)
+        .await
+        .map_err(|e| {
+            if e.needs_reauthorization() {
+                Refusal::new(
+                    Reason::ReauthorizationRequired,
+                    format!(
+                        "X refused the refresh token ({e}): authorize the app again and put the new refresh token in Secret {ns}/{}",
+                        env.source.secret_ref.name
+                    ),
+                    Teardown::Keep,
+                )
+            } else {
+                let r = Refusal::new(Reason::XApiError, format!("refreshing the user access token failed: {e}"), Teardown::Keep);
+                if e.is_transient() { r.soon() } else { r }
+            }
+        })?;
+    ctx.crash_point(super::CrashPoint::AfterRefresh).await;
+    let expires = now
+        .checked_add(SignedDuration::try_from(tokens.expires_in).unwrap_or_default())
+        .unwrap_or(now);
+    persist(
+        ctx,
+        tc,
+        env,
+        state,
+        &tokens,
+        &fingerprint(seed).to_string(),
+        expires,
+        now,
+    )
+    .await?;
+    ctx.metrics.rotated(tc, &env.name, "userAccessToken");
+    tracing::info!(credential = %tc.name_any(), environment = %env.name, fingerprint = %tokens.access_token.fingerprint(), "refreshed the user access token");
+    let next = expires
+        .checked_sub(SignedDuration::try_from(before).unwrap_or_default())
+        .ok();
+    Ok(RotationInfo {
+        last_rotation: Some(now),
+        next_rotation: next,
+    })
+}
+
+/// Writes the new tokens, retrying on conflicts: the refresh token just
+/// issued is the only one that works now.
+#[allow(clippy::too_many_arguments)]
+async fn persist(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    mut state: Option<Secret>,
+    tokens: &UserTokens,
+    seeded_from: &str,
+    expires: Timestamp,
+    now: Timestamp,
+) -> Result<(), Refusal> {
+    let ns = tc.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let name = super::state::state_name(tc, env);
+    for _ in 0..5 {
+        let mut record = state.clone().unwrap_or_else(|| new_record(ctx, tc, env));
+        let data = record.data.get_or_insert_with(Default::default);
+        data.insert(
+            CredentialKey::UserAccessToken.as_str().into(),
+            ByteString(tokens.access_token.expose().to_vec()),
+        );
+        match &tokens.refresh_token {
+            Some(r) => data.insert(
+                CredentialKey::RefreshToken.as_str().into(),
+                ByteString(r.expose().to_vec()),
+            ),
+            None => data.remove(CredentialKey::RefreshToken.as_str()),
+        };
+        let a = record
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default);
+        a.insert(labels::REFRESH_SEEDED_FROM.into(), seeded_from.into());
+        a.insert(labels::USER_TOKEN_EXPIRES.into(), expires.to_string());
+        a.insert(labels::LAST_ROTATION.into(), now.to_string());
+        let written = match &state {
+            None => api.create(&PostParams::default(), &record).await,
+            Some(_) => api.replace(&name, &PostParams::default(), &record).await,
+        };
+        match written {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                state = api.get_opt(&name).await.ok().flatten();
+            }
+            Err(e) => {
+                tracing::error!(credential = %tc.name_any(), environment = %env.name, error = %e, "could not store a new refresh token; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                state = api.get_opt(&name).await.ok().flatten();
+            }
+        }
+    }
+    Err(Refusal::new(
+        Reason::WriteFailed,
+        format!("could not store the new refresh token in state Secret {ns}/{name}: the next refresh will need a person to authorize the app again"),
+        Teardown::Keep,
+    )
+    .soon())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn state(seeded_from: &[u8], refresh: Option<&str>, access: bool, expires: &str) -> Secret {
+        let mut data = BTreeMap::new();
+        if let Some(r) = refresh {
+            data.insert(
+                "refreshToken".to_string(),
+                ByteString(r.as_bytes().to_vec()),
+            );
+        }
+        if access {
+            data.insert("userAccessToken".to_string(), ByteString(b"at".to_vec()));
+        }
+        Secret {
+            metadata: kube::api::ObjectMeta {
+                annotations: Some(BTreeMap::from([
+                    (
+                        labels::REFRESH_SEEDED_FROM.to_string(),
+                        fingerprint(seeded_from).to_string(),
+                    ),
+                    (labels::USER_TOKEN_EXPIRES.to_string(), expires.to_string()),
+                ])),
+                ..Default::default()
+            },
+            data: Some(data),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_latest_refresh_token_descends_from_the_seed() {
+        let ours = state(b"seed-1", Some("rt-3"), true, "2026-01-01T02:00:00Z");
+        let cases = [
+            (
+                "no state: the seed",
+                b"seed-1".as_slice(),
+                None,
+                b"seed-1".to_vec(),
+            ),
+            (
+                "our successor of the seed",
+                b"seed-1",
+                Some(&ours),
+                b"rt-3".to_vec(),
+            ),
+            (
+                "a person seeded a new one",
+                b"seed-2",
+                Some(&ours),
+                b"seed-2".to_vec(),
+            ),
+        ];
+        for (what, seed, s, want) in cases {
+            assert_eq!(refresh_token_to_use(seed, s), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn refresh_is_due_before_expiry_or_when_there_is_nothing_current() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        let m15 = Duration::from_secs(900);
+        let ours = state(b"seed-1", Some("rt"), true, "2026-01-01T02:00:00Z");
+        assert_eq!(
+            refresh_at(b"seed-1", Some(&ours), m15),
+            Some(at("2026-01-01T01:45:00Z"))
+        );
+        assert_eq!(
+            refresh_at(b"seed-2", Some(&ours), m15),
+            None,
+            "a new seed: now"
+        );
+        assert_eq!(refresh_at(b"seed-1", None, m15), None, "no token yet: now");
+        let no_access = state(b"seed-1", Some("rt"), false, "2026-01-01T02:00:00Z");
+        assert_eq!(refresh_at(b"seed-1", Some(&no_access), m15), None);
+    }
+}
