@@ -28,5 +28,6 @@ check_prerequisites() {
   need cargo "install Rust from https://rustup.rs (stable 1.89 or newer)"
   need go "install Go 1.24 or newer (https://go.dev/dl); it builds etcd and kube-apiserver for the local control plane"
   need git "install git (apt-get install git)"
+  need python3 "install Python 3 with venv (apt-get install python3 python3-venv); the tests run tweepy against the X API emulator"
   ensure_kubectl
 }

@@ -10,6 +10,13 @@ echo "==> control plane (etcd + kube-apiserver from Go modules; cached after the
 cargo build -q -p keyguard-tests --bin keyguard-control-plane
 target/debug/keyguard-control-plane build
 
+echo "==> tweepy from PyPI, for the emulator's fidelity test (cached virtualenv)"
+venv="$(cache_dir)/python"
+if ! "$venv/bin/python" -c 'import tweepy' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check tweepy==4.17.0
+fi
+
 echo "==> rustfmt and clippy"
 cargo fmt --all --check
 cargo clippy -q --workspace --all-targets -- -D warnings

@@ -3,7 +3,7 @@
 //! strictly as X: Basic auth of URL-encoded key:secret on a form body,
 //! OAuth 1.0a HMAC-SHA1 signatures over the Host and path the client used
 //! (timestamp window, single-use nonces, `realm` unsigned), bearer tokens
-//! sent exactly as X expects, user tokens that expire, confidential
+//! as issued or decoded (as X accepts them), user tokens that expire, confidential
 //! clients that must authenticate, single-use refresh tokens, and rate
 //! limits enforced per app and endpoint in fixed 15-minute windows. Faults
 //! (429, 5xx, latency) can be injected.

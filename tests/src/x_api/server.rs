@@ -414,15 +414,20 @@ fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     Some((d(k)?, d(s)?))
 }
 
-/// The token after `Bearer `, exactly as sent: X expects the token it
-/// issued URL-encoded to be sent decoded, and accepts nothing else.
+/// The token after `Bearer `, decoded: X hands the bearer token out
+/// URL-encoded and accepts it as issued or decoded (tweepy, for one, sends
+/// it exactly as issued).
 fn bearer(headers: &HeaderMap) -> Option<String> {
     headers
         .get("authorization")?
         .to_str()
         .ok()?
         .strip_prefix("Bearer ")
-        .map(|t| t.trim().to_string())
+        .map(|t| {
+            percent_encoding::percent_decode_str(t.trim())
+                .decode_utf8_lossy()
+                .into_owned()
+        })
 }
 
 /// The token endpoints read a form body, and only with its content type.
@@ -510,14 +515,24 @@ fn oauth1_app(
     if is_form(headers) {
         params.extend(url_pairs(&String::from_utf8_lossy(body)));
     }
-    // The base URL the client signed: scheme, the Host it sent, the path.
+    // The base URL the client signed: scheme (as a TLS-terminating proxy
+    // in front reports it), the Host it sent, the path.
     let host = headers
         .get("host")
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
     let host = host.strip_suffix(":80").unwrap_or(&host);
-    let base_url = format!("{}://{host}{}", ctx.scheme(), uri.path());
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or(ctx.scheme());
+    let host = if scheme == "https" {
+        host.strip_suffix(":443").unwrap_or(host)
+    } else {
+        host
+    };
+    let base_url = format!("{scheme}://{host}{}", uri.path());
     let s = ctx.state.lock().unwrap();
     let index = s
         .apps

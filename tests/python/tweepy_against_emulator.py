@@ -1,0 +1,52 @@
+"""tweepy, a well-known X client library, against the X API emulator.
+
+Proves the emulator follows the protocol, not only our own client: tweepy
+mints an app-only bearer token (Basic auth), calls a v1.1 endpoint with it,
+and signs an OAuth 1.0a user-context request. tweepy only speaks https to
+api.twitter.com, so every request is sent to the emulator over loopback
+HTTP, saying (as a TLS-terminating proxy would) that the client used https.
+
+usage: python tweepy_against_emulator.py BASE_URL  (keys from the environment)
+"""
+
+import os
+import sys
+from urllib.parse import urlsplit, urlunsplit
+
+import requests.adapters
+import tweepy
+
+base = urlsplit(sys.argv[1])
+send = requests.adapters.HTTPAdapter.send
+
+
+def to_emulator(self, request, **kwargs):
+    url = urlsplit(request.url)
+    # tweepy signed https://api.twitter.com/...: keep what it signed in Host.
+    request.headers["Host"] = url.netloc
+    request.headers["X-Forwarded-Proto"] = url.scheme
+    request.url = urlunsplit((base.scheme, base.netloc, url.path, url.query, url.fragment))
+    return send(self, request, **kwargs)
+
+
+requests.adapters.HTTPAdapter.send = to_emulator
+
+key, secret = os.environ["X_API_KEY"], os.environ["X_API_KEY_SECRET"]
+token, token_secret = os.environ["X_ACCESS_TOKEN"], os.environ["X_ACCESS_TOKEN_SECRET"]
+
+app = tweepy.API(tweepy.OAuth2AppHandler(key, secret))
+limits = app.rate_limit_status()
+assert "resources" in limits, limits
+print("app-only bearer: minted and accepted")
+
+user = tweepy.API(tweepy.OAuth1UserHandler(key, secret, token, token_secret))
+me = user.verify_credentials()
+print("OAuth 1.0a user context: verified", me.screen_name)
+
+wrong = tweepy.API(tweepy.OAuth1UserHandler(key, secret, token, "wrong" + token_secret[5:]))
+try:
+    wrong.verify_credentials()
+except tweepy.errors.Unauthorized:
+    print("OAuth 1.0a with a wrong token secret: refused")
+else:
+    sys.exit("a wrong token secret was accepted")

@@ -1,0 +1,75 @@
+//! The emulator follows the X API protocol, not only our client: tweepy
+//! (the Python X client from PyPI, installed by scripts/test.sh into a
+//! virtualenv in the cache) mints a bearer token, uses it, and signs an
+//! OAuth 1.0a request against it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use keyguard_tests::control_plane::cache_root;
+use keyguard_tests::repo_root;
+use keyguard_tests::x_api::{AccessLevel, XApiEmulator};
+
+/// The Python with tweepy: `$KEYGUARD_PYTHON`, else the cache's virtualenv.
+fn python() -> PathBuf {
+    let python = std::env::var_os("KEYGUARD_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_root().join("python/bin/python"));
+    let ok = Command::new(&python)
+        .args(["-c", "import tweepy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{} cannot import tweepy: run scripts/test.sh (it creates that virtualenv with \
+         `python3 -m venv` and `pip install tweepy==4.17.0`) or set KEYGUARD_PYTHON",
+        python.display()
+    );
+    python
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tweepy_authenticates_against_the_emulator() {
+    let python = python();
+    let x = XApiEmulator::start().await;
+    let app = x.create_app(AccessLevel::Read);
+    let script = repo_root().join("tests/python/tweepy_against_emulator.py");
+    let base = x.base_url().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .arg(base)
+            .env("X_API_KEY", &app.api_key)
+            .env("X_API_KEY_SECRET", &app.api_key_secret)
+            .env("X_ACCESS_TOKEN", &app.access_token)
+            .env("X_ACCESS_TOKEN_SECRET", &app.access_token_secret)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "app-only bearer: minted and accepted",
+        "OAuth 1.0a user context: verified",
+        "OAuth 1.0a with a wrong token secret: refused",
+    ] {
+        assert!(stdout.contains(line), "{stdout}");
+    }
+    let requests = x.requests();
+    for endpoint in [
+        "POST /oauth2/token",
+        "GET /1.1/application/rate_limit_status.json",
+        "GET /1.1/account/verify_credentials.json",
+    ] {
+        assert!(
+            requests.iter().any(|r| r == endpoint),
+            "{endpoint} not called: {requests:?}"
+        );
+    }
+}
