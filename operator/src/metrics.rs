@@ -40,6 +40,8 @@ pub struct Metrics {
     rotations: Family<RotationLabels, Counter>,
     credential_age: Family<RotationLabels, Gauge>,
     verified: Family<EnvironmentLabels, Gauge>,
+    next_rotation: Family<EnvironmentLabels, Gauge>,
+    rate_limit_remaining: Family<EnvironmentLabels, Gauge>,
     usage: Family<ResourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
@@ -120,6 +122,18 @@ impl Default for Metrics {
             "The app's post usage as a fraction of its project cap",
             usage.clone(),
         );
+        let next_rotation = Family::<EnvironmentLabels, Gauge>::default();
+        registry.register(
+            "next_rotation_timestamp_seconds",
+            "When the environment's next scheduled rotation or refresh is due (Unix time)",
+            next_rotation.clone(),
+        );
+        let rate_limit_remaining = Family::<EnvironmentLabels, Gauge>::default();
+        registry.register(
+            "rate_limit_remaining",
+            "x-rate-limit-remaining seen at the environment's last verification",
+            rate_limit_remaining.clone(),
+        );
         let orphans = Counter::default();
         registry.register(
             "orphans_removed",
@@ -127,6 +141,8 @@ impl Default for Metrics {
             orphans.clone(),
         );
         Metrics {
+            next_rotation,
+            rate_limit_remaining,
             usage,
             verified,
             credential_age,
@@ -171,6 +187,17 @@ impl Metrics {
                 name: l.name.clone(),
                 environment: e.name.clone(),
             };
+            match &e.next_rotation {
+                Some(t) => {
+                    self.next_rotation.get_or_create(&el).set(t.0.as_second());
+                }
+                None => {
+                    self.next_rotation.remove(&el);
+                }
+            }
+            if let Some(r) = e.rate_limit_remaining {
+                self.rate_limit_remaining.get_or_create(&el).set(r);
+            }
             self.synced
                 .get_or_create(&el)
                 .set(crate::conditions::is_true(
@@ -246,6 +273,8 @@ impl Metrics {
             self.synced.remove(&el);
             self.revision.remove(&el);
             self.verified.remove(&el);
+            self.next_rotation.remove(&el);
+            self.rate_limit_remaining.remove(&el);
             for key in keyguard_credentials::CredentialKey::ALL {
                 let rl = RotationLabels {
                     namespace: l.namespace.clone(),

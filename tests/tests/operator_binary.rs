@@ -86,6 +86,16 @@ async fn binary_logs_json_without_values_and_serves_metrics_and_health() {
     })
     .await;
     assert!(metrics.contains("keyguard_reconciles_total"), "{metrics}");
+    assert!(
+        metrics
+            .to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "the exposition's content type: {metrics}"
+    );
+    assert!(
+        metrics.trim_end().ends_with("# EOF"),
+        "OpenMetrics text ends with # EOF"
+    );
     assert!(http_get(port, "/healthz").is_some() && http_get(port, "/readyz").is_some());
 
     child.kill().unwrap();

@@ -123,6 +123,19 @@ async fn rotate_now_replaces_the_bearer_token_once_and_the_old_one_stops_working
         Some(new.as_str())
     );
 
+    let metrics = w.operator.as_ref().unwrap().metrics.render();
+    for series in [
+        "keyguard_next_rotation_timestamp_seconds{",
+        "keyguard_rotations_total{",
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(series) && l.contains("environment=\"prod\"")),
+            "{series}: {metrics}"
+        );
+    }
+
     let logs = captured_logs();
     let secrets = Secrets::new([old, new]).pair(&w.app.api_key, &w.app.api_key_secret);
     assert_no_leak("logs at TRACE", &logs, &secrets);
