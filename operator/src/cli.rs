@@ -37,6 +37,10 @@ pub struct RunArgs {
     #[arg(long, env = "KEYGUARD_X_API_TIMEOUT", default_value_t = 10)]
     pub x_api_timeout: u64,
 
+    /// X API calls in flight at once, across all resources.
+    #[arg(long, env = "KEYGUARD_X_API_CONCURRENCY", default_value_t = crate::xapi::DEFAULT_CONCURRENCY)]
+    pub x_api_concurrency: usize,
+
     /// Address of the /metrics, /healthz and /readyz endpoints.
     #[arg(long, env = "KEYGUARD_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,

@@ -208,7 +208,11 @@ async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
         patch_status(tc, &status, ctx).await?;
     }
     ctx.metrics.observe_status(tc, &status);
-    let mut next = if outcomes.iter().any(|(_, o)| o.retry_soon) {
+    let rate_limited = outcomes.iter().filter_map(|(_, o)| o.retry_after).min();
+    let mut next = if let Some(reset) = rate_limited {
+        // Not before X's rate-limit window resets; nothing sooner helps.
+        reset.max(Duration::from_secs(1))
+    } else if outcomes.iter().any(|(_, o)| o.retry_soon) {
         ctx.retry
     } else {
         ctx.resync

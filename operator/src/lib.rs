@@ -63,7 +63,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format, &args.log_filter)?;
     let client = kube::Client::try_default().await?;
-    let xapi = xapi::XApiClient::new(&args.x_api_base, Duration::from_secs(args.x_api_timeout))?;
+    let xapi = xapi::XApiClient::new(&args.x_api_base, Duration::from_secs(args.x_api_timeout))?
+        .with_concurrency(args.x_api_concurrency);
     let metrics = metrics::Metrics::default();
     let claims = ownership::load_or_create_key(
         client.clone(),

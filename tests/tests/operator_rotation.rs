@@ -499,3 +499,57 @@ async fn a_spent_refresh_token_requires_reauthorization_and_a_new_one_recovers()
         &secrets,
     );
 }
+
+/// X API calls are bounded across resources: a slow X API and many
+/// environments minting at once never see more calls in flight than allowed.
+#[tokio::test(flavor = "multi_thread")]
+async fn x_api_calls_in_flight_are_bounded() {
+    let mut w = World::start().await;
+    drop(w.operator.take());
+    w.operator = Some(
+        RunningOperator::start_configured(w.cp.client().await.unwrap(), &w.x, None, |ctx| {
+            ctx.xapi = ctx.xapi.clone().with_concurrency(2);
+        })
+        .await,
+    );
+    w.namespace("team", json!({})).await;
+    const RESOURCES: usize = 8;
+    let mut apps = Vec::new();
+    for i in 0..RESOURCES {
+        let app = w.x.create_app(keyguard_tests::x_api::AccessLevel::Read);
+        w.source(
+            "team",
+            &format!("keys-{i}"),
+            &[
+                ("apiKey", app.api_key.as_str()),
+                ("apiKeySecret", app.api_key_secret.as_str()),
+            ],
+        )
+        .await;
+        apps.push(app);
+    }
+    w.x.inject(std::iter::repeat_n(
+        Fault::Latency(std::time::Duration::from_millis(300)),
+        2 * RESOURCES,
+    ));
+    for i in 0..RESOURCES {
+        w.apply(
+            "team",
+            json!({"metadata": {"name": format!("bot-{i}")}, "spec": {"environments": [{
+                "name": "prod",
+                "source": {"secretRef": {"name": format!("keys-{i}")}},
+                "target": {"secretName": format!("out-{i}"), "keys": ["bearerToken"]}
+            }]}}),
+        )
+        .await;
+    }
+    for i in 0..RESOURCES {
+        w.wait_condition("team", &format!("bot-{i}"), Some("prod"), "Synced", "True")
+            .await;
+    }
+    let most = w.x.max_in_flight();
+    assert!(
+        (1..=2).contains(&most),
+        "{most} X API calls were in flight at once (allowed: 2)"
+    );
+}

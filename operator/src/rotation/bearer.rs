@@ -189,16 +189,7 @@ fn token_of(state: &Secret) -> Option<SecretValue> {
 }
 
 fn x_api_refusal(doing: &str, e: XApiError) -> Refusal {
-    let r = Refusal::new(
-        Reason::XApiError,
-        format!("{doing} failed: {e}"),
-        Teardown::Keep,
-    );
-    if e.is_transient() {
-        r.soon()
-    } else {
-        r
-    }
+    Refusal::x_api(doing, &e)
 }
 
 /// First mint for these keys (X returns the same token on a repeat).

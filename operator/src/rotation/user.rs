@@ -123,8 +123,7 @@ pub async fn reconcile(
                     Teardown::Keep,
                 )
             } else {
-                let r = Refusal::new(Reason::XApiError, format!("refreshing the user access token failed: {e}"), Teardown::Keep);
-                if e.is_transient() { r.soon() } else { r }
+                Refusal::x_api("refreshing the user access token", &e)
             }
         })?;
     ctx.crash_point(super::CrashPoint::AfterRefresh).await;

@@ -33,6 +33,8 @@ pub struct Refusal {
     pub teardown: Teardown,
     /// Transient: check again soon rather than at the resync.
     pub retry_soon: bool,
+    /// When it is worth trying again (an X API rate limit's reset).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl Refusal {
@@ -42,6 +44,22 @@ impl Refusal {
             message: message.into(),
             teardown,
             retry_soon: false,
+            retry_after: None,
+        }
+    }
+
+    /// A refusal for an X API failure: transient ones are retried, a rate
+    /// limit only after its reset.
+    pub fn x_api(doing: &str, e: &crate::xapi::XApiError) -> Refusal {
+        let r = Refusal::new(
+            Reason::XApiError,
+            format!("{doing} failed: {e}"),
+            Teardown::Keep,
+        );
+        let r = if e.is_transient() { r.soon() } else { r };
+        Refusal {
+            retry_after: e.retry_after(),
+            ..r
         }
     }
 

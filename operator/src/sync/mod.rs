@@ -68,6 +68,8 @@ pub struct EnvOutcome {
     pub changed: bool,
     /// A transient failure: check again soon rather than at the resync.
     pub retry_soon: bool,
+    /// When to look again at the earliest (an X API rate limit's reset).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 /// Syncs one environment; every failure ends up in the returned status.

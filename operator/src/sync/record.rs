@@ -62,6 +62,7 @@ pub fn synced(
         // A first projection has no workload running on older content.
         changed: changed && earlier.is_some(),
         retry_soon: false,
+        retry_after: None,
     }
 }
 
@@ -130,6 +131,7 @@ pub fn refused(
         status,
         changed: false,
         retry_soon: refusal.retry_soon,
+        retry_after: refusal.retry_after,
     }
 }
 

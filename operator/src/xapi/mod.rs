@@ -7,6 +7,9 @@ use std::time::Duration;
 use keyguard_credentials::{basic_authorization, bearer_for_header, SecretValue};
 use serde::Deserialize;
 
+/// X API calls in flight at once, unless configured.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
 /// Errors from the X API.
 #[derive(Debug, thiserror::Error)]
 pub enum XApiError {
@@ -42,6 +45,20 @@ impl XApiError {
         matches!(self, XApiError::Refused { status: 400 | 401, endpoint, .. } if endpoint.contains("oauth2/token"))
     }
 
+    /// How long until a rate limit resets (at least a second, at most the
+    /// 15-minute window), for a 429.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let XApiError::RateLimited { reset, .. } = self else {
+            return None;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let wait = reset.map_or(60, |r| r.saturating_sub(now));
+        Some(Duration::from_secs(wait.clamp(1, 900)))
+    }
+
     pub fn is_transient(&self) -> bool {
         match self {
             XApiError::Refused { status, .. } => *status >= 500,
@@ -71,6 +88,8 @@ pub struct UserTokens {
 pub struct XApiClient {
     base: String,
     http: reqwest::Client,
+    /// Bounds the X API calls in flight across every reconcile.
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// X's three error shapes, reduced to one short line without anything
@@ -181,7 +200,22 @@ impl XApiClient {
         Ok(XApiClient {
             base: base.trim_end_matches('/').to_string(),
             http,
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(DEFAULT_CONCURRENCY)),
         })
+    }
+
+    /// At most `n` X API calls in flight at once (at least one).
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.permits = std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self
+    }
+
+    /// Waits for a place among the calls in flight.
+    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
     }
 
     async fn send(
@@ -189,6 +223,7 @@ impl XApiClient {
         endpoint: &'static str,
         req: reqwest::RequestBuilder,
     ) -> Result<(String, RateLimit), XApiError> {
+        let _permit = self.permit().await;
         let resp = req.send().await.map_err(|e| XApiError::Transport {
             endpoint,
             // reqwest errors name the URL, never the credentials.
@@ -289,6 +324,7 @@ impl XApiClient {
             &hex::encode(nonce),
             timestamp,
         );
+        let _permit = self.permit().await;
         let resp = self
             .http
             .get(&url)
@@ -405,6 +441,37 @@ impl XApiClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_limit_waits_for_its_reset_within_the_window() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let limited = |reset| XApiError::RateLimited {
+            endpoint: "GET /x",
+            reset,
+        };
+        let secs = |e: XApiError| e.retry_after().map(|d| d.as_secs());
+        assert!(matches!(secs(limited(Some(now + 120))), Some(119..=120)));
+        assert_eq!(
+            secs(limited(Some(now - 5))),
+            Some(1),
+            "a reset in the past: at once, not negative"
+        );
+        assert_eq!(
+            secs(limited(Some(now + 99_999))),
+            Some(900),
+            "never past X's 15-minute window"
+        );
+        assert_eq!(secs(limited(None)), Some(60));
+        let refused = XApiError::Refused {
+            endpoint: "GET /x",
+            status: 503,
+            detail: String::new(),
+        };
+        assert_eq!(refused.retry_after(), None);
+    }
 
     #[test]
     fn usage_parses_leniently() {

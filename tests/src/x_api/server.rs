@@ -45,6 +45,9 @@ struct Inner {
     user_token_lifetime: Duration,
     /// Bearer tokens invalidated, by API key.
     invalidated: HashMap<String, usize>,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// One rate-limit window: fixed reset time, calls left.
@@ -238,6 +241,11 @@ impl XApiEmulator {
             .unwrap_or(0)
     }
 
+    /// The most requests the emulator was answering at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.lock().unwrap().max_in_flight
+    }
+
     /// `METHOD /path` of every request so far.
     pub fn requests(&self) -> Vec<String> {
         self.state.lock().unwrap().requests.clone()
@@ -298,7 +306,24 @@ async fn faults_and_rate_limits(
         )
     };
     let (remaining, reset) = (window.remaining, window.reset);
-    let mut response = match fault {
+    {
+        let mut s = ctx.state.lock().unwrap();
+        s.in_flight += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
+    }
+    let response = answer(req, next, fault, window, limit).await;
+    ctx.state.lock().unwrap().in_flight -= 1;
+    with_rate_limit_headers(response, limit, remaining, reset)
+}
+
+async fn answer(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+    fault: Option<Fault>,
+    window: Window,
+    limit: u32,
+) -> Response {
+    match fault {
         Some(Fault::RateLimited) => {
             let mut r = (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -309,21 +334,30 @@ async fn faults_and_rate_limits(
             r.headers_mut().insert("x-rate-limit-limit", HeaderValue::from(limit));
             let reset = if window.remaining == 0 { window.reset } else { now() + 2 };
             r.headers_mut().insert("x-rate-limit-reset", HeaderValue::from(reset));
-            return r;
+            r
         }
-        Some(Fault::ServerError(code)) => {
-            return (
-                StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-                Json(json!({"title": "Service Unavailable", "detail": "Service Unavailable", "type": "about:blank", "status": code})),
-            )
-                .into_response()
-        }
+        Some(Fault::ServerError(code)) => (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            Json(json!({"title": "Service Unavailable", "detail": "Service Unavailable", "type": "about:blank", "status": code})),
+        )
+            .into_response(),
         Some(Fault::Latency(d)) => {
             tokio::time::sleep(d).await;
             next.run(req).await
         }
         None => next.run(req).await,
-    };
+    }
+}
+
+fn with_rate_limit_headers(
+    mut response: Response,
+    limit: u32,
+    remaining: u32,
+    reset: u64,
+) -> Response {
+    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+        return response;
+    }
     let h = response.headers_mut();
     h.insert("x-rate-limit-limit", HeaderValue::from(limit));
     h.insert("x-rate-limit-remaining", HeaderValue::from(remaining));
