@@ -3,8 +3,9 @@
 //! and API requests during an idle minute, scraped from the apiserver's
 //! own metrics.
 //!
-//! cargo build --release -p keyguard-operator -p keyguard-tests --bin keyguard-operator-bench
+//! cargo build --release -p keyguard-operator && cargo build --release -p keyguard-tests --bin keyguard-operator-bench
 //! target/release/keyguard-operator-bench 1 300
+//! target/release/keyguard-operator-bench rotate 300
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -190,12 +191,164 @@ async fn run(n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Polls the bench namespace's Secrets until `check` holds.
+async fn wait_until(
+    secrets: &Api<Secret>,
+    what: &str,
+    started: Instant,
+    check: &dyn Fn(&[Secret]) -> bool,
+) -> anyhow::Result<Duration> {
+    loop {
+        let targets = secrets.list(&ListParams::default()).await?.items;
+        if check(&targets) {
+            return Ok(started.elapsed());
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(900),
+            "{what} took over 15 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `rotate N`: N resources, each with its own X app and one environment
+/// projecting a bearer token; all are asked to rotate at once. Reports the
+/// time until every target holds its app's new token, X API calls per
+/// rotation, 429s seen and the operator's RSS.
+async fn rotate(n: usize) -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    keyguard_tests::kube_helpers::install_crd(&cp).await;
+    let x = XApiEmulator::start().await;
+    let client = cp.client().await?;
+    let operator_bin = repo_root().join("target/release/keyguard-operator");
+    let mut operator = Command::new(&operator_bin)
+        .args([
+            "run",
+            "--lease-namespace",
+            "default",
+            "--x-api-base",
+            x.base_url(),
+            "--http-addr",
+            "127.0.0.1:0",
+            "--log-filter",
+            "warn",
+        ])
+        .env("KUBECONFIG", cp.kubeconfig())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "starting {} (build it with --release first)",
+                operator_bin.display()
+            )
+        })?;
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "bench"}}))?,
+        )
+        .await?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "bench");
+    let credentials: Api<TwitterCredential> = Api::namespaced(client.clone(), "bench");
+    let mut apps = Vec::new();
+    for i in 0..n {
+        let app = x.create_app(AccessLevel::Read);
+        let src = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("src-{i}")},
+            "stringData": {"apiKey": app.api_key, "apiKeySecret": app.api_key_secret}});
+        secrets
+            .patch(
+                &format!("src-{i}"),
+                &PatchParams::apply("bench"),
+                &Patch::Apply(&src),
+            )
+            .await?;
+        let tc = json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential", "metadata": {"name": format!("bot-{i}")},
+            "spec": {"environments": [{"name": "production", "source": {"secretRef": {"name": format!("src-{i}")}},
+                "target": {"secretName": format!("out-{i}"), "keys": ["bearerToken"]}}]}});
+        credentials
+            .patch(
+                &format!("bot-{i}"),
+                &PatchParams::apply("bench"),
+                &Patch::Apply(&tc),
+            )
+            .await?;
+        apps.push(app);
+    }
+    let bearer_of = |s: &Secret| {
+        s.data
+            .as_ref()?
+            .get("bearerToken")
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+    };
+    let all_current = |targets: &[Secret]| {
+        apps.iter().enumerate().all(|(i, app)| {
+            let target = targets
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some(&format!("out-{i}")));
+            target
+                .and_then(bearer_of)
+                .is_some_and(|b| Some(b) == x.current_bearer(&app.api_key))
+        })
+    };
+    wait_until(&secrets, "the first sync", Instant::now(), &all_current).await?;
+    let before: Vec<Option<String>> = apps.iter().map(|a| x.current_bearer(&a.api_key)).collect();
+    let calls_before = x.requests().len();
+    let started = Instant::now();
+    for i in 0..n {
+        let patch = json!({"metadata": {"annotations": {"keyguard.dev/rotate-now": "bench"}}});
+        credentials
+            .patch(
+                &format!("bot-{i}"),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+    }
+    let asked = started.elapsed();
+    let rotated = |targets: &[Secret]| {
+        all_current(targets)
+            && apps
+                .iter()
+                .zip(&before)
+                .all(|(a, old)| x.current_bearer(&a.api_key) != *old)
+    };
+    let took = wait_until(&secrets, "the rotations", started, &rotated).await?;
+    let requests = x.requests();
+    let calls = &requests[calls_before..];
+    let invalidations: usize = apps
+        .iter()
+        .map(|a| x.bearer_invalidations(&a.api_key))
+        .sum();
+    println!(
+        "| {n} | {:.2} s (asking took {:.2} s) | {:.1} | {invalidations} | {} MiB |",
+        took.as_secs_f64(),
+        asked.as_secs_f64(),
+        calls.len() as f64 / n as f64,
+        rss_kib(operator.id()) / 1024,
+    );
+    let mut by_endpoint: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in calls {
+        *by_endpoint.entry(c.as_str()).or_default() += 1;
+    }
+    println!("X API calls during the rotations, by endpoint: {by_endpoint:?}");
+    operator.kill()?;
+    operator.wait()?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse())
-        .collect::<Result<_, _>>()?;
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("rotate") {
+        println!("| environments | ask → all rotated | X API calls per rotation | invalidations | operator RSS |");
+        println!("|---|---|---|---|---|");
+        for n in args.split_off(1) {
+            rotate(n.parse()?).await?;
+        }
+        return Ok(());
+    }
+    let sizes: Vec<usize> = args.iter().map(|a| a.parse()).collect::<Result<_, _>>()?;
     println!("| resources | target Secrets | apply → all synced | operator RSS after sync | RSS after idle minute | writes in idle minute | requests in idle minute |");
     println!("|---|---|---|---|---|---|---|");
     for n in if sizes.is_empty() {
