@@ -175,6 +175,19 @@ impl World {
         .await;
     }
 
+    /// Waits for an Event (events.k8s.io) of `reason` in `ns`.
+    pub async fn wait_event(&self, ns: &str, reason: &str) -> k8s_openapi::api::events::v1::Event {
+        let api = Api::<k8s_openapi::api::events::v1::Event>::namespaced(self.client.clone(), ns);
+        eventually(&format!("a {reason} Event"), WAIT, || async {
+            let events = api.list(&kube::api::ListParams::default()).await.ok()?;
+            events
+                .items
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some(reason))
+        })
+        .await
+    }
+
     pub fn values(&self) -> Vec<String> {
         let mut v = vec![
             self.app.api_key.clone(),

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::events::v1::Event;
 use keyguard_operator::rotation::CrashPoint;
 use keyguard_operator::TwitterCredential;
 use keyguard_tests::kube_helpers::eventually;
@@ -100,18 +99,7 @@ async fn rotate_now_replaces_the_bearer_token_once_and_the_old_one_stops_working
         Some(old.as_str()),
         "the old token is refused"
     );
-    eventually("a BearerTokenRotated Event", WAIT, || async {
-        let events = Api::<Event>::namespaced(w.client.clone(), "team")
-            .list(&ListParams::default())
-            .await
-            .ok()?;
-        events
-            .items
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("BearerTokenRotated"))
-            .then_some(())
-    })
-    .await;
+    w.wait_event("team", "BearerTokenRotated").await;
     let status = w.status("team", "bot").await;
     assert_eq!(status["environments"][0]["revision"], 2, "{status}");
 
@@ -309,20 +297,8 @@ async fn credentials_only_a_person_can_replace_are_reminded_past_their_max_age()
     );
     w.wait_condition("team", "bot", None, "RotationDue", "True")
         .await;
-    eventually("a RotationDue Warning", WAIT, || async {
-        let events = Api::<Event>::namespaced(w.client.clone(), "team")
-            .list(&ListParams::default())
-            .await
-            .ok()?;
-        events
-            .items
-            .iter()
-            .any(|e| {
-                e.reason.as_deref() == Some("RotationDue") && e.type_.as_deref() == Some("Warning")
-            })
-            .then_some(())
-    })
-    .await;
+    let event = w.wait_event("team", "RotationDue").await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
     let metrics = w.operator.as_ref().unwrap().metrics.render();
     assert!(
         metrics

@@ -2,12 +2,9 @@
 //! `accessLevel`, `OverPrivileged` past `access.permission`, and a refused
 //! credential reported without anything destructive happening.
 
-use k8s_openapi::api::events::v1::Event;
-use keyguard_tests::kube_helpers::eventually;
 use keyguard_tests::leaks::{assert_no_leak, Secrets};
-use keyguard_tests::world::{World, WAIT};
+use keyguard_tests::world::World;
 use keyguard_tests::x_api::AccessLevel;
-use kube::api::{Api, ListParams};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -65,18 +62,7 @@ async fn credentials_are_verified_and_more_permission_than_declared_is_reported(
         status["environments"][0]["rateLimitRemaining"].is_i64(),
         "{status}"
     );
-    eventually("an OverPrivileged Warning", WAIT, || async {
-        let events = Api::<Event>::namespaced(w.client.clone(), "team")
-            .list(&ListParams::default())
-            .await
-            .ok()?;
-        events
-            .items
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("OverPrivileged"))
-            .then_some(())
-    })
-    .await;
+    w.wait_event("team", "OverPrivileged").await;
     // Verification only reads: the signed call went through, nothing was
     // invalidated or refreshed.
     let requests = w.x.requests();
@@ -141,18 +127,7 @@ async fn a_refused_credential_is_a_condition_and_nothing_is_revoked() {
         refused["message"].as_str().unwrap().contains("accessToken"),
         "{refused}"
     );
-    eventually("a VerificationFailed Warning", WAIT, || async {
-        let events = Api::<Event>::namespaced(w.client.clone(), "team")
-            .list(&ListParams::default())
-            .await
-            .ok()?;
-        events
-            .items
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("VerificationFailed"))
-            .then_some(())
-    })
-    .await;
+    w.wait_event("team", "VerificationFailed").await;
     let requests = w.x.requests();
     assert!(
         !requests.iter().any(|r| r.contains("invalidate")),
@@ -198,18 +173,7 @@ async fn usage_near_the_cap_raises_usage_high() {
     let status = w.status("team", "bot").await;
     assert_eq!(status["usage"]["percent"], 91, "{status}");
     assert_eq!(status["usage"]["projectCap"], 10_000);
-    eventually("a UsageHigh Warning", WAIT, || async {
-        let events = Api::<Event>::namespaced(w.client.clone(), "team")
-            .list(&ListParams::default())
-            .await
-            .ok()?;
-        events
-            .items
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("UsageHigh"))
-            .then_some(())
-    })
-    .await;
+    w.wait_event("team", "UsageHigh").await;
     let metrics = w.operator.as_ref().unwrap().metrics.render();
     assert!(
         metrics

@@ -19,14 +19,13 @@ use kube::{Api, ResourceExt};
 
 use super::state::{minted_from, state_name};
 use super::{CrashPoint, RotationInfo};
-use crate::conditions::Reason;
 use crate::controller::Context;
 use crate::events::Kind;
 use crate::labels;
-use crate::ownership::{Owner, Ownership};
+use crate::ownership::Owner;
 use crate::projection::Data;
 use crate::resource::{Environment, TwitterCredential};
-use crate::sync::check::{secret_data, Refusal, Teardown};
+use crate::sync::check::{secret_data, Refusal};
 use crate::sync::plan::managed_meta;
 use crate::xapi::XApiError;
 
@@ -115,15 +114,7 @@ pub async fn reconcile(
     };
     let ns = tc.namespace().unwrap_or_default();
     let owner = Owner::of(tc);
-    if let Some(s) = &state {
-        if ctx.claims.ownership("Secret", &s.metadata, &owner) != Ownership::Ours {
-            return Err(Refusal::new(
-                Reason::Conflict,
-                format!("state Secret {ns}/{} exists and is not managed by this TwitterCredential; it was left untouched", s.name_any()),
-                Teardown::Keep,
-            ));
-        }
-    }
+    super::state::ensure_ours(ctx, tc, state.as_ref())?;
     let schedule = super::bearer_schedule(env);
     let last = state.as_ref().and_then(last_rotation);
     let requested = super::rotate_now_request(tc, state.as_ref());

@@ -22,6 +22,32 @@ pub fn needs_state(env: &Environment) -> bool {
     env.target.keys.iter().any(|k| k.is_derived())
 }
 
+/// Refuses when a state record exists and is not provably the operator's
+/// for this resource (a tenant squatting its name, say).
+pub fn ensure_ours(
+    ctx: &crate::controller::Context,
+    tc: &TwitterCredential,
+    state: Option<&Secret>,
+) -> Result<(), Refusal> {
+    let Some(s) = state else { return Ok(()) };
+    if ctx
+        .claims
+        .ownership("Secret", &s.metadata, &crate::ownership::Owner::of(tc))
+        == Ownership::Ours
+    {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        Reason::Conflict,
+        format!(
+            "state Secret {}/{} exists and is not managed by this TwitterCredential; it was left untouched",
+            tc.namespace().unwrap_or_default(),
+            s.name_any()
+        ),
+        Teardown::Keep,
+    ))
+}
+
 /// A new, empty state record for the environment, claimed by the operator.
 pub fn new_record(
     ctx: &crate::controller::Context,

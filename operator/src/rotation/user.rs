@@ -21,7 +21,6 @@ use super::{schedule, RotationInfo};
 use crate::conditions::Reason;
 use crate::controller::Context;
 use crate::labels;
-use crate::ownership::{Owner, Ownership};
 use crate::projection::Data;
 use crate::resource::{Environment, TwitterCredential};
 use crate::sync::check::{secret_data, Refusal, Teardown};
@@ -84,18 +83,7 @@ pub async fn reconcile(
         return Ok(RotationInfo::default()); // sync reports the missing keys
     };
     let ns = tc.namespace().unwrap_or_default();
-    if let Some(s) = &state {
-        if ctx.claims.ownership("Secret", &s.metadata, &Owner::of(tc)) != Ownership::Ours {
-            return Err(Refusal::new(
-                Reason::Conflict,
-                format!(
-                    "state Secret {ns}/{} is not managed by this TwitterCredential",
-                    s.name_any()
-                ),
-                Teardown::Keep,
-            ));
-        }
-    }
+    super::state::ensure_ours(ctx, tc, state.as_ref())?;
     let before = refresh_before(env);
     let last = state
         .as_ref()

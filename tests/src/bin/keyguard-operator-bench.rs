@@ -85,29 +85,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
     keyguard_tests::kube_helpers::install_crd(&cp).await;
     let x = XApiEmulator::start().await;
     let client = cp.client().await?;
-    let operator_bin = repo_root().join("target/release/keyguard-operator");
-    let mut operator = Command::new(&operator_bin)
-        .args([
-            "run",
-            "--lease-namespace",
-            "default",
-            "--x-api-base",
-            x.base_url(),
-            "--http-addr",
-            "127.0.0.1:0",
-            "--log-filter",
-            "warn",
-        ])
-        .env("KUBECONFIG", cp.kubeconfig())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| {
-            format!(
-                "starting {} (build it with --release first)",
-                operator_bin.display()
-            )
-        })?;
+    let mut operator = spawn_operator(&cp, &x)?;
 
     Api::<Namespace>::all(client.clone())
         .create(
@@ -191,6 +169,30 @@ async fn run(n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The release operator as its own process, against `cp` and the emulator.
+fn spawn_operator(cp: &ControlPlane, x: &XApiEmulator) -> anyhow::Result<std::process::Child> {
+    let operator_bin = repo_root().join("target/release/keyguard-operator");
+    Command::new(&operator_bin)
+        .args([
+            "run",
+            "--lease-namespace",
+            "default",
+            "--x-api-base",
+            x.base_url(),
+        ])
+        .args(["--http-addr", "127.0.0.1:0", "--log-filter", "warn"])
+        .env("KUBECONFIG", cp.kubeconfig())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "starting {} (build it with --release first)",
+                operator_bin.display()
+            )
+        })
+}
+
 /// Polls the bench namespace's Secrets until `check` holds.
 async fn wait_until(
     secrets: &Api<Secret>,
@@ -220,29 +222,7 @@ async fn rotate(n: usize) -> anyhow::Result<()> {
     keyguard_tests::kube_helpers::install_crd(&cp).await;
     let x = XApiEmulator::start().await;
     let client = cp.client().await?;
-    let operator_bin = repo_root().join("target/release/keyguard-operator");
-    let mut operator = Command::new(&operator_bin)
-        .args([
-            "run",
-            "--lease-namespace",
-            "default",
-            "--x-api-base",
-            x.base_url(),
-            "--http-addr",
-            "127.0.0.1:0",
-            "--log-filter",
-            "warn",
-        ])
-        .env("KUBECONFIG", cp.kubeconfig())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| {
-            format!(
-                "starting {} (build it with --release first)",
-                operator_bin.display()
-            )
-        })?;
+    let mut operator = spawn_operator(&cp, &x)?;
     Api::<Namespace>::all(client.clone())
         .create(
             &PostParams::default(),
