@@ -94,9 +94,13 @@ step "A reminder for what only a person can rotate (as if the API key were 91 da
 keys="$(kubectl get twcred news-bot -n team-news -o jsonpath='{.status.environments[0].sourceCredentials[*].key}')"
 i=0; for k in $keys; do [ "$k" = apiKey ] && break; i=$((i+1)); done
 past="$(date -u -d '91 days ago' +%Y-%m-%dT%H:%M:%SZ)"
-kubectl patch twcred news-bot -n team-news --subresource=status --type=json \
-  -p "[{\"op\":\"replace\",\"path\":\"/status/environments/0/sourceCredentials/$i/since\",\"value\":\"$past\"}]" >/dev/null
-show kubectl wait --for=condition=RotationDue --timeout=30s -n team-news twcred/news-bot
+# The operator may be writing status at the same moment and win: retry.
+for _ in 1 2 3 4 5; do
+  kubectl patch twcred news-bot -n team-news --subresource=status --type=json \
+    -p "[{\"op\":\"replace\",\"path\":\"/status/environments/0/sourceCredentials/$i/since\",\"value\":\"$past\"}]" >/dev/null
+  kubectl wait --for=condition=RotationDue --timeout=5s -n team-news twcred/news-bot >/dev/null 2>&1 && break
+done
+show kubectl wait --for=condition=RotationDue --timeout=5s -n team-news twcred/news-bot
 show kubectl get twcred news-bot -n team-news -o jsonpath='{.status.environments[0].conditions[?(@.type=="RotationDue")].message}{"\n"}'
 
 step "Resources that cannot sync say why"

@@ -238,7 +238,7 @@ async fn environment(
     prev: EnvironmentStatus,
     duplicate_of: Option<String>,
 ) -> (EnvOutcome, Option<Timestamp>) {
-    let info = match rotation::reconcile(ctx, tc, env).await {
+    let info = match rotation::reconcile(ctx, tc, env, &prev).await {
         Ok(info) => info,
         Err(refusal) => {
             sync::record::warn_if_new(ctx, tc, env, &prev, &refusal).await;

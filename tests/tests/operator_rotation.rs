@@ -265,30 +265,38 @@ async fn credentials_only_a_person_can_replace_are_reminded_past_their_max_age()
         .await;
     assert_eq!(fresh["reason"], "WithinMaxAge");
 
-    // Two hours pass (as far as status knows).
+    // Two hours pass (as far as status knows). The operator may be writing
+    // status at the same moment and win: backdate until it takes.
     let api = Api::<TwitterCredential>::namespaced(w.client.clone(), "team");
-    let mut status = w.status("team", "bot").await;
     let past = (k8s_openapi::jiff::Timestamp::now()
         - k8s_openapi::jiff::SignedDuration::from_secs(7200))
     .to_string();
-    for c in status["environments"][0]["sourceCredentials"]
-        .as_array_mut()
-        .unwrap()
-    {
-        if c["key"] == "apiKey" {
-            c["since"] = json!(past);
+    let due = eventually("RotationDue after the key aged", WAIT, || async {
+        let mut status = w.status("team", "bot").await;
+        let env = &status["environments"][0];
+        if let Some(c) = env["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "RotationDue" && c["status"] == "True")
+        {
+            return Some(c.clone());
         }
-    }
-    api.patch_status(
-        "bot",
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"status": status})),
-    )
-    .await
-    .unwrap();
-    let due = w
-        .wait_condition("team", "bot", Some("prod"), "RotationDue", "True")
-        .await;
+        for c in status["environments"][0]["sourceCredentials"].as_array_mut()? {
+            if c["key"] == "apiKey" {
+                c["since"] = json!(past);
+            }
+        }
+        api.patch_status(
+            "bot",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": status})),
+        )
+        .await
+        .ok()?;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        None
+    })
+    .await;
     assert_eq!(due["reason"], "MaxAgeExceeded");
     let message = due["message"].as_str().unwrap();
     assert!(
@@ -309,15 +317,18 @@ async fn credentials_only_a_person_can_replace_are_reminded_past_their_max_age()
     );
 
     // A person puts a new key in the source: its age starts again.
+    let portal = w.x.create_app(keyguard_tests::x_api::AccessLevel::Read);
     let mut src = w.full_source();
-    src[0] = ("apiKey", "NewPortalKey0123456789abcd");
+    src[0] = ("apiKey", portal.api_key.as_str());
+    src[1] = ("apiKeySecret", portal.api_key_secret.as_str());
     w.source("team", "keys", &src).await;
     w.wait_condition("team", "bot", Some("prod"), "RotationDue", "False")
         .await;
     let secrets = Secrets::new([
         w.app.api_key.as_str(),
         w.app.api_key_secret.as_str(),
-        "NewPortalKey0123456789abcd",
+        portal.api_key.as_str(),
+        portal.api_key_secret.as_str(),
     ]);
     assert_no_leak(
         "status",
@@ -528,4 +539,70 @@ async fn x_api_calls_in_flight_are_bounded() {
         (1..=2).contains(&most),
         "{most} X API calls were in flight at once (allowed: 2)"
     );
+}
+
+/// New values a person puts in the source are checked with X first: values
+/// X refuses never replace a working projection.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_values_x_refuses_never_replace_a_working_projection() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+            "name": "prod",
+            "source": {"secretRef": {"name": "keys"}},
+            "target": {"secretName": "out", "keys": ["accessToken", "accessTokenSecret"]}
+        }]}}),
+    )
+    .await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    let working = w.secret("team", "out").await.unwrap();
+
+    // A typo in the new token secret: X refuses it, the projection stays.
+    let mut typo = w.full_source();
+    typo[3] = (
+        "accessTokenSecret",
+        "TypoTypoTypoTypoTypoTypoTypoTypoTypoTypo12345",
+    );
+    w.source("team", "keys", &typo).await;
+    let c = w
+        .wait_condition("team", "bot", Some("prod"), "Synced", "False")
+        .await;
+    assert_eq!(c["reason"], "VerificationFailed", "{c}");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("the previous projection is kept"),
+        "{c}"
+    );
+    let kept = w.secret("team", "out").await.unwrap();
+    assert_eq!(kept.data, working.data, "the working values stay");
+    assert_eq!(
+        kept.metadata.resource_version, working.metadata.resource_version,
+        "not even rewritten"
+    );
+
+    // Values X accepts are projected.
+    let next = w.x.create_app(keyguard_tests::x_api::AccessLevel::Read);
+    w.source(
+        "team",
+        "keys",
+        &[
+            ("apiKey", next.api_key.as_str()),
+            ("apiKeySecret", next.api_key_secret.as_str()),
+            ("accessToken", next.access_token.as_str()),
+            ("accessTokenSecret", next.access_token_secret.as_str()),
+        ],
+    )
+    .await;
+    w.wait_secret("team", "out", "the accepted values", |s| {
+        value(s, "accessToken").as_deref() == Some(next.access_token.as_str())
+    })
+    .await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
 }

@@ -375,9 +375,15 @@ async fn drift_is_repaired_and_source_changes_reach_only_their_targets() {
 
     // The source changes: the target follows by a watch (this operator's
     // resync is an hour), and the other environment is not rewritten.
-    let new_token = "98765-ZyXwVuTsRqPoNmLkJiHgFeDcBa9876543210";
-    let mut src = w.full_source();
-    src[2] = ("accessToken", new_token);
+    // (Values a person puts in are checked with X first: a real new app's.)
+    let next_app = w.x.create_app(keyguard_tests::x_api::AccessLevel::Read);
+    let new_token = next_app.access_token.as_str();
+    let src = [
+        ("apiKey", next_app.api_key.as_str()),
+        ("apiKeySecret", next_app.api_key_secret.as_str()),
+        ("accessToken", new_token),
+        ("accessTokenSecret", next_app.access_token_secret.as_str()),
+    ];
     w.source("team", "prod-keys", &src).await;
     w.wait_secret("team", "prod-out", "the source change", |s| {
         value(s, "accessToken").as_deref() == Some(new_token)

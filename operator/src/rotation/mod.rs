@@ -5,6 +5,8 @@
 //!
 //! - `bearer.rs`: the app-only bearer token (mint, and rotate on schedule
 //!   or on request: invalidate → mint → verify → store);
+//! - `portal.rs`: a person's new portal values are checked before they
+//!   replace a working projection;
 //! - `reminders.rs`: `RotationDue` for what only a person can replace;
 //! - `user.rs`: the OAuth 2.0 user access token (refresh before expiry,
 //!   single-use refresh tokens persisted first);
@@ -15,6 +17,7 @@
 //! `keyguard.dev/rotate-now: <anything new>`; each value is handled once.
 
 pub mod bearer;
+pub mod portal;
 pub mod reminders;
 pub mod schedule;
 pub mod state;
@@ -58,10 +61,8 @@ pub async fn reconcile(
     ctx: &Context,
     tc: &TwitterCredential,
     env: &Environment,
+    previous: &crate::resource::EnvironmentStatus,
 ) -> Result<RotationInfo, Refusal> {
-    if !state::needs_state(env) {
-        return Ok(RotationInfo::default());
-    }
     let ns = tc.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let read = |e: kube::Error| Refusal::api_error("reading", &e);
@@ -73,6 +74,10 @@ pub async fn reconcile(
         return Ok(RotationInfo::default());
     };
     let source = secret_data(&source);
+    portal::vet(ctx, tc, env, &source, previous).await?;
+    if !state::needs_state(env) {
+        return Ok(RotationInfo::default());
+    }
     let name = state::state_name(tc, env);
     let mut info = RotationInfo::default();
     if env.target.keys.contains(&CredentialKey::BearerToken) {
