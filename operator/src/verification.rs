@@ -11,7 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use keyguard_credentials::{CredentialKey, OAuth1Keys, SecretValue};
+use keyguard_credentials::{CredentialKey, SecretValue};
 use kube::{Api, ResourceExt};
 
 use crate::conditions::{self, ConditionType, Reason};
@@ -143,25 +143,7 @@ async fn check(ctx: &Context, tc: &TwitterCredential, env: &Environment) -> kube
         .await?
         .map(|s| secret_data(&s))
         .unwrap_or_default();
-    let text = |k: CredentialKey| {
-        source
-            .get(k.as_str())
-            .and_then(|v| String::from_utf8(v.clone()).ok())
-            .filter(|v| !v.is_empty())
-    };
-    if let (Some(ck), Some(cs), Some(t), Some(ts)) = (
-        text(CredentialKey::ApiKey),
-        text(CredentialKey::ApiKeySecret),
-        text(CredentialKey::AccessToken),
-        text(CredentialKey::AccessTokenSecret),
-    ) {
-        let keys = OAuth1Keys {
-            consumer_key: &ck,
-            consumer_secret: &cs,
-            token: &t,
-            token_secret: &ts,
-        };
-        let result = ctx.xapi.verify_user_context(&keys).await;
+    if let Some(result) = ctx.xapi.verify_source_user_context(&source).await {
         if let Ok((level, _)) = &result {
             f.level = level.clone();
         }

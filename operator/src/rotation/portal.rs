@@ -5,7 +5,7 @@
 //! why. Only what can be checked is: the consumer key pair (the token
 //! endpoint) and the four OAuth 1.0a values together (`verify_credentials`).
 
-use keyguard_credentials::{fingerprint, CredentialKey, OAuth1Keys, SecretValue};
+use keyguard_credentials::{fingerprint, CredentialKey, SecretValue};
 use kube::ResourceExt;
 
 use crate::conditions::Reason;
@@ -79,7 +79,6 @@ pub async fn vet(
     previous: &EnvironmentStatus,
 ) -> Result<(), Refusal> {
     for group in to_check(env, source, previous) {
-        let text = |k: CredentialKey| String::from_utf8_lossy(&source[k.as_str()]).into_owned();
         let result = match group {
             Group::ConsumerPair => ctx
                 .xapi
@@ -89,21 +88,10 @@ pub async fn vet(
                 )
                 .await
                 .map(|_| ()),
-            Group::UserContext => {
-                let (ck, cs, t, ts) = (
-                    text(CredentialKey::ApiKey),
-                    text(CredentialKey::ApiKeySecret),
-                    text(CredentialKey::AccessToken),
-                    text(CredentialKey::AccessTokenSecret),
-                );
-                let keys = OAuth1Keys {
-                    consumer_key: &ck,
-                    consumer_secret: &cs,
-                    token: &t,
-                    token_secret: &ts,
-                };
-                ctx.xapi.verify_user_context(&keys).await.map(|_| ())
-            }
+            Group::UserContext => match ctx.xapi.verify_source_user_context(source).await {
+                Some(result) => result.map(|_| ()),
+                None => Ok(()),
+            },
         };
         match result {
             Ok(()) => {}

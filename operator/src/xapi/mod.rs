@@ -420,6 +420,30 @@ impl XApiClient {
         })
     }
 
+    /// `verify_user_context` with the four OAuth 1.0a values of a source
+    /// Secret's data; `None` when one of them is missing or empty.
+    pub async fn verify_source_user_context(
+        &self,
+        source: &std::collections::BTreeMap<String, Vec<u8>>,
+    ) -> Option<Result<(Option<String>, RateLimit), XApiError>> {
+        use keyguard_credentials::CredentialKey as K;
+        let text = |k: K| {
+            source
+                .get(k.as_str())
+                .and_then(|v| String::from_utf8(v.clone()).ok())
+                .filter(|v| !v.is_empty())
+        };
+        let (ck, cs) = (text(K::ApiKey)?, text(K::ApiKeySecret)?);
+        let (t, ts) = (text(K::AccessToken)?, text(K::AccessTokenSecret)?);
+        let keys = keyguard_credentials::OAuth1Keys {
+            consumer_key: &ck,
+            consumer_secret: &cs,
+            token: &t,
+            token_secret: &ts,
+        };
+        Some(self.verify_user_context(&keys).await)
+    }
+
     /// A cheap authenticated GET with the bearer token: is it live?
     pub async fn verify_bearer(&self, bearer: &SecretValue) -> Result<RateLimit, XApiError> {
         let token = bearer_for_header(bearer.expose());
