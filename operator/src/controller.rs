@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::core::PartialObjectMeta;
@@ -274,10 +274,7 @@ pub fn summarize(
     status.observed_generation = generation;
     status.environments = environments;
     let total = status.environments.len();
-    let failing: Vec<(
-        &str,
-        &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition,
-    )> = status
+    let failing: Vec<(&str, &Condition)> = status
         .environments
         .iter()
         .filter_map(|e| {
@@ -318,41 +315,41 @@ pub fn summarize(
         message,
         generation,
     );
-    for flag in [
-        ConditionType::TargetNotAllowed,
-        ConditionType::Conflict,
-        ConditionType::RotationDue,
-        ConditionType::OverPrivileged,
-        ConditionType::ReauthorizationRequired,
-    ] {
-        let hits: Vec<&str> = status
-            .environments
+    roll_up(&mut conds, &status.environments, generation);
+    status.conditions = conds;
+    status
+}
+
+/// Pure: a resource-level flag condition for each one any environment
+/// raises, naming the environments.
+fn roll_up(
+    conds: &mut Vec<Condition>,
+    environments: &[EnvironmentStatus],
+    generation: Option<i64>,
+) {
+    let flags = [
+        (ConditionType::TargetNotAllowed, Reason::TargetNotAllowed),
+        (ConditionType::Conflict, Reason::Conflict),
+        (ConditionType::RotationDue, Reason::MaxAgeExceeded),
+        (ConditionType::OverPrivileged, Reason::OverPrivileged),
+        (
+            ConditionType::ReauthorizationRequired,
+            Reason::ReauthorizationRequired,
+        ),
+    ];
+    for (flag, reason) in flags {
+        let hits: Vec<&str> = environments
             .iter()
             .filter(|e| conditions::is_true(&e.conditions, flag))
             .map(|e| e.name.as_str())
             .collect();
         if hits.is_empty() {
-            conditions::clear(&mut conds, flag);
+            conditions::clear(conds, flag);
         } else {
-            let reason = match flag {
-                ConditionType::Conflict => Reason::Conflict,
-                ConditionType::RotationDue => Reason::MaxAgeExceeded,
-                ConditionType::OverPrivileged => Reason::OverPrivileged,
-                ConditionType::ReauthorizationRequired => Reason::ReauthorizationRequired,
-                _ => Reason::TargetNotAllowed,
-            };
-            conditions::set(
-                &mut conds,
-                flag,
-                true,
-                reason,
-                format!("environments: {}", hits.join(", ")),
-                generation,
-            );
+            let message = format!("environments: {}", hits.join(", "));
+            conditions::set(conds, flag, true, reason, message, generation);
         }
     }
-    status.conditions = conds;
-    status
 }
 
 fn reason_named(name: &str) -> Reason {

@@ -74,6 +74,21 @@ pub async fn monitor(
             );
         }
     };
+    record(ctx, tc, status, usage.warn_at_percent, (used, cap), now).await;
+    next(now)
+}
+
+/// Sets `usage` and `UsageHigh` from a poll, with a Warning Event when
+/// usage crosses the threshold.
+async fn record(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    status: &mut TwitterCredentialStatus,
+    warn_at_percent: u8,
+    (used, cap): (u64, u64),
+    now: Timestamp,
+) {
+    let generation = tc.metadata.generation;
     let pct = percent(used, cap);
     status.usage = Some(UsageStatus {
         project_usage: used as i64,
@@ -89,10 +104,10 @@ pub async fn monitor(
             used as f64 / cap as f64
         },
     );
-    let high = pct >= i64::from(usage.warn_at_percent);
+    let high = pct >= i64::from(warn_at_percent);
     let message = format!(
         "{used} of {cap} posts used this period ({pct}%; warning at {}%)",
-        usage.warn_at_percent
+        warn_at_percent
     );
     let was_high = conditions::is_true(&status.conditions, ConditionType::UsageHigh);
     let reason = if high {
@@ -120,7 +135,6 @@ pub async fn monitor(
             )
             .await;
     }
-    next(now)
 }
 
 /// A bearer token from the first environment whose state record holds one.

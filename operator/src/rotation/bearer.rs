@@ -254,13 +254,13 @@ async fn rotate(
 ) -> Result<Secret, Refusal> {
     let old = token_of(&state);
     if from != Step::Minting {
-        state = record(ctx, api, state, |a| set_step(a, Step::Invalidating)).await?;
+        state = record(api, state, |a| set_step(a, Step::Invalidating)).await?;
         ctx.crash_point(CrashPoint::BeforeInvalidate).await;
         if let Some(old) = &old {
             invalidate(ctx, keys, old, from == Step::Invalidating).await?;
         }
         ctx.crash_point(CrashPoint::AfterInvalidate).await;
-        state = record(ctx, api, state, |a| set_step(a, Step::Minting)).await?;
+        state = record(api, state, |a| set_step(a, Step::Minting)).await?;
     }
     ctx.crash_point(CrashPoint::BeforeMint).await;
     let new = ctx
@@ -275,7 +275,7 @@ async fn rotate(
         .map_err(|e| x_api_refusal("verifying the new bearer token", e))?;
     let now = Timestamp::now().to_string();
     let new_bytes = new.expose().to_vec();
-    let state = record(ctx, api, state, move |s| {
+    let state = record(api, state, move |s| {
         let a = s.metadata.annotations.get_or_insert_with(Default::default);
         a.remove(labels::ROTATION_STEP);
         a.insert(labels::LAST_ROTATION.into(), now);
@@ -350,14 +350,12 @@ fn set_step(s: &mut Secret, step: Step) {
 
 /// Replaces the state record (resourceVersion as precondition).
 async fn record(
-    ctx: &Context,
     api: &Api<Secret>,
     mut state: Secret,
     change: impl FnOnce(&mut Secret),
 ) -> Result<Secret, Refusal> {
     change(&mut state);
     let name = state.name_any();
-    let _ = ctx;
     api.replace(&name, &PostParams::default(), &state)
         .await
         .map_err(|e| {

@@ -80,12 +80,9 @@ impl Refusal {
             kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
             other => other.to_string(),
         };
-        Refusal::new(
-            reason,
-            crate::events::bounded(&format!("{doing} failed: {detail}"), 512),
-            Teardown::Keep,
-        )
-        .soon()
+        // Server text can echo what was sent: scrub it like X's.
+        let detail = keyguard_credentials::scrub_server_text(&detail, 400);
+        Refusal::new(reason, format!("{doing} failed: {detail}"), Teardown::Keep).soon()
     }
 }
 

@@ -122,7 +122,7 @@ pub async fn environment(
         }
         Err(refusal) => refusal,
     };
-    let teardown = plan::teardown(&target, &observed, &pieces, refusal.teardown);
+    let teardown = plan::teardown(&observed, &pieces, refusal.teardown);
     let refusal = match apply::apply(ctx, &target, &teardown, true).await {
         Ok(_) => refusal,
         Err(failed) => failed,

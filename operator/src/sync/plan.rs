@@ -229,7 +229,7 @@ fn step<K: kube::Resource + Clone>(
 }
 
 /// Steps that remove this resource's pieces of a target after a refusal.
-pub fn teardown(target: &Target, observed: &Observed, pieces: &Pieces, how: Teardown) -> Vec<Step> {
+pub fn teardown(observed: &Observed, pieces: &Pieces, how: Teardown) -> Vec<Step> {
     let ours = |o: &Option<Ownership>| matches!(o, Some(Ownership::Ours | Ownership::Predecessor));
     let mut steps = Vec::new();
     if how == Teardown::Keep {
@@ -246,7 +246,6 @@ pub fn teardown(target: &Target, observed: &Observed, pieces: &Pieces, how: Tear
             steps.push(Step::Delete(Existing::of("Secret", &s.metadata)));
         }
     }
-    let _ = target;
     steps
 }
 
@@ -510,11 +509,9 @@ mod tests {
         let key = ClaimKey::new(b"k".repeat(32));
         let owner = owner();
         let t = tc("reader");
-        let env = &t.spec.environments[0];
-        let target = Target::of(&t, env);
         let current = created(&key, &t, "k1");
         let mut pieces = Pieces::of(&key, &current, &owner);
-        let all = teardown(&target, &current, &pieces, check::Teardown::RemoveAll);
+        let all = teardown(&current, &pieces, check::Teardown::RemoveAll);
         assert_eq!(
             kinds(&all),
             [
@@ -523,11 +520,11 @@ mod tests {
                 "delete Secret creds"
             ]
         );
-        let access = teardown(&target, &current, &pieces, check::Teardown::RemoveAccess);
+        let access = teardown(&current, &pieces, check::Teardown::RemoveAccess);
         assert_eq!(access.len(), 2);
-        assert!(teardown(&target, &current, &pieces, check::Teardown::Keep).is_empty());
+        assert!(teardown(&current, &pieces, check::Teardown::Keep).is_empty());
         pieces.secret = Some(Ownership::Foreign);
-        let all = teardown(&target, &current, &pieces, check::Teardown::RemoveAll);
+        let all = teardown(&current, &pieces, check::Teardown::RemoveAll);
         assert_eq!(all.len(), 2, "a foreign Secret is never deleted");
     }
 }
