@@ -2,14 +2,10 @@
 //! GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and a pull_request payload in
 //! GITHUB_EVENT_PATH, against a local stand-in for the GitHub API.
 
-mod support;
-
 use std::collections::HashMap;
 
-use support::*;
-
-#[path = "support/github_api.rs"]
-mod github_api;
+use crate::support::github_api;
+use crate::support::*;
 
 struct Step {
     env: HashMap<String, String>,

@@ -1,10 +1,8 @@
 //! `--verify` against the X API emulator: live credentials are verified,
 //! dead ones invalid, and nothing is spent or changed by asking.
 
-mod support;
-
+use crate::support::*;
 use keyguard_tests::x_api::{AccessLevel, XApiEmulator};
-use support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_tells_live_from_dead_without_spending_anything() {

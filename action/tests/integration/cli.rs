@@ -1,11 +1,9 @@
 //! The `keyguard` binary end to end: every mode on fixture repositories,
 //! waivers, formats, exit codes, and inputs meant to break it.
 
-mod support;
-
 use std::collections::HashMap;
 
-use support::*;
+use crate::support::*;
 
 fn python_client() -> String {
     format!(

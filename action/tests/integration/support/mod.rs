@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod github_api;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,0 +1,9 @@
+//! The scanner's integration tests in one test binary (one link, not one
+//! per file): the CLI end to end, the Action as a runner runs it, `--verify`
+//! against the X API emulator, and every rule's examples.
+
+mod action;
+mod cli;
+mod rules_examples;
+mod support;
+mod verify;

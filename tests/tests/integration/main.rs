@@ -1,0 +1,16 @@
+//! Every integration test of the operator, the chart, the CRD and the X API
+//! emulator, in one test binary: each file is a module, so the suite links
+//! once instead of once per file (fewer, smaller artifacts on a CI disk).
+//! Each test still starts its own control plane.
+
+mod chart;
+mod control_plane;
+mod crd;
+mod operator_binary;
+mod operator_leader;
+mod operator_rotation;
+mod operator_security;
+mod operator_sync;
+mod operator_verification;
+mod third_party_client;
+mod x_api_emulator;
