@@ -1,11 +1,13 @@
-//! `--verify`: ask the X API whether a found credential is live. Only
-//! read-only calls that change nothing are made; a refresh token is never
-//! used (it is single-use: verifying it would spend it), so it stays
+//! `--verify`: ask the X API whether a found credential is live, with the
+//! project's one X API client (crate `keyguard-xapi`, the operator's too).
+//! Only read-only calls that change nothing are made; a refresh token is
+//! never used (it is single-use: verifying it would spend it), so it stays
 //! `unknown`.
 
 use std::time::Duration;
 
-use keyguard_credentials::{basic_authorization, bearer_for_header, CredentialKey};
+use keyguard_credentials::{CredentialKey, SecretValue};
+use keyguard_xapi::{XApi, XApiClient, XApiError};
 
 use crate::finding::{Finding, Verification};
 
@@ -16,101 +18,52 @@ pub struct VerifyOptions {
     pub timeout: Duration,
 }
 
-/// X answers 403 with error 453 (v1.1) or a `client-not-enrolled` problem
-/// (v2) when a valid credential's access tier lacks the endpoint: the
-/// credential authenticated, so it is live.
+/// Why a credential refused with a 403 still counts as live.
 pub const LIMITED_TIER: &str =
     "live: authenticated, but its access tier does not include the endpoint checked (X error 453)";
 
-fn is_tier_limited(body: &str) -> bool {
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
-        return false;
-    };
-    let v11 = v["errors"]
-        .as_array()
-        .is_some_and(|e| e.iter().any(|e| e["code"] == 453));
-    let v2 = v["reason"] == "client-not-enrolled";
-    v11 || v2
-}
-
-/// An answer of the X API, reduced to what `--verify` needs.
-type Answer = Option<(u16, String)>;
-
-fn verdict(answer: Answer) -> (Verification, Option<&'static str>) {
+/// Pure: what X's answer says about the credential.
+fn verdict(answer: Result<(), XApiError>) -> (Verification, Option<&'static str>) {
     match answer {
-        Some((200..=299, _)) => (Verification::Verified, None),
-        Some((403, body)) if is_tier_limited(&body) => (Verification::Verified, Some(LIMITED_TIER)),
-        Some((401 | 403, _)) => (Verification::Invalid, None),
-        _ => (Verification::Unknown, None),
+        Ok(()) => (Verification::Verified, None),
+        Err(e) if e.is_tier_limited() => (Verification::Verified, Some(LIMITED_TIER)),
+        Err(e) if e.is_rejected_credential() => (Verification::Invalid, None),
+        Err(_) => (Verification::Unknown, None),
     }
 }
 
-fn answer(response: reqwest::Result<reqwest::blocking::Response>) -> Answer {
-    let r = response.ok()?;
-    let status = r.status().as_u16();
-    Some((status, r.text().unwrap_or_default()))
+/// The finding's partner of kind `kind`: found in the same file or blob.
+fn partner(findings: &[Finding], of: &Finding, kind: CredentialKey) -> Option<SecretValue> {
+    findings
+        .iter()
+        .find(|s| s.credential == kind && s.path == of.path && s.blob == of.blob)
+        .map(|s| SecretValue::new(s.value.expose().to_vec()))
+}
+
+/// One finding's check; `None` when it cannot be checked without spending
+/// or changing something.
+async fn check(x: &XApiClient, findings: &[Finding], f: &Finding) -> Option<Result<(), XApiError>> {
+    let value = SecretValue::new(f.value.expose().to_vec());
+    Some(match f.credential {
+        CredentialKey::BearerToken => x.verify_bearer(&value).await.map(drop),
+        CredentialKey::UserAccessToken => x.verify_user_token(&value).await.map(drop),
+        // Checkable only as a pair with a secret found beside it; the token
+        // endpoint hands back the app's existing bearer token, minting none.
+        CredentialKey::ApiKey => {
+            let secret = partner(findings, f, CredentialKey::ApiKeySecret)?;
+            x.mint_bearer(&value, &secret).await.map(drop)
+        }
+        _ => return None,
+    })
 }
 
 pub fn verify_findings(findings: &mut [Finding], opts: &VerifyOptions) {
-    let client = match reqwest::blocking::Client::builder()
-        .timeout(opts.timeout)
-        .build()
-    {
-        Ok(c) => c,
-        Err(_) => {
-            findings
-                .iter_mut()
-                .for_each(|f| f.verification = Verification::Unknown);
-            return;
-        }
+    let verdicts = match verdicts(findings, opts) {
+        Ok(v) => v,
+        Err(_) => vec![(Verification::Unknown, None); findings.len()],
     };
-    let base = opts.base_url.trim_end_matches('/');
-    let get_with_bearer = |path: &str, token: &[u8]| -> Answer {
-        answer(
-            client
-                .get(format!("{base}{path}"))
-                .bearer_auth(bearer_for_header(token))
-                .send(),
-        )
-    };
-    for i in 0..findings.len() {
-        let f = &findings[i];
-        let v = match f.credential {
-            CredentialKey::BearerToken => verdict(get_with_bearer(
-                "/1.1/application/rate_limit_status.json",
-                f.value.expose(),
-            )),
-            CredentialKey::UserAccessToken => {
-                verdict(get_with_bearer("/2/users/me", f.value.expose()))
-            }
-            CredentialKey::ApiKey => {
-                // Checkable only as a pair with a secret found beside it.
-                let secret = findings.iter().find(|s| {
-                    s.credential == CredentialKey::ApiKeySecret
-                        && s.path == f.path
-                        && s.blob == f.blob
-                });
-                match secret {
-                    Some(secret) => {
-                        let basic = basic_authorization(f.value.expose(), secret.value.expose());
-                        verdict(answer(
-                            client
-                                .post(format!("{base}/oauth2/token"))
-                                .header("Authorization", basic)
-                                .header(
-                                    "Content-Type",
-                                    "application/x-www-form-urlencoded;charset=UTF-8",
-                                )
-                                .body("grant_type=client_credentials")
-                                .send(),
-                        ))
-                    }
-                    None => (Verification::Unknown, None),
-                }
-            }
-            _ => (Verification::Unknown, None),
-        };
-        (findings[i].verification, findings[i].verification_reason) = v;
+    for (f, v) in findings.iter_mut().zip(verdicts) {
+        (f.verification, f.verification_reason) = v;
     }
     // A secret shares the result of the key it was checked with.
     for i in 0..findings.len() {
@@ -128,13 +81,45 @@ pub fn verify_findings(findings: &mut [Finding], opts: &VerifyOptions) {
     }
 }
 
+type Verdict = (Verification, Option<&'static str>);
+
+fn verdicts(findings: &[Finding], opts: &VerifyOptions) -> Result<Vec<Verdict>, XApiError> {
+    let x = XApiClient::with_user_agent(
+        &opts.base_url,
+        opts.timeout,
+        concat!("keyguard/", env!("CARGO_PKG_VERSION")),
+    )?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| XApiError::Transport {
+            endpoint: "client",
+            message: e.to_string(),
+        })?;
+    runtime.block_on(async {
+        let mut out = Vec::with_capacity(findings.len());
+        for f in findings {
+            out.push(match check(&x, findings, f).await {
+                Some(answer) => verdict(answer),
+                None => (Verification::Unknown, None),
+            });
+        }
+        Ok(out)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_tier_refusal_is_live_and_other_refusals_are_not() {
-        let ans = |status: u16, body: &str| Some((status, body.to_string()));
+        let ans = |status: u16, body: &str| -> Result<(), XApiError> {
+            if status == 200 {
+                return Ok(());
+            }
+            Err(XApiError::from_answer("GET /x", status, body))
+        };
         let cases = [
             ("ok", ans(200, "{}"), Verification::Verified, None),
             (
@@ -170,8 +155,25 @@ mod tests {
                 Verification::Invalid,
                 None,
             ),
-            ("429", ans(429, ""), Verification::Unknown, None),
-            ("no answer", None, Verification::Unknown, None),
+            (
+                "429",
+                Err(XApiError::RateLimited {
+                    endpoint: "GET /x",
+                    reset: None,
+                }),
+                Verification::Unknown,
+                None,
+            ),
+            ("503", ans(503, "<html>"), Verification::Unknown, None),
+            (
+                "no answer",
+                Err(XApiError::Transport {
+                    endpoint: "GET /x",
+                    message: "timed out".into(),
+                }),
+                Verification::Unknown,
+                None,
+            ),
         ];
         for (what, a, v, reason) in cases {
             assert_eq!(verdict(a), (v, reason), "{what}");

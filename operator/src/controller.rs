@@ -33,13 +33,14 @@ use crate::orphans::{self, Disposal};
 use crate::ownership::{ClaimKey, Owner};
 use crate::resource::{EnvironmentStatus, TwitterCredential, TwitterCredentialStatus};
 use crate::sync::{self, EnvOutcome, Target};
-use crate::xapi::XApiClient;
+use crate::xapi::XApi;
 use crate::{monitoring, restart, rotation, triggers, verification, AbortOnDrop, Error, Result};
 
 /// Shared by every reconcile.
 pub struct Context {
     pub client: Client,
-    pub xapi: XApiClient,
+    /// The X API (the real client, or a fake in unit tests).
+    pub xapi: Arc<dyn XApi>,
     pub events: EventSink,
     pub metrics: Metrics,
     /// The key of ownership claims (see `ownership.rs`).
@@ -59,11 +60,16 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, xapi: XApiClient, metrics: Metrics, claims: ClaimKey) -> Self {
+    pub fn new(
+        client: Client,
+        xapi: impl XApi + 'static,
+        metrics: Metrics,
+        claims: ClaimKey,
+    ) -> Self {
         Context {
             events: EventSink::new(client.clone()),
             client,
-            xapi,
+            xapi: Arc::new(xapi),
             metrics,
             claims,
             resync: Duration::from_secs(600),

@@ -6,8 +6,8 @@
 //! reconcile loop), `sync/` (one environment: observe, check, plan, apply,
 //! record), `ownership.rs` (what the operator may overwrite or delete),
 //! `rotation/` (the rotation controller: every X API write), `restart.rs`, `orphans.rs`,
-//! `verification.rs`, `triggers.rs`, `projection.rs` (what a target Secret holds), `xapi/`
-//! (the X API client), `labels.rs`, `events.rs`, `metrics.rs`,
+//! `verification.rs`, `triggers.rs`, `projection.rs` (what a target Secret holds), the X API
+//! client (crate `keyguard-xapi`), `labels.rs`, `events.rs`, `metrics.rs`,
 //! `telemetry.rs`.
 
 #![forbid(unsafe_code)]
@@ -31,11 +31,12 @@ pub mod sync;
 pub mod telemetry;
 pub mod triggers;
 pub mod verification;
-pub mod xapi;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The X API client (its own crate, shared with `keyguard scan --verify`).
+pub use keyguard_xapi as xapi;
 pub use resource::{TwitterCredential, TwitterCredentialSpec, TwitterCredentialStatus};
 
 /// Errors of the operator library.
@@ -63,8 +64,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format, &args.log_filter)?;
     let client = kube::Client::try_default().await?;
-    let xapi = xapi::XApiClient::new(&args.x_api_base, Duration::from_secs(args.x_api_timeout))?
-        .with_concurrency(args.x_api_concurrency);
+    let xapi = xapi::XApiClient::with_user_agent(
+        &args.x_api_base,
+        Duration::from_secs(args.x_api_timeout),
+        concat!("keyguard-operator/", env!("CARGO_PKG_VERSION")),
+    )?
+    .with_concurrency(args.x_api_concurrency);
     let metrics = metrics::Metrics::default();
     let claims = ownership::load_or_create_key(
         client.clone(),

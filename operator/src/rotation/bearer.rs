@@ -27,7 +27,7 @@ use crate::projection::Data;
 use crate::resource::{Environment, TwitterCredential};
 use crate::sync::check::{secret_data, Refusal};
 use crate::sync::plan::managed_meta;
-use crate::xapi::XApiError;
+use crate::xapi::{XApi, XApiError};
 
 /// The step a rotation is at, as recorded in the state record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,7 +257,7 @@ async fn rotate(
         state = record(api, state, |a| set_step(a, Step::Invalidating)).await?;
         ctx.crash_point(CrashPoint::BeforeInvalidate).await;
         if let Some(old) = &old {
-            invalidate(ctx, keys, old, from == Step::Invalidating).await?;
+            invalidate(ctx.xapi.as_ref(), keys, old, from == Step::Invalidating).await?;
         }
         ctx.crash_point(CrashPoint::AfterInvalidate).await;
         state = record(api, state, |a| set_step(a, Step::Minting)).await?;
@@ -313,13 +313,13 @@ async fn rotate(
 /// Invalidates `old`, unless a resumed rotation finds X already refusing it
 /// (the crash came after the invalidation): never twice.
 async fn invalidate(
-    ctx: &Context,
+    x: &dyn XApi,
     keys: &Keys,
     old: &SecretValue,
     resuming: bool,
 ) -> Result<(), Refusal> {
     if resuming {
-        match ctx.xapi.verify_bearer(old).await {
+        match x.verify_bearer(old).await {
             Err(XApiError::Refused {
                 status: 401 | 403, ..
             }) => return Ok(()),
@@ -329,11 +329,7 @@ async fn invalidate(
             _ => {}
         }
     }
-    match ctx
-        .xapi
-        .invalidate_bearer(&keys.key, &keys.secret, old)
-        .await
-    {
+    match x.invalidate_bearer(&keys.key, &keys.secret, old).await {
         Ok(()) => Ok(()),
         Err(e) if resuming && e.is_not_invalidatable() => Ok(()),
         Err(e) => Err(x_api_refusal("invalidating the old bearer token", e)),
@@ -399,6 +395,92 @@ mod tests {
         ];
         for (what, observation, want) in cases {
             assert_eq!(next(observation), want, "{what}");
+        }
+    }
+
+    /// `invalidate` against the in-process fake X: never twice, never on
+    /// a guess.
+    #[tokio::test]
+    async fn invalidation_happens_once_and_only_when_x_still_accepts_the_token() {
+        use crate::xapi::fake::FakeXApi;
+        const VERIFY: &str = "GET /1.1/application/rate_limit_status.json";
+        const INVALIDATE: &str = "POST /oauth2/invalidate_token";
+        let keys = Keys {
+            key: SecretValue::new("k"),
+            secret: SecretValue::new("s"),
+            from: String::new(),
+        };
+        let old = SecretValue::new("bearer-old");
+        let unavailable = || XApiError::from_answer(VERIFY, 503, "<html>");
+        let refused = || XApiError::from_answer(INVALIDATE, 401, r#"{"errors":[{"code":89}]}"#);
+        // (what, X's current token, resuming, queued failures, ok, calls)
+        type Case = (
+            &'static str,
+            Option<&'static str>,
+            bool,
+            Vec<XApiError>,
+            bool,
+            Vec<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "first attempt",
+                Some("bearer-old"),
+                false,
+                vec![],
+                true,
+                vec![INVALIDATE],
+            ),
+            (
+                "resumed, X already refuses it",
+                Some("bearer-new"),
+                true,
+                vec![],
+                true,
+                vec![VERIFY],
+            ),
+            (
+                "resumed, X never got the call",
+                Some("bearer-old"),
+                true,
+                vec![],
+                true,
+                vec![VERIFY, INVALIDATE],
+            ),
+            (
+                "resumed, X unavailable: no guess",
+                Some("bearer-old"),
+                true,
+                vec![unavailable()],
+                false,
+                vec![VERIFY],
+            ),
+            (
+                "first attempt refused",
+                Some("bearer-old"),
+                false,
+                vec![refused()],
+                false,
+                vec![INVALIDATE],
+            ),
+            (
+                "first attempt, token unknown to X",
+                Some("bearer-new"),
+                false,
+                vec![],
+                false,
+                vec![INVALIDATE],
+            ),
+        ];
+        for (what, current, resuming, failures, ok, calls) in cases {
+            let x = FakeXApi::new();
+            if let Some(c) = current {
+                x.set_bearer(c);
+            }
+            x.fail_next(failures);
+            let result = invalidate(&x, &keys, &old, resuming).await;
+            assert_eq!(result.is_ok(), ok, "{what}: {result:?}");
+            assert_eq!(x.calls(), calls, "{what}");
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use keyguard_operator::rotation::CrashPoint;
+use keyguard_operator::xapi::XApiClient;
 use keyguard_operator::TwitterCredential;
 use keyguard_tests::kube_helpers::eventually;
 use keyguard_tests::leaks::{assert_no_leak, Secrets};
@@ -495,7 +496,8 @@ async fn x_api_calls_in_flight_are_bounded() {
     drop(w.operator.take());
     w.operator = Some(
         RunningOperator::start_configured(w.cp.client().await.unwrap(), &w.x, None, |ctx| {
-            ctx.xapi = ctx.xapi.clone().with_concurrency(2);
+            let x = XApiClient::new(w.x.base_url(), std::time::Duration::from_secs(5)).unwrap();
+            ctx.xapi = Arc::new(x.with_concurrency(2));
         })
         .await,
     );

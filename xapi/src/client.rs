@@ -1,0 +1,456 @@
+//! The HTTP implementation of `XApi`. Every call waits for one of a
+//! bounded number of places in flight; idempotent calls (reads, minting the
+//! bearer token, invalidations) are retried on 5xx and transport errors with
+//! jittered backoff (`retry.rs`); a refresh is never retried, since X spends
+//! the refresh token even when the answer is lost. Errors describe X's
+//! answer and never carry a credential value.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyguard_credentials::{basic_authorization, bearer_for_header, OAuth1Keys, SecretValue};
+use serde::Deserialize;
+
+use crate::error::describe_error;
+use crate::retry::Backoff;
+use crate::{RateLimit, UserTokens, XApi, XApiError};
+
+/// X API calls in flight at once, unless configured.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct XApiClient {
+    base: String,
+    http: reqwest::Client,
+    /// Bounds the X API calls in flight across every caller.
+    permits: Arc<tokio::sync::Semaphore>,
+    backoff: Backoff,
+}
+
+/// Whether a call may be sent again after an answer that was lost or a 5xx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Idempotent {
+    Yes,
+    No,
+}
+
+/// A successful answer: its body, rate-limit headers and access level.
+struct Answer {
+    body: String,
+    limits: RateLimit,
+    access_level: Option<String>,
+}
+
+fn rate_limit(headers: &reqwest::header::HeaderMap) -> RateLimit {
+    let num = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+    };
+    RateLimit {
+        limit: num("x-rate-limit-limit"),
+        remaining: num("x-rate-limit-remaining"),
+        reset: num("x-rate-limit-reset"),
+    }
+}
+
+/// `project_usage` and `project_cap` from a usage answer, numbers or strings.
+pub fn parse_usage(body: &str) -> Option<(u64, u64)> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let num = |x: &serde_json::Value| x.as_u64().or_else(|| x.as_str()?.trim().parse().ok());
+    Some((
+        num(&v["data"]["project_usage"])?,
+        num(&v["data"]["project_cap"])?,
+    ))
+}
+
+/// An answer's status as an error, unless it is a success.
+fn check_status(
+    endpoint: &'static str,
+    status: u16,
+    limits: &RateLimit,
+    body: &str,
+) -> Result<(), XApiError> {
+    if status == 429 {
+        return Err(XApiError::RateLimited {
+            endpoint,
+            reset: limits.reset,
+        });
+    }
+    if !(200..300).contains(&status) {
+        return Err(XApiError::Refused {
+            endpoint,
+            status,
+            detail: describe_error(body),
+        });
+    }
+    Ok(())
+}
+
+fn form_header() -> (&'static str, &'static str) {
+    (
+        "Content-Type",
+        "application/x-www-form-urlencoded;charset=UTF-8",
+    )
+}
+
+fn encode(v: &[u8]) -> String {
+    percent_encoding::percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+impl XApiClient {
+    /// A client for `base` (e.g. `https://api.x.com`); `user_agent` names
+    /// the program, e.g. `keyguard-operator/0.1.0`.
+    pub fn new(base: &str, timeout: Duration) -> Result<Self, XApiError> {
+        Self::with_user_agent(
+            base,
+            timeout,
+            concat!("keyguard/", env!("CARGO_PKG_VERSION")),
+        )
+    }
+
+    pub fn with_user_agent(
+        base: &str,
+        timeout: Duration,
+        user_agent: &str,
+    ) -> Result<Self, XApiError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(user_agent)
+            .build()
+            .map_err(|e| XApiError::Transport {
+                endpoint: "client",
+                message: e.to_string(),
+            })?;
+        Ok(XApiClient {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+            permits: Arc::new(tokio::sync::Semaphore::new(DEFAULT_CONCURRENCY)),
+            backoff: Backoff::default(),
+        })
+    }
+
+    /// At most `n` X API calls in flight at once (at least one).
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.permits = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self
+    }
+
+    /// How idempotent calls are retried (`Backoff::none()`: never).
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends what `build` makes, retrying idempotent calls on transient
+    /// failures (5xx, transport) after a jittered wait. A rate limit is
+    /// returned at once: the caller waits for its reset, not a backoff.
+    async fn send(
+        &self,
+        endpoint: &'static str,
+        idempotent: Idempotent,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Answer, XApiError> {
+        let mut attempt = 0;
+        loop {
+            let result = self.send_once(endpoint, build()).await;
+            let retry = match &result {
+                Err(e) if idempotent == Idempotent::Yes && e.is_retryable_now() => {
+                    self.backoff.delay(attempt, fastrand::f64())
+                }
+                _ => None,
+            };
+            match retry {
+                Some(wait) => {
+                    tracing::debug!(
+                        endpoint,
+                        attempt,
+                        ?wait,
+                        "X API call failed transiently; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                None => return result,
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        endpoint: &'static str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Answer, XApiError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let resp = req.send().await.map_err(|e| XApiError::Transport {
+            endpoint,
+            // reqwest errors name the URL, never the credentials.
+            message: e.without_url().to_string(),
+        })?;
+        let status = resp.status().as_u16();
+        let limits = rate_limit(resp.headers());
+        let access_level = resp
+            .headers()
+            .get("x-access-level")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = resp.text().await.unwrap_or_default();
+        check_status(endpoint, status, &limits, &body)?;
+        Ok(Answer {
+            body,
+            limits,
+            access_level,
+        })
+    }
+
+    /// An OAuth 1.0a `Authorization` header for a request, with a fresh
+    /// nonce (it must be unique, not secret).
+    fn oauth1_header(
+        keys: &OAuth1Keys<'_>,
+        method: &str,
+        url: &str,
+        params: &[(&str, &str)],
+    ) -> String {
+        let mut nonce = [0u8; 16];
+        if getrandom::fill(&mut nonce).is_err() {
+            nonce = fastrand::u128(..).to_le_bytes();
+        }
+        keyguard_credentials::oauth1_authorization(
+            keys,
+            method,
+            url,
+            params,
+            &hex::encode(nonce),
+            unix_now(),
+        )
+    }
+
+    async fn get_with_bearer(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        token: &SecretValue,
+    ) -> Result<Answer, XApiError> {
+        let token = bearer_for_header(token.expose());
+        let url = self.url(path);
+        self.send(endpoint, Idempotent::Yes, || {
+            self.http.get(&url).bearer_auth(&token)
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl XApi for XApiClient {
+    async fn mint_bearer(
+        &self,
+        api_key: &SecretValue,
+        api_key_secret: &SecretValue,
+    ) -> Result<SecretValue, XApiError> {
+        const ENDPOINT: &str = "POST /oauth2/token";
+        let basic = basic_authorization(api_key.expose(), api_key_secret.expose());
+        let url = self.url("/oauth2/token");
+        // X returns the token it already has: sending again is harmless.
+        let answer = self
+            .send(ENDPOINT, Idempotent::Yes, || {
+                let (k, v) = form_header();
+                self.http
+                    .post(&url)
+                    .header("Authorization", &basic)
+                    .header(k, v)
+                    .body("grant_type=client_credentials")
+            })
+            .await?;
+        #[derive(Deserialize)]
+        struct Token {
+            access_token: String,
+        }
+        let token: Token = serde_json::from_str(&answer.body).map_err(|_| XApiError::Refused {
+            endpoint: ENDPOINT,
+            status: 200,
+            detail: "response without access_token".into(),
+        })?;
+        Ok(SecretValue::new(token.access_token))
+    }
+
+    async fn invalidate_bearer(
+        &self,
+        api_key: &SecretValue,
+        api_key_secret: &SecretValue,
+        bearer: &SecretValue,
+    ) -> Result<(), XApiError> {
+        let basic = basic_authorization(api_key.expose(), api_key_secret.expose());
+        let body = format!(
+            "access_token={}",
+            encode(bearer_for_header(bearer.expose()).as_bytes())
+        );
+        let url = self.url("/oauth2/invalidate_token");
+        // A retry after a lost answer may find the token already gone
+        // (code 348): the caller, which recorded the step, treats that as
+        // done when resuming.
+        self.send("POST /oauth2/invalidate_token", Idempotent::Yes, || {
+            let (k, v) = form_header();
+            self.http
+                .post(&url)
+                .header("Authorization", &basic)
+                .header(k, v)
+                .body(body.clone())
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn verify_bearer(&self, bearer: &SecretValue) -> Result<RateLimit, XApiError> {
+        let answer = self
+            .get_with_bearer(
+                "GET /1.1/application/rate_limit_status.json",
+                "/1.1/application/rate_limit_status.json",
+                bearer,
+            )
+            .await?;
+        Ok(answer.limits)
+    }
+
+    async fn verify_user_token(&self, token: &SecretValue) -> Result<RateLimit, XApiError> {
+        let answer = self
+            .get_with_bearer("GET /2/users/me", "/2/users/me", token)
+            .await?;
+        Ok(answer.limits)
+    }
+
+    async fn verify_user_context(
+        &self,
+        keys: &OAuth1Keys<'_>,
+    ) -> Result<(Option<String>, RateLimit), XApiError> {
+        const ENDPOINT: &str = "GET /1.1/account/verify_credentials.json";
+        let url = self.url("/1.1/account/verify_credentials.json");
+        let query = [("include_email", "false"), ("skip_status", "true")];
+        // Each attempt signs anew: X refuses a nonce it has seen.
+        let answer = self
+            .send(ENDPOINT, Idempotent::Yes, || {
+                let header = Self::oauth1_header(keys, "GET", &url, &query);
+                self.http
+                    .get(&url)
+                    .query(&query)
+                    .header("Authorization", header)
+            })
+            .await?;
+        Ok((answer.access_level, answer.limits))
+    }
+
+    async fn invalidate_access_token(&self, keys: &OAuth1Keys<'_>) -> Result<(), XApiError> {
+        const ENDPOINT: &str = "POST /1.1/oauth/invalidate_token";
+        let url = self.url("/1.1/oauth/invalidate_token");
+        self.send(ENDPOINT, Idempotent::Yes, || {
+            let header = Self::oauth1_header(keys, "POST", &url, &[]);
+            self.http.post(&url).header("Authorization", header)
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn refresh_user_token(
+        &self,
+        client_id: &SecretValue,
+        client_secret: Option<&SecretValue>,
+        refresh_token: &SecretValue,
+    ) -> Result<UserTokens, XApiError> {
+        const ENDPOINT: &str = "POST /2/oauth2/token";
+        let body = format!(
+            "grant_type=refresh_token&refresh_token={}&client_id={}",
+            encode(refresh_token.expose()),
+            encode(client_id.expose())
+        );
+        let basic = client_secret.map(|s| basic_authorization(client_id.expose(), s.expose()));
+        let url = self.url("/2/oauth2/token");
+        let answer = self
+            .send(ENDPOINT, Idempotent::No, || {
+                let req = self
+                    .http
+                    .post(&url)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(body.clone());
+                match &basic {
+                    // A confidential client authenticates with Basic.
+                    Some(b) => req.header("Authorization", b),
+                    None => req,
+                }
+            })
+            .await?;
+        #[derive(Deserialize)]
+        struct Tokens {
+            access_token: String,
+            refresh_token: Option<String>,
+            expires_in: Option<u64>,
+        }
+        let a: Tokens = serde_json::from_str(&answer.body).map_err(|_| XApiError::Refused {
+            endpoint: ENDPOINT,
+            status: 200,
+            detail: "response without access_token".into(),
+        })?;
+        Ok(UserTokens {
+            access_token: SecretValue::new(a.access_token),
+            refresh_token: a.refresh_token.map(SecretValue::new),
+            expires_in: Duration::from_secs(a.expires_in.unwrap_or(7200)),
+        })
+    }
+
+    async fn usage(&self, bearer: &SecretValue) -> Result<(u64, u64), XApiError> {
+        const ENDPOINT: &str = "GET /2/usage/tweets";
+        let answer = self
+            .get_with_bearer(ENDPOINT, "/2/usage/tweets", bearer)
+            .await?;
+        parse_usage(&answer.body).ok_or(XApiError::Refused {
+            endpoint: ENDPOINT,
+            status: 200,
+            detail: "response without project_usage and project_cap".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_parses_leniently() {
+        let cases = [
+            (
+                r#"{"data":{"project_usage":"1234","project_cap":"10000"}}"#,
+                Some((1234, 10000)),
+            ),
+            (
+                r#"{"data":{"project_usage":1234,"project_cap":10000}}"#,
+                Some((1234, 10000)),
+            ),
+            (
+                r#"{"data":{"project_usage":" 5 ","project_cap":"7"}}"#,
+                Some((5, 7)),
+            ),
+            (
+                r#"{"data":{"project_usage":"n/a","project_cap":"7"}}"#,
+                None,
+            ),
+            (r#"{"errors":[]}"#, None),
+        ];
+        for (body, want) in cases {
+            assert_eq!(parse_usage(body), want, "{body}");
+        }
+    }
+}
