@@ -263,11 +263,49 @@ async fn environment(
     let (retry, verify_at) =
         verification::verify(ctx, tc, env, &mut outcome.status, outcome.changed, now).await;
     outcome.retry_soon |= retry;
-    let at = [info.next_rotation, remind_at, verify_at]
-        .into_iter()
-        .flatten()
-        .min();
+    let retire_at = retire(ctx, tc, env, &outcome).await;
+    outcome.retry_soon |= retire_at.is_err();
+    let at = [
+        info.next_rotation,
+        remind_at,
+        verify_at,
+        retire_at.ok().flatten(),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
     (outcome, at)
+}
+
+/// After a successful sync: a replaced OAuth 1.0a access token's
+/// retirement; a failure is a Warning Event and an early retry.
+async fn retire(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &crate::resource::Environment,
+    outcome: &EnvOutcome,
+) -> Result<Option<Timestamp>, ()> {
+    let synced = conditions::find(&outcome.status.conditions, ConditionType::Synced)
+        .is_some_and(|c| c.status == "True");
+    if !synced {
+        return Ok(None);
+    }
+    match rotation::retirement::reconcile(ctx, tc, env, Timestamp::now()).await {
+        Ok(at) => Ok(at),
+        Err(refusal) => {
+            ctx.events
+                .publish(
+                    &kube::Resource::object_ref(tc, &()),
+                    Kind::Warning,
+                    "AccessTokenRetirementFailed",
+                    "Retire",
+                    &format!("{}: {}", env.name, refusal.message),
+                    None,
+                )
+                .await;
+            Err(())
+        }
+    }
 }
 
 /// Pure: the resource-level status from the environments'.
@@ -409,6 +447,13 @@ async fn remove_undeclared(tc: &TwitterCredential, ctx: &Context) -> Result<()> 
                 "Secret".into(),
                 tc.namespace().unwrap_or_default(),
                 rotation::state::state_name(tc, env),
+            ));
+        }
+        if rotation::retirement::applies(env) {
+            wanted.insert((
+                "Secret".into(),
+                tc.namespace().unwrap_or_default(),
+                rotation::retirement::record_of(tc, env),
             ));
         }
     }

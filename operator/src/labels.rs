@@ -39,6 +39,11 @@ pub const ROTATE_NOW_HANDLED: &str = "keyguard.dev/rotate-now-handled";
 pub const REFRESH_SEEDED_FROM: &str = "keyguard.dev/refresh-seeded-from";
 /// On a state record: when its user access token expires.
 pub const USER_TOKEN_EXPIRES: &str = "keyguard.dev/user-token-expires";
+/// On a retirement record: when the retired access token is invalidated.
+pub const RETIRE_AFTER: &str = "keyguard.dev/retire-after";
+/// On a retirement record: the invalidation was started (set before the
+/// X API call).
+pub const RETIREMENT_STEP: &str = "keyguard.dev/retirement-step";
 /// Which part of an environment an object is: `state` for the record of
 /// derived credentials (kept out of projections' selectors).
 pub const PART: &str = "keyguard.dev/part";

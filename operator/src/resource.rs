@@ -220,8 +220,9 @@ pub struct Rotation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_tokens: Option<MaxAge>,
 
-    /// How long a replaced credential stays valid after its successor is
-    /// rolled out, where the X API allows an overlap.
+    /// How long a replaced OAuth 1.0a access token stays valid after its
+    /// successor (put in the source by a person) is projected; then the
+    /// operator invalidates it with X. Unset: the old token is left alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub grace_period: Option<String>,

@@ -8,6 +8,8 @@
 //! - `portal.rs`: a person's new portal values are checked before they
 //!   replace a working projection;
 //! - `reminders.rs`: `RotationDue` for what only a person can replace;
+//! - `retirement.rs`: a replaced OAuth 1.0a access token is invalidated
+//!   `gracePeriod` after its successor was projected;
 //! - `user.rs`: the OAuth 2.0 user access token (refresh before expiry,
 //!   single-use refresh tokens persisted first);
 //! - `schedule.rs`: when a rotation is due (intervals and cron);
@@ -19,6 +21,7 @@
 pub mod bearer;
 pub mod portal;
 pub mod reminders;
+pub mod retirement;
 pub mod schedule;
 pub mod state;
 pub mod user;

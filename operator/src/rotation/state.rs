@@ -54,8 +54,19 @@ pub fn new_record(
     tc: &TwitterCredential,
     env: &Environment,
 ) -> Secret {
+    new_record_named(ctx, tc, env, &state_name(tc, env))
+}
+
+/// A new, empty record named `name` in the resource's namespace, claimed
+/// by the operator and cleaned up with the resource like the state record.
+pub fn new_record_named(
+    ctx: &crate::controller::Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    name: &str,
+) -> Secret {
     let ns = tc.namespace().unwrap_or_default();
-    let name = state_name(tc, env);
+    let name = name.to_string();
     let owner = crate::ownership::Owner::of(tc);
     let mut meta =
         crate::sync::plan::managed_meta(&ctx.claims, "Secret", &owner, &env.name, &ns, &name);
@@ -71,8 +82,14 @@ pub fn new_record(
 
 /// The state Secret of one environment, in the resource's namespace.
 pub fn state_name(tc: &TwitterCredential, env: &Environment) -> String {
+    record_name("keyguard-state", tc, env)
+}
+
+/// A record of one environment: `prefix` and a digest of the resource's
+/// uid and the environment's name (so a recreated resource starts afresh).
+pub fn record_name(prefix: &str, tc: &TwitterCredential, env: &Environment) -> String {
     let id = Sha256::digest(format!("{}/{}", tc.uid().unwrap_or_default(), env.name).as_bytes());
-    format!("keyguard-state-{}", &hex::encode(id)[..16])
+    format!("{prefix}-{}", &hex::encode(id)[..16])
 }
 
 /// Fingerprint of the keys a bearer token is minted from.

@@ -87,13 +87,32 @@ pub struct App {
     pub user_tokens: Vec<(String, u64)>,
     /// Refresh tokens not yet used (single use).
     pub refresh_tokens: Vec<String>,
-    /// Revoked OAuth 1.0a access token.
-    pub access_token_revoked: bool,
+    /// OAuth 1.0a access tokens issued after the first (a user authorizing
+    /// the app again), with their secrets.
+    pub more_access_tokens: Vec<(String, String)>,
+    /// OAuth 1.0a access tokens revoked by `POST /1.1/oauth/invalidate_token`.
+    pub revoked_access_tokens: Vec<String>,
     pub project_usage: u64,
     pub project_cap: u64,
     /// The app's access tier lacks the read endpoints: X answers 403 with
     /// error 453 to its valid credentials.
     pub tier_limited: bool,
+}
+
+impl App {
+    /// The secret of a live OAuth 1.0a access token of this app.
+    pub fn access_token_secret(&self, token: &str) -> Option<&str> {
+        if self.revoked_access_tokens.iter().any(|t| t == token) {
+            return None;
+        }
+        std::iter::once((
+            &self.credentials.access_token,
+            &self.credentials.access_token_secret,
+        ))
+        .chain(self.more_access_tokens.iter().map(|(t, s)| (t, s)))
+        .find(|(t, _)| *t == token)
+        .map(|(_, s)| s.as_str())
+    }
 }
 
 /// Draws from `make` until the whole value is no placeholder either (a

@@ -153,7 +153,8 @@ impl XApiEmulator {
             access_level,
             bearer: None,
             user_tokens: Vec::new(),
-            access_token_revoked: false,
+            more_access_tokens: Vec::new(),
+            revoked_access_tokens: Vec::new(),
             project_usage: 1234,
             project_cap: 10_000,
             tier_limited: false,
@@ -194,6 +195,36 @@ impl XApiEmulator {
         let token = user_token();
         app.user_tokens.push((token.clone(), u64::MAX));
         token
+    }
+
+    /// Issues another OAuth 1.0a access token and secret for the app, as a
+    /// user authorizing it again would; the earlier ones stay valid.
+    pub fn issue_access_token(&self, api_key: &str) -> (String, String) {
+        let mut s = self.state.lock().unwrap();
+        let app = s
+            .apps
+            .iter_mut()
+            .find(|a| a.credentials.api_key == api_key)
+            .expect("known app");
+        let fresh = AppCredentials::generate();
+        let token = format!(
+            "{}-{}",
+            app.credentials.user_id,
+            &fresh.access_token[fresh.access_token.find('-').unwrap() + 1..]
+        );
+        app.more_access_tokens
+            .push((token.clone(), fresh.access_token_secret.clone()));
+        (token, fresh.access_token_secret)
+    }
+
+    /// The OAuth 1.0a access tokens of the app that X has revoked.
+    pub fn revoked_access_tokens(&self, api_key: &str) -> Vec<String> {
+        let s = self.state.lock().unwrap();
+        s.apps
+            .iter()
+            .find(|a| a.credentials.api_key == api_key)
+            .map(|a| a.revoked_access_tokens.clone())
+            .unwrap_or_default()
     }
 
     /// Puts the app on an access tier without the read endpoints: its valid
@@ -491,6 +522,17 @@ fn oauth1_app(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<usize, Box<Response>> {
+    oauth1_request(ctx, method, uri, headers, body).map(|(i, _)| i)
+}
+
+/// The app and the access token of a request signed with OAuth 1.0a.
+fn oauth1_request(
+    ctx: &Ctx,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(usize, String), Box<Response>> {
     let header = headers
         .get("authorization")
         .and_then(|h| h.to_str().ok())
@@ -568,14 +610,12 @@ fn oauth1_app(
     };
     let base_url = format!("{scheme}://{host}{}", uri.path());
     let s = ctx.state.lock().unwrap();
-    let index = s
+    let (index, token_secret) = s
         .apps
         .iter()
-        .position(|a| {
-            a.credentials.api_key == key
-                && a.credentials.access_token == token
-                && !a.access_token_revoked
-        })
+        .enumerate()
+        .filter(|(_, a)| a.credentials.api_key == key)
+        .find_map(|(i, a)| Some((i, a.access_token_secret(&token)?.to_string())))
         .ok_or_else(|| {
             Box::new(v11_error(
                 StatusCode::UNAUTHORIZED,
@@ -589,7 +629,7 @@ fn oauth1_app(
         &base_url,
         &params,
         &app.credentials.api_key_secret,
-        &app.credentials.access_token_secret,
+        &token_secret,
         &signature,
     ) {
         return Err(unauthenticated());
@@ -598,10 +638,10 @@ fn oauth1_app(
     // A nonce is good for one request (checked after the signature, so a
     // forged request cannot burn someone's nonce).
     let mut s = ctx.state.lock().unwrap();
-    if !s.nonces.insert((key, token, nonce, timestamp)) {
+    if !s.nonces.insert((key, token.clone(), nonce, timestamp)) {
         return Err(unauthenticated());
     }
-    Ok(index)
+    Ok((index, token))
 }
 
 async fn oauth2_token(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
@@ -766,11 +806,11 @@ async fn oauth1_invalidate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match oauth1_app(&ctx, &method, &uri, &headers, &body) {
-        Ok(i) => {
+    match oauth1_request(&ctx, &method, &uri, &headers, &body) {
+        Ok((i, token)) => {
             let mut s = ctx.state.lock().unwrap();
-            s.apps[i].access_token_revoked = true;
-            Json(json!({"access_token": s.apps[i].credentials.access_token})).into_response()
+            s.apps[i].revoked_access_tokens.push(token.clone());
+            Json(json!({"access_token": token})).into_response()
         }
         Err(r) => *r,
     }

@@ -608,3 +608,66 @@ async fn new_values_x_refuses_never_replace_a_working_projection() {
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
 }
+
+/// A person authorizes the app again and puts the new OAuth 1.0a access
+/// token in the source: it is checked, projected, and the replaced token
+/// keeps working for `gracePeriod`, then X invalidates it, exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replaced_access_token_is_invalidated_after_its_grace_period() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    let resource = json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+        "name": "prod",
+        "source": {"secretRef": {"name": "keys"}},
+        "target": {"secretName": "out", "keys": ["accessToken", "accessTokenSecret"]},
+        "rotation": {"gracePeriod": "6s"}
+    }]}});
+    w.apply("team", resource).await;
+    let old = w.app.access_token.clone();
+    w.wait_secret("team", "out", "the first projection", |s| {
+        value(s, "accessToken").as_deref() == Some(old.as_str())
+    })
+    .await;
+
+    let (token, token_secret) = w.x.issue_access_token(&w.app.api_key);
+    let mut replaced = w.full_source();
+    replaced[2].1 = &token;
+    replaced[3].1 = &token_secret;
+    w.source("team", "keys", &replaced).await;
+    w.wait_secret("team", "out", "the new token projected", |s| {
+        value(s, "accessToken").as_deref() == Some(token.as_str())
+    })
+    .await;
+    let retired = w.wait_event("team", "AccessTokenRetired").await;
+    assert!(
+        w.x.revoked_access_tokens(&w.app.api_key).is_empty(),
+        "the replaced token works during its grace period"
+    );
+
+    w.wait_event("team", "AccessTokenInvalidated").await;
+    assert_eq!(w.x.revoked_access_tokens(&w.app.api_key), vec![old.clone()]);
+    w.force_sync_and_wait("team", "bot", "after-retirement")
+        .await;
+    assert_eq!(
+        w.x.revoked_access_tokens(&w.app.api_key),
+        vec![old.clone()],
+        "invalidated once, and never the token in use"
+    );
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+
+    let secrets = Secrets::new([
+        old.as_str(),
+        w.app.access_token_secret.as_str(),
+        token.as_str(),
+        token_secret.as_str(),
+        w.app.api_key_secret.as_str(),
+    ]);
+    assert_no_leak("Event", &serde_json::to_string(&retired).unwrap(), &secrets);
+    assert_no_leak(
+        "status",
+        &w.status("team", "bot").await.to_string(),
+        &secrets,
+    );
+}
