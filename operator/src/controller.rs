@@ -219,7 +219,9 @@ async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
         // Not before X's rate-limit window resets; nothing sooner helps.
         reset.max(Duration::from_secs(1))
     } else if outcomes.iter().any(|(_, o)| o.retry_soon) {
-        ctx.retry
+        // Spread out, so resources that failed together (an X outage) do
+        // not all come back in the same second.
+        ctx.retry.mul_f64(1.0 + fastrand::f64() / 2.0)
     } else {
         ctx.resync
     };
