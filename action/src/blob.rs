@@ -30,6 +30,10 @@ pub struct BlobScanner<'d> {
     detections: Vec<Detection>,
     /// Findings waived by an inline `keyguard:allow`.
     pub waived_inline: usize,
+    /// Keep the waived findings in `waived` (range mode lists the waivers
+    /// a change adds).
+    pub keep_waived: bool,
+    pub waived: Vec<Finding>,
 }
 
 impl<'d> BlobScanner<'d> {
@@ -39,6 +43,8 @@ impl<'d> BlobScanner<'d> {
             buf: Vec::new(),
             detections: Vec::new(),
             waived_inline: 0,
+            keep_waived: false,
+            waived: Vec::new(),
         }
     }
 
@@ -85,12 +91,8 @@ impl<'d> BlobScanner<'d> {
                 if d.start >= report_until {
                     continue;
                 }
-                if d.allowed_inline {
-                    self.waived_inline += 1;
-                    continue;
-                }
                 let rule = &self.detector.rules.rules[d.rule];
-                sink(Finding {
+                let finding = Finding {
                     rule_id: rule.spec.id.clone(),
                     rule_name: rule.spec.name.clone(),
                     credential: d.credential,
@@ -102,7 +104,15 @@ impl<'d> BlobScanner<'d> {
                     value: d.value,
                     verification: Default::default(),
                     verification_reason: None,
-                });
+                };
+                if d.allowed_inline {
+                    self.waived_inline += 1;
+                    if self.keep_waived {
+                        self.waived.push(finding);
+                    }
+                    continue;
+                }
+                sink(finding);
             }
             if eof {
                 break;

@@ -89,6 +89,11 @@ pub struct ScanArgs {
     #[arg(long, env = "KEYGUARD_THREADS")]
     pub threads: Option<usize>,
 
+    /// With --range: report credentials that an inline `keyguard:allow`
+    /// added by the same change would waive (listed either way).
+    #[arg(long, env = "KEYGUARD_NO_NEW_INLINE_WAIVERS")]
+    pub no_new_inline_waivers: bool,
+
     /// Exit 0 even when credentials are found.
     #[arg(long, env = "KEYGUARD_NO_FAIL")]
     pub no_fail: bool,

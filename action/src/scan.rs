@@ -6,7 +6,7 @@ use crate::detect::Detector;
 use crate::report::Report;
 use crate::sources::{history, range, stdin, tree, SourceOutput};
 use crate::verify::{verify_findings, VerifyOptions};
-use crate::waivers::{Baseline, IgnoreFile, IGNORE_FILE_NAME};
+use crate::waivers::{AddedWaiver, Baseline, IgnoreFile, IGNORE_FILE_NAME};
 use crate::Error;
 
 /// What to scan.
@@ -31,6 +31,9 @@ pub struct ScanOptions {
     pub ignore_file: Option<PathBuf>,
     pub baseline: Option<PathBuf>,
     pub verify: Option<VerifyOptions>,
+    /// Range mode: an inline `keyguard:allow` the change adds waives its
+    /// finding (listed for reviewers); `false` reports the finding anyway.
+    pub allow_new_inline_waivers: bool,
 }
 
 impl ScanOptions {
@@ -43,6 +46,7 @@ impl ScanOptions {
             ignore_file: None,
             baseline: None,
             verify: None,
+            allow_new_inline_waivers: true,
         }
     }
 }
@@ -93,26 +97,35 @@ pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
         ),
     };
     let SourceOutput {
-        findings,
+        mut findings,
         warnings,
         stats,
+        added_inline_waivers,
     } = output;
 
-    let ignore = match (&opts.ignore_file, &root) {
-        (Some(file), _) => {
-            IgnoreFile::load(root.as_deref().unwrap_or(std::path::Path::new(".")), file)?
-        }
-        (None, Some(root)) if !opts.no_ignore && root.is_dir() => {
-            IgnoreFile::load(root, &root.join(IGNORE_FILE_NAME))?
-        }
-        _ => IgnoreFile::default(),
+    let (ignore, baseline, mut added_waivers) = match &opts.target {
+        Target::Range(repo, range) => crate::base_waivers::load(repo, range, opts)?,
+        _ => (ignore_file(opts, &root)?, baseline(opts)?, Vec::new()),
     };
-    let baseline = opts.baseline.as_deref().map(Baseline::load).transpose()?;
+    if opts.allow_new_inline_waivers {
+        added_waivers.extend(added_inline_waivers.iter().map(|f| AddedWaiver {
+            path: f.path.clone(),
+            line: f.line,
+            what: format!(
+                "inline keyguard:allow waives a {} ({})",
+                f.credential.display_name(),
+                f.redacted()
+            ),
+        }));
+    } else {
+        findings.extend(added_inline_waivers);
+    }
 
     let mut report = Report {
         target,
         warnings,
         stats,
+        added_waivers,
         ..Default::default()
     };
     for f in findings {
@@ -131,4 +144,21 @@ pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
         verify_findings(&mut report.findings, v);
     }
     Ok(report)
+}
+
+/// The ignore file of a tree or history scan: as given, or at the root.
+fn ignore_file(opts: &ScanOptions, root: &Option<PathBuf>) -> Result<IgnoreFile, Error> {
+    Ok(match (&opts.ignore_file, root) {
+        (Some(file), _) => {
+            IgnoreFile::load(root.as_deref().unwrap_or(std::path::Path::new(".")), file)?
+        }
+        (None, Some(root)) if !opts.no_ignore && root.is_dir() => {
+            IgnoreFile::load(root, &root.join(IGNORE_FILE_NAME))?
+        }
+        _ => IgnoreFile::default(),
+    })
+}
+
+fn baseline(opts: &ScanOptions) -> Result<Option<Baseline>, Error> {
+    opts.baseline.as_deref().map(Baseline::load).transpose()
 }

@@ -1,6 +1,10 @@
 //! Waivers: an ignore file (paths and fingerprints), a baseline of
 //! fingerprints from an earlier JSON report (only new findings fail), and
 //! the inline `keyguard:allow` (applied while scanning, see detect.rs).
+//!
+//! A change must not waive its own leak: in range mode the ignore file and
+//! an in-repository baseline are read at the base commit, and the waivers
+//! the change adds are listed for reviewers (`AddedWaiver`).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -34,6 +38,11 @@ impl IgnoreFile {
                 )))
             }
         };
+        Self::parse(root, &text, path)
+    }
+
+    /// Parses an ignore file's text; `path` names it in errors.
+    pub fn parse(root: &Path, text: &str, path: &Path) -> Result<Self, Error> {
         let mut builder = GitignoreBuilder::new(root);
         let mut fingerprints = HashSet::new();
         for line in text.lines() {
@@ -77,7 +86,12 @@ impl Baseline {
     pub fn load(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Usage(format!("reading baseline {}: {e}", path.display())))?;
-        let report: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Self::parse(&text, path)
+    }
+
+    /// Parses a JSON report's text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, Error> {
+        let report: serde_json::Value = serde_json::from_str(text).map_err(|e| {
             Error::Usage(format!(
                 "baseline {} is not a keyguard JSON report: {e}",
                 path.display()
@@ -102,5 +116,66 @@ impl Baseline {
 
     pub fn contains(&self, finding: &Finding) -> bool {
         self.fingerprints.contains(finding.fingerprint().as_str())
+    }
+}
+
+/// A waiver a change adds: reviewers see it, since it hides a finding.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AddedWaiver {
+    pub path: String,
+    pub line: usize,
+    /// What it waives, without any value.
+    pub what: String,
+}
+
+/// Pure: the ignore-file lines in `head` that `base` does not have (blank
+/// lines and comments aside), with their line numbers in `head`.
+pub fn added_ignore_lines(base: &str, head: &str) -> Vec<(usize, String)> {
+    let meaningful = |l: &str| {
+        let l = l.trim();
+        (!l.is_empty() && !l.starts_with('#')).then(|| l.to_string())
+    };
+    let before: HashSet<String> = base.lines().filter_map(meaningful).collect();
+    head.lines()
+        .enumerate()
+        .filter_map(|(i, l)| Some((i + 1, meaningful(l)?)))
+        .filter(|(_, l)| !before.contains(l))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_new_meaningful_ignore_lines_count_as_added() {
+        let cases = [
+            ("nothing before", "", "sha256:aa\n", vec![(1, "sha256:aa")]),
+            ("unchanged", "sha256:aa\n", "sha256:aa\n", vec![]),
+            (
+                "moved is not added",
+                "a/\nsha256:aa\n",
+                "sha256:aa\na/\n",
+                vec![],
+            ),
+            ("comments and blanks", "", "# why\n\n", vec![]),
+            (
+                "whitespace is not a change",
+                "sha256:aa\n",
+                "  sha256:aa  \n",
+                vec![],
+            ),
+            (
+                "a path added",
+                "sha256:aa\n",
+                "sha256:aa\nsecrets/\n",
+                vec![(2, "secrets/")],
+            ),
+        ];
+        for (what, base, head, want) in cases {
+            let want: Vec<(usize, String)> =
+                want.into_iter().map(|(n, l)| (n, l.to_string())).collect();
+            assert_eq!(added_ignore_lines(base, head), want, "{what}");
+        }
     }
 }

@@ -175,6 +175,7 @@ pub fn run(env: &ActionEnv) -> Result<i32, Error> {
     };
     let mut opts = ScanOptions::new(target);
     opts.baseline = env.input("baseline").map(PathBuf::from);
+    opts.allow_new_inline_waivers = env.bool_input("allow-new-inline-waivers", true)?;
     if env.bool_input("verify", false)? {
         opts.verify = Some(VerifyOptions {
             base_url: env

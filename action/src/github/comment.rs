@@ -54,7 +54,9 @@ pub fn sync_comment(
             page += 1;
         }
         let body = markdown_summary(report);
-        match (existing, report.is_clean()) {
+        // Added waivers keep the comment: reviewers need to see them.
+        let nothing_to_say = report.is_clean() && report.added_waivers.is_empty();
+        match (existing, nothing_to_say) {
             (Some(id), true) => issues
                 .delete_comment(id)
                 .await

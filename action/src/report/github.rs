@@ -28,6 +28,16 @@ pub fn write_github(report: &Report, out: &mut dyn Write) -> std::io::Result<()>
             escape_data(&f.message())
         )?;
     }
+    for w in &report.added_waivers {
+        writeln!(
+            out,
+            "::warning file={},line={},title={}::{}",
+            escape_property(&w.path),
+            w.line.max(1),
+            escape_property("keyguard: waiver added by this change"),
+            escape_data(&format!("{} (review it: it hides a finding)", w.what))
+        )?;
+    }
     for w in &report.warnings {
         writeln!(out, "::warning title=keyguard::{}", escape_data(w))?;
     }

@@ -29,6 +29,8 @@ pub struct Report {
     pub baselined: usize,
     pub warnings: Vec<String>,
     pub stats: Stats,
+    /// Waivers the scanned change adds (range mode), for reviewers.
+    pub added_waivers: Vec<crate::waivers::AddedWaiver>,
 }
 
 impl Report {

@@ -45,6 +45,20 @@ pub fn markdown_summary(report: &Report) -> String {
         let _ = writeln!(md);
         let _ = writeln!(md, "Revoke or rotate each credential in the X developer portal, then remove it from the code. To accept a known finding, add its fingerprint to `.keyguardignore`.");
     }
+    if !report.added_waivers.is_empty() {
+        let _ = writeln!(md);
+        let _ = writeln!(
+            md,
+            "#### ⚠️ This change adds {} waiver(s); review them, each hides a finding",
+            report.added_waivers.len()
+        );
+        let _ = writeln!(md);
+        let _ = writeln!(md, "| Location | Waiver |");
+        let _ = writeln!(md, "|---|---|");
+        for w in &report.added_waivers {
+            let _ = writeln!(md, "| `{}:{}` | {} |", cell(&w.path), w.line, cell(&w.what));
+        }
+    }
     let _ = writeln!(md);
     let _ = writeln!(
         md,

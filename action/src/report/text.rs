@@ -18,6 +18,13 @@ pub fn write_text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         }
         writeln!(out)?;
     }
+    for w in &report.added_waivers {
+        writeln!(
+            out,
+            "{}:{}: waiver added by this change: {}",
+            w.path, w.line, w.what
+        )?;
+    }
     for w in &report.warnings {
         writeln!(out, "warning: {w}")?;
     }

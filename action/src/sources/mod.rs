@@ -2,7 +2,7 @@
 //! range, or stdin. Each source yields findings and warnings; a source that
 //! cannot run at all is an error.
 
-mod git;
+pub(crate) mod git;
 pub mod history;
 pub mod range;
 pub mod stdin;
@@ -28,6 +28,9 @@ pub struct SourceOutput {
     /// Inputs that could not be read, with why; the rest was scanned.
     pub warnings: Vec<String>,
     pub stats: Stats,
+    /// Findings that an inline `keyguard:allow` added by the scanned change
+    /// waives (range mode only).
+    pub added_inline_waivers: Vec<Finding>,
 }
 
 impl SourceOutput {
@@ -35,6 +38,8 @@ impl SourceOutput {
     pub fn absorb(&mut self, mut other: SourceOutput) {
         self.findings.append(&mut other.findings);
         self.warnings.append(&mut other.warnings);
+        self.added_inline_waivers
+            .append(&mut other.added_inline_waivers);
         self.stats.scanned += other.stats.scanned;
         self.stats.bytes += other.stats.bytes;
         self.stats.binary_skipped += other.stats.binary_skipped;

@@ -66,6 +66,7 @@ pub fn scan_range(repo: &Path, range: &str, detector: &Detector) -> Result<Sourc
     let mut out = SourceOutput::default();
     let mut cat = CatFile::new(repo)?;
     let mut scanner = BlobScanner::new(detector);
+    scanner.keep_waived = true;
     let mut old_findings: HashMap<String, HashSet<String>> = HashMap::new();
     for (commit, change) in changes {
         let Some(new) = read(&mut cat, &change.new_blob, &change.path, &mut out) else {
@@ -81,6 +82,10 @@ pub fn scan_range(repo: &Path, range: &str, detector: &Detector) -> Result<Sourc
                 let _ = scanner.scan(&old[..], &change.path, &mut |f: Finding| {
                     prints.insert(f.fingerprint().to_string());
                 });
+                // Already waived before the change: not a waiver it adds.
+                for f in scanner.waived.drain(..) {
+                    prints.insert(f.fingerprint().to_string());
+                }
                 old_findings.insert(change.old_blob.clone(), prints.clone());
                 prints
             }
@@ -103,6 +108,14 @@ pub fn scan_range(repo: &Path, range: &str, detector: &Detector) -> Result<Sourc
             f.blob = Some(change.new_blob.clone());
             f.commit = Some(commit.clone());
             out.findings.push(f);
+        }
+        for mut f in scanner.waived.drain(..) {
+            if before.contains(f.fingerprint().as_str()) {
+                continue;
+            }
+            f.blob = Some(change.new_blob.clone());
+            f.commit = Some(commit.clone());
+            out.added_inline_waivers.push(f);
         }
     }
     out.stats.waived_inline = scanner.waived_inline as u64;

@@ -7,3 +7,4 @@ mod cli;
 mod rules_examples;
 mod support;
 mod verify;
+mod waivers;
