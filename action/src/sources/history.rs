@@ -143,6 +143,11 @@ pub fn scan_history(
         out.warnings
             .push(format!("reading git objects stopped early: {e}"));
     }
+    if super::shallow::is_shallow(repo) {
+        out.warnings.push(
+            "shallow clone: only the fetched commits were scanned, not the whole history (use actions/checkout with `fetch-depth: 0`, or `git fetch --unshallow`)".into(),
+        );
+    }
     attribute_commits(repo, &mut out);
     Ok(out)
 }

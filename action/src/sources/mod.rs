@@ -5,6 +5,7 @@
 pub(crate) mod git;
 pub mod history;
 pub mod range;
+pub mod shallow;
 pub mod stdin;
 pub mod tree;
 

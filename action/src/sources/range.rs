@@ -20,6 +20,8 @@ pub fn scan_range(repo: &Path, range: &str, detector: &Detector) -> Result<Sourc
             "--range expects BASE..HEAD (got {range:?})"
         )));
     }
+    let (base, head) = crate::base_waivers::range_ends(range);
+    let fetched = super::shallow::ensure_range(repo, &base, &head)?;
     for end in range
         .split("..")
         .map(|e| e.trim_start_matches('.'))
@@ -64,6 +66,7 @@ pub fn scan_range(repo: &Path, range: &str, detector: &Detector) -> Result<Sourc
     }
 
     let mut out = SourceOutput::default();
+    out.warnings.extend(fetched);
     let mut cat = CatFile::new(repo)?;
     let mut scanner = BlobScanner::new(detector);
     scanner.keep_waived = true;

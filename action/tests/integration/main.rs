@@ -5,6 +5,7 @@
 mod action;
 mod cli;
 mod rules_examples;
+mod shallow;
 mod support;
 mod verify;
 mod waivers;
