@@ -38,6 +38,10 @@ pub enum Error {
     },
     #[error("GitHub API: {0}")]
     GitHub(String),
+    /// The token may not write there (a pull request from a fork gets a
+    /// read-only one).
+    #[error("GitHub API refused the write: {0}")]
+    GitHubForbidden(String),
 }
 
 /// Process exit codes.

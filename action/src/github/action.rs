@@ -240,7 +240,13 @@ pub fn run(env: &ActionEnv) -> Result<i32, Error> {
                 let api = env
                     .var("GITHUB_API_URL")
                     .unwrap_or("https://api.github.com");
-                super::comment::sync_comment(api, token, repo, number, &report)?;
+                match super::comment::sync_comment(api, token, repo, number, &report) {
+                    Err(Error::GitHubForbidden(why)) => println!(
+                        "::warning title=keyguard::{}",
+                        crate::report::escape_data(&format!("no PR comment: {why}. A pull request from a fork gets a read-only token; the findings are in the annotations and the job summary."))
+                    ),
+                    other => other?,
+                }
             }
             (None, _, _) => println!("::notice title=keyguard::not a pull request: no comment"),
             (_, None, _) => {

@@ -38,9 +38,7 @@ pub fn sync_comment(
                 .page(page)
                 .send()
                 .await
-                .map_err(|e| {
-                    Error::GitHub(format!("listing comments on #{pr}: {}", describe(&e)))
-                })?;
+                .map_err(|e| api_error(format!("listing comments on #{pr}"), &e))?;
             let count = comments.items.len();
             for c in comments.items {
                 if c.body.as_deref().is_some_and(|b| b.contains(MARKER)) {
@@ -60,22 +58,34 @@ pub fn sync_comment(
             (Some(id), true) => issues
                 .delete_comment(id)
                 .await
-                .map_err(|e| Error::GitHub(format!("deleting comment {id}: {}", describe(&e))))?,
+                .map_err(|e| api_error(format!("deleting comment {id}"), &e))?,
             (Some(id), false) => {
-                issues.update_comment(id, body).await.map_err(|e| {
-                    Error::GitHub(format!("updating comment {id}: {}", describe(&e)))
-                })?;
+                issues
+                    .update_comment(id, body)
+                    .await
+                    .map_err(|e| api_error(format!("updating comment {id}"), &e))?;
             }
             (None, false) => {
                 issues
                     .create_comment(pr, body)
                     .await
-                    .map_err(|e| Error::GitHub(format!("commenting on #{pr}: {}", describe(&e))))?;
+                    .map_err(|e| api_error(format!("commenting on #{pr}"), &e))?;
             }
             (None, true) => {}
         }
         Ok(())
     })
+}
+
+/// An API error, forbidden writes apart (the caller may carry on).
+fn api_error(doing: String, e: &octocrab::Error) -> Error {
+    let text = format!("{doing}: {}", describe(e));
+    match e {
+        octocrab::Error::GitHub { source, .. } if source.status_code.as_u16() == 403 => {
+            Error::GitHubForbidden(text)
+        }
+        _ => Error::GitHub(text),
+    }
 }
 
 /// octocrab's Display says only "GitHub"; people need the status and message.

@@ -291,3 +291,62 @@ async fn debug_logging_never_shows_the_github_token() {
     keyguard_tests::leaks::assert_no_leak("stdout", &out.stdout, &secrets);
     keyguard_tests::leaks::assert_no_leak("stderr", &out.stderr, &secrets);
 }
+
+/// A pull request from a fork gets a read-only token: the comment is
+/// refused with 403, which is a warning; the exit code still says whether
+/// credentials were found.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_token_is_a_warning_and_keeps_the_exit_code() {
+    let (api, recorded) = github_api::start().await;
+    recorded.lock().unwrap().read_only = true;
+    let repo = Repo::new();
+    repo.write("README.md", "bot\n");
+    let base = repo.commit("base");
+    repo.git(&["checkout", "-q", "-b", "pr"]);
+    repo.write("deploy/.env", &format!("TWITTER_BEARER_TOKEN={BEARER}\n"));
+    let head = repo.commit("add deploy env");
+    let step = pull_request_step(&repo, &api, &base, &head);
+    let out = run_step(&repo, &step).await;
+    assert_eq!(
+        out.code, 1,
+        "findings still fail: {}\n{}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        out.stdout
+            .contains("::warning title=keyguard::no PR comment")
+            && out.stdout.contains("403"),
+        "{}",
+        out.stdout
+    );
+    assert!(std::fs::read_to_string(&step.output)
+        .unwrap()
+        .contains("findings=1\n"));
+
+    // And a clean pull request stays clean.
+    repo.git(&["checkout", "-q", "main"]);
+    repo.git(&["checkout", "-q", "-b", "pr2"]);
+    repo.write("docs.md", "docs\n");
+    let clean_head = repo.commit("docs");
+    let clean_base = base;
+    // An earlier comment the clean run would delete: that write is refused.
+    recorded.lock().unwrap().comments.push((
+        5,
+        7,
+        format!("{}\nold findings", keyguard_scan::report::COMMENT_MARKER),
+    ));
+    let step = pull_request_step(&repo, &api, &clean_base, &clean_head);
+    let out = run_step(&repo, &step).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("::warning title=keyguard::no PR comment"),
+        "{}",
+        out.stdout
+    );
+    assert!(recorded
+        .lock()
+        .unwrap()
+        .calls
+        .contains(&"DELETE /repos/acme/bot/issues/comments/5".to_string()));
+}

@@ -15,6 +15,9 @@ pub struct Recorded {
     pub comments: Vec<(u64, u64, String)>, // (id, issue, body)
     pub next_id: u64,
     pub auth_headers: Vec<String>,
+    /// Refuse every write with 403, as GitHub does for a fork's read-only
+    /// token.
+    pub read_only: bool,
 }
 
 pub type Shared = Arc<Mutex<Recorded>>;
@@ -79,6 +82,18 @@ async fn record(
         if let Some(h) = req.headers().get("authorization") {
             s.auth_headers
                 .push(h.to_str().unwrap_or_default().to_string());
+        }
+        if s.read_only && req.method() != Method::GET {
+            use axum::response::IntoResponse;
+            return (
+                StatusCode::FORBIDDEN,
+                Json(json!({
+                    "message": "Resource not accessible by integration",
+                    "documentation_url": "https://docs.github.com/rest/issues/comments#create-an-issue-comment",
+                    "status": "403"
+                })),
+            )
+                .into_response();
         }
     }
     next.run(req).await
