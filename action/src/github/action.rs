@@ -114,10 +114,15 @@ pub fn event_context(env: &ActionEnv) -> Result<EventContext, Error> {
             pull_request: pr["number"].as_u64().or_else(|| event["number"].as_u64()),
         });
     }
-    // A push: `before` is all zeros for a new branch.
+    // A push: `before` is all zeros for a new branch; then the pushed
+    // commits (oldest first) start after the parent of the first.
     let before = s(&event["before"]).filter(|b| !b.chars().all(|c| c == '0'));
+    let first_pushed = || {
+        let id = event["commits"].as_array()?.first()?["id"].as_str()?;
+        Some(format!("{id}^"))
+    };
     Ok(EventContext {
-        base: before,
+        base: before.or_else(first_pushed),
         head: s(&event["after"]),
         pull_request: None,
     })
@@ -138,6 +143,45 @@ pub fn run(env: &ActionEnv) -> Result<i32, Error> {
             .try_init();
         println!("::debug::keyguard action environment: {env:?}");
     }
+    let sarif = PathBuf::from(env.input("sarif-file").unwrap_or("keyguard.sarif"));
+    match run_step(env, &sarif) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            report_failure(env, &sarif, &e);
+            Err(e)
+        }
+    }
+}
+
+/// A step that could not scan still leaves what later steps expect: an
+/// `::error` annotation, a SARIF file that says the run failed (so
+/// `upload-sarif` with `if: always()` works), and the outputs.
+fn report_failure(env: &ActionEnv, sarif: &std::path::Path, e: &Error) {
+    println!(
+        "::error title=keyguard::{}",
+        crate::report::escape_data(&e.to_string())
+    );
+    let failed = crate::report::failed_sarif(&e.to_string());
+    if let Ok(text) = serde_json::to_string_pretty(&failed) {
+        let _ = std::fs::write(sarif, text);
+    }
+    if let Some(out) = env.var("GITHUB_OUTPUT") {
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(out)
+        {
+            let _ = writeln!(
+                file,
+                "findings=0\nclean=false\nsarif-file={}\nerror=true",
+                sarif.display()
+            );
+        }
+    }
+}
+
+/// Reads the inputs and the event, scans, reports; the exit code.
+fn run_step(env: &ActionEnv, sarif: &std::path::Path) -> Result<i32, Error> {
     let workspace = env.var("GITHUB_WORKSPACE").unwrap_or(".");
     let path = PathBuf::from(env.input("path").unwrap_or(workspace));
     let event = event_context(env)?;
@@ -187,7 +231,6 @@ pub fn run(env: &ActionEnv) -> Result<i32, Error> {
     }
     let fail = env.bool_input("fail-on-findings", true)?;
     let comment = env.bool_input("comment", false)?;
-    let sarif = PathBuf::from(env.input("sarif-file").unwrap_or("keyguard.sarif"));
 
     let report = scan::run(&opts)?;
 
@@ -200,12 +243,12 @@ pub fn run(env: &ActionEnv) -> Result<i32, Error> {
     std::io::stdout().write_all(&annotations).ok();
     let mut sink = Vec::new();
     crate::report::write(&report, Format::Json, &mut sink).ok();
-    let json_path = sarif.with_extension("json");
+    let json_path = crate::report::json_beside(sarif);
     std::fs::write(&json_path, &sink).map_err(|source| Error::Io {
         what: format!("writing {}", json_path.display()),
         source,
     })?;
-    emit_files(&report, &sarif)?;
+    emit_files(&report, sarif)?;
 
     if let Some(out) = env.var("GITHUB_OUTPUT") {
         let mut file = std::fs::OpenOptions::new()

@@ -9,7 +9,7 @@ mod text;
 
 pub use github::{escape_data, escape_property, write_github};
 pub use json::write_json;
-pub use sarif::write_sarif;
+pub use sarif::{failed_sarif, write_sarif};
 pub use summary::{markdown_summary, COMMENT_MARKER};
 pub use text::write_text;
 
@@ -36,6 +36,17 @@ pub struct Report {
 impl Report {
     pub fn is_clean(&self) -> bool {
         self.findings.is_empty()
+    }
+}
+
+/// Where the Action writes its JSON report, beside the SARIF file and
+/// never over it (a SARIF file may itself end in `.json`).
+pub fn json_beside(sarif: &std::path::Path) -> std::path::PathBuf {
+    let json = sarif.with_extension("json");
+    if json == sarif {
+        sarif.with_extension("report.json")
+    } else {
+        json
     }
 }
 

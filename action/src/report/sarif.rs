@@ -1,11 +1,82 @@
-//! SARIF 2.1.0, as GitHub code scanning accepts it.
+//! SARIF 2.1.0, as GitHub code scanning accepts it: URIs relative to
+//! `%SRCROOT%` (which GitHub resolves to the checkout) and percent-encoded,
+//! regions with their end, a `primaryLocationLineHash` that follows the
+//! credential rather than the line (so a history finding and the same value
+//! in the tree are one alert), and an invocation that says whether the run
+//! succeeded.
 
 use std::io::Write;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::{json, Value};
 
 use super::Report;
+use crate::finding::Finding;
 use crate::rules::RuleSet;
+
+/// What a relative URI reference must escape; `/` stays a separator.
+const URI_ESCAPE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}')
+    .add(b':');
+
+/// Pure: a path as a relative URI reference.
+pub fn path_uri(path: &str) -> String {
+    utf8_percent_encode(path, URI_ESCAPE).to_string()
+}
+
+fn location(f: &Finding) -> Value {
+    let start = f.column.max(1);
+    json!({
+        "physicalLocation": {
+            "artifactLocation": {"uri": path_uri(&f.path), "uriBaseId": "%SRCROOT%"},
+            "region": {
+                "startLine": f.line.max(1),
+                "startColumn": start,
+                "endLine": f.line.max(1),
+                "endColumn": start + f.value.expose().len(),
+            }
+        }
+    })
+}
+
+fn driver(rules: Vec<Value>) -> Value {
+    json!({
+        "name": "keyguard",
+        "semanticVersion": env!("CARGO_PKG_VERSION"),
+        "informationUri": "https://github.com/twitter-keyguard/twitter-keyguard",
+        "rules": rules
+    })
+}
+
+/// SARIF for a run that could not scan: no results, and why.
+pub fn failed_sarif(message: &str) -> Value {
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": driver(Vec::new())},
+            "invocations": [{
+                "executionSuccessful": false,
+                "toolExecutionNotifications": [{"level": "error", "message": {"text": message}}]
+            }],
+            "results": []
+        }]
+    })
+}
 
 pub fn to_sarif(report: &Report) -> Value {
     let rules = RuleSet::builtin();
@@ -36,13 +107,11 @@ pub fn to_sarif(report: &Report) -> Value {
                 "ruleId": f.rule_id,
                 "level": "error",
                 "message": {"text": f.message()},
-                "locations": [{
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": f.path, "uriBaseId": "%SRCROOT%"},
-                        "region": {"startLine": f.line.max(1), "startColumn": f.column.max(1)}
-                    }
-                }],
-                "partialFingerprints": {"keyguardValue/v1": f.fingerprint().to_string()},
+                "locations": [location(f)],
+                "partialFingerprints": {
+                    "keyguardValue/v1": f.fingerprint().to_string(),
+                    "primaryLocationLineHash": format!("{}:1", f.fingerprint().to_string().trim_start_matches("sha256:")),
+                },
                 "properties": {"credential": f.credential, "verification": f.verification}
             });
             if let Some(i) = rule_index(&f.rule_id) {
@@ -58,13 +127,8 @@ pub fn to_sarif(report: &Report) -> Value {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
-            "tool": {"driver": {
-                "name": "keyguard",
-                "semanticVersion": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://github.com/twitter-keyguard/twitter-keyguard",
-                "rules": descriptors
-            }},
-            "originalUriBaseIds": {"%SRCROOT%": {"uri": "file:///"}},
+            "tool": {"driver": driver(descriptors)},
+            "invocations": [{"executionSuccessful": true}],
             "results": results
         }]
     })
@@ -84,4 +148,25 @@ fn to_pascal(id: &str) -> String {
 pub fn write_sarif(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, &to_sarif(report))?;
     writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_become_relative_uri_references() {
+        let cases = [
+            ("src/bot.py", "src/bot.py"),
+            ("my dir/a b.env", "my%20dir/a%20b.env"),
+            ("<stdin>", "%3Cstdin%3E"),
+            ("100%/x#1?.txt", "100%25/x%231%3F.txt"),
+            ("archive.zip!/inner/.env", "archive.zip!/inner/.env"),
+            ("c:/x", "c%3A/x"),
+            ("caf\u{e9}.py", "caf%C3%A9.py"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(path_uri(path), want, "{path}");
+        }
+    }
 }

@@ -183,7 +183,7 @@ async fn tree_mode_without_failing_and_bad_inputs() {
     step.env.insert("GITHUB_EVENT_NAME".into(), "push".into());
     std::fs::write(
         &step.env["GITHUB_EVENT_PATH"],
-        r#"{"before":"0000000000000000000000000000000000000000","after":"abc"}"#,
+        r#"{"before":"0000000000000000000000000000000000000000","after":"abc","commits":[]}"#,
     )
     .unwrap();
     step.env.insert("INPUT_MODE".into(), "tree".into());
@@ -216,8 +216,65 @@ async fn tree_mode_without_failing_and_bad_inputs() {
         .insert("INPUT_FAIL-ON-FINDINGS".into(), "true".into());
     step.env.insert("INPUT_MODE".into(), "pr".into());
     let out = run_step(&repo, &step).await;
-    assert_eq!(out.code, 2, "pr mode on a push of a new branch has no base");
+    assert_eq!(out.code, 2, "pr mode on a push without commits has no base");
     assert!(out.stderr.contains("needs a base commit"), "{}", out.stderr);
+    // What later steps need is there anyway: the annotation, the outputs,
+    // and SARIF that says the run failed.
+    assert!(
+        out.stdout.contains("::error title=keyguard::")
+            && out.stdout.contains("needs a base commit"),
+        "{}",
+        out.stdout
+    );
+    let sarif: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&step.sarif).unwrap()).unwrap();
+    let invocation = &sarif["runs"][0]["invocations"][0];
+    assert_eq!(invocation["executionSuccessful"], false, "{sarif}");
+    assert!(
+        invocation["toolExecutionNotifications"][0]["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("needs a base commit")
+    );
+    let outputs = std::fs::read_to_string(&step.output).unwrap();
+    assert!(outputs.ends_with("error=true\n"), "{outputs}");
+}
+
+/// SARIF named `*.json` and the JSON report never overwrite each other;
+/// URIs are percent-encoded and regions have an end.
+#[tokio::test(flavor = "multi_thread")]
+async fn sarif_named_json_keeps_both_reports_and_encodes_uris() {
+    let (api, _) = github_api::start().await;
+    let repo = Repo::new();
+    repo.write("my bot/.env", &format!("TWITTER_BEARER_TOKEN={BEARER}\n"));
+    repo.commit("bot");
+    let mut step = pull_request_step(&repo, &api, "unused", "unused");
+    let sarif = step.sarif.with_file_name("results.json");
+    step.env
+        .insert("INPUT_SARIF-FILE".into(), sarif.display().to_string());
+    step.env.insert("INPUT_MODE".into(), "tree".into());
+    step.env.insert("INPUT_COMMENT".into(), "false".into());
+    let out = run_step(&repo, &step).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let sarif: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+    let location = &sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"];
+    assert_eq!(location["artifactLocation"]["uri"], "my%20bot/.env");
+    assert_eq!(location["artifactLocation"]["uriBaseId"], "%SRCROOT%");
+    assert_eq!(
+        location["region"]["endColumn"].as_u64().unwrap()
+            - location["region"]["startColumn"].as_u64().unwrap(),
+        BEARER.len() as u64
+    );
+    assert!(sarif["runs"][0]["originalUriBaseIds"].is_null());
+    assert_eq!(
+        sarif["runs"][0]["invocations"][0]["executionSuccessful"],
+        true
+    );
+    let report = step.sarif.with_file_name("results.report.json");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    assert_eq!(report["tool"], "keyguard");
 }
 
 #[test]
@@ -349,4 +406,44 @@ async fn a_read_only_token_is_a_warning_and_keeps_the_exit_code() {
         .unwrap()
         .calls
         .contains(&"DELETE /repos/acme/bot/issues/comments/5".to_string()));
+}
+
+/// A push that creates a branch (`before` all zeros) scans the pushed
+/// commits, not the branch's whole past.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_branch_push_scans_the_pushed_commits() {
+    let (api, _) = github_api::start().await;
+    let repo = Repo::new();
+    repo.write(
+        "legacy.py",
+        &format!("consumer_key = \"{API_KEY}\"\nconsumer_secret = \"{API_SECRET}\"\n"),
+    );
+    repo.commit("old, already reported");
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.write(".env", &format!("TWITTER_BEARER_TOKEN={BEARER}\n"));
+    let first = repo.commit("add env");
+    repo.write("README.md", "feature\n");
+    let head = repo.commit("docs");
+    let mut step = pull_request_step(&repo, &api, "unused", "unused");
+    step.env.insert("GITHUB_EVENT_NAME".into(), "push".into());
+    std::fs::write(
+        &step.env["GITHUB_EVENT_PATH"],
+        serde_json::json!({
+            "before": "0000000000000000000000000000000000000000",
+            "after": head,
+            "commits": [{"id": first}, {"id": head}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    step.env.insert("INPUT_MODE".into(), "pr".into());
+    step.env.insert("INPUT_COMMENT".into(), "false".into());
+    let out = run_step(&repo, &step).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("::error file=.env,line=1,"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("legacy.py"), "{}", out.stdout);
 }
