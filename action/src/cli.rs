@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::report::Format;
@@ -41,7 +42,7 @@ pub struct ScanArgs {
     pub paths: Vec<PathBuf>,
 
     /// Scan every unique blob of every ref, once each.
-    #[arg(long, conflicts_with = "range", env = "KEYGUARD_HISTORY")]
+    #[arg(long, conflicts_with = "range", env = "KEYGUARD_HISTORY", value_parser = BoolishValueParser::new())]
     pub history: bool,
 
     /// Scan what the commits BASE..HEAD add (a pull request or a push).
@@ -49,11 +50,11 @@ pub struct ScanArgs {
     pub range: Option<String>,
 
     /// Also scan what .gitignore and .keyguardignore would skip (audits).
-    #[arg(long, env = "KEYGUARD_NO_IGNORE")]
+    #[arg(long, env = "KEYGUARD_NO_IGNORE", value_parser = BoolishValueParser::new())]
     pub no_ignore: bool,
 
     /// Follow symbolic links (loops are detected and reported).
-    #[arg(long, env = "KEYGUARD_FOLLOW")]
+    #[arg(long, env = "KEYGUARD_FOLLOW", value_parser = BoolishValueParser::new())]
     pub follow: bool,
 
     /// Report format on stdout.
@@ -78,7 +79,7 @@ pub struct ScanArgs {
     pub baseline: Option<PathBuf>,
 
     /// Ask the X API whether each finding is live (read-only calls).
-    #[arg(long, env = "KEYGUARD_VERIFY")]
+    #[arg(long, env = "KEYGUARD_VERIFY", value_parser = BoolishValueParser::new())]
     pub verify: bool,
 
     /// X API base URL for --verify.
@@ -91,10 +92,14 @@ pub struct ScanArgs {
 
     /// With --range: report credentials that an inline `keyguard:allow`
     /// added by the same change would waive (listed either way).
-    #[arg(long, env = "KEYGUARD_NO_NEW_INLINE_WAIVERS")]
+    #[arg(long, env = "KEYGUARD_NO_NEW_INLINE_WAIVERS", value_parser = BoolishValueParser::new())]
     pub no_new_inline_waivers: bool,
 
+    /// Also name every input skipped (binary), on stderr.
+    #[arg(long, short, env = "KEYGUARD_VERBOSE", value_parser = BoolishValueParser::new())]
+    pub verbose: bool,
+
     /// Exit 0 even when credentials are found.
-    #[arg(long, env = "KEYGUARD_NO_FAIL")]
+    #[arg(long, env = "KEYGUARD_NO_FAIL", value_parser = BoolishValueParser::new())]
     pub no_fail: bool,
 }

@@ -77,10 +77,14 @@ pub fn emit(
         Some(path) => write_file(path, |w| report::write(report, format, w))?,
         None => {
             let stdout = std::io::stdout();
-            report::write(report, format, &mut stdout.lock()).map_err(|source| Error::Io {
-                what: "writing the report".into(),
-                source,
-            })?;
+            match report::write(report, format, &mut stdout.lock()) {
+                // `keyguard scan | head`: the reader has what it wanted.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other.map_err(|source| Error::Io {
+                    what: "writing the report".into(),
+                    source,
+                })?,
+            }
         }
     }
     if let Some(path) = sarif {
@@ -106,6 +110,11 @@ pub fn emit(
 
 pub fn scan(args: ScanArgs) -> anyhow::Result<i32> {
     let report = scan::run(&args.options()?)?;
+    if args.verbose {
+        for s in &report.skipped {
+            eprintln!("keyguard: skipped {s}");
+        }
+    }
     for w in &report.warnings {
         if args.format != Format::Text && args.format != Format::Github {
             eprintln!("keyguard: warning: {w}");

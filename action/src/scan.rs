@@ -34,6 +34,9 @@ pub struct ScanOptions {
     /// Range mode: an inline `keyguard:allow` the change adds waives its
     /// finding (listed for reviewers); `false` reports the finding anyway.
     pub allow_new_inline_waivers: bool,
+    /// Shown before tree paths instead of the path as given (the Action
+    /// makes paths relative to the repository root).
+    pub display_prefix: Option<String>,
 }
 
 impl ScanOptions {
@@ -47,12 +50,17 @@ impl ScanOptions {
             baseline: None,
             verify: None,
             allow_new_inline_waivers: true,
+            display_prefix: None,
         }
     }
 }
 
 pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
     let detector = Detector::builtin();
+    // One path: its findings are matched against its ignore file first,
+    // then shown with the path's prefix. Several: shown (and matched
+    // against ./.keyguardignore) with each one's prefix.
+    let mut later_prefix = None;
     let (root, output, target) = match &opts.target {
         Target::Tree(paths) => {
             let mut out = SourceOutput::default();
@@ -63,7 +71,7 @@ pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
                         path.display()
                     )));
                 }
-                out.absorb(tree::scan_tree(
+                let mut scanned = tree::scan_tree(
                     path,
                     &detector,
                     tree::TreeOptions {
@@ -71,7 +79,13 @@ pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
                         follow_links: opts.follow_links,
                         threads: opts.threads,
                     },
-                ));
+                );
+                let prefix = opts.display_prefix.clone().or_else(|| display_prefix(path));
+                match paths.len() {
+                    1 => later_prefix = prefix,
+                    _ => prefix_paths(&mut scanned.findings, prefix.as_deref()),
+                }
+                out.absorb(scanned);
             }
             let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
             let root = match paths.as_slice() {
@@ -101,6 +115,7 @@ pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
         warnings,
         stats,
         added_inline_waivers,
+        skipped,
     } = output;
 
     let (ignore, baseline, mut added_waivers) = match &opts.target {
@@ -126,6 +141,7 @@ pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
         warnings,
         stats,
         added_waivers,
+        skipped,
         ..Default::default()
     };
     for f in findings {
@@ -137,6 +153,7 @@ pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
             report.findings.push(f);
         }
     }
+    prefix_paths(&mut report.findings, later_prefix.as_deref());
     report
         .findings
         .sort_by(|a, b| (&a.path, a.line, a.column).cmp(&(&b.path, b.line, b.column)));
@@ -144,6 +161,23 @@ pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
         verify_findings(&mut report.findings, v);
     }
     Ok(report)
+}
+
+/// Pure: what goes before a directory's findings so they read as paths
+/// from where the scan was asked (`src/bot.py` for `keyguard scan src`),
+/// as grep and ripgrep print them. A file's findings carry its path.
+pub fn display_prefix(path: &std::path::Path) -> Option<String> {
+    let text = path.to_string_lossy().replace('\\', "/");
+    let text = text.trim_end_matches('/');
+    (path.is_dir() && !text.is_empty() && text != ".").then(|| format!("{text}/"))
+}
+
+fn prefix_paths(findings: &mut [crate::finding::Finding], prefix: Option<&str>) {
+    if let Some(prefix) = prefix.filter(|p| !p.is_empty()) {
+        for f in findings {
+            f.path = format!("{prefix}{}", f.path);
+        }
+    }
 }
 
 /// The ignore file of a tree or history scan: as given, or at the root.

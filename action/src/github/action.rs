@@ -180,6 +180,23 @@ fn report_failure(env: &ActionEnv, sarif: &std::path::Path, e: &Error) {
     }
 }
 
+/// Pure: `path` as annotations and SARIF need it, relative to the
+/// repository root (the workspace), with a trailing `/`; empty at the root.
+fn relative_to_workspace(path: &std::path::Path, workspace: &str) -> Option<String> {
+    let rel = match path.strip_prefix(workspace) {
+        Ok(rel) => rel.to_path_buf(),
+        Err(_) if path.is_relative() => path.to_path_buf(),
+        Err(_) => return None,
+    };
+    let text = rel.to_string_lossy().replace('\\', "/");
+    let text = text.trim_start_matches("./").trim_end_matches('/');
+    Some(match text {
+        "" | "." => String::new(),
+        t if path.is_dir() => format!("{t}/"),
+        _ => return None,
+    })
+}
+
 /// Reads the inputs and the event, scans, reports; the exit code.
 fn run_step(env: &ActionEnv, sarif: &std::path::Path) -> Result<i32, Error> {
     let workspace = env.var("GITHUB_WORKSPACE").unwrap_or(".");
@@ -218,6 +235,7 @@ fn run_step(env: &ActionEnv, sarif: &std::path::Path) -> Result<i32, Error> {
         }
     };
     let mut opts = ScanOptions::new(target);
+    opts.display_prefix = relative_to_workspace(&path, workspace);
     opts.baseline = env.input("baseline").map(PathBuf::from);
     opts.allow_new_inline_waivers = env.bool_input("allow-new-inline-waivers", true)?;
     if env.bool_input("verify", false)? {

@@ -31,6 +31,8 @@ pub struct Report {
     pub stats: Stats,
     /// Waivers the scanned change adds (range mode), for reviewers.
     pub added_waivers: Vec<crate::waivers::AddedWaiver>,
+    /// Inputs not scanned, with why (shown with `--verbose`).
+    pub skipped: Vec<String>,
 }
 
 impl Report {

@@ -169,7 +169,10 @@ fn scan_job(
             out.stats.scanned += 1;
             out.stats.bytes += bytes;
         }
-        Ok(Outcome::Binary) => out.stats.binary_skipped += 1,
+        Ok(Outcome::Binary) => {
+            out.stats.binary_skipped += 1;
+            out.skipped.push(format!("{path} in blob {blob} (binary)"));
+        }
         Err(e) => out
             .warnings
             .push(format!("skipped blob {blob} ({path}): {e}")),

@@ -32,6 +32,8 @@ pub struct SourceOutput {
     /// Findings that an inline `keyguard:allow` added by the scanned change
     /// waives (range mode only).
     pub added_inline_waivers: Vec<Finding>,
+    /// Inputs not scanned, with why (binary), for verbose output.
+    pub skipped: Vec<String>,
 }
 
 impl SourceOutput {
@@ -39,6 +41,7 @@ impl SourceOutput {
     pub fn absorb(&mut self, mut other: SourceOutput) {
         self.findings.append(&mut other.findings);
         self.warnings.append(&mut other.warnings);
+        self.skipped.append(&mut other.skipped);
         self.added_inline_waivers
             .append(&mut other.added_inline_waivers);
         self.stats.scanned += other.stats.scanned;

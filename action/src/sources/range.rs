@@ -47,6 +47,11 @@ pub fn scan_range(repo: &Path, range: &str, detector: &Detector) -> Result<Sourc
         ],
     )?;
     // (new blob) -> (commit, path, old blob): first introduction only.
+    // Run in a subdirectory, only changes under it count (paths stay
+    // relative to the repository root).
+    let subdir = output(repo, &["rev-parse", "--show-prefix"])?
+        .trim()
+        .to_string();
     let mut changes: Vec<(CommitInfo, RawChange)> = Vec::new();
     let mut seen = HashSet::new();
     let mut commit: Option<CommitInfo> = None;
@@ -59,7 +64,10 @@ pub fn scan_range(repo: &Path, range: &str, detector: &Detector) -> Result<Sourc
                 date: f.next().map(str::to_string),
             });
         } else if let (Some(raw), Some(c)) = (RawChange::parse(line), &commit) {
-            if raw.adds_content() && seen.insert(raw.new_blob.clone()) {
+            if raw.adds_content()
+                && raw.path.starts_with(&subdir)
+                && seen.insert(raw.new_blob.clone())
+            {
                 changes.push((c.clone(), raw));
             }
         }
@@ -101,7 +109,10 @@ pub fn scan_range(repo: &Path, range: &str, detector: &Detector) -> Result<Sourc
                 out.stats.scanned += 1;
                 out.stats.bytes += bytes;
             }
-            Ok(Outcome::Binary) => out.stats.binary_skipped += 1,
+            Ok(Outcome::Binary) => {
+                out.stats.binary_skipped += 1;
+                out.skipped.push(format!("{} (binary)", change.path));
+            }
             Err(e) => out.warnings.push(format!("skipped {}: {e}", change.path)),
         }
         for mut f in found {

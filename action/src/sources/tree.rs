@@ -121,7 +121,10 @@ fn scan_file(root: &Path, path: &Path, scanner: &mut BlobScanner<'_>, out: &mut 
             out.stats.scanned += 1;
             out.stats.bytes += bytes;
         }
-        Ok(Outcome::Binary) => out.stats.binary_skipped += 1,
+        Ok(Outcome::Binary) => {
+            out.stats.binary_skipped += 1;
+            out.skipped.push(format!("{rel} (binary)"));
+        }
         Err(err) => out.warnings.push(format!("skipped {rel}: {err}")),
     }
 }

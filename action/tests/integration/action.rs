@@ -447,3 +447,34 @@ async fn a_new_branch_push_scans_the_pushed_commits() {
     );
     assert!(!out.stdout.contains("legacy.py"), "{}", out.stdout);
 }
+
+/// `path:` a subdirectory: annotations and SARIF name files from the
+/// repository root.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subdirectory_path_reports_paths_from_the_repository_root() {
+    let (api, _) = github_api::start().await;
+    let repo = Repo::new();
+    repo.write("svc/.env", &format!("TWITTER_BEARER_TOKEN={BEARER}\n"));
+    repo.commit("svc");
+    let mut step = pull_request_step(&repo, &api, "unused", "unused");
+    step.env.insert("INPUT_MODE".into(), "tree".into());
+    step.env.insert("INPUT_COMMENT".into(), "false".into());
+    step.env.insert(
+        "INPUT_PATH".into(),
+        repo.path().join("svc").display().to_string(),
+    );
+    let out = run_step(&repo, &step).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("::error file=svc/.env,line=1,"),
+        "{}",
+        out.stdout
+    );
+    let sarif: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&step.sarif).unwrap()).unwrap();
+    assert_eq!(
+        sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+            ["uri"],
+        "svc/.env"
+    );
+}

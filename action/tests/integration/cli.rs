@@ -378,3 +378,120 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Paths read from where the scan was asked, as grep and ripgrep print them.
+#[test]
+fn paths_are_shown_relative_to_the_working_directory() {
+    let repo = Repo::new();
+    repo.write("src/bot.env", &format!("TWITTER_BEARER_TOKEN={BEARER}\n"));
+    repo.write("ops/app.py", &python_client());
+    let out = keyguard(&["scan", "--format", "json", "src"], repo.path());
+    assert_eq!(
+        finding_paths(&json(&out)),
+        vec!["src/bot.env:x-bearer-token"]
+    );
+    let out = keyguard(&["scan", "src/"], repo.path());
+    assert!(out.stdout.starts_with("src/bot.env:1:"), "{}", out.stdout);
+    let out = keyguard(&["scan", "--format", "json", "src", "ops"], repo.path());
+    let paths: Vec<String> = finding_paths(&json(&out))
+        .into_iter()
+        .map(|p| p.split(':').next().unwrap().to_string())
+        .collect();
+    assert!(
+        paths
+            .iter()
+            .all(|p| p.starts_with("src/") || p.starts_with("ops/")),
+        "{paths:?}"
+    );
+    let out = keyguard(&["scan", "--format", "json", "."], repo.path());
+    assert!(finding_paths(&json(&out)).contains(&"src/bot.env:x-bearer-token".to_string()));
+}
+
+/// `keyguard scan | head` ends quietly with the scan's own exit code.
+#[test]
+fn a_closed_pipe_exits_quietly_with_the_scan_s_code() {
+    use std::io::{BufRead, BufReader};
+    let repo = Repo::new();
+    for i in 0..2000 {
+        repo.write(
+            &format!("f{i}.env"),
+            &format!("TWITTER_BEARER_TOKEN={BEARER}\n"),
+        );
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keyguard"))
+        .args(["scan", "."])
+        .current_dir(repo.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("x-bearer-token"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
+fn boolean_environment_variables_take_one_and_zero_and_verbose_names_skips() {
+    let repo = Repo::new();
+    repo.write(".env", &format!("TWITTER_BEARER_TOKEN={BEARER}\n"));
+    std::fs::write(
+        repo.path().join("logo.png"),
+        b"\x89PNG\r\n\x1a\n\0\0\0binary",
+    )
+    .unwrap();
+    let with = |name: &str, value: &str| {
+        let env = [(name.to_string(), value.to_string())]
+            .into_iter()
+            .collect();
+        keyguard_env(&["scan", "."], repo.path(), &env, None)
+    };
+    let cases = [
+        ("1", 0),
+        ("true", 0),
+        ("yes", 0),
+        ("0", 1),
+        ("false", 1),
+        ("no", 1),
+    ];
+    for (value, code) in cases {
+        let out = with("KEYGUARD_NO_FAIL", value);
+        assert_eq!(out.code, code, "KEYGUARD_NO_FAIL={value}: {}", out.stderr);
+    }
+    let out = with("KEYGUARD_VERBOSE", "1");
+    assert!(
+        out.stderr.contains("skipped logo.png (binary)"),
+        "{}",
+        out.stderr
+    );
+    let quiet = keyguard(&["scan", "."], repo.path());
+    assert!(!quiet.stderr.contains("logo.png"), "{}", quiet.stderr);
+}
+
+/// Range mode run in a subdirectory counts only changes under it, and
+/// names them from the repository root.
+#[test]
+fn a_range_in_a_subdirectory_counts_only_its_changes() {
+    let repo = Repo::new();
+    repo.write("README.md", "bot\n");
+    let base = repo.commit("base");
+    repo.write("svc/.env", &format!("TWITTER_BEARER_TOKEN={BEARER}\n"));
+    repo.write("other/app.py", &python_client());
+    repo.commit("both");
+    let out = keyguard(
+        &[
+            "scan",
+            "--format",
+            "json",
+            "--range",
+            &format!("{base}..HEAD"),
+            "svc",
+        ],
+        repo.path(),
+    );
+    assert_eq!(finding_paths(&json(&out)), vec!["svc/.env:x-bearer-token"]);
+}
