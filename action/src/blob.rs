@@ -75,7 +75,10 @@ impl<'d> BlobScanner<'d> {
                 first = false;
                 let sniff = &self.buf[..self.buf.len().min(BINARY_SNIFF)];
                 if memchr::memchr(0, sniff).is_some() {
-                    return Ok(Outcome::Binary);
+                    return match crate::decode::utf16::detect(sniff) {
+                        Some(order) => self.scan_utf16(reader, order, path, sink),
+                        None => Ok(Outcome::Binary),
+                    };
                 }
             }
             // Report a detection in the chunk that holds its start, once.
@@ -123,4 +126,28 @@ impl<'d> BlobScanner<'d> {
         }
         Ok(Outcome::Scanned { bytes: total })
     }
+
+    /// A UTF-16 text file, read whole (up to `UTF16_LIMIT`), scanned as
+    /// UTF-8.
+    fn scan_utf16(
+        &mut self,
+        reader: impl Read,
+        order: crate::decode::utf16::Order,
+        path: &str,
+        sink: &mut dyn FnMut(Finding),
+    ) -> io::Result<Outcome> {
+        let mut bytes = std::mem::take(&mut self.buf);
+        reader
+            .take(UTF16_LIMIT.saturating_sub(bytes.len()) as u64)
+            .read_to_end(&mut bytes)?;
+        let total = bytes.len() as u64;
+        let text = crate::decode::utf16::to_utf8(&bytes, order);
+        bytes.clear();
+        self.buf = bytes;
+        self.scan(&text[..], path, sink)?;
+        Ok(Outcome::Scanned { bytes: total })
+    }
 }
+
+/// The most of a UTF-16 file that is read (it is converted in memory).
+const UTF16_LIMIT: usize = 64 << 20;

@@ -1,7 +1,9 @@
 //! Finding credentials in a buffer: a keyword prefilter over the whole
 //! buffer, then the rules only in windows around keyword hits, then checks
 //! that a match is plausibly real. Kubernetes Secret manifests are looked
-//! through: their base64 `data:` values are decoded and scanned.
+//! through: their base64 `data:` values are decoded and scanned. Then the
+//! decoders (`decode/`) give views of encoded text, scanned the same way
+//! (to a bounded depth), with findings reported where the encoded text is.
 
 use base64::Engine;
 use keyguard_credentials::{CredentialKey, SecretValue};
@@ -31,6 +33,8 @@ pub struct Detection {
     pub value: SecretValue,
     /// The line carries `keyguard:allow`.
     pub allowed_inline: bool,
+    /// Found in a decoded view: several values may share one span.
+    pub decoded: bool,
 }
 
 /// Compiled detection machinery; cheap to share between threads.
@@ -44,6 +48,7 @@ pub struct Detector {
     base64_markers: Vec<(usize, Vec<u8>)>,
     /// Per rule: the whole-token shape of base64 rules.
     base64_shapes: Vec<Option<Regex>>,
+    decoders: crate::decode::Decoders,
 }
 
 impl Detector {
@@ -96,6 +101,7 @@ impl Detector {
             .unwrap(),
             base64_markers,
             base64_shapes,
+            decoders: Default::default(),
         }
     }
 
@@ -114,29 +120,74 @@ impl Detector {
     pub fn detect(&self, buf: &[u8], path: &str, out: &mut Vec<Detection>) {
         let first = out.len();
         let path_context = self.x_context.is_match(path.as_bytes());
-        let mut window: Option<(usize, usize)> = None;
-        for hit in self.prefilter.find_iter(buf) {
-            let (s, e) = window_around(buf, hit.start(), hit.end());
-            match window {
-                Some((ws, we)) if s <= we => window = Some((ws, we.max(e))),
-                Some(w) => {
-                    self.detect_window(buf, w, path_context, false, out);
-                    window = Some((s, e));
-                }
-                None => window = Some((s, e)),
-            }
-        }
-        let Some(w) = window else { return };
-        self.detect_window(buf, w, path_context, false, out);
-        if self.secret_manifest.is_match(buf) {
-            self.detect_secret_manifest(buf, path_context, out);
-        }
-        dedupe_from(out, first);
+        self.detect_at(buf, path_context, false, 0, out);
         for d in &mut out[first..] {
             let (line, column, allowed) = line_info(buf, d.start);
             d.line = line;
             d.column = column;
             d.allowed_inline = allowed;
+        }
+    }
+
+    /// The rules on `buf`, then on the decoders' views of it; `depth`
+    /// counts the views this buffer is inside.
+    fn detect_at(
+        &self,
+        buf: &[u8],
+        path_context: bool,
+        forced_context: bool,
+        depth: u8,
+        out: &mut Vec<Detection>,
+    ) {
+        let first = out.len();
+        let mut windows: Vec<(usize, usize)> = Vec::new();
+        for hit in self.prefilter.find_iter(buf) {
+            let (s, e) = window_around(buf, hit.start(), hit.end());
+            match windows.last_mut() {
+                Some((_, we)) if s <= *we => *we = (*we).max(e),
+                _ => windows.push((s, e)),
+            }
+        }
+        for &w in &windows {
+            self.detect_window(buf, w, path_context, forced_context, out);
+        }
+        if !windows.is_empty() && self.secret_manifest.is_match(buf) {
+            self.detect_secret_manifest(buf, path_context, out);
+        }
+        if depth < crate::decode::MAX_DEPTH {
+            self.detect_views(buf, &windows, path_context, forced_context, depth, out);
+        }
+        dedupe_from(out, first);
+    }
+
+    /// Every decoder's views of `buf`, scanned as text; X mentioned near
+    /// the encoded text counts as context inside the view.
+    fn detect_views(
+        &self,
+        buf: &[u8],
+        windows: &[(usize, usize)],
+        path_context: bool,
+        forced_context: bool,
+        depth: u8,
+        out: &mut Vec<Detection>,
+    ) {
+        let mut views = Vec::new();
+        self.decoders.views(buf, windows, &mut views);
+        let mut found = Vec::new();
+        for view in views {
+            if view.text.len() > crate::decode::MAX_VIEW_BYTES {
+                continue;
+            }
+            let (s, e) = view.origin;
+            let context = forced_context || self.near_context(buf, s, e);
+            found.clear();
+            self.detect_at(&view.text, path_context, context, depth + 1, &mut found);
+            for mut d in found.drain(..) {
+                d.start = s;
+                d.end = e;
+                d.decoded = true;
+                out.push(d);
+            }
         }
     }
 
@@ -195,6 +246,7 @@ impl Detector {
                             column: 0,
                             value: SecretValue::new(value.as_bytes()),
                             allowed_inline: false,
+                            decoded: false,
                         });
                     }
                 }
@@ -280,6 +332,7 @@ impl Detector {
                     column: 0,
                     value: SecretValue::new(token),
                     allowed_inline: false,
+                    decoded: false,
                 });
             }
         }
@@ -357,14 +410,20 @@ pub fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
         .ok()
 }
 
-/// Keeps one detection per overlapping span: the earliest rule wins, so a
-/// specific rule beats the generic TWITTER_*/X_* one.
+/// Keeps one detection per overlapping span and value: the earliest rule
+/// wins, so a specific rule beats the generic TWITTER_*/X_* one. A decoded
+/// view's findings share its span, so there only the same value merges.
 fn dedupe_from(out: &mut Vec<Detection>, first: usize) {
     let mut new: Vec<Detection> = out.drain(first..).collect();
     new.sort_by_key(|d| (d.start, d.rule));
     let mut kept: Vec<Detection> = Vec::with_capacity(new.len());
     for d in new {
-        if let Some(k) = kept.iter_mut().find(|k| d.start < k.end && k.start < d.end) {
+        let same = |k: &Detection| {
+            d.start < k.end
+                && k.start < d.end
+                && (!(d.decoded || k.decoded) || d.value.expose() == k.value.expose())
+        };
+        if let Some(k) = kept.iter_mut().find(|k| same(k)) {
             if d.rule < k.rule {
                 *k = d;
             }

@@ -11,6 +11,7 @@
 pub mod base_waivers;
 pub mod blob;
 pub mod cli;
+pub mod decode;
 pub mod detect;
 pub mod finding;
 pub mod github;

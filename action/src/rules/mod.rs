@@ -15,6 +15,19 @@ pub const BUILTIN_RULES: &str = include_str!("x-credentials.yaml");
 #[derive(Debug, Deserialize)]
 struct RulesFile {
     rules: Vec<RuleSpec>,
+    #[serde(default)]
+    decoders: Vec<DecoderSpec>,
+}
+
+/// A decoder as the rules file describes it (the decoding is code, in
+/// `decode/`); its examples are checked like a rule's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecoderSpec {
+    pub id: String,
+    pub description: String,
+    #[serde(default)]
+    pub examples: Examples,
 }
 
 /// A rule as written in the rules file.
@@ -136,6 +149,7 @@ pub enum RuleError {
 #[derive(Debug)]
 pub struct RuleSet {
     pub rules: Vec<Rule>,
+    pub decoders: Vec<DecoderSpec>,
     /// Literal keywords (ASCII case-insensitive) for the prefilter.
     pub keywords: Vec<String>,
 }
@@ -188,6 +202,8 @@ impl RuleSet {
         keywords.push(BEARER_TOKEN_PREFIX.to_string());
         // A bearer token inside a base64-encoded Secret value.
         keywords.extend(base64_marker_variants(BEARER_TOKEN_PREFIX));
+        // What the decoders look for (see decode/).
+        keywords.extend(crate::decode::triggers());
 
         for spec in file.rules {
             let invalid = |message: String| RuleError::Invalid {
@@ -247,7 +263,11 @@ impl RuleSet {
         }
         keywords.sort();
         keywords.dedup();
-        Ok(RuleSet { rules, keywords })
+        Ok(RuleSet {
+            rules,
+            decoders: file.decoders,
+            keywords,
+        })
     }
 
     pub fn get(&self, id: &str) -> Option<&Rule> {

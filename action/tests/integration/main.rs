@@ -4,6 +4,7 @@
 
 mod action;
 mod cli;
+mod encodings;
 mod rules_examples;
 mod shallow;
 mod support;

@@ -64,3 +64,50 @@ fn every_credential_has_a_rule() {
         );
     }
 }
+
+#[test]
+fn every_decoder_finds_its_positives_and_not_its_negatives() {
+    let detector = Detector::builtin();
+    let described: Vec<&str> = detector
+        .rules
+        .decoders
+        .iter()
+        .map(|d| d.id.as_str())
+        .collect();
+    let mut coded = keyguard_scan::decode::Decoders::IDS.to_vec();
+    let mut sorted = described.clone();
+    sorted.sort();
+    coded.sort();
+    assert_eq!(
+        sorted, coded,
+        "every decoder in code is described in the rules file, and back"
+    );
+    let mut failures = Vec::new();
+    for decoder in &detector.rules.decoders {
+        assert!(
+            !decoder.examples.positive.is_empty() && !decoder.examples.negative.is_empty(),
+            "decoder {} needs positive and negative examples",
+            decoder.id
+        );
+        for example in &decoder.examples.positive {
+            let found = detect(&detector, example);
+            if !found.iter().any(|d| d.decoded) {
+                failures.push(format!("{}: missed positive {example:?}", decoder.id));
+            }
+        }
+        for example in &decoder.examples.negative {
+            let found = detect(&detector, example);
+            if !found.is_empty() {
+                let ids: Vec<&str> = found
+                    .iter()
+                    .map(|d| detector.rules.rules[d.rule].id())
+                    .collect();
+                failures.push(format!(
+                    "{}: reported negative {example:?} as {ids:?}",
+                    decoder.id
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}

@@ -1,0 +1,112 @@
+//! Decoders: the other ways a credential is written in real leaks. Each one
+//! finds text written some other way (a `Basic` header, a base64 blob, a
+//! twice percent-encoded URL, JSON `\uXXXX` escapes, a value split over
+//! concatenated literals, a name and value in sibling JSON fields) and gives a decoded view of it; the detector
+//! runs every rule on the view (decoding again, to a bounded depth) and
+//! reports what it finds at the encoded text's place.
+//!
+//! Which decoders exist, with examples a test checks, is data too: the
+//! `decoders:` section of `rules/x-credentials.yaml`.
+
+mod base64_blobs;
+mod basic_auth;
+mod concat;
+mod escapes;
+mod pairs;
+pub mod utf16;
+
+/// Views inside views, at most this deep (base64 in base64 in base64).
+pub const MAX_DEPTH: u8 = 3;
+/// A view larger than this is not scanned (a decompression-bomb guard).
+pub const MAX_VIEW_BYTES: usize = 4 << 20;
+
+/// A decoded view of part of a buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    /// The decoder that made it.
+    pub decoder: &'static str,
+    /// The text as it reads once decoded.
+    pub text: Vec<u8>,
+    /// The span of the buffer it was decoded from: findings point there.
+    pub origin: (usize, usize),
+}
+
+/// Every decoder, compiled once.
+#[derive(Debug)]
+pub struct Decoders {
+    basic_auth: basic_auth::BasicAuth,
+    base64: base64_blobs::Base64Blobs,
+    escapes: escapes::Escapes,
+    concat: concat::Concatenation,
+    pairs: pairs::NameValueFields,
+}
+
+impl Default for Decoders {
+    fn default() -> Self {
+        Decoders {
+            basic_auth: basic_auth::BasicAuth::new(),
+            base64: base64_blobs::Base64Blobs::new(),
+            escapes: escapes::Escapes::new(),
+            concat: concat::Concatenation::new(),
+            pairs: pairs::NameValueFields::new(),
+        }
+    }
+}
+
+impl Decoders {
+    /// The decoders' ids, as the rules file names them.
+    pub const IDS: [&'static str; 6] = [
+        basic_auth::ID,
+        base64_blobs::ID,
+        escapes::JSON_ID,
+        escapes::PERCENT_ID,
+        concat::ID,
+        pairs::ID,
+    ];
+
+    /// Appends every view of `buf` that some decoder finds. `windows` are
+    /// the spans around keyword hits (the keywords include each decoder's
+    /// trigger, see `triggers()`): decoders look only there, so a file
+    /// without any costs one search.
+    pub fn views(&self, buf: &[u8], windows: &[(usize, usize)], out: &mut Vec<View>) {
+        self.base64.views(buf, windows, out);
+        self.escapes.views(buf, windows, out);
+        let mut found = Vec::new();
+        for &(s, e) in windows {
+            self.basic_auth.views(&buf[s..e], &mut found);
+            self.concat.views(&buf[s..e], &mut found);
+            self.pairs.views(&buf[s..e], &mut found);
+            out.extend(found.drain(..).map(|mut v| {
+                v.origin = (v.origin.0 + s, v.origin.1 + s);
+                v
+            }));
+        }
+    }
+}
+
+/// Keywords that open a window for the decoders (besides the rules' own
+/// keywords): the base64 forms of words around credentials, and HTTP
+/// Basic's markers.
+pub fn triggers() -> Vec<String> {
+    let mut t = base64_blobs::markers();
+    t.extend(basic_auth::TRIGGERS.iter().map(|s| s.to_string()));
+    t.extend(escapes::TRIGGERS.iter().map(|s| s.to_string()));
+    t
+}
+
+/// The line around `at`, at most `radius` bytes to each side.
+pub(crate) fn line_around(buf: &[u8], start: usize, end: usize, radius: usize) -> (usize, usize) {
+    let floor = start.saturating_sub(radius);
+    let s = memchr::memrchr(b'\n', &buf[floor..start]).map_or(floor, |p| floor + p + 1);
+    let ceil = (end + radius).min(buf.len());
+    let e = memchr::memchr(b'\n', &buf[end..ceil]).map_or(ceil, |p| end + p);
+    (s, e)
+}
+
+/// Whether decoded bytes read as text (what a credential would sit in).
+pub(crate) fn is_text(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+}
