@@ -87,6 +87,7 @@ impl Detector {
                 })
             })
             .collect();
+        let decoders = crate::decode::Decoders::new(&rules.calls);
         Detector {
             rules,
             prefilter,
@@ -101,7 +102,7 @@ impl Detector {
             .unwrap(),
             base64_markers,
             base64_shapes,
-            decoders: Default::default(),
+            decoders,
         }
     }
 
@@ -172,7 +173,8 @@ impl Detector {
         out: &mut Vec<Detection>,
     ) {
         let mut views = Vec::new();
-        self.decoders.views(buf, windows, &mut views);
+        let mentions_x = |w: &[u8]| path_context || self.x_context.is_match(w);
+        self.decoders.views(buf, windows, &mentions_x, &mut views);
         let mut found = Vec::new();
         for view in views {
             if view.text.len() > crate::decode::MAX_VIEW_BYTES {

@@ -10,9 +10,12 @@
 
 mod base64_blobs;
 mod basic_auth;
+mod calls;
 mod concat;
 mod escapes;
 mod pairs;
+mod structure;
+mod tables;
 pub mod utf16;
 
 /// Views inside views, at most this deep (base64 in base64 in base64).
@@ -39,43 +42,64 @@ pub struct Decoders {
     escapes: escapes::Escapes,
     concat: concat::Concatenation,
     pairs: pairs::NameValueFields,
+    nested: structure::NestedKeys,
+    tables: tables::Tables,
+    calls: calls::Calls,
 }
 
-impl Default for Decoders {
-    fn default() -> Self {
+impl Decoders {
+    /// Every decoder; `calls` are the rules file's known X client calls.
+    pub fn new(calls: &[crate::rules::CallSpec]) -> Self {
         Decoders {
             basic_auth: basic_auth::BasicAuth::new(),
             base64: base64_blobs::Base64Blobs::new(),
             escapes: escapes::Escapes::new(),
             concat: concat::Concatenation::new(),
             pairs: pairs::NameValueFields::new(),
+            nested: structure::NestedKeys,
+            tables: tables::Tables::new(),
+            calls: calls::Calls::new(calls),
         }
     }
-}
 
-impl Decoders {
     /// The decoders' ids, as the rules file names them.
-    pub const IDS: [&'static str; 6] = [
+    pub const IDS: [&'static str; 9] = [
         basic_auth::ID,
         base64_blobs::ID,
         escapes::JSON_ID,
         escapes::PERCENT_ID,
         concat::ID,
         pairs::ID,
+        structure::ID,
+        tables::ID,
+        calls::ID,
     ];
 
     /// Appends every view of `buf` that some decoder finds. `windows` are
     /// the spans around keyword hits (the keywords include each decoder's
     /// trigger, see `triggers()`): decoders look only there, so a file
     /// without any costs one search.
-    pub fn views(&self, buf: &[u8], windows: &[(usize, usize)], out: &mut Vec<View>) {
+    /// Names joined from a structure only count near a mention of X
+    /// (`mentions_x`), so that decoder looks only there.
+    pub fn views(
+        &self,
+        buf: &[u8],
+        windows: &[(usize, usize)],
+        mentions_x: &dyn Fn(&[u8]) -> bool,
+        out: &mut Vec<View>,
+    ) {
         self.base64.views(buf, windows, out);
         self.escapes.views(buf, windows, out);
+        self.tables.views(buf, windows, out);
         let mut found = Vec::new();
         for &(s, e) in windows {
             self.basic_auth.views(&buf[s..e], &mut found);
             self.concat.views(&buf[s..e], &mut found);
             self.pairs.views(&buf[s..e], &mut found);
+            if mentions_x(&buf[s..e]) {
+                self.nested.views(&buf[s..e], &mut found);
+            }
+            self.calls.views(&buf[s..e], &mut found);
             out.extend(found.drain(..).map(|mut v| {
                 v.origin = (v.origin.0 + s, v.origin.1 + s);
                 v

@@ -17,6 +17,18 @@ struct RulesFile {
     rules: Vec<RuleSpec>,
     #[serde(default)]
     decoders: Vec<DecoderSpec>,
+    #[serde(default)]
+    calls: Vec<CallSpec>,
+}
+
+/// A well-known X client call and the credential each positional
+/// argument holds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSpec {
+    /// A regular expression for the callee, e.g. `tweepy\.Client`.
+    pub call: String,
+    pub args: Vec<CredentialKey>,
 }
 
 /// A decoder as the rules file describes it (the decoding is code, in
@@ -150,6 +162,7 @@ pub enum RuleError {
 pub struct RuleSet {
     pub rules: Vec<Rule>,
     pub decoders: Vec<DecoderSpec>,
+    pub calls: Vec<CallSpec>,
     /// Literal keywords (ASCII case-insensitive) for the prefilter.
     pub keywords: Vec<String>,
 }
@@ -263,9 +276,16 @@ impl RuleSet {
         }
         keywords.sort();
         keywords.dedup();
+        for c in &file.calls {
+            Regex::new(&c.call).map_err(|e| RuleError::Invalid {
+                id: format!("call {}", c.call),
+                message: e.to_string(),
+            })?;
+        }
         Ok(RuleSet {
             rules,
             decoders: file.decoders,
+            calls: file.calls,
             keywords,
         })
     }
