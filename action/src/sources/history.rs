@@ -66,13 +66,29 @@ pub fn scan_history(
                         Ok(job) => job,
                         Err(_) => break,
                     };
-                    scan_job(
-                        &mut scanner,
-                        &job.blob,
-                        &job.path,
-                        &job.data[..],
-                        &mut local,
-                    );
+                    match super::archive::kind_of(&job.path) {
+                        Some(kind) => {
+                            let blob = job.blob.clone();
+                            let tag =
+                                move |f: &mut crate::finding::Finding| f.blob = Some(blob.clone());
+                            let (path, data) = (&job.path, &job.data[..]);
+                            super::archive::scan_into(
+                                kind,
+                                data,
+                                path,
+                                &mut scanner,
+                                &mut local,
+                                &tag,
+                            );
+                        }
+                        None => scan_job(
+                            &mut scanner,
+                            &job.blob,
+                            &job.path,
+                            &job.data[..],
+                            &mut local,
+                        ),
+                    }
                 }
                 local.stats.waived_inline += scanner.waived_inline as u64;
                 absorb(&out, local);
@@ -195,7 +211,12 @@ fn attribute_commits(repo: &Path, out: &mut SourceOutput) {
             .or_insert_with(|| first_appearance(repo, &blob));
         if let Some((commit, path)) = first {
             f.commit = Some(commit.clone());
-            f.path = path.clone();
+            // An archive member keeps its place inside: `x.zip!/inner`.
+            let inner = f.path.split_once("!/").map(|(_, inner)| inner.to_string());
+            f.path = match inner {
+                Some(inner) => format!("{path}!/{inner}"),
+                None => path.clone(),
+            };
         }
     }
     out.findings

@@ -2,6 +2,7 @@
 //! range, or stdin. Each source yields findings and warnings; a source that
 //! cannot run at all is an error.
 
+pub mod archive;
 pub(crate) mod git;
 pub mod history;
 pub mod range;

@@ -101,6 +101,27 @@ impl Drop for Visitor<'_> {
     }
 }
 
+fn scan_archive_file(
+    kind: super::archive::Kind,
+    path: &Path,
+    rel: &str,
+    scanner: &mut BlobScanner<'_>,
+    out: &mut SourceOutput,
+) {
+    let too_big = std::fs::metadata(path).is_ok_and(|m| m.len() > super::archive::MAX_ARCHIVE);
+    if too_big {
+        out.warnings.push(format!(
+            "skipped {rel}: an archive over {} MiB is not opened",
+            super::archive::MAX_ARCHIVE >> 20
+        ));
+        return;
+    }
+    match std::fs::read(path) {
+        Ok(data) => super::archive::scan_into(kind, &data, rel, scanner, out, &|_| {}),
+        Err(err) => out.warnings.push(format!("skipped {rel}: {err}")),
+    }
+}
+
 fn merge(into: &mut SourceOutput, local: &mut SourceOutput, scanner: &mut BlobScanner<'_>) {
     local.stats.waived_inline += std::mem::take(&mut scanner.waived_inline) as u64;
     into.absorb(std::mem::take(local));
@@ -108,6 +129,9 @@ fn merge(into: &mut SourceOutput, local: &mut SourceOutput, scanner: &mut BlobSc
 
 fn scan_file(root: &Path, path: &Path, scanner: &mut BlobScanner<'_>, out: &mut SourceOutput) {
     let rel = relative(root, path);
+    if let Some(kind) = super::archive::kind_of(&rel) {
+        return scan_archive_file(kind, path, &rel, scanner, out);
+    }
     let file = match File::open(path) {
         Ok(f) => f,
         Err(err) => {

@@ -3,6 +3,7 @@
 //! against the X API emulator, and every rule's examples.
 
 mod action;
+mod archives;
 mod cli;
 mod encodings;
 mod rules_examples;

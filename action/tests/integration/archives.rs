@@ -1,0 +1,99 @@
+//! Archives are opened: members are scanned and named `archive!/member`,
+//! nested archives too, and a bomb is stopped with a warning.
+
+use std::io::Write;
+
+use crate::support::*;
+
+fn zip_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    for (name, data) in members {
+        zip.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(data).unwrap();
+    }
+    zip.finish().unwrap();
+    out.into_inner()
+}
+
+fn gz_of(data: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
+fn tar_gz_of(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, name, data).unwrap();
+    gz_of(&tar.into_inner().unwrap())
+}
+
+#[test]
+fn members_of_archives_are_scanned_and_named_inside_them() {
+    let env = format!("TWITTER_BEARER_TOKEN={BEARER}\n");
+    let repo = Repo::new();
+    let write = |name: &str, bytes: &[u8]| {
+        std::fs::write(repo.path().join(name), bytes).unwrap();
+    };
+    write(
+        "backup.zip",
+        &zip_of(&[("config/.env", env.as_bytes()), ("README", b"hi")]),
+    );
+    write(
+        "app.jar",
+        &zip_of(&[(
+            "BOOT-INF/app.properties",
+            format!("twitter.consumer.secret={API_SECRET}\n").as_bytes(),
+        )]),
+    );
+    write("logs.tar.gz", &tar_gz_of("var/log/app.log", env.as_bytes()));
+    write("dump.sql.gz", &gz_of(env.as_bytes()));
+    write(
+        "nested.zip",
+        &zip_of(&[("inner.zip", &zip_of(&[("deep/.env", env.as_bytes())]))]),
+    );
+    // 200 MiB of zeros in a few hundred KiB: stopped, with a warning.
+    write(
+        "bomb.zip",
+        &zip_of(&[("zeros.txt", &vec![b'0'; 200 << 20])]),
+    );
+    let out = keyguard(&["scan", "--format", "json", "."], repo.path());
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.assert_redacted();
+    let report = json(&out);
+    let mut paths: Vec<String> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| format!("{}:{}", f["path"].as_str().unwrap(), f["line"]))
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        vec![
+            "app.jar!/BOOT-INF/app.properties:1",
+            "backup.zip!/config/.env:1",
+            "dump.sql.gz!/dump.sql:1",
+            "logs.tar.gz!/var/log/app.log:1",
+            "nested.zip!/inner.zip!/deep/.env:1",
+        ],
+        "{report}"
+    );
+    let warnings = report["warnings"].to_string();
+    assert!(warnings.contains("bomb.zip!/zeros.txt"), "{warnings}");
+
+    // History mode opens archives in blobs too.
+    repo.git(&["add", "backup.zip"]);
+    repo.commit("backup");
+    let out = keyguard(&["scan", "--history", "--format", "json", "."], repo.path());
+    assert!(
+        finding_paths(&json(&out)).contains(&"backup.zip!/config/.env:x-bearer-token".to_string()),
+        "{}",
+        out.stdout
+    );
+}
