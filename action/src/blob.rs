@@ -97,7 +97,10 @@ impl<'d> BlobScanner<'d> {
                 let rule = &self.detector.rules.rules[d.rule];
                 let finding = Finding {
                     rule_id: rule.spec.id.clone(),
-                    rule_name: rule.spec.name.clone(),
+                    rule_name: match &d.label {
+                        Some(owner) => format!("{} ({owner})", rule.spec.name),
+                        None => rule.spec.name.clone(),
+                    },
                     credential: d.credential,
                     path: path.to_string(),
                     line: base_line + d.line,

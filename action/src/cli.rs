@@ -78,6 +78,12 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE", env = "KEYGUARD_BASELINE")]
     pub baseline: Option<PathBuf>,
 
+    /// Fingerprints of live credentials (a list of `sha256:…`, or the JSON
+    /// of `kubectl get twcred -A -o json`): every occurrence of those exact
+    /// values is reported, with whose they are.
+    #[arg(long, value_name = "FILE", env = "KEYGUARD_KNOWN")]
+    pub known: Option<PathBuf>,
+
     /// Ask the X API whether each finding is live (read-only calls).
     #[arg(long, env = "KEYGUARD_VERIFY", value_parser = BoolishValueParser::new())]
     pub verify: bool,

@@ -35,6 +35,8 @@ pub struct Detection {
     pub allowed_inline: bool,
     /// Found in a decoded view: several values may share one span.
     pub decoded: bool,
+    /// Whose it is, for a `--known` value.
+    pub label: Option<std::sync::Arc<str>>,
 }
 
 /// Compiled detection machinery; cheap to share between threads.
@@ -49,6 +51,7 @@ pub struct Detector {
     /// Per rule: the whole-token shape of base64 rules.
     base64_shapes: Vec<Option<Regex>>,
     decoders: crate::decode::Decoders,
+    known: Option<(crate::known::Known, usize)>,
 }
 
 impl Detector {
@@ -103,11 +106,19 @@ impl Detector {
             base64_markers,
             base64_shapes,
             decoders,
+            known: None,
         }
     }
 
     pub fn builtin() -> Self {
         Self::new(RuleSet::builtin())
+    }
+
+    /// Also reports every occurrence of these known values.
+    pub fn with_known(mut self, known: crate::known::Known) -> Self {
+        let rule = self.rules.push_known_rule();
+        self.known = Some((known, rule));
+        self
     }
 
     /// Does the buffer contain any keyword at all? (The fast path: most
@@ -155,10 +166,26 @@ impl Detector {
         if !windows.is_empty() && self.secret_manifest.is_match(buf) {
             self.detect_secret_manifest(buf, path_context, out);
         }
+        if let Some((known, rule)) = &self.known {
+            let mut hits = Vec::new();
+            known.find(buf, &mut hits);
+            out.extend(hits.into_iter().map(|h| Detection {
+                rule: *rule,
+                credential: h.label.key.unwrap_or(CredentialKey::ApiKey),
+                start: h.start,
+                end: h.end,
+                line: 0,
+                column: 0,
+                value: SecretValue::new(h.value),
+                allowed_inline: false,
+                decoded: false,
+                label: Some(h.label.owner.clone()),
+            }));
+        }
         if depth < crate::decode::MAX_DEPTH {
             self.detect_views(buf, &windows, path_context, forced_context, depth, out);
         }
-        dedupe_from(out, first);
+        dedupe_from(out, first, self.known.as_ref().map(|(_, r)| *r));
     }
 
     /// Every decoder's views of `buf`, scanned as text; X mentioned near
@@ -204,6 +231,7 @@ impl Detector {
         let text = &buf[ws..we];
         for (index, rule) in self.rules.rules.iter().enumerate() {
             match rule.spec.kind {
+                RuleKind::Known => {}
                 RuleKind::Base64Token => {
                     self.find_base64_tokens(buf, (ws, we), index, rule, out);
                 }
@@ -249,6 +277,7 @@ impl Detector {
                             value: SecretValue::new(value.as_bytes()),
                             allowed_inline: false,
                             decoded: false,
+                            label: None,
                         });
                     }
                 }
@@ -335,6 +364,7 @@ impl Detector {
                     value: SecretValue::new(token),
                     allowed_inline: false,
                     decoded: false,
+                    label: None,
                 });
             }
         }
@@ -415,7 +445,9 @@ pub fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
 /// Keeps one detection per overlapping span and value: the earliest rule
 /// wins, so a specific rule beats the generic TWITTER_*/X_* one. A decoded
 /// view's findings share its span, so there only the same value merges.
-fn dedupe_from(out: &mut Vec<Detection>, first: usize) {
+/// A `--known` finding beats any rule's: it names whose the value is.
+fn dedupe_from(out: &mut Vec<Detection>, first: usize, known: Option<usize>) {
+    let is_known = |d: &Detection| Some(d.rule) == known;
     let mut new: Vec<Detection> = out.drain(first..).collect();
     new.sort_by_key(|d| (d.start, d.rule));
     let mut kept: Vec<Detection> = Vec::with_capacity(new.len());
@@ -426,7 +458,7 @@ fn dedupe_from(out: &mut Vec<Detection>, first: usize) {
                 && (!(d.decoded || k.decoded) || d.value.expose() == k.value.expose())
         };
         if let Some(k) = kept.iter_mut().find(|k| same(k)) {
-            if d.rule < k.rule {
+            if is_known(&d) || (!is_known(k) && d.rule < k.rule) {
                 *k = d;
             }
             continue;

@@ -15,6 +15,7 @@ pub mod decode;
 pub mod detect;
 pub mod finding;
 pub mod github;
+pub mod known;
 pub mod report;
 pub mod rules;
 pub mod run_cli;

@@ -37,6 +37,8 @@ pub struct ScanOptions {
     /// Shown before tree paths instead of the path as given (the Action
     /// makes paths relative to the repository root).
     pub display_prefix: Option<String>,
+    /// Fingerprints of live credentials to find exactly (`--known`).
+    pub known: Option<PathBuf>,
 }
 
 impl ScanOptions {
@@ -51,12 +53,16 @@ impl ScanOptions {
             verify: None,
             allow_new_inline_waivers: true,
             display_prefix: None,
+            known: None,
         }
     }
 }
 
 pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
-    let detector = Detector::builtin();
+    let detector = match &opts.known {
+        Some(path) => Detector::builtin().with_known(crate::known::Known::load(path)?),
+        None => Detector::builtin(),
+    };
     // One path: its findings are matched against its ignore file first,
     // then shown with the path's prefix. Several: shown (and matched
     // against ./.keyguardignore) with each one's prefix.

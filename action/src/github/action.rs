@@ -237,6 +237,7 @@ fn run_step(env: &ActionEnv, sarif: &std::path::Path) -> Result<i32, Error> {
     let mut opts = ScanOptions::new(target);
     opts.display_prefix = relative_to_workspace(&path, workspace);
     opts.baseline = env.input("baseline").map(PathBuf::from);
+    opts.known = env.input("known-fingerprints").map(PathBuf::from);
     opts.allow_new_inline_waivers = env.bool_input("allow-new-inline-waivers", true)?;
     if env.bool_input("verify", false)? {
         opts.verify = Some(VerifyOptions {

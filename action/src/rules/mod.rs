@@ -71,6 +71,8 @@ pub enum RuleKind {
     Structural,
     Base64Token,
     Assignment,
+    /// Exact values with known fingerprints (`--known`); not in the file.
+    Known,
 }
 
 /// What must be near a finding for a generic identifier to count.
@@ -253,6 +255,11 @@ impl RuleSet {
                             .map_err(|e| invalid(e.to_string()))?,
                     )
                 }
+                RuleKind::Known => {
+                    return Err(invalid(
+                        "`known` rules come from --known, not the rules file".into(),
+                    ))
+                }
                 RuleKind::Base64Token => {
                     let suffix = shape.and_then(|s| s.decoded_suffix).ok_or_else(|| {
                         invalid("base64-token rules need a credential with a decoded suffix".into())
@@ -288,6 +295,28 @@ impl RuleSet {
             calls: file.calls,
             keywords,
         })
+    }
+
+    /// The rule `--known` findings are reported under.
+    pub fn push_known_rule(&mut self) -> usize {
+        self.rules.push(Rule {
+            spec: RuleSpec {
+                id: "x-known-credential".into(),
+                name: "Known live X credential".into(),
+                credential: None,
+                kind: RuleKind::Known,
+                pattern: None,
+                names: Vec::new(),
+                exclude_names: Vec::new(),
+                context: None,
+                context_free_names: Vec::new(),
+                examples: Examples::default(),
+            },
+            regex: None,
+            decoded_suffix: None,
+            exclude_names: Vec::new(),
+        });
+        self.rules.len() - 1
     }
 
     pub fn get(&self, id: &str) -> Option<&Rule> {

@@ -495,3 +495,98 @@ fn a_range_in_a_subdirectory_counts_only_its_changes() {
     );
     assert_eq!(finding_paths(&json(&out)), vec!["svc/.env:x-bearer-token"]);
 }
+
+/// `--known`: the operator's status (fingerprints only) finds the exact
+/// live values anywhere, in any encoding, even with no rule's help, and
+/// names their owner; look-alikes with other values are not reported.
+#[test]
+fn known_fingerprints_find_exact_values_and_name_their_owner() {
+    let repo = Repo::new();
+    // No name a rule knows, split and re-encoded the way leaks travel.
+    repo.write(
+        "notes.txt",
+        &format!("prod creds for later: {API_SECRET}\n"),
+    );
+    repo.write(
+        "dump.json",
+        &format!(
+            "{{\"blob\": \"{}\"}}\n",
+            base64_of(&format!("k={ACCESS_TOKEN}\ntwitter=1\n"))
+        ),
+    );
+    repo.write(
+        "other.txt",
+        "prod creds: AAAABBBBCCCCDDDDEEEEFFFFGGGGHHHHIIII\n",
+    );
+    let fp = |v: &str| keyguard_credentials::fingerprint(v.as_bytes()).to_string();
+    let status = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [{
+        "metadata": {"namespace": "team", "name": "bot"},
+        "status": {"environments": [{"name": "prod", "sourceCredentials": [
+            {"key": "apiKeySecret", "fingerprint": fp(API_SECRET), "since": "2026-11-01T00:00:00Z"},
+            {"key": "accessToken", "fingerprint": fp(ACCESS_TOKEN), "since": "2026-11-01T00:00:00Z"}
+        ]}]}
+    }]});
+    let known = repo.path().join("known.json");
+    std::fs::write(&known, status.to_string()).unwrap();
+    let out = keyguard(
+        &[
+            "scan",
+            "--format",
+            "json",
+            "--known",
+            known.to_str().unwrap(),
+            "notes.txt",
+            "dump.json",
+            "other.txt",
+        ],
+        repo.path(),
+    );
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.assert_redacted();
+    let report = json(&out);
+    let findings = report["findings"].as_array().unwrap();
+    let mut seen: Vec<(String, String)> = findings
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["ruleName"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "dump.json".into(),
+                "Known live X credential (team/bot, environment prod, accessToken)".into()
+            ),
+            (
+                "notes.txt".into(),
+                "Known live X credential (team/bot, environment prod, apiKeySecret)".into()
+            ),
+        ],
+        "{report}"
+    );
+    // Without --known the bare secret in prose is not a finding.
+    let plain = keyguard(&["scan", "--format", "json", "notes.txt"], repo.path());
+    assert_eq!(plain.code, 0, "{}", plain.stdout);
+
+    std::fs::write(&known, "not a fingerprint\n").unwrap();
+    let bad = keyguard(
+        &["scan", "--known", known.to_str().unwrap(), "."],
+        repo.path(),
+    );
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("is not a fingerprint"),
+        "{}",
+        bad.stderr
+    );
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
