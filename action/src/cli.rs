@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Scan a working tree, a file, git history, a commit range or stdin.
-    Scan(ScanArgs),
+    Scan(Box<ScanArgs>),
     /// List the detection rules.
     Rules {
         /// Print the prefilter keywords instead, one a line (for comparing

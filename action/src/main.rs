@@ -5,7 +5,7 @@ use keyguard_scan::{exit, github, run_cli};
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Scan(args) => run_cli::scan(args),
+        Command::Scan(args) => run_cli::scan(*args),
         Command::Rules { keywords } => run_cli::rules(keywords),
         Command::Action => github::action::run_from_env(),
     };
