@@ -45,6 +45,15 @@ pub struct ScanArgs {
     #[arg(long, conflicts_with = "range", env = "KEYGUARD_HISTORY", value_parser = BoolishValueParser::new())]
     pub history: bool,
 
+    /// With --history: also blobs no ref or reflog reaches any more
+    /// (dangling after a reset or an amend, until git collects them).
+    #[arg(long, requires = "history", env = "KEYGUARD_UNREACHABLE", value_parser = BoolishValueParser::new())]
+    pub unreachable: bool,
+
+    /// With --history: also every commit message.
+    #[arg(long, requires = "history", env = "KEYGUARD_COMMIT_MESSAGES", value_parser = BoolishValueParser::new())]
+    pub commit_messages: bool,
+
     /// Scan what the commits BASE..HEAD add (a pull request or a push).
     #[arg(long, value_name = "BASE..HEAD", env = "KEYGUARD_RANGE")]
     pub range: Option<String>,

@@ -45,6 +45,8 @@ impl ScanArgs {
         opts.ignore_file = self.ignore_file.clone();
         opts.baseline = self.baseline.clone();
         opts.known = self.known.clone();
+        opts.unreachable = self.unreachable;
+        opts.commit_messages = self.commit_messages;
         opts.allow_new_inline_waivers = !self.no_new_inline_waivers;
         opts.verify = self.verify.then(|| VerifyOptions {
             base_url: self.x_api_base.clone(),

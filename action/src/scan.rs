@@ -39,6 +39,10 @@ pub struct ScanOptions {
     pub display_prefix: Option<String>,
     /// Fingerprints of live credentials to find exactly (`--known`).
     pub known: Option<PathBuf>,
+    /// History mode: also blobs no ref reaches any more.
+    pub unreachable: bool,
+    /// History mode: also commit messages.
+    pub commit_messages: bool,
 }
 
 impl ScanOptions {
@@ -54,6 +58,8 @@ impl ScanOptions {
             allow_new_inline_waivers: true,
             display_prefix: None,
             known: None,
+            unreachable: false,
+            commit_messages: false,
         }
     }
 }
@@ -102,7 +108,15 @@ pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
         }
         Target::History(path) => (
             Some(path.clone()),
-            history::scan_history(path, &detector, opts.threads)?,
+            history::scan_history(
+                path,
+                &detector,
+                history::HistoryOptions {
+                    threads: opts.threads,
+                    unreachable: opts.unreachable,
+                    commit_messages: opts.commit_messages,
+                },
+            )?,
             format!("history of {}", path.display()),
         ),
         Target::Range(path, r) => (

@@ -1,5 +1,8 @@
-//! Full history: every unique blob reachable from any ref, each scanned
-//! once, with the first commit and path where a finding appeared.
+//! Full history: every unique blob reachable from any ref or reflog entry
+//! (older stashes live only in the stash's reflog), each scanned once, with
+//! the first commit and path where a finding appeared. Opt-in: blobs no ref
+//! reaches any more (`--unreachable`: dangling after a reset or an amended
+//! commit, until git collects them) and commit messages.
 
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -19,12 +22,38 @@ struct Job {
     data: Vec<u8>,
 }
 
+/// What a history scan covers beyond reachable blobs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HistoryOptions {
+    pub threads: usize,
+    pub unreachable: bool,
+    pub commit_messages: bool,
+}
+
+/// Blobs no ref or reflog reaches, as `git fsck` lists them.
+fn unreachable_blobs(repo: &Path) -> Result<Vec<String>, Error> {
+    let text = super::git::output(
+        repo,
+        &["fsck", "--unreachable", "--no-reflogs", "--no-progress"],
+    )?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_prefix("unreachable blob "))
+        .map(|sha| format!("{sha} (unreachable blob)\n"))
+        .collect())
+}
+
 pub fn scan_history(
     repo: &Path,
     detector: &Detector,
-    threads: usize,
+    opts: HistoryOptions,
 ) -> Result<SourceOutput, Error> {
     check_repository(repo)?;
+    let threads = opts.threads;
+    let extra = match opts.unreachable {
+        true => unreachable_blobs(repo)?,
+        false => Vec::new(),
+    };
     let git_err = |command: &str, e: std::io::Error| Error::Git {
         command: command.to_string(),
         message: e.to_string(),
@@ -34,6 +63,7 @@ pub fn scan_history(
             "rev-list",
             "--objects",
             "--all",
+            "--reflog",
             "--filter=object:type=blob",
             "--filter-provided-objects",
         ])
@@ -47,11 +77,22 @@ pub fn scan_history(
             "cat-file",
             "--batch=%(objectname) %(objecttype) %(objectsize) %(rest)",
         ])
-        .stdin(Stdio::from(rev_list.stdout.take().unwrap()))
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| git_err("git cat-file", e))?;
+    // rev-list's objects, then the unreachable blobs, into cat-file.
+    let mut objects = rev_list.stdout.take().unwrap();
+    let mut feed = cat.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || -> std::io::Result<()> {
+        use std::io::Write;
+        std::io::copy(&mut objects, &mut feed)?;
+        for line in extra {
+            feed.write_all(line.as_bytes())?;
+        }
+        Ok(())
+    });
 
     let out = Mutex::new(SourceOutput::default());
     let (tx, rx) = mpsc::sync_channel::<Job>(threads * 4);
@@ -142,6 +183,7 @@ pub fn scan_history(
         absorb(&out, local);
         result
     });
+    let fed = feeder.join();
     let rev_status = rev_list.wait().map_err(|e| git_err("git rev-list", e))?;
     let _ = cat.wait();
     if !rev_status.success() {
@@ -155,6 +197,13 @@ pub fn scan_history(
         });
     }
     let mut out = out.into_inner().unwrap();
+    if !matches!(fed, Ok(Ok(()))) {
+        out.warnings
+            .push("feeding objects to git cat-file stopped early".into());
+    }
+    if opts.commit_messages {
+        scan_commit_messages(repo, detector, &mut out)?;
+    }
     if let Err(e) = read_result {
         out.warnings
             .push(format!("reading git objects stopped early: {e}"));
@@ -193,6 +242,52 @@ fn scan_job(
             .warnings
             .push(format!("skipped blob {blob} ({path}): {e}")),
     }
+}
+
+/// Every commit message of every ref and reflog entry, as an input named
+/// `commit <sha> (message)`.
+fn scan_commit_messages(
+    repo: &Path,
+    detector: &Detector,
+    out: &mut SourceOutput,
+) -> Result<(), Error> {
+    let log = super::git::output(
+        repo,
+        &[
+            "log",
+            "--all",
+            "--reflog",
+            "--format=%H%x1f%an%x1f%aI%x1f%B%x1e",
+        ],
+    )?;
+    let mut scanner = BlobScanner::new(detector);
+    for record in log.split('\x1e') {
+        let mut f = record.trim_start_matches('\n').splitn(4, '\x1f');
+        let (Some(sha), Some(author), Some(date), Some(message)) =
+            (f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let commit = crate::finding::CommitInfo {
+            commit: sha.to_string(),
+            author: Some(author.to_string()),
+            date: Some(date.to_string()),
+        };
+        let path = format!("commit {} (message)", &sha[..sha.len().min(12)]);
+        let findings = &mut out.findings;
+        if scanner
+            .scan(message.as_bytes(), &path, &mut |mut found| {
+                found.commit = Some(commit.clone());
+                findings.push(found)
+            })
+            .is_ok()
+        {
+            out.stats.scanned += 1;
+            out.stats.bytes += message.len() as u64;
+        }
+    }
+    out.stats.waived_inline += scanner.waived_inline as u64;
+    Ok(())
 }
 
 fn absorb(out: &Mutex<SourceOutput>, local: SourceOutput) {

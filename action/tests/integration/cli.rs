@@ -590,3 +590,76 @@ fn base64_of(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
 }
+
+/// History reaches older stashes (the reflog) always, and on request blobs
+/// nothing reaches any more and commit messages.
+#[test]
+fn history_covers_stashes_and_optionally_unreachable_blobs_and_messages() {
+    let repo = Repo::new();
+    repo.write("README.md", "bot\n");
+    repo.commit("base");
+    // Two stashes: the older one lives only in refs/stash's reflog.
+    repo.write(
+        "stashed.env",
+        &format!("TWITTER_ACCESS_TOKEN={ACCESS_TOKEN}\n"),
+    );
+    repo.git(&["add", "stashed.env"]);
+    repo.git(&["stash"]);
+    repo.write("README.md", "bot, edited\n");
+    repo.git(&["stash"]);
+    // A commit reset away, its reflog expired: unreachable.
+    repo.write("gone.py", &python_client());
+    repo.commit("oops");
+    repo.git(&["reset", "-q", "--hard", "HEAD~1"]);
+    repo.git(&[
+        "reflog",
+        "expire",
+        "--expire=now",
+        "HEAD",
+        "refs/heads/main",
+    ]);
+    // A credential in a commit message.
+    repo.write("docs.md", "docs\n");
+    repo.git(&["add", "docs.md"]);
+    repo.git(&["commit", "-q", "-m", &format!("debug: bearer is {BEARER}")]);
+
+    let paths = |args: &[&str]| -> Vec<String> {
+        let out = keyguard(args, repo.path());
+        out.assert_redacted();
+        let mut p: Vec<String> = json(&out)["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap().to_string())
+            .collect();
+        p.sort();
+        p.dedup();
+        p
+    };
+    let plain = paths(&["scan", "--history", "--format", "json", "."]);
+    assert_eq!(
+        plain,
+        vec!["stashed.env"],
+        "the older stash is found by default"
+    );
+    let all = paths(&[
+        "scan",
+        "--history",
+        "--unreachable",
+        "--commit-messages",
+        "--format",
+        "json",
+        ".",
+    ]);
+    assert!(all.contains(&"stashed.env".to_string()), "{all:?}");
+    assert!(
+        all.iter()
+            .any(|p| p.contains("(unreachable blob)") || p == "gone.py"),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|p| p.starts_with("commit ") && p.ends_with("(message)")),
+        "{all:?}"
+    );
+}
