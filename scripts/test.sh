@@ -10,11 +10,11 @@ echo "==> control plane (etcd + kube-apiserver from Go modules; cached after the
 cargo build -q -p keyguard-tests --bin keyguard-control-plane
 target/debug/keyguard-control-plane build
 
-echo "==> tweepy from PyPI, for the emulator's fidelity test (cached virtualenv)"
+echo "==> tweepy and pre-commit from PyPI, for the emulator's fidelity and the hook tests (cached virtualenv)"
 venv="$(cache_dir)/python"
-if ! "$venv/bin/python" -c 'import tweepy' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import tweepy' 2>/dev/null || [ ! -x "$venv/bin/pre-commit" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check tweepy==4.17.0
+  "$venv/bin/pip" install -q --disable-pip-version-check tweepy==4.17.0 pre-commit==4.0.1
 fi
 
 echo "==> rustfmt and clippy"
