@@ -56,14 +56,21 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(rules: RuleSet) -> Self {
-        let alternation = rules
-            .keywords
-            .iter()
-            .map(|k| regex::escape(k))
-            .collect::<Vec<_>>()
-            .join("|");
+        let join = |words: &[String]| -> String {
+            words
+                .iter()
+                .map(|k| regex::escape(k))
+                .collect::<Vec<_>>()
+                .join("|")
+        };
+        // Words case-insensitively; base64 forms exactly (folding their
+        // case would multiply the literals the search must look for).
+        let alternation = format!(
+            "(?i:{})|(?-i:{})",
+            join(&rules.keywords),
+            join(&rules.markers)
+        );
         let prefilter = RegexBuilder::new(&alternation)
-            .case_insensitive(true)
             .unicode(false)
             .build()
             .expect("keywords form a valid expression");

@@ -139,7 +139,7 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<i32> {
 pub fn rules(keywords: bool) -> anyhow::Result<i32> {
     let set = RuleSet::builtin();
     if keywords {
-        for k in &set.keywords {
+        for k in set.keywords.iter().chain(&set.markers) {
             println!("{k}");
         }
         return Ok(exit::CLEAN);

@@ -9,8 +9,6 @@ use super::{line_around, View};
 
 pub const JSON_ID: &str = "json-unicode";
 pub const PERCENT_ID: &str = "percent-twice";
-/// What opens a window for these decoders.
-pub const TRIGGERS: [&str; 2] = ["\\u00", "%25"];
 /// Lines longer than this are decoded only this far around the escape.
 const RADIUS: usize = 4096;
 

@@ -108,14 +108,13 @@ impl Decoders {
     }
 }
 
-/// Keywords that open a window for the decoders (besides the rules' own
-/// keywords): the base64 forms of words around credentials, and HTTP
-/// Basic's markers.
-pub fn triggers() -> Vec<String> {
-    let mut t = base64_blobs::markers();
-    t.extend(basic_auth::TRIGGERS.iter().map(|s| s.to_string()));
-    t.extend(escapes::TRIGGERS.iter().map(|s| s.to_string()));
-    t
+/// Text that opens a window for the decoders besides the rules' own
+/// keywords (ASCII case-insensitive).
+pub const TEXT_TRIGGERS: [&str; 1] = basic_auth::TRIGGERS;
+
+/// The base64 forms of words around credentials (case-sensitive).
+pub fn base64_triggers() -> Vec<String> {
+    base64_blobs::markers()
 }
 
 /// The line around `at`, at most `radius` bytes to each side.

@@ -167,6 +167,9 @@ pub struct RuleSet {
     pub calls: Vec<CallSpec>,
     /// Literal keywords (ASCII case-insensitive) for the prefilter.
     pub keywords: Vec<String>,
+    /// Base64 forms of keywords: case-sensitive in the prefilter (folding
+    /// their case would blow up the literal search for every file).
+    pub markers: Vec<String>,
 }
 
 /// Identifiers' characters, on either side of a rule's name.
@@ -215,10 +218,11 @@ impl RuleSet {
         .map(|s| s.to_string())
         .collect();
         keywords.push(BEARER_TOKEN_PREFIX.to_string());
-        // A bearer token inside a base64-encoded Secret value.
-        keywords.extend(base64_marker_variants(BEARER_TOKEN_PREFIX));
-        // What the decoders look for (see decode/).
-        keywords.extend(crate::decode::triggers());
+        keywords.extend(crate::decode::TEXT_TRIGGERS.iter().map(|s| s.to_string()));
+        // A bearer token inside a base64-encoded Secret value, and what the
+        // base64 decoder looks for.
+        let mut markers = base64_marker_variants(BEARER_TOKEN_PREFIX);
+        markers.extend(crate::decode::base64_triggers());
 
         for spec in file.rules {
             let invalid = |message: String| RuleError::Invalid {
@@ -264,7 +268,7 @@ impl RuleSet {
                     let suffix = shape.and_then(|s| s.decoded_suffix).ok_or_else(|| {
                         invalid("base64-token rules need a credential with a decoded suffix".into())
                     })?;
-                    keywords.extend(base64_marker_variants(suffix));
+                    markers.extend(base64_marker_variants(suffix));
                     decoded_suffix = Some(suffix);
                     None
                 }
@@ -283,6 +287,8 @@ impl RuleSet {
         }
         keywords.sort();
         keywords.dedup();
+        markers.sort();
+        markers.dedup();
         for c in &file.calls {
             Regex::new(&c.call).map_err(|e| RuleError::Invalid {
                 id: format!("call {}", c.call),
@@ -294,6 +300,7 @@ impl RuleSet {
             decoders: file.decoders,
             calls: file.calls,
             keywords,
+            markers,
         })
     }
 
