@@ -10,11 +10,21 @@ echo "==> control plane (etcd + kube-apiserver from Go modules; cached after the
 cargo build -q -p keyguard-tests --bin keyguard-control-plane
 target/debug/keyguard-control-plane build
 
-echo "==> tweepy and pre-commit from PyPI, for the emulator's fidelity and the hook tests (cached virtualenv)"
+echo "==> tweepy, pre-commit and jsonschema from PyPI, for the emulator's fidelity, hook and SARIF tests (cached virtualenv)"
 venv="$(cache_dir)/python"
-if ! "$venv/bin/python" -c 'import tweepy' 2>/dev/null || [ ! -x "$venv/bin/pre-commit" ]; then
+if ! "$venv/bin/python" -c 'import tweepy, jsonschema' 2>/dev/null || [ ! -x "$venv/bin/pre-commit" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check tweepy==4.17.0 pre-commit==4.0.1
+  "$venv/bin/pip" install -q --disable-pip-version-check tweepy==4.17.0 pre-commit==4.0.1 jsonschema==4.23.0
+fi
+
+echo "==> the SARIF 2.1.0 JSON schema, from Microsoft's jest-sarif package on npm (cached)"
+sarif="$(cache_dir)/sarif"
+if [ ! -s "$sarif/sarif-2.1.0.json" ]; then
+  need npm "install Node.js with npm (apt-get install npm); the SARIF schema comes from the npm registry"
+  mkdir -p "$sarif"
+  (cd "$sarif" && npm pack --silent @microsoft/jest-sarif@1.0.0-beta.0 >/dev/null \
+    && tar xzf microsoft-jest-sarif-1.0.0-beta.0.tgz package/lib/schemas/sarif-2.1.0-rtm.5.json \
+    && mv package/lib/schemas/sarif-2.1.0-rtm.5.json sarif-2.1.0.json && rm -rf package ./*.tgz)
 fi
 
 echo "==> rustfmt and clippy"

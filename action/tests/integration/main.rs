@@ -8,6 +8,7 @@ mod cli;
 mod encodings;
 mod pre_commit;
 mod rules_examples;
+mod sarif_schema;
 mod shallow;
 mod support;
 mod verify;
