@@ -38,3 +38,6 @@ cargo test --workspace
 echo "==> keyguard scans its own repository (working tree and history)"
 target/debug/keyguard scan .
 target/debug/keyguard scan --history .
+
+echo "==> container images (buildah, static binaries on scratch)"
+./scripts/images.sh

@@ -10,7 +10,7 @@ use crate::report::Format;
 #[derive(Debug, Parser)]
 #[command(
     name = "keyguard",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KEYGUARD_REVISION"), ")"),
     about = "Finds X (Twitter) API credentials in code, git history, pull requests and stdin.",
     after_help = "Exit codes: 0 nothing found, 1 credentials found, 2 the scan could not run."
 )]
@@ -32,6 +32,14 @@ pub enum Command {
     },
     /// Run as a GitHub Action step (reads INPUT_* and GITHUB_* variables).
     Action,
+    /// Print a shell completion script (e.g. `keyguard completions bash >
+    /// /etc/bash_completion.d/keyguard`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `keyguard man > keyguard.1`.
+    Man,
 }
 
 #[derive(Debug, Args)]

@@ -155,3 +155,26 @@ pub fn rules(keywords: bool) -> anyhow::Result<i32> {
     }
     Ok(exit::CLEAN)
 }
+
+pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<i32> {
+    use clap::CommandFactory;
+    let mut cmd = crate::cli::Cli::command();
+    let mut text = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "keyguard", &mut text);
+    print_quietly(&text)
+}
+
+pub fn man() -> anyhow::Result<i32> {
+    use clap::CommandFactory;
+    let mut text = Vec::new();
+    clap_mangen::Man::new(crate::cli::Cli::command()).render(&mut text)?;
+    print_quietly(&text)
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn print_quietly(text: &[u8]) -> anyhow::Result<i32> {
+    match std::io::stdout().write_all(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(exit::CLEAN),
+    }
+}

@@ -10,7 +10,7 @@ use crate::telemetry::LogFormat;
 #[derive(Debug, Parser)]
 #[command(
     name = "keyguard-operator",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KEYGUARD_REVISION"), ")"),
     about = "Keeps X (Twitter) API credentials synced, verified and rotated in Kubernetes."
 )]
 pub struct Cli {

@@ -663,3 +663,52 @@ fn history_covers_stashes_and_optionally_unreachable_blobs_and_messages() {
         "{all:?}"
     );
 }
+
+/// `--version` names the git revision; completions and the manual page are
+/// generated from the same command-line definition.
+#[test]
+fn version_completions_and_manual() {
+    let dir = tempfile::tempdir().unwrap();
+    let revision = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(keyguard_tests::repo_root())
+        .output()
+        .unwrap();
+    let revision = String::from_utf8_lossy(&revision.stdout).trim().to_string();
+    let version = keyguard(&["--version"], dir.path());
+    assert!(
+        version
+            .stdout
+            .starts_with(&format!("keyguard {} (", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        version.stdout
+    );
+    assert!(
+        version.stdout.contains(&format!("({revision})")),
+        "built at {revision}: {}",
+        version.stdout
+    );
+    for (shell, marker) in [
+        ("bash", "_keyguard()"),
+        ("zsh", "#compdef keyguard"),
+        ("fish", "complete -c keyguard"),
+    ] {
+        let out = keyguard(&["completions", shell], dir.path());
+        assert_eq!(out.code, 0, "{shell}: {}", out.stderr);
+        assert!(
+            out.stdout.contains(marker),
+            "{shell}: {}",
+            &out.stdout[..out.stdout.len().min(300)]
+        );
+        assert!(
+            out.stdout.contains("known"),
+            "{shell} completes scan's flags"
+        );
+    }
+    let man = keyguard(&["man"], dir.path());
+    assert!(
+        man.stdout.starts_with(".ie") && man.stdout.contains(".TH keyguard 1"),
+        "{}",
+        &man.stdout[..200.min(man.stdout.len())]
+    );
+}
