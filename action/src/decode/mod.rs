@@ -16,6 +16,7 @@ mod escapes;
 mod pairs;
 mod structure;
 mod tables;
+mod tuples;
 pub mod utf16;
 
 /// Views inside views, at most this deep (base64 in base64 in base64).
@@ -45,6 +46,7 @@ pub struct Decoders {
     nested: structure::NestedKeys,
     tables: tables::Tables,
     calls: calls::Calls,
+    tuples: tuples::Tuples,
 }
 
 impl Decoders {
@@ -59,11 +61,12 @@ impl Decoders {
             nested: structure::NestedKeys,
             tables: tables::Tables::new(),
             calls: calls::Calls::new(calls),
+            tuples: tuples::Tuples::new(),
         }
     }
 
     /// The decoders' ids, as the rules file names them.
-    pub const IDS: [&'static str; 9] = [
+    pub const IDS: [&'static str; 10] = [
         basic_auth::ID,
         base64_blobs::ID,
         escapes::JSON_ID,
@@ -73,6 +76,7 @@ impl Decoders {
         structure::ID,
         tables::ID,
         calls::ID,
+        tuples::ID,
     ];
 
     /// Appends every view of `buf` that some decoder finds. `windows` are
@@ -98,6 +102,7 @@ impl Decoders {
             self.pairs.views(&buf[s..e], &mut found);
             if mentions_x(&buf[s..e]) {
                 self.nested.views(&buf[s..e], &mut found);
+                self.tuples.views(&buf[s..e], &mut found);
             }
             self.calls.views(&buf[s..e], &mut found);
             out.extend(found.drain(..).map(|mut v| {

@@ -199,6 +199,7 @@ impl RuleSet {
             "twit",
             "twtr",
             "tweet",
+            "tweepy",
             "consumer",
             "oauth",
             "bearer",

@@ -1,0 +1,59 @@
+//! Credentials printed as a tuple or list with no names, as a notebook's
+//! output cell shows `print((consumer_key, consumer_secret))`:
+//! `('…', '…')` or `['…', '…', '…', '…']`. Only the shapes X issues, in
+//! X's order (key, secret, then token, token secret), count, and only near
+//! a mention of X.
+
+use regex::bytes::Regex;
+
+use super::View;
+
+pub const ID: &str = "credential-tuples";
+
+#[derive(Debug)]
+pub struct Tuples {
+    tuple: Regex,
+}
+
+impl Tuples {
+    pub fn new() -> Self {
+        let q = r#"\\?["']"#;
+        let item = |shape: &str| format!(r"{q}(?P<{shape}>[^'\x22\\\s]+){q}");
+        let sep = r"[ \t]*,[ \t]*";
+        Tuples {
+            tuple: Regex::new(&format!(
+                r"[(\[][ \t]*{}{sep}{}(?:{sep}{}{sep}{})?[ \t]*[)\]]",
+                item("key"),
+                item("secret"),
+                item("token"),
+                item("token_secret"),
+            ))
+            .unwrap(),
+        }
+    }
+
+    pub fn views(&self, window: &[u8], out: &mut Vec<View>) {
+        for c in self.tuple.captures_iter(window) {
+            let mut text = Vec::new();
+            for (group, name) in [
+                ("key", "twitter_consumer_key"),
+                ("secret", "twitter_consumer_secret"),
+                ("token", "twitter_access_token"),
+                ("token_secret", "twitter_access_token_secret"),
+            ] {
+                if let Some(v) = c.name(group) {
+                    text.extend_from_slice(name.as_bytes());
+                    text.extend_from_slice(b" = \"");
+                    text.extend_from_slice(v.as_bytes());
+                    text.extend_from_slice(b"\"\n");
+                }
+            }
+            let whole = c.get(0).unwrap();
+            out.push(View {
+                decoder: ID,
+                text,
+                origin: (whole.start(), whole.end()),
+            });
+        }
+    }
+}
