@@ -17,16 +17,19 @@ pub struct Tuples {
 
 impl Tuples {
     pub fn new() -> Self {
+        use keyguard_credentials::{CredentialKey as K, Shape};
         let q = r#"\\?["']"#;
-        let item = |shape: &str| format!(r"{q}(?P<{shape}>[^'\x22\\\s]+){q}");
+        // Every item must have its credential's shape: a pair of strings
+        // that merely looks like a name and a value is no finding.
+        let item = |group: &str, key: K| format!(r"{q}(?P<{group}>{}){q}", Shape::of(key).pattern);
         let sep = r"[ \t]*,[ \t]*";
         Tuples {
             tuple: Regex::new(&format!(
                 r"[(\[][ \t]*{}{sep}{}(?:{sep}{}{sep}{})?[ \t]*[)\]]",
-                item("key"),
-                item("secret"),
-                item("token"),
-                item("token_secret"),
+                item("key", K::ApiKey),
+                item("secret", K::ApiKeySecret),
+                item("token", K::AccessToken),
+                item("token_secret", K::AccessTokenSecret),
             ))
             .unwrap(),
         }
