@@ -197,44 +197,11 @@ fn relative_to_workspace(path: &std::path::Path, workspace: &str) -> Option<Stri
     })
 }
 
-/// Reads the inputs and the event, scans, reports; the exit code.
-fn run_step(env: &ActionEnv, sarif: &std::path::Path) -> Result<i32, Error> {
+/// The scan the step's inputs and event ask for.
+fn scan_options(env: &ActionEnv, event: &EventContext) -> Result<ScanOptions, Error> {
     let workspace = env.var("GITHUB_WORKSPACE").unwrap_or(".");
     let path = PathBuf::from(env.input("path").unwrap_or(workspace));
-    let event = event_context(env)?;
-    let mode = env.input("mode").map(str::to_string).unwrap_or_else(|| {
-        if event.pull_request.is_some() {
-            "pr".into()
-        } else {
-            "tree".into()
-        }
-    });
-    let target = match mode.as_str() {
-        "tree" => Target::Tree(vec![path.clone()]),
-        "history" => Target::History(path.clone()),
-        "pr" | "range" => {
-            let base = env.input("base").map(str::to_string).or(event.base.clone());
-            let head = env
-                .input("head")
-                .map(str::to_string)
-                .or(event.head.clone())
-                .unwrap_or_else(|| "HEAD".into());
-            match base {
-                Some(base) => Target::Range(path.clone(), format!("{base}..{head}")),
-                None => {
-                    return Err(Error::Usage(
-                        "mode `pr` needs a base commit: run on a pull_request or push event, or set the `base` input".into(),
-                    ))
-                }
-            }
-        }
-        other => {
-            return Err(Error::Usage(format!(
-                "input `mode` must be tree, history or pr, not {other:?}"
-            )))
-        }
-    };
-    let mut opts = ScanOptions::new(target);
+    let mut opts = ScanOptions::new(target(env, event, &path)?);
     opts.display_prefix = relative_to_workspace(&path, workspace);
     opts.baseline = env.input("baseline").map(PathBuf::from);
     opts.known = env.input("known-fingerprints").map(PathBuf::from);
@@ -248,6 +215,44 @@ fn run_step(env: &ActionEnv, sarif: &std::path::Path) -> Result<i32, Error> {
             timeout: Duration::from_secs(10),
         });
     }
+    Ok(opts)
+}
+
+/// What `mode` scans: default `pr` on pull requests, `tree` otherwise.
+fn target(env: &ActionEnv, event: &EventContext, path: &std::path::Path) -> Result<Target, Error> {
+    let default = if event.pull_request.is_some() {
+        "pr"
+    } else {
+        "tree"
+    };
+    let path = path.to_path_buf();
+    match env.input("mode").unwrap_or(default) {
+        "tree" => Ok(Target::Tree(vec![path])),
+        "history" => Ok(Target::History(path)),
+        "pr" | "range" => {
+            let base = env.input("base").map(str::to_string).or(event.base.clone());
+            let head = env
+                .input("head")
+                .map(str::to_string)
+                .or(event.head.clone())
+                .unwrap_or_else(|| "HEAD".into());
+            match base {
+                Some(base) => Ok(Target::Range(path, format!("{base}..{head}"))),
+                None => Err(Error::Usage(
+                    "mode `pr` needs a base commit: run on a pull_request or push event, or set the `base` input".into(),
+                )),
+            }
+        }
+        other => Err(Error::Usage(format!(
+            "input `mode` must be tree, history or pr, not {other:?}"
+        ))),
+    }
+}
+
+/// Reads the inputs and the event, scans, reports; the exit code.
+fn run_step(env: &ActionEnv, sarif: &std::path::Path) -> Result<i32, Error> {
+    let event = event_context(env)?;
+    let opts = scan_options(env, &event)?;
     let fail = env.bool_input("fail-on-findings", true)?;
     let comment = env.bool_input("comment", false)?;
 
