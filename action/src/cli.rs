@@ -58,8 +58,9 @@ pub struct ScanArgs {
     #[arg(long, requires = "history", env = "KEYGUARD_UNREACHABLE", value_parser = BoolishValueParser::new())]
     pub unreachable: bool,
 
-    /// With --history: also every commit message.
-    #[arg(long, requires = "history", env = "KEYGUARD_COMMIT_MESSAGES", value_parser = BoolishValueParser::new())]
+    /// With --history or --range: also the commit messages (of every ref
+    /// and reflog entry, or of the range's commits).
+    #[arg(long, env = "KEYGUARD_COMMIT_MESSAGES", value_parser = BoolishValueParser::new())]
     pub commit_messages: bool,
 
     /// Scan what the commits BASE..HEAD add (a pull request or a push).

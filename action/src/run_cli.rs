@@ -36,6 +36,11 @@ impl ScanArgs {
         } else {
             Target::Tree(self.paths.clone())
         };
+        if self.commit_messages && !matches!(target, Target::History(_) | Target::Range(..)) {
+            return Err(Error::Usage(
+                "--commit-messages needs --history or --range".into(),
+            ));
+        }
         let mut opts = ScanOptions::new(target);
         opts.no_ignore = self.no_ignore;
         opts.follow_links = self.follow;

@@ -121,7 +121,7 @@ pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
         ),
         Target::Range(path, r) => (
             Some(path.clone()),
-            range::scan_range(path, r, &detector)?,
+            range::scan_range(path, r, opts.commit_messages, &detector)?,
             format!("range {r}"),
         ),
         Target::Stdin => (

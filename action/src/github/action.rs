@@ -206,6 +206,13 @@ fn scan_options(env: &ActionEnv, event: &EventContext) -> Result<ScanOptions, Er
     opts.baseline = env.input("baseline").map(PathBuf::from);
     opts.known = env.input("known-fingerprints").map(PathBuf::from);
     opts.allow_new_inline_waivers = env.bool_input("allow-new-inline-waivers", true)?;
+    opts.commit_messages = env.bool_input("commit-messages", false)?;
+    opts.unreachable = env.bool_input("unreachable", false)?;
+    if opts.unreachable && !matches!(opts.target, Target::History(_)) {
+        return Err(Error::Usage(
+            "input `unreachable` needs `mode: history`".into(),
+        ));
+    }
     if env.bool_input("verify", false)? {
         opts.verify = Some(VerifyOptions {
             base_url: env

@@ -202,7 +202,7 @@ pub fn scan_history(
             .push("feeding objects to git cat-file stopped early".into());
     }
     if opts.commit_messages {
-        scan_commit_messages(repo, detector, &mut out)?;
+        scan_commit_messages(repo, &["--all", "--reflog"], detector, &mut out)?;
     }
     if let Err(e) = read_result {
         out.warnings
@@ -244,22 +244,17 @@ fn scan_job(
     }
 }
 
-/// Every commit message of every ref and reflog entry, as an input named
-/// `commit <sha> (message)`.
-fn scan_commit_messages(
+/// The messages of the commits `revs` selects (git log's arguments), each
+/// as an input named `commit <sha> (message)`.
+pub(crate) fn scan_commit_messages(
     repo: &Path,
+    revs: &[&str],
     detector: &Detector,
     out: &mut SourceOutput,
 ) -> Result<(), Error> {
-    let log = super::git::output(
-        repo,
-        &[
-            "log",
-            "--all",
-            "--reflog",
-            "--format=%H%x1f%an%x1f%aI%x1f%B%x1e",
-        ],
-    )?;
+    let mut args = vec!["log", "--format=%H%x1f%an%x1f%aI%x1f%B%x1e"];
+    args.extend_from_slice(revs);
+    let log = super::git::output(repo, &args)?;
     let mut scanner = BlobScanner::new(detector);
     for record in log.split('\x1e') {
         let mut f = record.trim_start_matches('\n').splitn(4, '\x1f');

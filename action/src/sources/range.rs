@@ -13,7 +13,12 @@ use crate::detect::Detector;
 use crate::finding::{CommitInfo, Finding};
 use crate::Error;
 
-pub fn scan_range(repo: &Path, range: &str, detector: &Detector) -> Result<SourceOutput, Error> {
+pub fn scan_range(
+    repo: &Path,
+    range: &str,
+    commit_messages: bool,
+    detector: &Detector,
+) -> Result<SourceOutput, Error> {
     check_repository(repo)?;
     if !range.contains("..") {
         return Err(Error::Usage(format!(
@@ -133,6 +138,9 @@ pub fn scan_range(repo: &Path, range: &str, detector: &Detector) -> Result<Sourc
         }
     }
     out.stats.waived_inline = scanner.waived_inline as u64;
+    if commit_messages {
+        super::history::scan_commit_messages(repo, &[range], detector, &mut out)?;
+    }
     Ok(out)
 }
 

@@ -478,3 +478,43 @@ async fn a_subdirectory_path_reports_paths_from_the_repository_root() {
         "svc/.env"
     );
 }
+
+/// `commit-messages: true` in pr mode: a credential pasted into a commit
+/// message of the pull request fails it; without the input it is not read.
+#[tokio::test(flavor = "multi_thread")]
+async fn commit_messages_of_the_pull_request_are_scanned_on_request() {
+    let (api, _) = github_api::start().await;
+    let repo = Repo::new();
+    repo.write("README.md", "bot\n");
+    let base = repo.commit("base");
+    repo.write("README.md", "bot, faster\n");
+    repo.git(&["add", "README.md"]);
+    repo.git(&["commit", "-q", "-m", &format!("debug: bearer is {BEARER}")]);
+    let head = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    let mut step = pull_request_step(&repo, &api, &base, &head);
+    step.env.insert("INPUT_COMMENT".into(), "false".into());
+
+    let quiet = run_step(&repo, &step).await;
+    assert_eq!(quiet.code, 0, "{}\n{}", quiet.stdout, quiet.stderr);
+
+    step.env
+        .insert("INPUT_COMMIT-MESSAGES".into(), "true".into());
+    let out = run_step(&repo, &step).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("(message)"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains(BEARER),
+        "the value stays out of the log"
+    );
+
+    step.env.insert("INPUT_UNREACHABLE".into(), "true".into());
+    let refused = run_step(&repo, &step).await;
+    assert_eq!(refused.code, 2, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused
+            .stdout
+            .contains("`unreachable` needs `mode: history`"),
+        "{}",
+        refused.stdout
+    );
+}
