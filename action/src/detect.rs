@@ -7,7 +7,7 @@
 
 use base64::Engine;
 use keyguard_credentials::{CredentialKey, SecretValue};
-use regex::bytes::{Regex, RegexBuilder};
+use regex::bytes::Regex;
 
 use crate::rules::{
     is_plausible, looks_like_placeholder, ContextRequirement, Rule, RuleKind, RuleSet,
@@ -43,7 +43,12 @@ pub struct Detection {
 #[derive(Debug)]
 pub struct Detector {
     pub rules: RuleSet,
-    prefilter: Regex,
+    prefilter: aho_corasick::AhoCorasick,
+    /// Which prefilter patterns are base64 markers, to be matched exactly.
+    exact_from: usize,
+    /// The pattern rules together: one pass over a window says which of
+    /// them can match there, so only those run for their captures.
+    pattern_rules: (regex::bytes::RegexSet, Vec<usize>),
     x_context: Regex,
     secret_manifest: Regex,
     secret_data: Regex,
@@ -56,24 +61,16 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(rules: RuleSet) -> Self {
-        let join = |words: &[String]| -> String {
-            words
-                .iter()
-                .map(|k| regex::escape(k))
-                .collect::<Vec<_>>()
-                .join("|")
-        };
-        // Words case-insensitively; base64 forms exactly (folding their
-        // case would multiply the literals the search must look for).
-        let alternation = format!(
-            "(?i:{})|(?-i:{})",
-            join(&rules.keywords),
-            join(&rules.markers)
-        );
-        let prefilter = RegexBuilder::new(&alternation)
-            .unicode(false)
-            .build()
-            .expect("keywords form a valid expression");
+        // One automaton for words and base64 markers, ASCII case folded:
+        // Aho-Corasick's prefilter copes with folded literals where a
+        // regex alternation gives up on them and walks every byte. Markers
+        // must then match exactly, which `prefilter_hits` checks.
+        let exact_from = rules.keywords.len();
+        let prefilter = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(rules.keywords.iter().chain(rules.markers.iter()))
+            .expect("keywords form a valid automaton");
         let base64_markers = rules
             .rules
             .iter()
@@ -98,9 +95,12 @@ impl Detector {
             })
             .collect();
         let decoders = crate::decode::Decoders::new(&rules.calls);
+        let pattern_rules = pattern_rule_set(&rules);
         Detector {
             rules,
             prefilter,
+            exact_from,
+            pattern_rules,
             x_context: Regex::new(
                 r"(?i)twitter|twtr|tweepy|tweet|twit\b|\bx\.com\b|api\.x\.com|\bX_[A-Z]|\bx[_-]api",
             )
@@ -128,10 +128,21 @@ impl Detector {
         self
     }
 
+    fn prefilter_hits<'a>(
+        &'a self,
+        buf: &'a [u8],
+    ) -> impl Iterator<Item = aho_corasick::Match> + 'a {
+        self.prefilter.find_iter(buf).filter(move |m| {
+            m.pattern().as_usize() < self.exact_from
+                || buf[m.range()]
+                    == *self.rules.markers[m.pattern().as_usize() - self.exact_from].as_bytes()
+        })
+    }
+
     /// Does the buffer contain any keyword at all? (The fast path: most
     /// files stop here.)
     pub fn has_keyword(&self, buf: &[u8]) -> bool {
-        self.prefilter.is_match(buf)
+        self.prefilter_hits(buf).next().is_some()
     }
 
     /// Finds credentials in `buf`. `path` gives context (a path that names
@@ -160,7 +171,7 @@ impl Detector {
     ) {
         let first = out.len();
         let mut windows: Vec<(usize, usize)> = Vec::new();
-        for hit in self.prefilter.find_iter(buf) {
+        for hit in self.prefilter_hits(buf) {
             let (s, e) = window_around(buf, hit.start(), hit.end());
             match windows.last_mut() {
                 Some((_, we)) if s <= *we => *we = (*we).max(e),
@@ -237,59 +248,68 @@ impl Detector {
     ) {
         let text = &buf[ws..we];
         for (index, rule) in self.rules.rules.iter().enumerate() {
-            match rule.spec.kind {
-                RuleKind::Known => {}
-                RuleKind::Base64Token => {
-                    self.find_base64_tokens(buf, (ws, we), index, rule, out);
-                }
-                RuleKind::Structural | RuleKind::Assignment => {
-                    let regex = rule.regex.as_ref().expect("compiled");
-                    for caps in regex.captures_iter(text) {
-                        let value = caps.name("value").expect("rules capture a value");
-                        let name = caps
-                            .name("name")
-                            .map(|n| String::from_utf8_lossy(n.as_bytes()).into_owned());
-                        let (start, end) = (ws + value.start(), ws + value.end());
-                        if let Some(n) = &name {
-                            if rule.name_excluded(n) {
-                                continue;
-                            }
-                        }
-                        let credential = rule.credential_for(name.as_deref());
-                        if !is_plausible(credential, value.as_bytes()) {
-                            continue;
-                        }
-                        if credential == CredentialKey::BearerToken
-                            && preceded_by(buf, start, b"base64,")
-                        {
-                            continue;
-                        }
-                        if rule.spec.context == Some(ContextRequirement::X)
-                            && !forced_context
-                            && !path_context
-                            && !name
-                                .as_deref()
-                                .is_some_and(|n| self.name_has_context(rule, n))
-                            && !self.near_context(buf, start, end)
-                        {
-                            continue;
-                        }
-                        out.push(Detection {
-                            rule: index,
-                            credential,
-                            start,
-                            end,
-                            line: 0,
-                            column: 0,
-                            value: SecretValue::new(value.as_bytes()),
-                            allowed_inline: false,
-                            decoded: false,
-                            label: None,
-                        });
-                    }
+            if rule.spec.kind == RuleKind::Base64Token {
+                self.find_base64_tokens(buf, (ws, we), index, rule, out);
+            }
+        }
+        let (set, indices) = &self.pattern_rules;
+        for slot in set.matches(text).iter() {
+            let index = indices[slot];
+            let rule = &self.rules.rules[index];
+            let regex = rule.regex.as_ref().expect("compiled");
+            for caps in regex.captures_iter(text) {
+                let value = caps.name("value").expect("rules capture a value");
+                let name = caps
+                    .name("name")
+                    .map(|n| String::from_utf8_lossy(n.as_bytes()).into_owned());
+                let span = (ws + value.start(), ws + value.end());
+                let context = forced_context || path_context;
+                if let Some(credential) = self.accepts(buf, rule, name.as_deref(), span, context) {
+                    out.push(Detection {
+                        rule: index,
+                        credential,
+                        start: span.0,
+                        end: span.1,
+                        line: 0,
+                        column: 0,
+                        value: SecretValue::new(value.as_bytes()),
+                        allowed_inline: false,
+                        decoded: false,
+                        label: None,
+                    });
                 }
             }
         }
+    }
+
+    /// Whether a rule's match at `start..end` (named `name`) is a
+    /// credential, and which: excluded names, implausible values, data URIs
+    /// and generic names without X near them are not.
+    fn accepts(
+        &self,
+        buf: &[u8],
+        rule: &Rule,
+        name: Option<&str>,
+        (start, end): (usize, usize),
+        context: bool,
+    ) -> Option<CredentialKey> {
+        if name.is_some_and(|n| rule.name_excluded(n)) {
+            return None;
+        }
+        let credential = rule.credential_for(name);
+        if !is_plausible(credential, &buf[start..end]) {
+            return None;
+        }
+        if credential == CredentialKey::BearerToken && preceded_by(buf, start, b"base64,") {
+            return None;
+        }
+        let needs_context = rule.spec.context == Some(ContextRequirement::X)
+            && !context
+            && !name.is_some_and(|n| self.name_has_context(rule, n));
+        if needs_context && !self.near_context(buf, start, end) {
+            return None;
+        }
+        Some(credential)
     }
 
     fn name_has_context(&self, rule: &Rule, name: &str) -> bool {
@@ -482,4 +502,18 @@ fn line_info(buf: &[u8], offset: usize) -> (usize, usize, bool) {
     let line_end = memchr::memchr(b'\n', &buf[offset..]).map_or(buf.len(), |p| offset + p);
     let allowed = memchr::memmem::find(&buf[line_start..line_end], ALLOW_MARKER).is_some();
     (line, offset - line_start + 1, allowed)
+}
+
+/// The rules matched by a pattern (structural and assignment rules), as
+/// one set, with each member's rule index.
+fn pattern_rule_set(rules: &RuleSet) -> (regex::bytes::RegexSet, Vec<usize>) {
+    let (patterns, indices): (Vec<&str>, Vec<usize>) = rules
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r.spec.kind, RuleKind::Structural | RuleKind::Assignment))
+        .map(|(i, r)| (r.regex.as_ref().expect("compiled").as_str(), i))
+        .unzip();
+    let set = regex::bytes::RegexSet::new(patterns).expect("each pattern compiled alone");
+    (set, indices)
 }

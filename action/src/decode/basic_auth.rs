@@ -38,6 +38,11 @@ impl BasicAuth {
                 push(&pair, (b64.start(), b64.end()), out);
             }
         }
+        // The expression has no literal to search for; most windows have
+        // no `-u` at all.
+        if memchr::memmem::find(buf, b"-u").is_none() {
+            return;
+        }
         for c in self.curl.captures_iter(buf) {
             let pair = c.name("pair").unwrap();
             push(pair.as_bytes(), (pair.start(), pair.end()), out);
