@@ -307,6 +307,26 @@ fn action_yml_passes_every_input_to_the_binary() {
     assert!(yml["branding"]["icon"].is_string());
 }
 
+/// The repository's root action.yml (what the Marketplace lists) is the
+/// same action, finding install.sh from the root.
+#[test]
+fn the_root_action_yml_is_the_same_action() {
+    let read = |p: &str| std::fs::read_to_string(keyguard_tests::repo_root().join(p)).unwrap();
+    let sub = read("action/action.yml");
+    let root = read("action.yml");
+    let root_body: String = root
+        .lines()
+        .skip_while(|l| l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let expected = sub.replace(
+        r#""$GITHUB_ACTION_PATH/install.sh""#,
+        r#""$GITHUB_ACTION_PATH/action/install.sh""#,
+    );
+    assert_ne!(sub, expected, "action/action.yml runs install.sh");
+    assert_eq!(root_body, expected, "regenerate action.yml from action/action.yml");
+}
+
 /// With the runner's debug logging on (every library at TRACE, the step's
 /// environment printed), the GitHub token still appears nowhere.
 #[tokio::test(flavor = "multi_thread")]

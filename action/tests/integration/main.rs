@@ -6,6 +6,7 @@ mod action;
 mod archives;
 mod cli;
 mod encodings;
+mod install;
 mod pre_commit;
 mod rules_examples;
 mod sarif_schema;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod github_api;
+pub mod releases;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
