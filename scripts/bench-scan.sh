@@ -6,7 +6,7 @@
 #   scripts/bench-scan.sh [TREE]      (default: the cargo registry sources)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tree="${1:-$(ls -d "$HOME"/.cargo/registry/src/*/ | head -1)}"
+tree="${1:-$(find "$HOME/.cargo/registry/src" -mindepth 1 -maxdepth 1 -type d | sort | head -1)}"
 for tool in rg hyperfine /usr/bin/time git; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install ripgrep hyperfine time git)" >&2; exit 2; }
 done
@@ -36,8 +36,8 @@ echo "peak RSS: ripgrep $(peak rg --hidden -i -F -c -f "$work/keywords" "$tree")
 if [ -n "$gitleaks" ]; then
   hyperfine -w 1 -r 3 --export-markdown "$work/gl-tree.md" -i \
     -n "gitleaks dir" "$gitleaks dir --no-banner --exit-code 0 --report-format json --report-path $work/gitleaks.json $tree" >/dev/null
-  cat "$work/gl-tree.md" | tail -1
-  echo "peak RSS: gitleaks dir $(peak "$gitleaks" dir --no-banner --exit-code 0 --report-format json --report-path $work/gitleaks.json "$tree") KiB"
+  tail -1 "$work/gl-tree.md"
+  echo "peak RSS: gitleaks dir $(peak "$gitleaks" dir --no-banner --exit-code 0 --report-format json --report-path "$work/gitleaks.json" "$tree") KiB"
 fi
 
 # History: a repository whose history commits the tree crate by crate.
@@ -63,7 +63,7 @@ cat "$work/history.md"
 if [ -n "$gitleaks" ]; then
   hyperfine -w 0 -r 1 --export-markdown "$work/gl-git.md" -i \
     -n "gitleaks git" "$gitleaks git --no-banner --exit-code 0 --report-format json --report-path $work/gitleaks.json $repo" >/dev/null
-  cat "$work/gl-git.md" | tail -1
-  echo "peak RSS: gitleaks git $(peak "$gitleaks" git --no-banner --exit-code 0 --report-format json --report-path $work/gitleaks.json "$repo") KiB"
+  tail -1 "$work/gl-git.md"
+  echo "peak RSS: gitleaks git $(peak "$gitleaks" git --no-banner --exit-code 0 --report-format json --report-path "$work/gitleaks.json" "$repo") KiB"
 fi
 echo "peak RSS: git cat-file $(peak git -C "$repo" cat-file --batch-all-objects --batch) KiB, keyguard $(peak "$kg" scan --history --no-fail --format json -o /dev/null "$repo") KiB"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/demo.sh and scripts/test.sh: checks what a fresh machine
 # needs and installs what the project can build itself.
 

@@ -27,6 +27,10 @@ if [ ! -s "$sarif/sarif-2.1.0.json" ]; then
     && mv package/lib/schemas/sarif-2.1.0-rtm.5.json sarif-2.1.0.json && rm -rf package ./*.tgz)
 fi
 
+echo "==> shellcheck"
+need shellcheck "apt-get install shellcheck (checks the scripts here and, through actionlint, the workflows' run: steps)"
+shellcheck -x scripts/*.sh action/install.sh hooks/keyguard-pre-commit .ci/run
+
 echo "==> rustfmt and clippy"
 cargo fmt --all --check
 cargo clippy -q --workspace --all-targets -- -D warnings

@@ -215,6 +215,19 @@ pub fn ensure_helm() -> Result<PathBuf> {
     Ok(go_build_cached(&module, "helm", &["helm.sh/helm/v3/cmd/helm"], &ldflags)?.join("helm"))
 }
 
+/// actionlint, built from `github.com/rhysd/actionlint` (pinned in
+/// `tests/actionlint/go.mod`), for the workflow checks.
+pub fn ensure_actionlint() -> Result<PathBuf> {
+    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("actionlint");
+    let bin = go_build_cached(
+        &module,
+        "actionlint-v1.7.12",
+        &["github.com/rhysd/actionlint/cmd/actionlint"],
+        "-X github.com/rhysd/actionlint.version=v1.7.12",
+    )?;
+    Ok(bin.join("actionlint"))
+}
+
 /// Stamps the Kubernetes version into the binaries, as Kubernetes' own
 /// release build does; without it they report `v0.0.0-master`, which
 /// kubectl cannot parse.

@@ -324,7 +324,10 @@ fn the_root_action_yml_is_the_same_action() {
         r#""$GITHUB_ACTION_PATH/action/install.sh""#,
     );
     assert_ne!(sub, expected, "action/action.yml runs install.sh");
-    assert_eq!(root_body, expected, "regenerate action.yml from action/action.yml");
+    assert_eq!(
+        root_body, expected,
+        "regenerate action.yml from action/action.yml"
+    );
 }
 
 /// With the runner's debug logging on (every library at TRACE, the step's

@@ -1,13 +1,15 @@
 //! Builds and runs the local control plane for the demo and for people.
 //!
-//! `keyguard-control-plane build` builds etcd, kube-apiserver and helm into
+//! `keyguard-control-plane build` builds etcd, kube-apiserver, helm and actionlint into
 //! the cache; `keyguard-control-plane up --kubeconfig FILE` starts them, writes
 //! an admin kubeconfig to FILE and runs until interrupted.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use keyguard_tests::control_plane::{ensure_binaries, ensure_helm, ControlPlane};
+use keyguard_tests::control_plane::{
+    ensure_actionlint, ensure_binaries, ensure_helm, ControlPlane,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -17,6 +19,7 @@ async fn main() -> anyhow::Result<()> {
             let b = ensure_binaries()?;
             println!("{}\n{}", b.etcd.display(), b.kube_apiserver.display());
             println!("{}", ensure_helm()?.display());
+            println!("{}", ensure_actionlint()?.display());
         }
         Some("up") => {
             let out = match (args.get(1).map(String::as_str), args.get(2)) {

@@ -13,4 +13,5 @@ mod operator_security;
 mod operator_sync;
 mod operator_verification;
 mod third_party_client;
+mod workflows;
 mod x_api_emulator;

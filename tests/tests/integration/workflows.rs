@@ -1,0 +1,121 @@
+//! The GitHub workflows: every one passes actionlint (built from its Go
+//! module, with shellcheck from Debian checking each `run:` script), and the
+//! release workflow publishes what the Action's install step downloads.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use keyguard_tests::control_plane::ensure_actionlint;
+use keyguard_tests::repo_root;
+
+fn actionlint(dir: &Path) -> Output {
+    let exe = ensure_actionlint().expect("actionlint builds from tests/actionlint/go.mod");
+    assert!(
+        Command::new("shellcheck").arg("--version").output().is_ok(),
+        "shellcheck is missing: apt-get install shellcheck (actionlint uses it to check run: scripts)"
+    );
+    Command::new(exe)
+        .args(["-pyflakes=", "-no-color"])
+        .current_dir(dir)
+        .output()
+        .expect("actionlint runs")
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+#[test]
+fn every_workflow_passes_actionlint() {
+    let out = actionlint(&repo_root());
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// The check can fail: a workflow that pastes a pull request's title into
+/// a script (script injection) and quotes nothing is refused.
+#[test]
+fn actionlint_refuses_an_injectable_workflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(dir.path())
+        .status();
+    assert!(init.is_ok_and(|s| s.success()), "git init");
+    let workflows = dir.path().join(".github/workflows");
+    std::fs::create_dir_all(&workflows).unwrap();
+    std::fs::write(
+        workflows.join("bad.yml"),
+        "on: pull_request\njobs:\n  greet:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.event.pull_request.title }} $HOME\n",
+    )
+    .unwrap();
+    let out = actionlint(dir.path());
+    let report = text(&out);
+    assert!(!out.status.success(), "{report}");
+    assert!(report.contains("potentially untrusted"), "{report}");
+}
+
+fn release() -> serde_yaml::Value {
+    let path = repo_root().join(".github/workflows/release.yml");
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn all_steps(workflow: &serde_yaml::Value) -> String {
+    serde_yaml::to_string(&workflow["jobs"]).unwrap()
+}
+
+/// What install.sh downloads is what the release publishes: the asset
+/// name pattern, sha256sums.txt, and a target for every runner it maps.
+#[test]
+fn the_release_publishes_what_the_action_installs() {
+    let workflow = release();
+    let install = std::fs::read_to_string(repo_root().join("action/install.sh")).unwrap();
+    let targets: Vec<String> = workflow["jobs"]["binaries"]["strategy"]["matrix"]["include"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|e| e["target"].as_str().unwrap().to_string())
+        .collect();
+    for target in [
+        "x86_64-unknown-linux-musl",
+        "aarch64-unknown-linux-musl",
+        "x86_64-apple-darwin",
+        "aarch64-apple-darwin",
+    ] {
+        assert!(targets.iter().any(|t| t == target), "no {target} build");
+        assert!(
+            install.contains(&format!("target={target}")),
+            "install.sh does not map a runner to {target}"
+        );
+    }
+    let jobs = all_steps(&workflow);
+    assert!(jobs.contains(r#"dist/$bin-$GITHUB_REF_NAME-$TARGET.tar.gz"#));
+    assert!(install.contains(r#"asset="keyguard-v$version-$target.tar.gz""#));
+    assert!(install.contains("sha256sums.txt"));
+    assert!(jobs.contains("sha256sum -- *.tar.gz > sha256sums.txt"));
+}
+
+/// The tag publishes signed artifacts, images for both architectures and
+/// the chart as an OCI artifact, and refuses a tag that is not the version.
+#[test]
+fn the_release_signs_and_publishes_images_chart_and_sbom() {
+    let workflow = release();
+    let jobs = all_steps(&workflow);
+    for expected in [
+        "cosign sign-blob --yes --bundle sha256sums.txt.sigstore.json sha256sums.txt",
+        "cosign sign --yes \"$REF@$DIGEST\"",
+        "anchore/sbom-action",
+        "platforms: linux/amd64,linux/arm64",
+        "helm push",
+        "oci://ghcr.io/$owner/charts",
+        "does not match the workspace version",
+    ] {
+        assert!(jobs.contains(expected), "release.yml lacks {expected:?}");
+    }
+    assert_eq!(
+        workflow["jobs"]["release"]["permissions"]["id-token"], "write",
+        "keyless signing needs an OIDC token"
+    );
+    assert_eq!(workflow["permissions"]["contents"], "read");
+    let on = &workflow["on"];
+    assert_eq!(on["push"]["tags"][0], "v*.*.*");
+}
