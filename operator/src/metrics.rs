@@ -42,6 +42,7 @@ pub struct Metrics {
     verified: Family<EnvironmentLabels, Gauge>,
     next_rotation: Family<EnvironmentLabels, Gauge>,
     rate_limit_remaining: Family<EnvironmentLabels, Gauge>,
+    rate_limit_limit: Family<EnvironmentLabels, Gauge>,
     usage: Family<ResourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
@@ -134,6 +135,12 @@ impl Default for Metrics {
             "x-rate-limit-remaining seen at the environment's last verification",
             rate_limit_remaining.clone(),
         );
+        let rate_limit_limit = Family::<EnvironmentLabels, Gauge>::default();
+        registry.register(
+            "rate_limit_limit",
+            "x-rate-limit-limit seen at the environment's last verification",
+            rate_limit_limit.clone(),
+        );
         let orphans = Counter::default();
         registry.register(
             "orphans_removed",
@@ -143,6 +150,7 @@ impl Default for Metrics {
         Metrics {
             next_rotation,
             rate_limit_remaining,
+            rate_limit_limit,
             usage,
             verified,
             credential_age,
@@ -197,6 +205,9 @@ impl Metrics {
             }
             if let Some(r) = e.rate_limit_remaining {
                 self.rate_limit_remaining.get_or_create(&el).set(r);
+            }
+            if let Some(l) = e.rate_limit_limit {
+                self.rate_limit_limit.get_or_create(&el).set(l);
             }
             self.synced
                 .get_or_create(&el)
@@ -275,6 +286,7 @@ impl Metrics {
             self.verified.remove(&el);
             self.next_rotation.remove(&el);
             self.rate_limit_remaining.remove(&el);
+            self.rate_limit_limit.remove(&el);
             for key in keyguard_credentials::CredentialKey::ALL {
                 let rl = RotationLabels {
                     namespace: l.namespace.clone(),

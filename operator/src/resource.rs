@@ -396,6 +396,10 @@ pub struct EnvironmentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_remaining: Option<i64>,
 
+    /// `x-rate-limit-limit` of the same answer: the window's whole budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_limit: Option<i64>,
+
     /// One entry per projected key: its fingerprint (a short SHA-256
     /// prefix of the value, never the value) and since when it is live, so
     /// tools outside the cluster (`keyguard scan --known`) can recognise

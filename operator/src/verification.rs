@@ -60,6 +60,7 @@ struct Findings {
     transient: Option<String>,
     level: Option<String>,
     remaining: Option<u64>,
+    limit: Option<u64>,
 }
 
 impl Findings {
@@ -67,7 +68,10 @@ impl Findings {
         match result {
             Ok(limits) => {
                 self.checked.push(what);
-                self.remaining = limits.remaining.or(self.remaining);
+                if limits.remaining.is_some() {
+                    self.remaining = limits.remaining;
+                    self.limit = limits.limit;
+                }
             }
             Err(e) if e.is_transient() => self.transient = Some(format!("{what}: {e}")),
             Err(e) => self.refused.push(format!("{what}: {e}")),
@@ -164,6 +168,7 @@ async fn record(
     let generation = tc.metadata.generation;
     status.last_verified = Some(Time(now));
     status.rate_limit_remaining = f.remaining.map(|r| r as i64);
+    status.rate_limit_limit = f.limit.map(|r| r as i64);
     let ok = f.refused.is_empty();
     let (reason, message) = if ok {
         (
