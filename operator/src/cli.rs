@@ -101,4 +101,10 @@ pub struct RunArgs {
     /// Seconds between checks of a resource when nothing changed.
     #[arg(long, env = "KEYGUARD_RESYNC_SECONDS", default_value_t = 600)]
     pub resync_seconds: u64,
+
+    /// Namespaced mode: act only in these namespaces (comma-separated),
+    /// which grant the operator its Secret, Role and workload rights by
+    /// RoleBindings. Empty: the whole cluster.
+    #[arg(long, env = "KEYGUARD_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
 }

@@ -71,6 +71,9 @@ pub enum Reason {
     UsageNormal,
     UsageUnknown,
     ReauthorizationRequired,
+    /// Namespaced mode: the resource's namespace has not granted the
+    /// operator rights.
+    NamespaceNotManaged,
 }
 
 impl Reason {
@@ -96,6 +99,7 @@ impl Reason {
             Reason::UsageNormal => "UsageNormal",
             Reason::UsageUnknown => "UsageUnknown",
             Reason::ReauthorizationRequired => "ReauthorizationRequired",
+            Reason::NamespaceNotManaged => "NamespaceNotManaged",
         }
     }
 

@@ -53,6 +53,8 @@ pub struct Context {
     pub restart_min_interval: Duration,
     /// How often credentials are verified when nothing changed.
     pub verify_interval: Duration,
+    /// The namespaces the operator may act in (see `scope.rs`).
+    pub scope: crate::scope::Scope,
     /// Tests only: stop dead at this point of a rotation, as if killed.
     pub crash_at: Option<rotation::CrashPoint>,
     /// Tests only: told when `crash_at` was reached.
@@ -76,6 +78,7 @@ impl Context {
             retry: Duration::from_secs(30),
             restart_min_interval: Duration::from_secs(60),
             verify_interval: Duration::from_secs(3600),
+            scope: crate::scope::Scope::Cluster,
             crash_at: None,
             crashed: Arc::default(),
         }
@@ -103,30 +106,29 @@ pub async fn run(
     );
     let store = controller.store();
     let managed = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
-    let (s1, s2) = (store.clone(), store);
     // Aborted with this future, even when the future is dropped mid-way.
     let _sweeper = AbortOnDrop(tokio::spawn(orphans::run(ctx.clone())));
+    let namespaces_store = store.clone();
+    let mut controller = controller.watches(
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        watcher::Config::default(),
+        move |n| triggers::for_namespace(&namespaces_store.state(), &n.metadata),
+    );
+    // Secrets, Roles and RoleBindings: cluster-wide, or one watch per
+    // namespace in scope (namespaced mode has no cluster-wide rights).
+    for api in ctx.scope.apis::<PartialObjectMeta<Secret>>(&client) {
+        let store = store.clone();
+        controller = controller.watches(api, watcher::Config::default(), move |s| {
+            triggers::for_secret(&store.state(), &s.metadata)
+        });
+    }
+    for api in ctx.scope.apis::<PartialObjectMeta<Role>>(&client) {
+        controller = controller.watches(api, managed.clone(), |r| triggers::owner_of(&r.metadata));
+    }
+    for api in ctx.scope.apis::<PartialObjectMeta<RoleBinding>>(&client) {
+        controller = controller.watches(api, managed.clone(), |b| triggers::owner_of(&b.metadata));
+    }
     controller
-        .watches(
-            Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-            watcher::Config::default(),
-            move |s| triggers::for_secret(&s1.state(), &s.metadata),
-        )
-        .watches(
-            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-            watcher::Config::default(),
-            move |n| triggers::for_namespace(&s2.state(), &n.metadata),
-        )
-        .watches(
-            Api::<PartialObjectMeta<Role>>::all(client.clone()),
-            managed.clone(),
-            |r| triggers::owner_of(&r.metadata),
-        )
-        .watches(
-            Api::<PartialObjectMeta<RoleBinding>>::all(client),
-            managed,
-            |b| triggers::owner_of(&b.metadata),
-        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -149,6 +151,11 @@ pub async fn reconcile(tc: Arc<TwitterCredential>, ctx: Arc<Context>) -> Result<
     let ns = tc.namespace().ok_or(Error::Invalid(
         "TwitterCredential without a namespace".into(),
     ))?;
+    if let Some(why) = ctx.scope.refusal(&ns) {
+        // No finalizer, no reads: only a condition saying why.
+        not_managed(&tc, why, &ctx).await?;
+        return Ok(Action::await_change());
+    }
     let api: Api<TwitterCredential> = Api::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, tc.clone(), |event| async {
         match event {
@@ -162,6 +169,34 @@ pub async fn reconcile(tc: Arc<TwitterCredential>, ctx: Arc<Context>) -> Result<
         ctx.metrics.reconciled(&tc, started.elapsed());
     }
     result
+}
+
+/// Namespaced mode, a resource outside the namespaces that granted the
+/// operator: Ready=False with the reason, once.
+async fn not_managed(tc: &TwitterCredential, why: String, ctx: &Context) -> Result<()> {
+    let mut status = TwitterCredentialStatus {
+        observed_generation: tc.metadata.generation,
+        conditions: tc
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    let ready = ConditionType::Ready;
+    conditions::set(
+        &mut status.conditions,
+        ready,
+        false,
+        Reason::NamespaceNotManaged,
+        why,
+        tc.metadata.generation,
+    );
+    status.conditions.retain(|c| c.type_ == ready.as_str());
+    if tc.status.as_ref() != Some(&status) {
+        patch_status(tc, &status, ctx).await?;
+    }
+    Ok(())
 }
 
 /// Pure: for each environment, the earlier one writing the same target.
@@ -246,6 +281,20 @@ async fn environment(
     prev: EnvironmentStatus,
     duplicate_of: Option<String>,
 ) -> (EnvOutcome, Option<Timestamp>) {
+    let target = Target::of(tc, env);
+    if let Some(why) = ctx.scope.refusal(&target.namespace) {
+        let refusal = sync::check::Refusal::new(
+            Reason::TargetNotAllowed,
+            format!("target {}: {why}", target.secret_ref()),
+            sync::check::Teardown::Keep,
+        );
+        sync::record::warn_if_new(ctx, tc, env, &prev, &refusal).await;
+        let generation = tc.metadata.generation;
+        return (
+            sync::record::refused(prev, &target, &refusal, generation),
+            None,
+        );
+    }
     let info = match rotation::reconcile(ctx, tc, env, &prev).await {
         Ok(info) => info,
         Err(refusal) => {

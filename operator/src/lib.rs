@@ -26,6 +26,7 @@ pub mod projection;
 pub mod resource;
 pub mod restart;
 pub mod rotation;
+pub mod scope;
 pub mod server;
 pub mod sync;
 pub mod telemetry;
@@ -81,6 +82,7 @@ pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     ctx.resync = Duration::from_secs(args.resync_seconds);
     ctx.restart_min_interval = Duration::from_secs(args.restart_min_interval_seconds);
     ctx.verify_interval = Duration::from_secs(args.verify_interval_seconds);
+    ctx.scope = scope::Scope::from_list(&args.watch_namespaces);
     let server = tokio::spawn(server::serve(args.http_addr, metrics));
     tracing::info!(x_api = %args.x_api_base, http = %args.http_addr, "keyguard-operator starting");
     let election = args.leader_election.then(|| {

@@ -61,32 +61,20 @@ pub async fn list_owned(ctx: &Context, owner: Option<&Owner>) -> kube::Result<Ve
         None => format!("{}={}", MANAGED_BY.0, MANAGED_BY.1),
     };
     let lp = ListParams::default().labels(&selector);
-    let c = ctx.client.clone();
+    let c = &ctx.client;
     let mut metas: Vec<(&'static str, ObjectMeta)> = Vec::new();
-    metas.extend(
-        Api::<PartialObjectMeta<Secret>>::all(c.clone())
-            .list_metadata(&lp)
-            .await?
-            .items
-            .into_iter()
-            .map(|m| ("Secret", m.metadata)),
-    );
-    metas.extend(
-        Api::<PartialObjectMeta<Role>>::all(c.clone())
-            .list_metadata(&lp)
-            .await?
-            .items
-            .into_iter()
-            .map(|m| ("Role", m.metadata)),
-    );
-    metas.extend(
-        Api::<PartialObjectMeta<RoleBinding>>::all(c)
-            .list_metadata(&lp)
-            .await?
-            .items
-            .into_iter()
-            .map(|m| ("RoleBinding", m.metadata)),
-    );
+    for api in ctx.scope.apis::<PartialObjectMeta<Secret>>(c) {
+        let items = api.list_metadata(&lp).await?.items;
+        metas.extend(items.into_iter().map(|m| ("Secret", m.metadata)));
+    }
+    for api in ctx.scope.apis::<PartialObjectMeta<Role>>(c) {
+        let items = api.list_metadata(&lp).await?.items;
+        metas.extend(items.into_iter().map(|m| ("Role", m.metadata)));
+    }
+    for api in ctx.scope.apis::<PartialObjectMeta<RoleBinding>>(c) {
+        let items = api.list_metadata(&lp).await?.items;
+        metas.extend(items.into_iter().map(|m| ("RoleBinding", m.metadata)));
+    }
     Ok(metas
         .into_iter()
         .filter_map(|(kind, meta)| {
