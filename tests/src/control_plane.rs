@@ -1,6 +1,7 @@
 //! A real, local Kubernetes control plane for tests and the demo: etcd and
 //! kube-apiserver built from their Go modules (pinned in
-//! `tests/control-plane/go.mod`), started on free loopback ports with a fresh
+//! `tests/control-plane/go.mod` for the newest supported Kubernetes and
+//! `kubernetes-1.34.mod` for the oldest), started on free loopback ports with a fresh
 //! data dir, client-certificate auth and RBAC authorization.
 //!
 //! Dropping a [`ControlPlane`] stops both processes; if the test process is
@@ -26,9 +27,38 @@ use rcgen::{
 };
 use sha2::{Digest, Sha256};
 
-/// Kubernetes version of the control plane; matches go.mod and the
-/// k8s-openapi feature in the workspace.
-pub const KUBERNETES_VERSION: &str = "v1.33.13";
+/// A supported Kubernetes release the control plane can be built at: its
+/// version and the go.mod (in `tests/control-plane`) that pins it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kubernetes {
+    pub version: &'static str,
+    /// The module file, passed to go as `-modfile` (its go.sum sits next to
+    /// it with the `.sum` extension).
+    pub modfile: &'static str,
+}
+
+/// The newest Kubernetes served here: the default for every test.
+pub const NEWEST: Kubernetes = Kubernetes {
+    version: "v1.37.2",
+    modfile: "go.mod",
+};
+
+/// The oldest supported Kubernetes; the k8s-openapi feature matches it.
+/// `KEYGUARD_KUBERNETES=oldest` runs the tests against it.
+pub const OLDEST: Kubernetes = Kubernetes {
+    version: "v1.34.4",
+    modfile: "kubernetes-1.34.mod",
+};
+
+/// The release the tests use: `KEYGUARD_KUBERNETES` = `newest` (default)
+/// or `oldest`.
+pub fn kubernetes() -> Kubernetes {
+    match std::env::var("KEYGUARD_KUBERNETES").as_deref() {
+        Ok("oldest") => OLDEST,
+        Ok("" | "newest") | Err(_) => NEWEST,
+        Ok(other) => panic!("KEYGUARD_KUBERNETES must be newest or oldest, not {other:?}"),
+    }
+}
 
 /// How long etcd plus kube-apiserver may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -102,10 +132,14 @@ pub fn cache_root() -> PathBuf {
     base.join("twitter-keyguard")
 }
 
-/// A hash of everything that decides what the build produces: go.mod,
-/// go.sum and our Go sources. A change to any of them rebuilds.
-fn source_hash(module: &Path) -> Result<String> {
-    let mut files = Vec::new();
+/// A hash of everything that decides what the build produces: the module
+/// file with its go.sum, and our Go sources. A change to any of them
+/// rebuilds.
+fn source_hash(module: &Path, modfile: &str) -> Result<String> {
+    let mut files = vec![
+        module.join(modfile),
+        module.join(modfile.replace(".mod", ".sum")),
+    ];
     collect_sources(module, &mut files)?;
     files.sort();
     let mut hasher = Sha256::new();
@@ -121,11 +155,7 @@ fn collect_sources(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         let path = entry.map_err(io("listing the Go module"))?.path();
         if path.is_dir() {
             collect_sources(&path, out)?;
-        } else if matches!(
-            path.file_name().and_then(|n| n.to_str()),
-            Some("go.mod" | "go.sum")
-        ) || path.extension().is_some_and(|e| e == "go")
-        {
+        } else if path.extension().is_some_and(|e| e == "go") {
             out.push(path);
         }
     }
@@ -142,9 +172,20 @@ pub fn go_build_cached(
     packages: &[&str],
     ldflags: &str,
 ) -> Result<PathBuf> {
+    go_build_cached_with(module, "go.mod", label, packages, ldflags)
+}
+
+/// [`go_build_cached`] with another module file than go.mod (`-modfile`).
+pub fn go_build_cached_with(
+    module: &Path,
+    modfile: &str,
+    label: &str,
+    packages: &[&str],
+    ldflags: &str,
+) -> Result<PathBuf> {
     let dir = cache_root().join(label).join(format!(
         "{}-{}",
-        source_hash(module)?,
+        source_hash(module, modfile)?,
         &hex::encode(Sha256::digest(ldflags.as_bytes()))[..8]
     ));
     let bin = dir.join("bin");
@@ -167,7 +208,15 @@ pub fn go_build_cached(
         bin.display()
     );
     let output = Command::new("go")
-        .args(["build", "-trimpath", "-ldflags", ldflags, "-o"])
+        .args([
+            "build",
+            "-trimpath",
+            "-modfile",
+            modfile,
+            "-ldflags",
+            ldflags,
+            "-o",
+        ])
         .arg(format!("{}/", bin.display()))
         .args(packages)
         .current_dir(module)
@@ -188,9 +237,11 @@ pub fn go_build_cached(
 /// Builds etcd and kube-apiserver (once per pinned version) and returns
 /// their paths.
 pub fn ensure_binaries() -> Result<Binaries> {
-    let bin = go_build_cached(
+    let k = kubernetes();
+    let bin = go_build_cached_with(
         &go_module_dir(),
-        &format!("control-plane-{KUBERNETES_VERSION}"),
+        k.modfile,
+        &format!("control-plane-{}", k.version),
         &["./cmd/..."],
         &version_ldflags(),
     )?;
@@ -201,10 +252,11 @@ pub fn ensure_binaries() -> Result<Binaries> {
 }
 
 /// helm, built from `helm.sh/helm/v3` (pinned in `tests/helm/go.mod`), with
-/// its default Kubernetes version set to the control plane's.
+/// its default Kubernetes version (for `helm template` and `lint`, which
+/// have no cluster to ask) set to the newest supported one.
 pub fn ensure_helm() -> Result<PathBuf> {
     let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("helm");
-    let v = KUBERNETES_VERSION.trim_start_matches('v');
+    let v = NEWEST.version.trim_start_matches('v');
     let mut parts = v.split('.');
     let (major, minor) = (parts.next().unwrap(), parts.next().unwrap());
     let ldflags = format!(
@@ -228,11 +280,24 @@ pub fn ensure_actionlint() -> Result<PathBuf> {
     Ok(bin.join("actionlint"))
 }
 
+/// promtool, built from `github.com/prometheus/prometheus` (pinned in
+/// `tests/promtool/go.mod`), to test the chart's alerting rules.
+pub fn ensure_promtool() -> Result<PathBuf> {
+    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("promtool");
+    let bin = go_build_cached(
+        &module,
+        "promtool-v0.316.0",
+        &["github.com/prometheus/prometheus/cmd/promtool"],
+        "",
+    )?;
+    Ok(bin.join("promtool"))
+}
+
 /// Stamps the Kubernetes version into the binaries, as Kubernetes' own
 /// release build does; without it they report `v0.0.0-master`, which
 /// kubectl cannot parse.
 pub fn version_ldflags() -> String {
-    let v = KUBERNETES_VERSION;
+    let v = kubernetes().version;
     let mut parts = v.trim_start_matches('v').split('.');
     let (major, minor) = (parts.next().unwrap(), parts.next().unwrap());
     let pkg = "k8s.io/component-base/version";

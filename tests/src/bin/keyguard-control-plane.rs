@@ -1,6 +1,6 @@
 //! Builds and runs the local control plane for the demo and for people.
 //!
-//! `keyguard-control-plane build` builds etcd, kube-apiserver, helm and actionlint into
+//! `keyguard-control-plane build` builds etcd, kube-apiserver, helm, actionlint and promtool into
 //! the cache; `keyguard-control-plane up --kubeconfig FILE` starts them, writes
 //! an admin kubeconfig to FILE and runs until interrupted.
 
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use keyguard_tests::control_plane::{
-    ensure_actionlint, ensure_binaries, ensure_helm, ControlPlane,
+    ensure_actionlint, ensure_binaries, ensure_helm, ensure_promtool, ControlPlane,
 };
 
 #[tokio::main]
@@ -20,6 +20,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}\n{}", b.etcd.display(), b.kube_apiserver.display());
             println!("{}", ensure_helm()?.display());
             println!("{}", ensure_actionlint()?.display());
+            println!("{}", ensure_promtool()?.display());
         }
         Some("up") => {
             let out = match (args.get(1).map(String::as_str), args.get(2)) {

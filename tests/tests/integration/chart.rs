@@ -18,7 +18,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 
-fn helm(cp: Option<&ControlPlane>, args: &[&str]) -> (bool, String, String) {
+pub fn helm(cp: Option<&ControlPlane>, args: &[&str]) -> (bool, String, String) {
     let helm = ensure_helm().expect("helm builds from tests/helm/go.mod (needs Go)");
     let mut cmd = Command::new(helm);
     if let Some(cp) = cp {
@@ -73,13 +73,13 @@ fn chart_lints_renders_hardened_and_ships_the_current_crd() {
     );
 
     let chart_crd = std::fs::read_to_string(
-        repo_root().join("charts/twitter-keyguard/crds/twittercredentials.keyguard.dev.yaml"),
+        repo_root().join("charts/twitter-keyguard/files/crds/twittercredentials.keyguard.dev.yaml"),
     )
     .unwrap();
     assert_eq!(
         chart_crd,
         keyguard_operator::resource::crd_yaml().unwrap(),
-        "the chart's CRD is stale: cp crds/twittercredentials.keyguard.dev.yaml charts/twitter-keyguard/crds/"
+        "the chart's CRD is stale: cp crds/twittercredentials.keyguard.dev.yaml charts/twitter-keyguard/files/crds/"
     );
 }
 

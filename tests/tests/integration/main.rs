@@ -4,6 +4,9 @@
 //! Each test still starts its own control plane.
 
 mod chart;
+mod chart_alerts;
+mod chart_upgrade;
+mod chart_values;
 mod control_plane;
 mod crd;
 mod operator_binary;

@@ -1,0 +1,250 @@
+//! The chart's values, rendered with `helm template`: the schema refuses
+//! typos and bad values with a readable message, every value is documented,
+//! and each option renders what it promises.
+
+use serde_yaml::Value;
+
+use crate::chart::helm;
+use keyguard_tests::repo_root;
+
+/// The chart rendered as release `kg` in `keyguard-system` with `--set`
+/// pairs: its documents, or helm's error.
+pub fn render(sets: &[&str]) -> Result<Vec<Value>, String> {
+    let mut args = vec![
+        "template",
+        "kg",
+        "charts/twitter-keyguard",
+        "-n",
+        "keyguard-system",
+    ];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    let (ok, out, err) = helm(None, &args);
+    if !ok {
+        return Err(err);
+    }
+    Ok(serde_yaml::Deserializer::from_str(&out)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|d: &Value| !d.is_null())
+        .collect())
+}
+
+pub fn find<'a>(docs: &'a [Value], kind: &str) -> Option<&'a Value> {
+    docs.iter().find(|d| d["kind"] == kind)
+}
+
+fn kinds(docs: &[Value]) -> Vec<String> {
+    docs.iter()
+        .map(|d| d["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn container(docs: &[Value]) -> &Value {
+    &find(docs, "Deployment").unwrap()["spec"]["template"]["spec"]["containers"][0]
+}
+
+fn env(docs: &[Value], name: &str) -> Option<String> {
+    container(docs)["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .map(|e| e["value"].as_str().unwrap_or_default().to_string())
+}
+
+macro_rules! refused {
+    ($($name:ident: $set:expr => $message:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            let err = render(&[$set]).expect_err(concat!("helm accepted ", $set));
+            assert!(err.contains($message), "{err}");
+        }
+    )*};
+}
+
+refused! {
+    a_typo_in_a_key_is_refused: "replica=3" => "additional properties 'replica' not allowed";
+    a_log_format_outside_the_enum_is_refused: "log.format=xml" => "value must be one of 'plain', 'json'";
+    zero_replicas_are_refused: "replicas=0" => "/replicas";
+    namespaced_mode_needs_namespaces: "rbac.namespaced=true" => "/rbac/namespaces";
+    a_malformed_digest_is_refused: "image.digest=latest" => "/image/digest";
+    an_x_api_base_without_a_scheme_is_refused: "xApiBase=api.x.com" => "/xApiBase";
+}
+
+/// Every value in values.yaml has a row in the chart README.
+#[test]
+fn every_value_is_documented() {
+    let chart = repo_root().join("charts/twitter-keyguard");
+    let values: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(chart.join("values.yaml")).unwrap()).unwrap();
+    let readme = std::fs::read_to_string(chart.join("README.md")).unwrap();
+    fn leaves(v: &Value, prefix: &str, out: &mut Vec<String>) {
+        match v.as_mapping() {
+            Some(m)
+                if !m.is_empty()
+                    && !["resources", "podSecurityContext", "securityContext"]
+                        .contains(&prefix) =>
+            {
+                for (k, v) in m {
+                    let key = k.as_str().unwrap();
+                    let path = match prefix {
+                        "" => key.to_string(),
+                        p => format!("{p}.{key}"),
+                    };
+                    leaves(v, &path, out);
+                }
+            }
+            _ => out.push(prefix.to_string()),
+        }
+    }
+    let mut paths = Vec::new();
+    leaves(&values, "", &mut paths);
+    assert!(paths.len() > 40, "{paths:?}");
+    for path in paths {
+        assert!(
+            readme.contains(&format!("| `{path}` |")),
+            "charts/twitter-keyguard/README.md does not document `{path}`"
+        );
+    }
+}
+
+#[test]
+fn defaults_are_hardened_with_leader_election_and_a_pdb() {
+    let docs = render(&[]).unwrap();
+    let pod = &find(&docs, "Deployment").unwrap()["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+    assert_eq!(
+        env(&docs, "KEYGUARD_LEADER_ELECTION").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        find(&docs, "PodDisruptionBudget").unwrap()["spec"]["minAvailable"],
+        1
+    );
+    assert!(find(&docs, "Service").is_some());
+    for absent in ["ServiceMonitor", "PrometheusRule", "NetworkPolicy"] {
+        assert!(find(&docs, absent).is_none(), "{absent} is opt-in");
+    }
+    let crd = find(&docs, "CustomResourceDefinition").expect("the CRD is a template");
+    assert_eq!(
+        crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    // One replica still elects (a rollout briefly runs two) and needs no PDB.
+    let one = render(&["replicas=1"]).unwrap();
+    assert_eq!(
+        env(&one, "KEYGUARD_LEADER_ELECTION").as_deref(),
+        Some("true")
+    );
+    assert!(find(&one, "PodDisruptionBudget").is_none());
+}
+
+#[test]
+fn options_render_where_they_belong() {
+    let docs = render(&[
+        "image.digest=sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        "imagePullSecrets[0].name=regcred",
+        "priorityClassName=system-cluster-critical",
+        "commonLabels.team=platform",
+        "podLabels.tier=ops",
+        "podAnnotations.note=hi",
+        "deploymentAnnotations.owner=sre",
+        "extraEnv[0].name=HTTPS_PROXY",
+        "extraEnv[0].value=http://proxy:3128",
+        "extraArgs[0]=--x-api-timeout=20",
+        "serviceAccount.annotations.iam=role",
+        "podSecurityContext.runAsUser=70000",
+        "networkPolicy.enabled=true",
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.prometheusRule.enabled=true",
+        "crds.keep=false",
+    ])
+    .unwrap();
+    let deployment = find(&docs, "Deployment").unwrap();
+    let pod = &deployment["spec"]["template"];
+    let c = container(&docs);
+    assert_eq!(
+        c["image"],
+        "ghcr.io/twitter-keyguard/keyguard-operator@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+    );
+    assert_eq!(pod["spec"]["imagePullSecrets"][0]["name"], "regcred");
+    assert_eq!(pod["spec"]["priorityClassName"], "system-cluster-critical");
+    assert_eq!(pod["spec"]["securityContext"]["runAsUser"], 70000);
+    assert_eq!(pod["metadata"]["labels"]["tier"], "ops");
+    assert_eq!(pod["metadata"]["annotations"]["note"], "hi");
+    assert_eq!(deployment["metadata"]["annotations"]["owner"], "sre");
+    assert_eq!(
+        env(&docs, "HTTPS_PROXY").as_deref(),
+        Some("http://proxy:3128")
+    );
+    assert_eq!(c["args"][1], "--x-api-timeout=20");
+    for doc in &docs {
+        assert_eq!(
+            doc["metadata"]["labels"]["team"], "platform",
+            "commonLabels on {:?}",
+            doc["kind"]
+        );
+    }
+    assert_eq!(
+        find(&docs, "ServiceAccount").unwrap()["metadata"]["annotations"]["iam"],
+        "role"
+    );
+    let monitor = find(&docs, "ServiceMonitor").unwrap();
+    assert_eq!(monitor["spec"]["endpoints"][0]["honorLabels"], true);
+    assert!(find(&docs, "PrometheusRule").is_some());
+    assert_eq!(
+        find(&docs, "NetworkPolicy").unwrap()["spec"]["policyTypes"],
+        serde_yaml::to_value(["Ingress", "Egress"]).unwrap()
+    );
+    let crd = find(&docs, "CustomResourceDefinition").unwrap();
+    assert!(crd["metadata"]["annotations"]["helm.sh/resource-policy"].is_null());
+}
+
+#[test]
+fn toggles_leave_out_what_you_manage_yourself() {
+    let docs = render(&[
+        "crds.enabled=false",
+        "rbac.create=false",
+        "serviceAccount.create=false",
+        "serviceAccount.name=platform-keyguard",
+        "admissionPolicy.enabled=false",
+        "metrics.service.enabled=false",
+    ])
+    .unwrap();
+    assert_eq!(kinds(&docs), vec!["PodDisruptionBudget", "Deployment"]);
+    assert_eq!(
+        find(&docs, "Deployment").unwrap()["spec"]["template"]["spec"]["serviceAccountName"],
+        "platform-keyguard"
+    );
+    let err = render(&["serviceAccount.create=false"]).unwrap_err();
+    assert!(err.contains("serviceAccount.name is required"), "{err}");
+}
+
+/// Namespaced mode: no cluster-wide Secret, RBAC or workload rights; a
+/// RoleBinding per listed namespace to the per-namespace ClusterRole.
+#[test]
+fn namespaced_mode_grants_secret_rights_only_per_namespace() {
+    let docs = render(&["rbac.namespaced=true", "rbac.namespaces={team,prod}"]).unwrap();
+    let cluster_role = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "kg")
+        .unwrap();
+    let text = serde_yaml::to_string(&cluster_role["rules"]).unwrap();
+    for cluster_wide_never in ["secrets", "roles", "deployments", "events"] {
+        assert!(
+            !text.contains(cluster_wide_never),
+            "cluster-wide {cluster_wide_never} in namespaced mode:\n{text}"
+        );
+    }
+    let bindings: Vec<&str> = docs
+        .iter()
+        .filter(|d| d["kind"] == "RoleBinding" && d["roleRef"]["name"] == "kg-namespace")
+        .map(|d| d["metadata"]["namespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(bindings, vec!["team", "prod"]);
+    assert_eq!(
+        env(&docs, "KEYGUARD_WATCH_NAMESPACES").as_deref(),
+        Some("team,prod")
+    );
+}
