@@ -50,3 +50,16 @@ for name in keyguard-operator keyguard; do
   b umount "$ctr" >/dev/null
   echo "    ok: user 65532, entrypoint /$name, OCI labels, no shell, runs from its own rootfs"
 done
+
+# IMAGES_OUT=DIR keeps both images as archives a runtime can load:
+# `docker load -i`, `kind load image-archive`, `k3s ctr images import`.
+if [ -n "${IMAGES_OUT:-}" ]; then
+  mkdir -p "$IMAGES_OUT"
+  for name in keyguard-operator keyguard; do
+    archive="$IMAGES_OUT/$name-$version.tar"
+    rm -f "$archive"
+    b push -q "localhost/$name:$version" "docker-archive:$archive:localhost/$name:$version" >/dev/null
+    tar -tf "$archive" | grep -qx manifest.json || fail "$archive has no manifest.json"
+    echo "==> $archive (localhost/$name:$version)"
+  done
+fi

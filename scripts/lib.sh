@@ -17,10 +17,11 @@ cache_dir() {
 # the control plane).
 ensure_kubectl() {
   if command -v kubectl >/dev/null 2>&1; then return 0; fi
-  local bin; bin="$(cache_dir)/bin"
+  local version=v1.37.2 bin
+  bin="$(cache_dir)/kubectl-$version"
   if [ ! -x "$bin/kubectl" ]; then
-    echo "kubectl not found: building it from k8s.io/kubernetes (tests/control-plane/go.mod)" >&2
-    (cd tests/control-plane && GOFLAGS=-mod=readonly GOTOOLCHAIN=local go build -trimpath -ldflags "-X k8s.io/component-base/version.gitVersion=v1.33.13 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=33" -o "$bin/kubectl" ./tools/kubectl)
+    echo "kubectl not found: building $version from k8s.io/kubernetes (tests/control-plane/go.mod)" >&2
+    (cd tests/control-plane && GOFLAGS=-mod=readonly GOTOOLCHAIN=local go build -trimpath -ldflags "-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37" -o "$bin/kubectl" ./tools/kubectl)
   fi
   export PATH="$bin:$PATH"
 }

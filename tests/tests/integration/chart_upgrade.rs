@@ -97,7 +97,7 @@ async fn helm_upgrade_updates_the_crd_and_uninstall_keeps_it() {
     let tc = json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential",
         "metadata": {"name": "bot", "namespace": "default"},
         "spec": {"upgradeProbe": "kept", "environments": [{"name": "production",
-            "source": {"secretRef": {"name": "keys"}}, "target": {"secretName": "x"}}]}});
+            "source": {"secretRef": {"name": "keys"}}, "target": {"secretName": "x", "keys": ["apiKey"]}}]}});
     let api: Api<keyguard_operator::TwitterCredential> = Api::namespaced(admin.clone(), "default");
     let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
         admin.clone(),

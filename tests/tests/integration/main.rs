@@ -5,6 +5,7 @@
 
 mod chart;
 mod chart_alerts;
+mod chart_rbac;
 mod chart_upgrade;
 mod chart_values;
 mod control_plane;

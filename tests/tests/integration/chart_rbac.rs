@@ -1,0 +1,446 @@
+//! The chart's RBAC is least privilege, proven: with every rule the
+//! operator (authenticated as the chart's ServiceAccount) does a whole job;
+//! without any one rule, a named part of that job fails. And namespaced
+//! mode: the operator writes only where a namespace granted it.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role, RoleBinding};
+use keyguard_operator::leader::LeaderElection;
+use keyguard_operator::TwitterCredential;
+use keyguard_tests::kube_helpers::eventually;
+use keyguard_tests::operator::RunningOperator;
+use keyguard_tests::x_api::{AccessLevel, XApiEmulator};
+use keyguard_tests::ControlPlane;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use crate::chart::helm;
+
+const NS: &str = "keyguard-system";
+
+async fn install(cp: &ControlPlane, sets: &[&str]) -> (Client, Client) {
+    let mut args = vec![
+        "install",
+        "kg",
+        "charts/twitter-keyguard",
+        "-n",
+        NS,
+        "--create-namespace",
+    ];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    let (ok, out, err) = helm(Some(cp), &args);
+    assert!(ok, "helm install failed: {out}{err}");
+    let admin = cp.client().await.unwrap();
+    keyguard_tests::kube_helpers::wait_established(&admin, "twittercredentials.keyguard.dev").await;
+    let kubeconfig = cp.service_account_kubeconfig(NS, "kg").await.unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(&kubeconfig).unwrap(),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let operator = Client::try_from(config).unwrap();
+    keyguard_operator::ownership::load_or_create_key(
+        operator.clone(),
+        NS,
+        "keyguard-operator-claim-key",
+    )
+    .await
+    .expect("the chart lets the operator create and read its claim key");
+    (admin, operator)
+}
+
+/// What one run of the operator achieved for a fresh resource.
+#[derive(Debug, Default, Clone, Copy)]
+struct Job {
+    finalizer: bool,
+    status: bool,
+    secret: bool,
+    binding: bool,
+    restarted: bool,
+    ready: bool,
+    event: bool,
+}
+
+impl Job {
+    fn complete(&self) -> bool {
+        self.finalizer
+            && self.status
+            && self.secret
+            && self.binding
+            && self.restarted
+            && self.ready
+            && self.event
+    }
+}
+
+/// A resource in `team-<n>` projecting into `prod-<n>` with access RBAC, a
+/// restart target and Events; the operator runs until the job is complete
+/// or `patience` passes.
+async fn job(admin: &Client, operator: &Client, x: &XApiEmulator, n: usize) -> Job {
+    let (team, prod) = (format!("team-{n}"), format!("prod-{n}"));
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    for (name, labels) in [
+        (team.clone(), json!({})),
+        (
+            prod.clone(),
+            json!({format!("keyguard.dev/allow-from-{team}"): "true"}),
+        ),
+    ] {
+        let ns = json!({"metadata": {"name": name, "labels": labels}});
+        namespaces
+            .create(&PostParams::default(), &serde_json::from_value(ns).unwrap())
+            .await
+            .unwrap();
+    }
+    let app = x.create_app(AccessLevel::Read);
+    let source = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys"},
+        "stringData": {"apiKey": app.api_key, "apiKeySecret": app.api_key_secret}});
+    Api::<Secret>::namespaced(admin.clone(), &team)
+        .patch("keys", &PatchParams::apply("test"), &Patch::Apply(&source))
+        .await
+        .unwrap();
+    let deployment: Deployment = serde_json::from_value(json!({"metadata": {"name": "bot"},
+        "spec": {"selector": {"matchLabels": {"app": "bot"}}, "template": {"metadata": {"labels": {"app": "bot"}},
+        "spec": {"containers": [{"name": "bot", "image": "bot"}]}}}}))
+    .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), &prod);
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let tc = json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential", "metadata": {"name": "bot"},
+        "spec": {"environments": [{"name": "production", "source": {"secretRef": {"name": "keys"}},
+            "target": {"namespace": prod, "secretName": "x", "keys": ["bearerToken"]},
+            "access": {"serviceAccounts": ["bot"]}, "restartTargets": [{"kind": "Deployment", "name": "bot"}]}]}});
+    let credentials: Api<TwitterCredential> = Api::namespaced(admin.clone(), &team);
+    credentials
+        .patch("bot", &PatchParams::apply("test"), &Patch::Apply(&tc))
+        .await
+        .unwrap();
+
+    let election = LeaderElection::new(operator.clone(), NS, "kg", "kg-0", Duration::from_secs(5));
+    let running = RunningOperator::start_with(operator.clone(), x, Some(election)).await;
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), &prod);
+    let bindings: Api<RoleBinding> = Api::namespaced(admin.clone(), &prod);
+    let events: Api<Event> = Api::namespaced(admin.clone(), &team);
+    let look = || async {
+        let tc = credentials.get("bot").await.unwrap();
+        let restarted = deployments
+            .get("bot")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .template
+            .metadata
+            .and_then(|m| m.annotations)
+            .is_some_and(|a| a.contains_key(keyguard_operator::labels::RESTARTED_FOR));
+        Job {
+            finalizer: !tc.finalizers().is_empty(),
+            status: tc.status.is_some(),
+            ready: tc.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            }),
+            secret: secrets.get_opt("x").await.unwrap().is_some(),
+            binding: !bindings
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty(),
+            restarted,
+            event: events
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("Synced")),
+        }
+    };
+    // A restart follows a change of what was projected: once the first
+    // sync is Ready, the source gets another app's keys.
+    let patience = Duration::from_secs(8);
+    let started = std::time::Instant::now();
+    let mut seen = look().await;
+    let mut changed = false;
+    while !seen.complete() && started.elapsed() < patience {
+        if seen.ready && !changed {
+            let next = x.create_app(AccessLevel::Read);
+            let source = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys"},
+                "stringData": {"apiKey": next.api_key, "apiKeySecret": next.api_key_secret}});
+            Api::<Secret>::namespaced(admin.clone(), &team)
+                .patch("keys", &PatchParams::apply("test"), &Patch::Apply(&source))
+                .await
+                .unwrap();
+            changed = true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        seen = look().await;
+    }
+    running.stop().await;
+    seen
+}
+
+fn names(rule: &PolicyRule) -> String {
+    rule.resources.clone().unwrap_or_default().join(",")
+}
+
+/// Waits until the ServiceAccount lost `verb` on `resource` (RBAC is read
+/// from an informer in the apiserver).
+async fn wait_denied(admin: &Client, namespace: &str, group: &str, resource: &str, verb: &str) {
+    let reviews: Api<SubjectAccessReview> = Api::all(admin.clone());
+    let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
+    let review: SubjectAccessReview = serde_json::from_value(json!({"spec": {
+        "user": format!("system:serviceaccount:{NS}:kg"),
+        "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{NS}"), "system:authenticated"],
+        "resourceAttributes": {"group": group, "resource": resource, "subresource": subresource,
+            "verb": verb, "namespace": namespace}}}))
+    .unwrap();
+    eventually(
+        "the rule's removal to take effect",
+        Duration::from_secs(10),
+        || async {
+            let answer = reviews
+                .create(&PostParams::default(), &review)
+                .await
+                .unwrap();
+            (!answer.status?.allowed).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Which part of the job fails without each rule, by the rule's resources.
+fn expect_broken(resources: &str, job: &Job) -> Result<(), String> {
+    let ok = match resources {
+        "twittercredentials" => !job.finalizer && !job.status,
+        "twittercredentials/status" => job.finalizer && !job.status,
+        "namespaces" => !job.secret,
+        "secrets" => !job.secret,
+        "roles,rolebindings" => !job.binding && !job.ready,
+        "deployments,statefulsets,daemonsets" => job.secret && !job.restarted,
+        "events" => job.ready && !job.event,
+        "leases" => !job.finalizer && !job.status,
+        other => {
+            return Err(format!(
+                "no named behaviour for the rule on {other}: is it needed?"
+            ))
+        }
+    };
+    match ok {
+        true => Ok(()),
+        false => Err(format!(
+            "without the rule on {resources} the job was {job:?}"
+        )),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_rule_of_the_charts_rbac_is_needed() {
+    let cp = ControlPlane::start().await.unwrap();
+    let (admin, operator) = install(&cp, &[]).await;
+    let x = XApiEmulator::start().await;
+
+    let baseline = job(&admin, &operator, &x, 0).await;
+    assert!(baseline.complete(), "with every rule: {baseline:?}");
+
+    let cluster_roles: Api<ClusterRole> = Api::all(admin.clone());
+    let roles: Api<Role> = Api::namespaced(admin.clone(), NS);
+    let cluster_rules = cluster_roles.get("kg").await.unwrap().rules.unwrap();
+    let role_rules = roles
+        .get("kg-leader-election")
+        .await
+        .unwrap()
+        .rules
+        .unwrap();
+    let mut run = 1;
+    let mut failures = Vec::new();
+    for (role, rules) in [("ClusterRole", &cluster_rules), ("Role", &role_rules)] {
+        for (i, rule) in rules.iter().enumerate() {
+            let mut fewer = rules.clone();
+            fewer.remove(i);
+            let patch = Patch::Merge(json!({"rules": fewer}));
+            match role {
+                "ClusterRole" => cluster_roles
+                    .patch("kg", &PatchParams::default(), &patch)
+                    .await
+                    .map(|_| ()),
+                _ => roles
+                    .patch("kg-leader-election", &PatchParams::default(), &patch)
+                    .await
+                    .map(|_| ()),
+            }
+            .unwrap();
+            let group = rule.api_groups.clone().unwrap_or_default().join("");
+            let first = rule.resources.as_ref().unwrap()[0].clone();
+            let namespace = if role == "Role" { NS } else { "team-0" };
+            wait_denied(&admin, namespace, &group, &first, &rule.verbs[0]).await;
+
+            let seen = job(&admin, &operator, &x, run).await;
+            if let Err(e) = expect_broken(&names(rule), &seen) {
+                failures.push(format!("{role} rule {i}: {e}"));
+            }
+            run += 1;
+
+            let patch = Patch::Merge(json!({"rules": rules}));
+            match role {
+                "ClusterRole" => cluster_roles
+                    .patch("kg", &PatchParams::default(), &patch)
+                    .await
+                    .map(|_| ()),
+                _ => roles
+                    .patch("kg-leader-election", &PatchParams::default(), &patch)
+                    .await
+                    .map(|_| ()),
+            }
+            .unwrap();
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(run, cluster_rules.len() + role_rules.len() + 1);
+}
+
+/// Namespaced mode: rights only through RoleBindings in the listed
+/// namespaces; a namespace that did not grant them cannot be written, and
+/// resources or targets outside get a condition.
+#[tokio::test(flavor = "multi_thread")]
+async fn namespaced_mode_writes_only_where_granted() {
+    let cp = ControlPlane::start().await.unwrap();
+    let admin = cp.client().await.unwrap();
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    for (name, labels) in [
+        ("team", json!({})),
+        ("prod", json!({"keyguard.dev/allow-from-team": "true"})),
+        // Opted in by label, but never granted the operator rights.
+        ("elsewhere", json!({"keyguard.dev/allow-from-team": "true"})),
+        ("other", json!({})),
+    ] {
+        let ns = json!({"metadata": {"name": name, "labels": labels}});
+        namespaces
+            .create(&PostParams::default(), &serde_json::from_value(ns).unwrap())
+            .await
+            .unwrap();
+    }
+    let (admin, operator) = install(
+        &cp,
+        &["rbac.namespaced=true", "rbac.namespaces={team,prod}"],
+    )
+    .await;
+
+    // Even a compromised operator cannot write where it was not granted.
+    let probe: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "probe"}, "stringData": {"a": "b"}}))
+            .unwrap();
+    for ns in ["elsewhere", "other", "default"] {
+        let result = Api::<Secret>::namespaced(operator.clone(), ns)
+            .create(&PostParams::default(), &probe)
+            .await;
+        assert!(
+            matches!(result, Err(kube::Error::Api(ref s)) if s.code == 403),
+            "the operator could write a Secret in {ns}: {result:?}"
+        );
+    }
+    let all = Api::<Secret>::all(operator.clone())
+        .list(&ListParams::default())
+        .await;
+    assert!(matches!(all, Err(kube::Error::Api(ref s)) if s.code == 403));
+
+    let x = XApiEmulator::start().await;
+    let app = x.create_app(AccessLevel::Read);
+    let source = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys"},
+        "stringData": {"apiKey": app.api_key, "apiKeySecret": app.api_key_secret}});
+    for ns in ["team", "other"] {
+        Api::<Secret>::namespaced(admin.clone(), ns)
+            .patch("keys", &PatchParams::apply("test"), &Patch::Apply(&source))
+            .await
+            .unwrap();
+    }
+    let resource = |target: &str| {
+        json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential",
+        "metadata": {"name": format!("to-{target}")},
+        "spec": {"environments": [{"name": "production", "source": {"secretRef": {"name": "keys"}},
+            "target": {"namespace": target, "secretName": "x", "keys": ["bearerToken"]}}]}})
+    };
+    let team: Api<TwitterCredential> = Api::namespaced(admin.clone(), "team");
+    let other: Api<TwitterCredential> = Api::namespaced(admin.clone(), "other");
+    for (api, target) in [(&team, "prod"), (&team, "elsewhere"), (&other, "other")] {
+        api.patch(
+            &format!("to-{target}"),
+            &PatchParams::apply("test"),
+            &Patch::Apply(&resource(target)),
+        )
+        .await
+        .unwrap();
+    }
+
+    let running = RunningOperator::start_configured(operator.clone(), &x, None, |ctx| {
+        ctx.scope = keyguard_operator::scope::Scope::from_list(&["team".into(), "prod".into()]);
+    })
+    .await;
+    eventually(
+        "the granted target synced",
+        Duration::from_secs(30),
+        || async {
+            Api::<Secret>::namespaced(admin.clone(), "prod")
+                .get_opt("x")
+                .await
+                .ok()?
+        },
+    )
+    .await;
+    let condition = |api: Api<TwitterCredential>, name: &'static str, type_: &'static str| async move {
+        eventually(
+            &format!("{name}: {type_}"),
+            Duration::from_secs(30),
+            || async {
+                let tc = api.get(name).await.ok()?;
+                let status = tc.status?;
+                // An environment's own condition first: the resource-level
+                // one only lists the environments.
+                let own = status.conditions.iter();
+                status
+                    .environments
+                    .iter()
+                    .flat_map(|e| e.conditions.iter())
+                    .chain(own)
+                    .find(|c| {
+                        c.type_ == type_
+                            && c.status == if type_ == "Ready" { "False" } else { "True" }
+                    })
+                    .map(|c| (c.reason.clone(), c.message.clone()))
+            },
+        )
+        .await
+    };
+    let (reason, message) = condition(team.clone(), "to-elsewhere", "TargetNotAllowed").await;
+    assert_eq!(reason, "TargetNotAllowed");
+    assert!(message.contains("namespaced mode"), "{message}");
+    let (reason, message) = condition(other.clone(), "to-other", "Ready").await;
+    assert_eq!(reason, "NamespaceNotManaged");
+    assert!(message.contains("manages only prod, team"), "{message}");
+    assert!(
+        other.get("to-other").await.unwrap().finalizers().is_empty(),
+        "no finalizer on a resource it does not manage"
+    );
+    for ns in ["elsewhere", "other"] {
+        assert!(Api::<Secret>::namespaced(admin.clone(), ns)
+            .get_opt("x")
+            .await
+            .unwrap()
+            .is_none());
+    }
+    running.stop().await;
+}
