@@ -325,6 +325,8 @@ pub struct ControlPlane {
     apiserver: Child,
     port: u16,
     kubeconfig: PathBuf,
+    binaries: Binaries,
+    etcd_ports: (u16, u16),
 }
 
 struct Pki {
@@ -392,7 +394,12 @@ fn write(path: &Path, contents: &str) -> Result<()> {
 }
 
 fn spawn_logged(mut cmd: Command, log: &Path) -> Result<Child> {
-    let out = File::create(log).map_err(io(format!("creating {}", log.display())))?;
+    // Appended: a restarted process keeps the earlier log.
+    let out = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(io(format!("creating {}", log.display())))?;
     let err = out.try_clone().map_err(io("duplicating a log handle"))?;
     cmd.stdin(Stdio::null())
         .stdout(out)
@@ -403,6 +410,43 @@ fn spawn_logged(mut cmd: Command, log: &Path) -> Result<Child> {
         .process_group(0);
     cmd.spawn()
         .map_err(io(format!("starting {:?}", cmd.get_program())))
+}
+
+fn etcd_command(binaries: &Binaries, root: &Path, client: u16, peer: u16) -> Command {
+    let etcd_url = format!("http://127.0.0.1:{client}");
+    let mut etcd = Command::new(&binaries.etcd);
+    etcd.arg(format!("--data-dir={}", root.join("etcd").display()))
+        .arg(format!("--listen-client-urls={etcd_url}"))
+        .arg(format!("--advertise-client-urls={etcd_url}"))
+        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+        .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer}"))
+        .arg(format!("--initial-cluster=default=http://127.0.0.1:{peer}"))
+        // Tests throw their data away: skip fsync for speed.
+        .arg("--unsafe-no-fsync");
+    etcd
+}
+
+fn apiserver_command(binaries: &Binaries, root: &Path, etcd_url: &str, port: u16) -> Command {
+    let mut apiserver = Command::new(&binaries.kube_apiserver);
+    let p = |name: &str| root.join(name).display().to_string();
+    apiserver
+        .arg(format!("--etcd-servers={etcd_url}"))
+        .arg(format!("--cert-dir={}", p("certs")))
+        .arg(format!("--tls-cert-file={}", p("apiserver.crt")))
+        .arg(format!("--tls-private-key-file={}", p("apiserver.key")))
+        .arg(format!("--client-ca-file={}", p("ca.crt")))
+        .arg(format!("--secure-port={port}"))
+        .arg("--bind-address=127.0.0.1")
+        .arg("--advertise-address=127.0.0.1")
+        .arg("--authorization-mode=RBAC")
+        .arg("--service-cluster-ip-range=10.0.0.0/24")
+        .arg("--allow-privileged=true")
+        .arg("--disable-admission-plugins=ServiceAccount")
+        .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
+        .arg(format!("--service-account-key-file={}", p("sa.pub")))
+        .arg(format!("--service-account-signing-key-file={}", p("sa.key")))
+        .arg("--endpoint-reconciler-type=none");
+    apiserver
 }
 
 fn tail(path: &Path, lines: usize) -> String {
@@ -456,49 +500,22 @@ impl ControlPlane {
         let port = free_port()?;
         let etcd_url = format!("http://127.0.0.1:{etcd_client}");
 
-        let mut etcd = Command::new(&binaries.etcd);
-        etcd.arg(format!("--data-dir={}", root.join("etcd").display()))
-            .arg(format!("--listen-client-urls={etcd_url}"))
-            .arg(format!("--advertise-client-urls={etcd_url}"))
-            .arg(format!("--listen-peer-urls=http://127.0.0.1:{etcd_peer}"))
-            .arg(format!(
-                "--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}"
-            ))
-            .arg(format!(
-                "--initial-cluster=default=http://127.0.0.1:{etcd_peer}"
-            ))
-            // Tests throw their data away: skip fsync for speed.
-            .arg("--unsafe-no-fsync");
-        let etcd = spawn_logged(etcd, &root.join("etcd.log"))?;
-
-        let mut apiserver = Command::new(&binaries.kube_apiserver);
-        let p = |name: &str| root.join(name).display().to_string();
-        apiserver
-            .arg(format!("--etcd-servers={etcd_url}"))
-            .arg(format!("--cert-dir={}", p("certs")))
-            .arg(format!("--tls-cert-file={}", p("apiserver.crt")))
-            .arg(format!("--tls-private-key-file={}", p("apiserver.key")))
-            .arg(format!("--client-ca-file={}", p("ca.crt")))
-            .arg(format!("--secure-port={port}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg("--advertise-address=127.0.0.1")
-            .arg("--authorization-mode=RBAC")
-            .arg("--service-cluster-ip-range=10.0.0.0/24")
-            .arg("--allow-privileged=true")
-            .arg("--disable-admission-plugins=ServiceAccount")
-            .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
-            .arg(format!("--service-account-key-file={}", p("sa.pub")))
-            .arg(format!(
-                "--service-account-signing-key-file={}",
-                p("sa.key")
-            ))
-            .arg("--endpoint-reconciler-type=none");
+        let etcd = spawn_logged(
+            etcd_command(binaries, root, etcd_client, etcd_peer),
+            &root.join("etcd.log"),
+        )?;
+        let apiserver = spawn_logged(
+            apiserver_command(binaries, root, &etcd_url, port),
+            &root.join("kube-apiserver.log"),
+        )?;
         let mut cp = ControlPlane {
             kubeconfig: root.join("kubeconfig"),
             etcd,
-            apiserver: spawn_logged(apiserver, &root.join("kube-apiserver.log"))?,
+            apiserver,
             port,
             dir,
+            binaries: binaries.clone(),
+            etcd_ports: (etcd_client, etcd_peer),
         };
         write(&cp.kubeconfig, &cp.kubeconfig_yaml())?;
         cp.wait_ready().await?;
@@ -659,6 +676,26 @@ current-context: keyguard-local
             .arg("--cache-dir")
             .arg(self.dir.path().join("kubectl-cache"));
         cmd
+    }
+
+    /// Stops etcd and kube-apiserver (SIGKILL), waits `down`, and starts
+    /// them again on the same ports and data: what a client sees when the
+    /// control plane restarts or its node reboots.
+    pub async fn restart(&mut self, down: Duration) -> Result<()> {
+        self.stop();
+        tokio::time::sleep(down).await;
+        let root = self.dir.path().to_path_buf();
+        let (etcd_client, etcd_peer) = self.etcd_ports;
+        self.etcd = spawn_logged(
+            etcd_command(&self.binaries, &root, etcd_client, etcd_peer),
+            &root.join("etcd.log"),
+        )?;
+        let etcd_url = format!("http://127.0.0.1:{etcd_client}");
+        self.apiserver = spawn_logged(
+            apiserver_command(&self.binaries, &root, &etcd_url, self.port),
+            &root.join("kube-apiserver.log"),
+        )?;
+        self.wait_ready().await
     }
 
     /// Stops both processes; also done on drop.
