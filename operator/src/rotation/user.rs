@@ -140,8 +140,14 @@ pub async fn reconcile(
     })
 }
 
-/// Writes the new tokens, retrying on conflicts: the refresh token just
-/// issued is the only one that works now.
+/// How long a new refresh token is held in memory while its write keeps
+/// failing (an apiserver restart, an etcd leader election): it is the only
+/// token that works now, so outlasting an outage beats giving up.
+const PERSIST_FOR: Duration = Duration::from_secs(120);
+
+/// Writes the new tokens, retrying conflicts and outages for up to
+/// `PERSIST_FOR`: the refresh token just issued is the only one that works
+/// now.
 #[allow(clippy::too_many_arguments)]
 async fn persist(
     ctx: &Context,
@@ -156,7 +162,9 @@ async fn persist(
     let ns = tc.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let name = super::state::state_name(tc, env);
-    for _ in 0..5 {
+    let deadline = tokio::time::Instant::now() + PERSIST_FOR;
+    let mut pause = Duration::from_millis(200);
+    while tokio::time::Instant::now() < deadline {
         let mut record = state.clone().unwrap_or_else(|| new_record(ctx, tc, env));
         let data = record.data.get_or_insert_with(Default::default);
         data.insert(
@@ -188,7 +196,8 @@ async fn persist(
             }
             Err(e) => {
                 tracing::error!(credential = %tc.name_any(), environment = %env.name, error = %e, "could not store a new refresh token; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
                 state = api.get_opt(&name).await.ok().flatten();
             }
         }
