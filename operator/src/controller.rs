@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -95,9 +95,49 @@ impl Context {
 }
 
 /// Runs the controller until `shutdown` resolves.
+///
+/// After a watch fails (the apiserver restarted, a network blip), the
+/// controller is rebuilt once the failing instance has run for
+/// `REBUILD_AFTER`: its watches start over from a fresh list instead of
+/// resuming from a resource version. Seen with a restarted apiserver: a
+/// watch resumed from before the restart can stay silent, and a resource
+/// created just before the outage is then never reconciled.
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    // Aborted with this future, even when the future is dropped mid-way.
+    let _sweeper = AbortOnDrop(tokio::spawn(orphans::run(ctx.clone())));
+    let shutdown = shutdown.shared();
+    loop {
+        let rebuild = Arc::new(tokio::sync::Notify::new());
+        let stop = {
+            let (shutdown, rebuild) = (shutdown.clone(), rebuild.clone());
+            async move {
+                tokio::select! {
+                    _ = shutdown => {},
+                    _ = rebuild.notified() => {},
+                }
+            }
+        };
+        run_once(ctx.clone(), stop, rebuild).await;
+        if futures::FutureExt::now_or_never(shutdown.clone()).is_some() {
+            return;
+        }
+        tracing::info!("watches failed: rebuilding the controller to list everything afresh");
+        ctx.metrics.controller_rebuilt();
+    }
+}
+
+/// How long a controller instance runs before a watch failure rebuilds it
+/// (during an outage, a rebuild every few seconds would only add load).
+const REBUILD_AFTER: Duration = Duration::from_secs(10);
+
+/// One controller instance; `rebuild` is notified after a watch failure.
+async fn run_once(
+    ctx: Arc<Context>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    rebuild: Arc<tokio::sync::Notify>,
 ) {
     let client = ctx.client.clone();
     let controller = Controller::new(
@@ -106,8 +146,6 @@ pub async fn run(
     );
     let store = controller.store();
     let managed = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
-    // Aborted with this future, even when the future is dropped mid-way.
-    let _sweeper = AbortOnDrop(tokio::spawn(orphans::run(ctx.clone())));
     let namespaces_store = store.clone();
     let mut controller = controller.watches(
         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
@@ -128,12 +166,23 @@ pub async fn run(
     for api in ctx.scope.apis::<PartialObjectMeta<RoleBinding>>(&client) {
         controller = controller.watches(api, managed.clone(), |b| triggers::owner_of(&b.metadata));
     }
+    let started = std::time::Instant::now();
     controller
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                warn!(error = %e, "reconcile failed");
+        .for_each(|result| {
+            let rebuild = rebuild.clone();
+            async move {
+                match result {
+                    Err(kube::runtime::controller::Error::QueueError(e)) => {
+                        warn!(error = %e, "watch failed");
+                        if started.elapsed() >= REBUILD_AFTER {
+                            rebuild.notify_one();
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "reconcile failed"),
+                    Ok(_) => {}
+                }
             }
         })
         .await;

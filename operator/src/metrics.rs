@@ -43,6 +43,7 @@ pub struct Metrics {
     next_rotation: Family<EnvironmentLabels, Gauge>,
     rate_limit_remaining: Family<EnvironmentLabels, Gauge>,
     rate_limit_limit: Family<EnvironmentLabels, Gauge>,
+    rebuilds: Counter,
     usage: Family<ResourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
@@ -141,6 +142,12 @@ impl Default for Metrics {
             "x-rate-limit-limit seen at the environment's last verification",
             rate_limit_limit.clone(),
         );
+        let rebuilds = Counter::default();
+        registry.register(
+            "controller_rebuilds",
+            "Times the controller was rebuilt to list afresh after its watches failed",
+            rebuilds.clone(),
+        );
         let orphans = Counter::default();
         registry.register(
             "orphans_removed",
@@ -151,6 +158,7 @@ impl Default for Metrics {
             next_rotation,
             rate_limit_remaining,
             rate_limit_limit,
+            rebuilds,
             usage,
             verified,
             credential_age,
@@ -178,6 +186,10 @@ impl Metrics {
     pub fn reconciled(&self, tc: &TwitterCredential, took: Duration) {
         self.reconciles.get_or_create(&labels(tc)).inc();
         self.duration.observe(took.as_secs_f64());
+    }
+
+    pub fn controller_rebuilt(&self) {
+        self.rebuilds.inc();
     }
 
     pub fn reconcile_failed(&self, tc: &TwitterCredential) {
