@@ -419,7 +419,9 @@ fn etcd_command(binaries: &Binaries, root: &Path, client: u16, peer: u16) -> Com
         .arg(format!("--listen-client-urls={etcd_url}"))
         .arg(format!("--advertise-client-urls={etcd_url}"))
         .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
-        .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer}"))
+        .arg(format!(
+            "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
+        ))
         .arg(format!("--initial-cluster=default=http://127.0.0.1:{peer}"))
         // Tests throw their data away: skip fsync for speed.
         .arg("--unsafe-no-fsync");
@@ -444,7 +446,10 @@ fn apiserver_command(binaries: &Binaries, root: &Path, etcd_url: &str, port: u16
         .arg("--disable-admission-plugins=ServiceAccount")
         .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
         .arg(format!("--service-account-key-file={}", p("sa.pub")))
-        .arg(format!("--service-account-signing-key-file={}", p("sa.key")))
+        .arg(format!(
+            "--service-account-signing-key-file={}",
+            p("sa.key")
+        ))
         .arg("--endpoint-reconciler-type=none");
     apiserver
 }

@@ -1,10 +1,11 @@
 //! Operator benchmark (not a test): time from apply to every target synced
-//! for N resources of 3 environments each, the operator's RSS afterwards,
-//! and API requests during an idle minute, scraped from the apiserver's
-//! own metrics.
+//! for N resources of 3 environments each (with unrelated Secrets in other
+//! namespaces, as a real cluster has), latency percentiles from a source
+//! change to its target updated, the operator's RSS, and API requests
+//! during an idle minute of resyncs, scraped from the apiserver's metrics.
 //!
 //! cargo build --release -p keyguard-operator && cargo build --release -p keyguard-tests --bin keyguard-operator-bench
-//! target/release/keyguard-operator-bench 1 300
+//! target/release/keyguard-operator-bench 1 300 1000:10000   (N resources, or N:UNRELATED Secrets)
 //! target/release/keyguard-operator-bench rotate 300
 
 use std::collections::BTreeMap;
@@ -80,42 +81,48 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-async fn run(n: usize) -> anyhow::Result<()> {
-    let cp = ControlPlane::start().await?;
-    keyguard_tests::kube_helpers::install_crd(&cp).await;
-    let x = XApiEmulator::start().await;
-    let client = cp.client().await?;
-    let mut operator = spawn_operator(&cp, &x)?;
-
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "bench"}}))?,
-        )
-        .await?;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), "bench");
-    let credentials: Api<TwitterCredential> = Api::namespaced(client.clone(), "bench");
-    let app = x.create_app(AccessLevel::Read);
-    let mut sources = Vec::new();
-    for i in 0..n {
-        let data: BTreeMap<&str, &str> = BTreeMap::from([
-            ("apiKey", app.api_key.as_str()),
-            ("apiKeySecret", app.api_key_secret.as_str()),
-            ("accessToken", app.access_token.as_str()),
-            ("accessTokenSecret", app.access_token_secret.as_str()),
-        ]);
-        sources.push(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("src-{i}")}, "stringData": data}));
-    }
-    for (i, s) in sources.iter().enumerate() {
-        secrets
-            .patch(
-                &format!("src-{i}"),
-                &PatchParams::apply("bench"),
-                &Patch::Apply(s),
+/// `unrelated` Secrets of about 1 KiB across `unrelated / 33` namespaces:
+/// what a real cluster holds besides the operator's objects.
+async fn unrelated_load(client: &kube::Client, unrelated: usize) -> anyhow::Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    let namespaces = unrelated.div_ceil(33);
+    for k in 0..namespaces {
+        Api::<Namespace>::all(client.clone())
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": format!("noise-{k}")}}))?,
             )
             .await?;
     }
-    let started = Instant::now();
+    let filler = "x".repeat(1024);
+    futures::stream::iter(0..unrelated)
+        .map(|i| {
+            let api: Api<Secret> =
+                Api::namespaced(client.clone(), &format!("noise-{}", i % namespaces));
+            let secret = json!({"metadata": {"name": format!("unrelated-{i}"), "labels": {"app": "noise"}},
+                "stringData": {"config": filler}});
+            async move {
+                api.create(&PostParams::default(), &serde_json::from_value(secret)?)
+                    .await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// Source Secrets and resources of 3 environments each, `n` of them.
+async fn create_resources(
+    secrets: &Api<Secret>,
+    credentials: &Api<TwitterCredential>,
+    app: &keyguard_tests::x_api::AppCredentials,
+    n: usize,
+) -> anyhow::Result<()> {
+    for i in 0..n {
+        set_source(secrets, i, app).await?;
+    }
     for i in 0..n {
         let env = |name: &str, keys: serde_json::Value| {
             json!({"name": name, "source": {"secretRef": {"name": format!("src-{i}")}},
@@ -131,6 +138,115 @@ async fn run(n: usize) -> anyhow::Result<()> {
             )
             .await?;
     }
+    Ok(())
+}
+
+async fn set_source(
+    secrets: &Api<Secret>,
+    i: usize,
+    app: &keyguard_tests::x_api::AppCredentials,
+) -> anyhow::Result<()> {
+    let data: BTreeMap<&str, &str> = BTreeMap::from([
+        ("apiKey", app.api_key.as_str()),
+        ("apiKeySecret", app.api_key_secret.as_str()),
+        ("accessToken", app.access_token.as_str()),
+        ("accessTokenSecret", app.access_token_secret.as_str()),
+    ]);
+    let source = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("src-{i}")}, "stringData": data});
+    secrets
+        .patch(
+            &format!("src-{i}"),
+            &PatchParams::apply("bench"),
+            &Patch::Apply(&source),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Change → target updated: `samples` sources, one every 20 ms, switch to
+/// another app's keys; a watch on the targets notes when each resource's
+/// `staging` target (apiKey, apiKeySecret) changes. Latencies, sorted.
+async fn change_latencies(
+    secrets: &Api<Secret>,
+    app: &keyguard_tests::x_api::AppCredentials,
+    samples: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    use futures::StreamExt;
+    use kube::runtime::watcher;
+    let seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Instant>>> = Default::default();
+    let record = seen.clone();
+    let key = app.api_key.clone();
+    let cfg = watcher::Config::default().labels("app.kubernetes.io/managed-by=keyguard-operator");
+    let watch = tokio::spawn(watcher(secrets.clone(), cfg).for_each(move |event| {
+        if let Ok(watcher::Event::Apply(s)) = event {
+            let new = s
+                .data
+                .as_ref()
+                .and_then(|d| d.get("apiKey"))
+                .is_some_and(|v| v.0 == key.as_bytes());
+            if new {
+                let name = s.metadata.name.unwrap_or_default();
+                record
+                    .lock()
+                    .unwrap()
+                    .entry(name)
+                    .or_insert_with(Instant::now);
+            }
+        }
+        async {}
+    }));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut asked = Vec::new();
+    for i in 0..samples {
+        asked.push((format!("out-{i}-staging"), Instant::now()));
+        set_source(secrets, i, app).await?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let latencies = loop {
+        let got = seen.lock().unwrap().clone();
+        if asked.iter().all(|(name, _)| got.contains_key(name)) {
+            let mut l: Vec<Duration> = asked
+                .iter()
+                .map(|(name, at)| got[name].saturating_duration_since(*at))
+                .collect();
+            l.sort();
+            break l;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "changes not synced within 2 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    watch.abort();
+    Ok(latencies)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn run(n: usize, unrelated: usize) -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    keyguard_tests::kube_helpers::install_crd(&cp).await;
+    let x = XApiEmulator::start().await;
+    let client = cp.client().await?;
+    unrelated_load(&client, unrelated).await?;
+    let mut operator = spawn_operator(&cp, &x)?;
+
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "bench"}}))?,
+        )
+        .await?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "bench");
+    let credentials: Api<TwitterCredential> = Api::namespaced(client.clone(), "bench");
+    let app = x.create_app(AccessLevel::Read);
+    let started = Instant::now();
+    create_resources(&secrets, &credentials, &app, n).await?;
     let applied = started.elapsed();
     let lp = ListParams::default()
         .labels("app.kubernetes.io/managed-by=keyguard-operator,!keyguard.dev/part");
@@ -147,18 +263,25 @@ async fn run(n: usize) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let synced = started.elapsed();
-    // Let status writes and Events settle, then measure an idle minute.
+    // Let status writes and Events settle.
     tokio::time::sleep(Duration::from_secs(10)).await;
     let rss = rss_kib(operator.id());
+    let next = x.create_app(AccessLevel::Read);
+    let latencies = change_latencies(&secrets, &next, n.min(200)).await?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    // An idle minute with a 10 s resync: six resyncs of every resource,
+    // the hour of a default (600 s) resync.
     let (w0, a0) = request_counts(&client).await?;
     tokio::time::sleep(Duration::from_secs(60)).await;
     let (w1, a1) = request_counts(&client).await?;
     let rss_idle = rss_kib(operator.id());
     println!(
-        "| {n} | {} | {:.2} s (applying took {:.2} s) | {} MiB | {} MiB | {} | {} |",
-        3 * n,
+        "| {n} | {unrelated} | {:.2} s (applying took {:.2} s) | {:.0} / {:.0} / {:.0} ms | {} MiB | {} MiB | {} | {} |",
         synced.as_secs_f64(),
         applied.as_secs_f64(),
+        percentile(&latencies, 0.5).as_secs_f64() * 1000.0,
+        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
         rss / 1024,
         rss_idle / 1024,
         w1 - w0,
@@ -181,6 +304,7 @@ fn spawn_operator(cp: &ControlPlane, x: &XApiEmulator) -> anyhow::Result<std::pr
             x.base_url(),
         ])
         .args(["--http-addr", "127.0.0.1:0", "--log-filter", "warn"])
+        .args(["--resync-seconds", "10"])
         .env("KUBECONFIG", cp.kubeconfig())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -328,15 +452,22 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let sizes: Vec<usize> = args.iter().map(|a| a.parse()).collect::<Result<_, _>>()?;
-    println!("| resources | target Secrets | apply → all synced | operator RSS after sync | RSS after idle minute | writes in idle minute | requests in idle minute |");
-    println!("|---|---|---|---|---|---|---|");
-    for n in if sizes.is_empty() {
-        vec![1, 300]
+    // `N` or `N:UNRELATED` (resources, unrelated Secrets).
+    let runs: Vec<(usize, usize)> = args
+        .iter()
+        .map(|a| match a.split_once(':') {
+            Some((n, u)) => Ok((n.parse()?, u.parse()?)),
+            None => Ok((a.parse()?, 0)),
+        })
+        .collect::<anyhow::Result<_>>()?;
+    println!("| resources | unrelated Secrets | apply → all synced | change → target p50 / p99 / max | operator RSS after sync | RSS after idle minute (6 resyncs) | writes in idle minute | requests in idle minute |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (n, unrelated) in if runs.is_empty() {
+        vec![(1, 0), (300, 0)]
     } else {
-        sizes
+        runs
     } {
-        run(n).await?;
+        run(n, unrelated).await?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use axum::http::{StatusCode, Uri};
 use axum::Router;
 
 pub type Requests = Arc<Mutex<Vec<String>>>;
+type Files = Arc<HashMap<String, Vec<u8>>>;
 
 /// Serves `files` (path → bytes); the server URL and the requests made.
 pub async fn start(files: HashMap<String, Vec<u8>>) -> (String, Requests) {
@@ -23,7 +24,7 @@ pub async fn start(files: HashMap<String, Vec<u8>>) -> (String, Requests) {
 }
 
 async fn serve(
-    State((files, requests)): State<(Arc<HashMap<String, Vec<u8>>>, Requests)>,
+    State((files, requests)): State<(Files, Requests)>,
     uri: Uri,
 ) -> Result<Vec<u8>, StatusCode> {
     requests.lock().unwrap().push(uri.path().to_string());

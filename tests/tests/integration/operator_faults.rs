@@ -1,0 +1,178 @@
+//! Faults the operator lives through without a restart of its own: etcd and
+//! kube-apiserver killed and started again mid-sync, mid-rotation and
+//! between a refresh and the write of its new refresh token.
+
+use std::time::Duration;
+
+use keyguard_operator::TwitterCredential;
+use keyguard_tests::kube_helpers::eventually;
+use keyguard_tests::world::{value, World, WAIT};
+use keyguard_tests::x_api::{AccessLevel, Fault};
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+
+/// Long enough that only the watches (not a periodic resync) can explain
+/// how fast a change after the restart is seen.
+const RESYNC: Duration = Duration::from_secs(600);
+/// How long the control plane stays down.
+const DOWN: Duration = Duration::from_secs(3);
+
+fn bearer_resource(name: &str, source: &str, target: &str) -> serde_json::Value {
+    json!({"metadata": {"name": name}, "spec": {"environments": [{
+        "name": "prod",
+        "source": {"secretRef": {"name": source}},
+        "target": {"secretName": target, "keys": ["bearerToken", "apiKey"]}
+    }]}})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_control_plane_restart_mid_rotation_and_mid_sync_loses_and_repeats_nothing() {
+    let mut w = World::start_configured(|ctx| ctx.resync = RESYNC).await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    w.apply("team", bearer_resource("bot", "keys", "out")).await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    let first = value(&w.secret("team", "out").await.unwrap(), "bearerToken").unwrap();
+
+    // Mid-rotation: X answers slowly, and while its answer is on the way
+    // the control plane goes down.
+    w.x.inject([Fault::Latency(Duration::from_secs(2))]);
+    let patch = json!({"metadata": {"annotations": {"keyguard.dev/rotate-now": "during-outage"}}});
+    Api::<TwitterCredential>::namespaced(w.client.clone(), "team")
+        .patch("bot", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    w.cp.restart(DOWN).await.unwrap();
+    let rotated = eventually("the rotation, finished after the outage", WAIT, || async {
+        let now = value(&w.secret("team", "out").await?, "bearerToken")?;
+        let live = w.x.current_bearer(&w.app.api_key)?;
+        (now != first && now == live).then_some(now)
+    })
+    .await;
+    assert_eq!(
+        w.x.bearer_invalidations(&w.app.api_key),
+        1,
+        "the old token is invalidated exactly once: {:?}",
+        w.x.requests()
+    );
+
+    // Mid-sync: a new resource, and the control plane gone right away.
+    let other = w.x.create_app(AccessLevel::Read);
+    let other_source = [
+        ("apiKey", other.api_key.as_str()),
+        ("apiKeySecret", other.api_key_secret.as_str()),
+    ];
+    w.source("team", "other-keys", &other_source).await;
+    w.apply("team", bearer_resource("other", "other-keys", "other-out"))
+        .await;
+    w.cp.restart(DOWN).await.unwrap();
+    w.wait_condition("team", "other", Some("prod"), "Synced", "True")
+        .await;
+
+    // The watches are back: a change made now is projected long before a
+    // resync would notice it.
+    let third = w.x.create_app(AccessLevel::Read);
+    let changed = [
+        ("apiKey", third.api_key.as_str()),
+        ("apiKeySecret", third.api_key_secret.as_str()),
+    ];
+    w.source("team", "other-keys", &changed).await;
+    eventually(
+        "the change after the outage",
+        Duration::from_secs(30),
+        || async {
+            let s = w.secret("team", "other-out").await?;
+            (value(&s, "apiKey")? == third.api_key).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        value(&w.secret("team", "out").await.unwrap(), "bearerToken").unwrap(),
+        rotated,
+        "nothing rotated twice"
+    );
+    assert_eq!(w.x.bearer_invalidations(&w.app.api_key), 1);
+    let metrics = w.operator.as_ref().unwrap().metrics.render();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("keyguard_controller_rebuilds_total ") && !l.ends_with(" 0")),
+        "the controller listed afresh after the outage:\n{metrics}"
+    );
+}
+
+/// X spends a refresh token when it answers; the new one exists only in
+/// the operator's memory until it is written. An apiserver outage at that
+/// moment must not lose it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_control_plane_restart_during_a_refresh_keeps_the_new_refresh_token() {
+    let mut w = World::start_configured(|ctx| ctx.resync = RESYNC).await;
+    // Tokens that live 15 minutes and 6 seconds, refreshed 15 minutes
+    // before they expire: the next refresh comes a few seconds after the
+    // first sync.
+    w.x.set_user_token_lifetime(Duration::from_secs(15 * 60 + 6));
+    w.namespace("team", json!({})).await;
+    w.source(
+        "team",
+        "user-keys",
+        &[
+            ("clientId", w.app.client_id.as_str()),
+            ("clientSecret", w.app.client_secret.as_str()),
+            ("refreshToken", w.app.refresh_token.as_str()),
+        ],
+    )
+    .await;
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+            "name": "prod",
+            "source": {"secretRef": {"name": "user-keys"}},
+            "target": {"secretName": "out", "keys": ["userAccessToken"]},
+            "rotation": {"userToken": {"refreshBefore": "15m"}}
+        }]}}),
+    )
+    .await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    let refreshes = |w: &World| {
+        w.x.requests()
+            .iter()
+            .filter(|r| r.as_str() == "POST /2/oauth2/token")
+            .count()
+    };
+    let before = refreshes(&w);
+    // The next refresh is answered slowly; the control plane goes down
+    // while the answer is on its way, so the write of the new refresh
+    // token meets the outage.
+    w.x.inject([Fault::Latency(Duration::from_secs(2))]);
+    eventually("the next refresh to be asked", WAIT, || async {
+        (refreshes(&w) > before).then_some(())
+    })
+    .await;
+    w.cp.restart(Duration::from_secs(5)).await.unwrap();
+    // Two more refreshes after the outage: each needs the refresh token
+    // the one before issued (the emulator refuses a spent one).
+    eventually("refreshes to go on after the outage", WAIT, || async {
+        (refreshes(&w) >= before + 3).then_some(())
+    })
+    .await;
+    let status = w.status("team", "bot").await;
+    let conditions = status["environments"][0]["conditions"].as_array().unwrap();
+    assert!(
+        !conditions
+            .iter()
+            .any(|c| c["type"] == "ReauthorizationRequired" && c["status"] == "True"),
+        "a refresh token was lost: {status}"
+    );
+    let token = value(&w.secret("team", "out").await.unwrap(), "userAccessToken").unwrap();
+    let me = reqwest::Client::new()
+        .get(format!("{}/2/users/me", w.x.base_url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(me.as_u16(), 200, "the projected user token works");
+}
