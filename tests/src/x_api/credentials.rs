@@ -168,18 +168,27 @@ pub(crate) fn refresh_token() -> String {
 
 impl AppCredentials {
     pub fn generate() -> Self {
-        let user_id = rng().u64(10_000..10_000_000_000);
-        let client_id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
-            "{}:1:ci",
-            random(
-                20,
-                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-            )
-        ));
+        // The user id starts the access token: it must not be a
+        // placeholder itself (`123456…`), or no token could be drawn.
+        let user_id = loop {
+            let id = rng().u64(10_000..10_000_000_000);
+            if !keyguard_credentials::looks_like_placeholder(id.to_string().as_bytes()) {
+                break id;
+            }
+        };
+        let client_id = plausible(|| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+                "{}:1:ci",
+                random(
+                    20,
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+                )
+            ))
+        });
         AppCredentials {
             api_key: random(25, ALNUM),
             api_key_secret: random(50, ALNUM),
-            access_token: format!("{user_id}-{}", random(40, ALNUM)),
+            access_token: plausible(|| format!("{user_id}-{}", random(40, ALNUM))),
             access_token_secret: random(45, ALNUM),
             client_id,
             client_secret: random(
