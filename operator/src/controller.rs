@@ -129,8 +129,9 @@ pub async fn run(
     }
 }
 
-/// How long a controller instance runs before a watch failure rebuilds it
-/// (during an outage, a rebuild every few seconds would only add load).
+/// A watch failure rebuilds the controller no sooner than this after the
+/// instance started (during an outage, a rebuild every few seconds would
+/// only add load); a failure earlier than that is rebuilt at that time.
 const REBUILD_AFTER: Duration = Duration::from_secs(10);
 
 /// One controller instance; `rebuild` is notified after a watch failure.
@@ -166,18 +167,27 @@ async fn run_once(
     for api in ctx.scope.apis::<PartialObjectMeta<RoleBinding>>(&client) {
         controller = controller.watches(api, managed.clone(), |b| triggers::owner_of(&b.metadata));
     }
-    let started = std::time::Instant::now();
+    let rebuild_at = tokio::time::Instant::now() + REBUILD_AFTER;
+    let scheduled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Ends with this instance.
+    let pending = Arc::new(std::sync::Mutex::new(None::<AbortOnDrop>));
     controller
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
-            let rebuild = rebuild.clone();
+            let (rebuild, scheduled, pending) =
+                (rebuild.clone(), scheduled.clone(), pending.clone());
             async move {
                 match result {
                     Err(kube::runtime::controller::Error::QueueError(e)) => {
                         warn!(error = %e, "watch failed");
-                        if started.elapsed() >= REBUILD_AFTER {
-                            rebuild.notify_one();
+                        if !scheduled.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                            let task = tokio::spawn(async move {
+                                tokio::time::sleep_until(rebuild_at).await;
+                                rebuild.notify_one();
+                            });
+                            *pending.lock().unwrap_or_else(|p| p.into_inner()) =
+                                Some(AbortOnDrop(task));
                         }
                     }
                     Err(e) => warn!(error = %e, "reconcile failed"),

@@ -101,8 +101,12 @@ async fn rotate_now_replaces_the_bearer_token_once_and_the_old_one_stops_working
         "the old token is refused"
     );
     w.wait_event("team", "BearerTokenRotated").await;
-    let status = w.status("team", "bot").await;
-    assert_eq!(status["environments"][0]["revision"], 2, "{status}");
+    // Status is written after the Secret and the Event: wait for it.
+    eventually("status revision 2", WAIT, || async {
+        let status = w.status("team", "bot").await;
+        (status["environments"][0]["revision"] == 2).then_some(())
+    })
+    .await;
 
     // The same request again is handled already: no second rotation.
     w.force_sync_and_wait("team", "bot", "after").await;
