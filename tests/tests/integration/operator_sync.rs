@@ -675,9 +675,10 @@ async fn a_transient_x_api_failure_is_reported_and_retried() {
     let w = World::start().await;
     w.namespace("team", json!({})).await;
     w.source("team", "keys", &w.full_source()).await;
-    // Several attempts fail (the status write itself triggers one), long
-    // enough for the condition to be seen before the retry heals it.
-    w.x.inject([keyguard_tests::x_api::Fault::ServerError(503); 4]);
+    // Two reconciles' worth of failures (the client tries each idempotent
+    // call 4 times; another call may take one of them): the condition
+    // stays long enough to be seen before a retry heals it.
+    w.x.inject([keyguard_tests::x_api::Fault::ServerError(503); 8]);
     w.apply(
         "team",
         json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
