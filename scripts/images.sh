@@ -59,7 +59,8 @@ if [ -n "${IMAGES_OUT:-}" ]; then
     archive="$IMAGES_OUT/$name-$version.tar"
     rm -f "$archive"
     b push -q "localhost/$name:$version" "docker-archive:$archive:localhost/$name:$version" >/dev/null
-    tar -tf "$archive" | grep -qx manifest.json || fail "$archive has no manifest.json"
+    # grep reads it all: with -q, tar could die of SIGPIPE under pipefail.
+    tar -tf "$archive" | grep -x manifest.json >/dev/null || fail "$archive has no manifest.json"
     echo "==> $archive (localhost/$name:$version)"
   done
 fi
