@@ -8,6 +8,14 @@ pub fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
 
+/// A status time as the apiserver keeps it (metav1.Time has whole
+/// seconds). Computed times (`lastRotation` from an annotation, and what
+/// follows from it) must be cut the same way, or every resync finds the
+/// status changed and writes it again.
+pub fn whole_seconds(t: k8s_openapi::jiff::Timestamp) -> Time {
+    Time(k8s_openapi::jiff::Timestamp::from_second(t.as_second()).unwrap_or(t))
+}
+
 /// Every condition type the operator writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConditionType {
@@ -163,6 +171,14 @@ pub fn find(conditions: &[Condition], type_: ConditionType) -> Option<&Condition
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn status_times_are_whole_seconds() {
+        let t: k8s_openapi::jiff::Timestamp = "2026-11-30T20:00:01.987654321Z".parse().unwrap();
+        assert_eq!(super::whole_seconds(t).0.to_string(), "2026-11-30T20:00:01Z");
+        let round: k8s_openapi::jiff::Timestamp = "2026-11-30T20:00:01Z".parse().unwrap();
+        assert_eq!(super::whole_seconds(round).0, round);
+    }
+
     use super::*;
 
     #[test]

@@ -366,8 +366,8 @@ async fn environment(
         }
     };
     let mut outcome = sync::environment(ctx, tc, env, prev, duplicate_of.as_deref()).await;
-    outcome.status.last_rotation = info.last_rotation.map(Time);
-    outcome.status.next_rotation = info.next_rotation.map(Time);
+    outcome.status.last_rotation = info.last_rotation.map(conditions::whole_seconds);
+    outcome.status.next_rotation = info.next_rotation.map(conditions::whole_seconds);
     let now = Timestamp::now();
     let remind_at = rotation::reminders::remind(ctx, tc, env, &mut outcome.status, now).await;
     let (retry, verify_at) =

@@ -33,6 +33,15 @@ const OURS: [&str; 6] = [
 /// (writes to the operator's resources, all requests to them), from
 /// apiserver_request_total.
 async fn request_counts(client: &kube::Client) -> anyhow::Result<(f64, f64)> {
+    let (writes, all, _) = request_breakdown(client).await?;
+    Ok((writes, all))
+}
+
+/// Writes by "VERB resource", besides the totals.
+async fn request_breakdown(
+    client: &kube::Client,
+) -> anyhow::Result<(f64, f64, BTreeMap<String, f64>)> {
+    let mut by_kind: BTreeMap<String, f64> = BTreeMap::new();
     let text = client
         .request_text(http::Request::get("/metrics").body(Vec::new())?)
         .await?;
@@ -64,9 +73,15 @@ async fn request_counts(client: &kube::Client) -> anyhow::Result<(f64, f64)> {
         all += value;
         if WRITE_VERBS.contains(&verb) {
             writes += value;
+            let sub = line
+                .split("subresource=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_default();
+            *by_kind.entry(format!("{verb} {resource}/{sub}")).or_default() += value;
         }
     }
-    Ok((writes, all))
+    Ok((writes, all, by_kind))
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -269,12 +284,20 @@ async fn run(n: usize, unrelated: usize) -> anyhow::Result<()> {
     let next = x.create_app(AccessLevel::Read);
     let latencies = change_latencies(&secrets, &next, n.min(200)).await?;
     tokio::time::sleep(Duration::from_secs(10)).await;
-    // An idle minute with a 10 s resync: six resyncs of every resource,
-    // the hour of a default (600 s) resync.
-    let (w0, a0) = request_counts(&client).await?;
+    // An idle minute (with KEYGUARD_BENCH_RESYNC_SECONDS=10: six resyncs
+    // of every resource, the hour of a default resync).
+    let (w0, a0, k0) = request_breakdown(&client).await?;
     tokio::time::sleep(Duration::from_secs(60)).await;
-    let (w1, a1) = request_counts(&client).await?;
+    let (w1, a1, k1) = request_breakdown(&client).await?;
     let rss_idle = rss_kib(operator.id());
+    let idle_writes: BTreeMap<&String, f64> = k1
+        .iter()
+        .map(|(k, v)| (k, v - k0.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    if !idle_writes.is_empty() {
+        eprintln!("writes in the idle minute: {idle_writes:?}");
+    }
     println!(
         "| {n} | {unrelated} | {:.2} s (applying took {:.2} s) | {:.0} / {:.0} / {:.0} ms | {} MiB | {} MiB | {} | {} |",
         synced.as_secs_f64(),
@@ -304,7 +327,10 @@ fn spawn_operator(cp: &ControlPlane, x: &XApiEmulator) -> anyhow::Result<std::pr
             x.base_url(),
         ])
         .args(["--http-addr", "127.0.0.1:0", "--log-filter", "warn"])
-        .args(["--resync-seconds", "10"])
+        .args([
+            "--resync-seconds",
+            &std::env::var("KEYGUARD_BENCH_RESYNC_SECONDS").unwrap_or_else(|_| "600".into()),
+        ])
         .env("KUBECONFIG", cp.kubeconfig())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
