@@ -174,7 +174,10 @@ mod tests {
     #[test]
     fn status_times_are_whole_seconds() {
         let t: k8s_openapi::jiff::Timestamp = "2026-11-30T20:00:01.987654321Z".parse().unwrap();
-        assert_eq!(super::whole_seconds(t).0.to_string(), "2026-11-30T20:00:01Z");
+        assert_eq!(
+            super::whole_seconds(t).0.to_string(),
+            "2026-11-30T20:00:01Z"
+        );
         let round: k8s_openapi::jiff::Timestamp = "2026-11-30T20:00:01Z".parse().unwrap();
         assert_eq!(super::whole_seconds(round).0, round);
     }

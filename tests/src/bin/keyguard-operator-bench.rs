@@ -78,7 +78,9 @@ async fn request_breakdown(
                 .nth(1)
                 .and_then(|r| r.split('"').next())
                 .unwrap_or_default();
-            *by_kind.entry(format!("{verb} {resource}/{sub}")).or_default() += value;
+            *by_kind
+                .entry(format!("{verb} {resource}/{sub}"))
+                .or_default() += value;
         }
     }
     Ok((writes, all, by_kind))
@@ -486,7 +488,7 @@ async fn main() -> anyhow::Result<()> {
             None => Ok((a.parse()?, 0)),
         })
         .collect::<anyhow::Result<_>>()?;
-    println!("| resources | unrelated Secrets | apply → all synced | change → target p50 / p99 / max | operator RSS after sync | RSS after idle minute (6 resyncs) | writes in idle minute | requests in idle minute |");
+    println!("| resources | unrelated Secrets | apply → all synced | change → target p50 / p99 / max | operator RSS after sync | RSS after an idle minute | writes in idle minute | requests in idle minute |");
     println!("|---|---|---|---|---|---|---|---|");
     for (n, unrelated) in if runs.is_empty() {
         vec![(1, 0), (300, 0)]
