@@ -30,14 +30,8 @@ const OURS: [&str; 6] = [
     "deployments",
 ];
 
-/// (writes to the operator's resources, all requests to them), from
-/// apiserver_request_total.
-async fn request_counts(client: &kube::Client) -> anyhow::Result<(f64, f64)> {
-    let (writes, all, _) = request_breakdown(client).await?;
-    Ok((writes, all))
-}
-
-/// Writes by "VERB resource", besides the totals.
+/// (writes to the operator's resources, all requests to them) from
+/// apiserver_request_total, and the writes by "VERB resource/subresource".
 async fn request_breakdown(
     client: &kube::Client,
 ) -> anyhow::Result<(f64, f64, BTreeMap<String, f64>)> {
