@@ -16,7 +16,10 @@ use crate::operator::RunningOperator;
 use crate::x_api::{AccessLevel, AppCredentials, XApiEmulator};
 use crate::ControlPlane;
 
-pub const WAIT: Duration = Duration::from_secs(30);
+/// How long a test waits for what must happen. An upper bound, never a
+/// timed assertion: a loaded CI machine (two cores, two control planes at
+/// once) needed more than 30 s now and then.
+pub const WAIT: Duration = Duration::from_secs(60);
 
 pub struct World {
     pub cp: ControlPlane,
