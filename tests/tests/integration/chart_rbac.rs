@@ -223,6 +223,23 @@ async fn wait_denied(admin: &Client, namespace: &str, group: &str, resource: &st
     .await;
 }
 
+/// Replaces the rules of the chart's ClusterRole or leader-election Role.
+async fn set_rules(admin: &Client, role: &str, rules: &[PolicyRule]) {
+    let patch = Patch::Merge(json!({ "rules": rules }));
+    let params = PatchParams::default();
+    let result = match role {
+        "ClusterRole" => Api::<ClusterRole>::all(admin.clone())
+            .patch("kg", &params, &patch)
+            .await
+            .map(|_| ()),
+        _ => Api::<Role>::namespaced(admin.clone(), NS)
+            .patch("kg-leader-election", &params, &patch)
+            .await
+            .map(|_| ()),
+    };
+    result.unwrap();
+}
+
 /// Which part of the job fails without each rule, by the rule's resources.
 fn expect_broken(resources: &str, job: &Job) -> Result<(), String> {
     let ok = match resources {
@@ -272,18 +289,7 @@ async fn every_rule_of_the_charts_rbac_is_needed() {
         for (i, rule) in rules.iter().enumerate() {
             let mut fewer = rules.clone();
             fewer.remove(i);
-            let patch = Patch::Merge(json!({"rules": fewer}));
-            match role {
-                "ClusterRole" => cluster_roles
-                    .patch("kg", &PatchParams::default(), &patch)
-                    .await
-                    .map(|_| ()),
-                _ => roles
-                    .patch("kg-leader-election", &PatchParams::default(), &patch)
-                    .await
-                    .map(|_| ()),
-            }
-            .unwrap();
+            set_rules(&admin, role, &fewer).await;
             let group = rule.api_groups.clone().unwrap_or_default().join("");
             let first = rule.resources.as_ref().unwrap()[0].clone();
             let namespace = if role == "Role" { NS } else { "team-0" };
@@ -295,18 +301,7 @@ async fn every_rule_of_the_charts_rbac_is_needed() {
             }
             run += 1;
 
-            let patch = Patch::Merge(json!({"rules": rules}));
-            match role {
-                "ClusterRole" => cluster_roles
-                    .patch("kg", &PatchParams::default(), &patch)
-                    .await
-                    .map(|_| ()),
-                _ => roles
-                    .patch("kg-leader-election", &PatchParams::default(), &patch)
-                    .await
-                    .map(|_| ()),
-            }
-            .unwrap();
+            set_rules(&admin, role, rules).await;
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
