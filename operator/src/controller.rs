@@ -300,7 +300,7 @@ async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
     if observed.is_none() || observed != tc.metadata.generation {
         remove_undeclared(tc, ctx).await?;
     }
-    let deferred_restart = restart::restart_workloads(ctx, tc, &outcomes).await;
+    let deferred_restart = restart::restart_workloads(ctx, tc, &mut outcomes).await;
     let mut status = summarize(tc, outcomes.iter().map(|(_, o)| o.status.clone()).collect());
     let poll_at = monitoring::monitor(ctx, tc, &mut status, Timestamp::now()).await;
     look_again = [look_again, poll_at].into_iter().flatten().min();

@@ -392,6 +392,12 @@ pub struct EnvironmentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_level: Option<String>,
 
+    /// A declared workload's restart after a change of this environment
+    /// failed (the write was refused or lost); it is retried until done,
+    /// since the next reconcile no longer sees the change itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart_pending: bool,
+
     /// `x-rate-limit-remaining` seen on the last verification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_remaining: Option<i64>,

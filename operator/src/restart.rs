@@ -62,20 +62,25 @@ struct Dependents {
     revisions: Vec<String>,
 }
 
-/// Restarts what needs it; returns how soon to look again for a deferred one.
+/// A workload: namespace, kind, name.
+type Workload = (String, WorkloadKind, String);
+
+/// Restarts what needs it. Marks `restart_pending` on each environment
+/// whose workload could not be restarted (so a later reconcile still
+/// owes it the restart); returns how soon to look again.
 pub async fn restart_workloads(
     ctx: &Context,
     tc: &TwitterCredential,
-    outcomes: &[(&Environment, EnvOutcome)],
+    outcomes: &mut [(&Environment, EnvOutcome)],
 ) -> Option<Duration> {
-    let mut workloads: BTreeMap<(String, WorkloadKind, String), Dependents> = BTreeMap::new();
-    for (env, outcome) in outcomes {
+    let mut workloads: BTreeMap<Workload, Dependents> = BTreeMap::new();
+    for (env, outcome) in outcomes.iter() {
         let ns = Target::of(tc, env).namespace;
         for w in &env.restart_targets {
             let d = workloads
                 .entry((ns.clone(), w.kind, w.name.clone()))
                 .or_default();
-            d.changed |= outcome.changed;
+            d.changed |= outcome.changed || outcome.status.restart_pending;
             d.fingerprints
                 .push(outcome.status.fingerprint.clone().unwrap_or_default());
             d.revisions
@@ -83,16 +88,36 @@ pub async fn restart_workloads(
         }
     }
     let mut next: Option<Duration> = None;
+    let mut failed: Vec<Workload> = Vec::new();
     for ((ns, kind, name), mut d) in workloads {
         d.fingerprints.sort();
         let hash =
             keyguard_credentials::fingerprint(d.fingerprints.join(",").as_bytes()).to_string();
         let hash = hash.trim_start_matches("sha256:").to_string();
-        if let Some(wait) = restart_one(ctx, tc, &ns, kind, &name, &hash, &d).await {
+        let wait = match restart_one(ctx, tc, &ns, kind, &name, &hash, &d).await {
+            Ok(wait) => wait,
+            Err(()) => {
+                failed.push((ns, kind, name));
+                Some(ctx.retry)
+            }
+        };
+        if let Some(wait) = wait {
             next = Some(next.map_or(wait, |n| n.min(wait)));
         }
     }
+    for (env, outcome) in outcomes.iter_mut() {
+        outcome.status.restart_pending = owes_restart(&Target::of(tc, env).namespace, env, &failed);
+    }
     next
+}
+
+/// Pure: whether one of `env`'s workloads is among those that failed.
+fn owes_restart(ns: &str, env: &Environment, failed: &[Workload]) -> bool {
+    env.restart_targets.iter().any(|w| {
+        failed
+            .iter()
+            .any(|(n, k, name)| n == ns && *k == w.kind && *name == w.name)
+    })
 }
 
 async fn restart_one(
@@ -103,7 +128,7 @@ async fn restart_one(
     name: &str,
     hash: &str,
     d: &Dependents,
-) -> Option<Duration> {
+) -> Result<Option<Duration>, ()> {
     let resource = match kind {
         WorkloadKind::Deployment => ApiResource::erase::<Deployment>(&()),
         WorkloadKind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
@@ -112,10 +137,14 @@ async fn restart_one(
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &resource);
     let workload = match api.get_opt(name).await {
         Ok(Some(w)) => w,
-        Ok(None) => return None,
+        Ok(None) => return Ok(None),
         Err(e) => {
             tracing::warn!(workload = %format!("{ns}/{name}"), error = %e, "reading a restart target failed");
-            return Some(ctx.retry);
+            return if d.changed {
+                Err(())
+            } else {
+                Ok(Some(ctx.retry))
+            };
         }
     };
     let applied = workload.data["spec"]["template"]["metadata"]["annotations"]
@@ -136,24 +165,28 @@ async fn restart_one(
         now,
         ctx.restart_min_interval,
     ) {
-        Decision::UpToDate => None,
-        Decision::After(wait) => Some(wait),
+        Decision::UpToDate => Ok(None),
+        Decision::After(wait) => Ok(Some(wait)),
         Decision::Now => {
             let patch = json!({
                 "metadata": {"annotations": {labels::RESTARTED_AT: now.to_string()}},
                 "spec": {"template": {"metadata": {"annotations": {labels::RESTARTED_FOR: hash}}}}
             });
             let what = format!("{kind:?} {ns}/{name}");
-            let (event_kind, reason, note) = match api
+            let result = api
                 .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
+                .await;
+            let (event_kind, reason, note) = match &result {
                 Ok(_) => (
                     Kind::Normal,
                     "Restarted",
                     format!("{what} restarted for {}", d.revisions.join(", ")),
                 ),
-                Err(e) => (Kind::Warning, "RestartFailed", format!("{what}: {e}")),
+                Err(e) => (
+                    Kind::Warning,
+                    "RestartFailed",
+                    format!("{what}: {e}; will retry"),
+                ),
             };
             ctx.events
                 .publish(
@@ -165,7 +198,7 @@ async fn restart_one(
                     None,
                 )
                 .await;
-            None
+            result.map(|_| None).map_err(|_| ())
         }
     }
 }
@@ -173,6 +206,44 @@ async fn restart_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_environment_owes_a_restart_only_for_its_own_failed_workloads() {
+        let env: Environment = serde_json::from_value(json!({
+            "name": "prod",
+            "source": {"secretRef": {"name": "keys"}},
+            "target": {"secretName": "out", "keys": ["apiKey"]},
+            "restartTargets": [{"kind": "Deployment", "name": "bot"}]
+        }))
+        .unwrap();
+        let failed = |ns: &str, kind, name: &str| vec![(ns.to_string(), kind, name.to_string())];
+        let cases = [
+            (
+                "its workload failed",
+                failed("team", WorkloadKind::Deployment, "bot"),
+                true,
+            ),
+            ("nothing failed", vec![], false),
+            (
+                "same name, other namespace",
+                failed("other", WorkloadKind::Deployment, "bot"),
+                false,
+            ),
+            (
+                "same name, other kind",
+                failed("team", WorkloadKind::StatefulSet, "bot"),
+                false,
+            ),
+            (
+                "another workload",
+                failed("team", WorkloadKind::Deployment, "web"),
+                false,
+            ),
+        ];
+        for (what, failed, want) in cases {
+            assert_eq!(owes_restart("team", &env, &failed), want, "{what}");
+        }
+    }
 
     #[test]
     fn restarts_once_per_content_and_no_more_often_than_the_interval() {

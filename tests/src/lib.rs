@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod conflicts;
 pub mod control_plane;
 pub mod kube_helpers;
 pub mod leaks;

@@ -275,17 +275,17 @@ async fn rotate(
         .map_err(|e| x_api_refusal("verifying the new bearer token", e))?;
     let now = Timestamp::now().to_string();
     let new_bytes = new.expose().to_vec();
-    let state = record(api, state, move |s| {
+    let state = record(api, state, |s| {
         let a = s.metadata.annotations.get_or_insert_with(Default::default);
         a.remove(labels::ROTATION_STEP);
-        a.insert(labels::LAST_ROTATION.into(), now);
-        if let Some(r) = requested {
-            a.insert(labels::ROTATE_NOW_HANDLED.into(), r);
+        a.insert(labels::LAST_ROTATION.into(), now.clone());
+        if let Some(r) = &requested {
+            a.insert(labels::ROTATE_NOW_HANDLED.into(), r.clone());
         }
         s.data = Some(
             [(
                 CredentialKey::BearerToken.as_str().to_string(),
-                ByteString(new_bytes),
+                ByteString(new_bytes.clone()),
             )]
             .into(),
         );
@@ -344,27 +344,116 @@ fn set_step(s: &mut Secret, step: Step) {
     };
 }
 
-/// Replaces the state record (resourceVersion as precondition).
+/// Writes to the state record that lose a race are tried again this often.
+const CONFLICT_TRIES: usize = 5;
+
+/// Replaces the state record (resourceVersion as precondition). A conflict
+/// means someone wrote the record in between (a label, an annotation, an
+/// apiserver retry): the change is applied again to the latest record, but
+/// only while that record is at the same step with the same token, so no
+/// one else's progress is ever overwritten.
 async fn record(
     api: &Api<Secret>,
-    mut state: Secret,
-    change: impl FnOnce(&mut Secret),
+    state: Secret,
+    change: impl Fn(&mut Secret),
 ) -> Result<Secret, Refusal> {
-    change(&mut state);
     let name = state.name_any();
-    api.replace(&name, &PostParams::default(), &state)
-        .await
-        .map_err(|e| {
-            Refusal::api_error(
-                &format!("recording the rotation in state Secret {name}"),
-                &e,
-            )
-        })
+    let refusal = |e: &kube::Error| {
+        Refusal::api_error(&format!("recording the rotation in state Secret {name}"), e)
+    };
+    let mut current = state;
+    for attempt in 1..=CONFLICT_TRIES {
+        let mut next = current.clone();
+        change(&mut next);
+        let e = match api.replace(&name, &PostParams::default(), &next).await {
+            Ok(written) => return Ok(written),
+            Err(e) => e,
+        };
+        let conflict = matches!(&e, kube::Error::Api(s) if s.code == 409);
+        if !conflict || attempt == CONFLICT_TRIES {
+            return Err(refusal(&e));
+        }
+        match api.get_opt(&name).await.map_err(|e| refusal(&e))? {
+            Some(latest) if same_rotation(&current, &latest) => current = latest,
+            _ => return Err(refusal(&e)),
+        }
+    }
+    unreachable!("the last try returns")
+}
+
+/// Pure: whether two versions of the state record are at the same point of
+/// the same rotation (same owner, step, keys and token).
+fn same_rotation(a: &Secret, b: &Secret) -> bool {
+    let annotation = |s: &Secret, k: &str| s.annotations().get(k).cloned();
+    let token = |s: &Secret| token_of(s).map(|t| t.expose().to_vec());
+    a.metadata.uid == b.metadata.uid
+        && a.labels().get(labels::OWNER_UID) == b.labels().get(labels::OWNER_UID)
+        && Step::read(Some(a)) == Step::read(Some(b))
+        && annotation(a, labels::MINTED_FROM) == annotation(b, labels::MINTED_FROM)
+        && annotation(a, labels::ROTATE_NOW_HANDLED) == annotation(b, labels::ROTATE_NOW_HANDLED)
+        && token(a) == token(b)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_conflicting_write_is_redone_only_at_the_same_point_of_the_same_rotation() {
+        let record = |uid: &str, step: Option<&str>, token: &str, extra_label: bool| {
+            let mut annotations = serde_json::json!({"keyguard.dev/minted-from": "keys-v1"});
+            if let Some(step) = step {
+                annotations[labels::ROTATION_STEP] = step.into();
+            }
+            let mut labels = serde_json::json!({labels::OWNER_UID: "owner-1"});
+            if extra_label {
+                labels["someone/else"] = "added".into();
+            }
+            let mut s = serde_json::from_value::<Secret>(serde_json::json!({
+                "metadata": {"name": "state", "uid": uid, "labels": labels, "annotations": annotations}
+            }))
+            .unwrap();
+            s.data = Some(
+                [(
+                    "bearerToken".to_string(),
+                    ByteString(token.as_bytes().to_vec()),
+                )]
+                .into(),
+            );
+            s
+        };
+        let ours = record("u1", Some("invalidating"), "tok-a", false);
+        let cases = [
+            (
+                "a label added by someone else",
+                record("u1", Some("invalidating"), "tok-a", true),
+                true,
+            ),
+            (
+                "another step",
+                record("u1", Some("minting"), "tok-a", false),
+                false,
+            ),
+            (
+                "another token",
+                record("u1", Some("invalidating"), "tok-b", false),
+                false,
+            ),
+            (
+                "recreated record",
+                record("u2", Some("invalidating"), "tok-a", false),
+                false,
+            ),
+            (
+                "no step any more",
+                record("u1", None, "tok-a", false),
+                false,
+            ),
+        ];
+        for (what, latest, want) in cases {
+            assert_eq!(same_rotation(&ours, &latest), want, "{what}");
+        }
+    }
 
     #[test]
     fn the_state_machine_mints_rotates_and_resumes() {
