@@ -12,6 +12,6 @@ mod credentials;
 pub mod oauth1;
 mod server;
 
-pub use credentials::{AccessLevel, App, AppCredentials};
+pub use credentials::{seed, AccessLevel, App, AppCredentials};
 pub use oauth1::{signature_base_string, verify_signature};
 pub use server::{Fault, XApiEmulator};

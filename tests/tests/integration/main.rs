@@ -13,6 +13,7 @@ mod crd;
 mod operator_binary;
 mod operator_conflicts;
 mod operator_faults;
+mod operator_kill;
 mod operator_leader;
 mod operator_rotation;
 mod operator_security;
