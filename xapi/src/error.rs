@@ -15,7 +15,7 @@ pub enum XApiError {
         status: u16,
         detail: String,
     },
-    #[error("X API {endpoint}: rate limited until epoch {reset:?}")]
+    #[error("X API {endpoint}: rate limited until {}", reset.map_or_else(|| "the window resets".to_string(), utc))]
     RateLimited {
         endpoint: &'static str,
         reset: Option<u64>,
@@ -25,6 +25,28 @@ pub enum XApiError {
         endpoint: &'static str,
         message: String,
     },
+}
+
+/// Pure: `2026-11-30T22:30:00Z` for seconds since the epoch, so a person
+/// reading a condition sees when X's window resets.
+pub fn utc(epoch: u64) -> String {
+    let (days, secs) = (epoch / 86_400, epoch % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 impl XApiError {
@@ -155,6 +177,27 @@ fn describe_error_raw(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reset_times_read_as_utc() {
+        let cases = [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_796_077_800, "2026-11-30T22:30:00Z"),
+            (4_102_444_799, "2099-12-31T23:59:59Z"),
+        ];
+        for (epoch, want) in cases {
+            assert_eq!(utc(epoch), want, "{epoch}");
+        }
+        let limited = XApiError::RateLimited {
+            endpoint: "GET /2/users/me",
+            reset: Some(1_796_077_800),
+        };
+        assert_eq!(
+            limited.to_string(),
+            "X API GET /2/users/me: rate limited until 2026-11-30T22:30:00Z"
+        );
+    }
 
     #[test]
     fn a_rate_limit_waits_for_its_reset_within_the_window() {

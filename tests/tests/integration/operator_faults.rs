@@ -2,10 +2,13 @@
 //! kube-apiserver killed and started again mid-sync, mid-rotation and
 //! between a refresh and the write of its new refresh token.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use keyguard_operator::xapi::XApiClient;
 use keyguard_operator::TwitterCredential;
 use keyguard_tests::kube_helpers::eventually;
+use keyguard_tests::operator::RunningOperator;
 use keyguard_tests::world::{value, World, WAIT};
 use keyguard_tests::x_api::{AccessLevel, Fault};
 use kube::api::{Api, Patch, PatchParams};
@@ -175,4 +178,107 @@ async fn a_control_plane_restart_during_a_refresh_keeps_the_new_refresh_token() 
         .unwrap()
         .status();
     assert_eq!(me.as_u16(), 200, "the projected user token works");
+}
+
+/// X struggling for many environments at once: a burst of 429s (with a
+/// reset time), of 5xx, and slow answers. The operator keeps its X API
+/// calls bounded, makes few extra calls (no retry storm), shows the backoff
+/// in status, and ends with every environment synced.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_struggling_x_api_gets_bounded_calls_and_visible_backoff() {
+    const ENVS: usize = 20;
+    const CONCURRENCY: usize = 4;
+    let mut w = World::start().await;
+    drop(w.operator.take());
+    let client = w.cp.client().await.unwrap();
+    w.operator = Some(
+        RunningOperator::start_configured(client, &w.x, None, |ctx| {
+            let x = XApiClient::new(w.x.base_url(), Duration::from_secs(5)).unwrap();
+            ctx.xapi = Arc::new(x.with_concurrency(CONCURRENCY));
+        })
+        .await,
+    );
+    w.namespace("team", json!({})).await;
+    let mut apps = Vec::new();
+    for i in 0..ENVS {
+        let app = w.x.create_app(AccessLevel::Read);
+        let keys = [
+            ("apiKey", app.api_key.as_str()),
+            ("apiKeySecret", app.api_key_secret.as_str()),
+        ];
+        w.source("team", &format!("keys-{i}"), &keys).await;
+        apps.push(app);
+    }
+    let faults: Vec<Fault> = std::iter::repeat_n(Fault::RateLimited, ENVS)
+        .chain(std::iter::repeat_n(Fault::ServerError(503), ENVS))
+        .chain(std::iter::repeat_n(
+            Fault::Latency(Duration::from_secs(2)),
+            ENVS,
+        ))
+        .collect();
+    let injected = faults.len();
+    w.x.inject(faults);
+    for i in 0..ENVS {
+        let name = format!("bot-{i}");
+        let source = format!("keys-{i}");
+        w.apply("team", bearer_resource(&name, &source, &format!("out-{i}")))
+            .await;
+    }
+
+    let resources: Api<TwitterCredential> = Api::namespaced(w.client.clone(), "team");
+    let backoff_seen = std::sync::Mutex::new(None::<String>);
+    eventually("every environment synced", WAIT * 2, || async {
+        let list = resources.list(&Default::default()).await.ok()?;
+        let messages: Vec<String> = list
+            .items
+            .iter()
+            .filter_map(|tc| serde_json::to_value(tc.status.as_ref()?).ok())
+            .flat_map(|s| s["environments"].as_array().cloned().unwrap_or_default())
+            .flat_map(|e| e["conditions"].as_array().cloned().unwrap_or_default())
+            .filter(|c| c["type"] == "Synced" && c["status"] == "False")
+            .map(|c| c["message"].as_str().unwrap_or_default().to_string())
+            .collect();
+        let mut seen = backoff_seen.lock().unwrap();
+        if seen.is_none() {
+            *seen = messages
+                .into_iter()
+                .find(|m| m.contains("rate limited until 20"));
+        }
+        drop(seen);
+        let synced = list.items.iter().filter(|tc| {
+            tc.status
+                .as_ref()
+                .is_some_and(|s| s.ready_environments.as_deref() == Some("1/1"))
+        });
+        (synced.count() == ENVS).then_some(())
+    })
+    .await;
+    for (i, app) in apps.iter().enumerate() {
+        let out = w.secret("team", &format!("out-{i}")).await.unwrap();
+        assert_eq!(
+            value(&out, "bearerToken"),
+            w.x.current_bearer(&app.api_key),
+            "out-{i}"
+        );
+    }
+    let most = w.x.max_in_flight();
+    assert!(
+        most <= CONCURRENCY,
+        "{most} X API calls at once (allowed: {CONCURRENCY})"
+    );
+    let calls = w.x.requests().len();
+    // Without faults each environment needs a few calls (mint, verify); each
+    // fault may cost one more. A retry storm costs many times that.
+    let bound = injected + 3 * ENVS;
+    eprintln!("{calls} X API calls for {ENVS} environments and {injected} faults; at most {most} at once");
+    assert!(
+        calls <= bound,
+        "{calls} X API calls for {ENVS} environments and {injected} faults (bound {bound}): {:?}",
+        w.x.requests()
+    );
+    let backoff = backoff_seen
+        .into_inner()
+        .unwrap()
+        .expect("no status showed the rate limit's reset time");
+    assert!(!backoff.contains("Some("), "{backoff}");
 }
