@@ -41,6 +41,11 @@ pub struct RunArgs {
     #[arg(long, env = "KEYGUARD_X_API_CONCURRENCY", default_value_t = crate::xapi::DEFAULT_CONCURRENCY)]
     pub x_api_concurrency: usize,
 
+    /// Reconciles running at once; the rest wait in arrival order
+    /// (`keyguard_reconcile_queue_depth`).
+    #[arg(long, env = "KEYGUARD_MAX_CONCURRENT_RECONCILES", default_value_t = crate::controller::DEFAULT_MAX_CONCURRENT_RECONCILES)]
+    pub max_concurrent_reconciles: usize,
+
     /// Address of the /metrics, /healthz and /readyz endpoints.
     #[arg(long, env = "KEYGUARD_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,

@@ -36,6 +36,10 @@ use crate::sync::{self, EnvOutcome, Target};
 use crate::xapi::XApi;
 use crate::{monitoring, restart, rotation, triggers, verification, AbortOnDrop, Error, Result};
 
+/// Reconciles at once unless configured: each holds a few API calls in
+/// flight, so this bounds the operator's load on the apiserver.
+pub const DEFAULT_MAX_CONCURRENT_RECONCILES: usize = 8;
+
 /// Shared by every reconcile.
 pub struct Context {
     pub client: Client,
@@ -53,6 +57,8 @@ pub struct Context {
     pub restart_min_interval: Duration,
     /// How often credentials are verified when nothing changed.
     pub verify_interval: Duration,
+    /// How many reconciles run at once (see `workers.rs`).
+    pub workers: crate::workers::Workers,
     /// The namespaces the operator may act in (see `scope.rs`).
     pub scope: crate::scope::Scope,
     /// Tests only: stop dead at this point of a rotation, as if killed.
@@ -79,6 +85,7 @@ impl Context {
             restart_min_interval: Duration::from_secs(60),
             verify_interval: Duration::from_secs(3600),
             scope: crate::scope::Scope::Cluster,
+            workers: crate::workers::Workers::new(DEFAULT_MAX_CONCURRENT_RECONCILES),
             crash_at: None,
             crashed: Arc::default(),
         }
@@ -206,6 +213,7 @@ fn error_policy(tc: Arc<TwitterCredential>, error: &Error, ctx: Arc<Context>) ->
 
 /// The reconcile entry point: apply or clean up, inside the finalizer.
 pub async fn reconcile(tc: Arc<TwitterCredential>, ctx: Arc<Context>) -> Result<Action> {
+    let _slot = ctx.workers.slot(&ctx.metrics).await;
     let started = std::time::Instant::now();
     let ns = tc.namespace().ok_or(Error::Invalid(
         "TwitterCredential without a namespace".into(),

@@ -3,7 +3,7 @@
 //! resources.
 //!
 //! Reading order: `resource.rs` (what people declare), `controller.rs` (the
-//! reconcile loop), `sync/` (one environment: observe, check, plan, apply,
+//! reconcile loop; `workers.rs` bounds how many run at once), `sync/` (one environment: observe, check, plan, apply,
 //! record), `ownership.rs` (what the operator may overwrite or delete),
 //! `rotation/` (the rotation controller: every X API write), `restart.rs`, `orphans.rs`,
 //! `verification.rs`, `triggers.rs`, `projection.rs` (what a target Secret holds), the X API
@@ -32,6 +32,7 @@ pub mod sync;
 pub mod telemetry;
 pub mod triggers;
 pub mod verification;
+pub mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +84,7 @@ pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     ctx.restart_min_interval = Duration::from_secs(args.restart_min_interval_seconds);
     ctx.verify_interval = Duration::from_secs(args.verify_interval_seconds);
     ctx.scope = scope::Scope::from_list(&args.watch_namespaces);
+    ctx.workers = workers::Workers::new(args.max_concurrent_reconciles);
     let server = tokio::spawn(server::serve(args.http_addr, metrics));
     tracing::info!(x_api = %args.x_api_base, http = %args.http_addr, "keyguard-operator starting");
     let election = args.leader_election.then(|| {

@@ -44,6 +44,8 @@ pub struct Metrics {
     rate_limit_remaining: Family<EnvironmentLabels, Gauge>,
     rate_limit_limit: Family<EnvironmentLabels, Gauge>,
     rebuilds: Counter,
+    queue_depth: Gauge,
+    running: Gauge,
     usage: Family<ResourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
@@ -148,6 +150,18 @@ impl Default for Metrics {
             "Times the controller was rebuilt to list afresh after its watches failed",
             rebuilds.clone(),
         );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "reconcile_queue_depth",
+            "Reconciles waiting for a free slot (--max-concurrent-reconciles)",
+            queue_depth.clone(),
+        );
+        let running = Gauge::default();
+        registry.register(
+            "reconciles_running",
+            "Reconciles running now",
+            running.clone(),
+        );
         let orphans = Counter::default();
         registry.register(
             "orphans_removed",
@@ -159,6 +173,8 @@ impl Default for Metrics {
             rate_limit_remaining,
             rate_limit_limit,
             rebuilds,
+            queue_depth,
+            running,
             usage,
             verified,
             credential_age,
@@ -186,6 +202,22 @@ impl Metrics {
     pub fn reconciled(&self, tc: &TwitterCredential, took: Duration) {
         self.reconciles.get_or_create(&labels(tc)).inc();
         self.duration.observe(took.as_secs_f64());
+    }
+
+    pub fn reconcile_queued(&self) {
+        self.queue_depth.inc();
+    }
+
+    pub fn reconcile_dequeued(&self) {
+        self.queue_depth.dec();
+    }
+
+    pub fn reconcile_started(&self) {
+        self.running.inc();
+    }
+
+    pub fn reconcile_finished(&self) {
+        self.running.dec();
     }
 
     pub fn controller_rebuilt(&self) {

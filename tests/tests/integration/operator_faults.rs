@@ -9,7 +9,7 @@ use keyguard_operator::xapi::XApiClient;
 use keyguard_operator::TwitterCredential;
 use keyguard_tests::kube_helpers::eventually;
 use keyguard_tests::operator::RunningOperator;
-use keyguard_tests::world::{value, World, WAIT};
+use keyguard_tests::world::{reconciles, value, World, WAIT};
 use keyguard_tests::x_api::{AccessLevel, Fault};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -270,7 +270,9 @@ async fn a_struggling_x_api_gets_bounded_calls_and_visible_backoff() {
     // Without faults each environment needs a few calls (mint, verify); each
     // fault may cost one more. A retry storm costs many times that.
     let bound = injected + 3 * ENVS;
-    eprintln!("{calls} X API calls for {ENVS} environments and {injected} faults; at most {most} at once");
+    eprintln!(
+        "{calls} X API calls for {ENVS} environments and {injected} faults; at most {most} at once"
+    );
     assert!(
         calls <= bound,
         "{calls} X API calls for {ENVS} environments and {injected} faults (bound {bound}): {:?}",
@@ -281,4 +283,95 @@ async fn a_struggling_x_api_gets_bounded_calls_and_visible_backoff() {
         .unwrap()
         .expect("no status showed the rate limit's reset time");
     assert!(!backoff.contains("Some("), "{backoff}");
+}
+
+/// Overload: one resource changed as fast as a client can, while twenty
+/// others are created, with two reconcile slots. The flood takes one place
+/// in the queue (its changes coalesce), the others all get their turn, and
+/// the queue never holds more than one entry per resource.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_changes_to_one_resource_does_not_starve_the_others() {
+    const QUIET: usize = 20;
+    let w = World::start_configured(|ctx| {
+        ctx.workers = keyguard_operator::workers::Workers::new(2);
+    })
+    .await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    let resource = |name: &str| {
+        json!({"metadata": {"name": name}, "spec": {"environments": [{
+            "name": "prod",
+            "source": {"secretRef": {"name": "keys"}},
+            "target": {"secretName": format!("{name}-out"), "keys": ["apiKey"]}
+        }]}})
+    };
+    w.apply("team", resource("noisy")).await;
+    w.wait_condition("team", "noisy", None, "Ready", "True")
+        .await;
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let (client, done) = (w.client.clone(), done.clone());
+        tokio::spawn(async move {
+            let api: Api<TwitterCredential> = Api::namespaced(client, "team");
+            let mut changes = 0u64;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let patch = json!({"metadata": {"annotations": {"flood": changes.to_string()}}});
+                api.patch("noisy", &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .unwrap();
+                changes += 1;
+            }
+            changes
+        })
+    };
+    let metrics = w.operator.as_ref().unwrap().metrics.clone();
+    let deepest = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let sampler = {
+        let (metrics, deepest, done) = (metrics.clone(), deepest.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let depth = gauge(&metrics.render(), "keyguard_reconcile_queue_depth");
+                deepest.fetch_max(depth, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    for i in 0..QUIET {
+        w.apply("team", resource(&format!("quiet-{i}"))).await;
+    }
+    for i in 0..QUIET {
+        w.wait_condition("team", &format!("quiet-{i}"), None, "Ready", "True")
+            .await;
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let changes = flood.await.unwrap();
+    sampler.await.unwrap();
+    let noisy = reconciles(w.operator.as_ref().unwrap(), "team", "noisy");
+    eprintln!(
+        "{changes} changes to one resource took {noisy} reconciles; deepest queue {}",
+        deepest.load(std::sync::atomic::Ordering::SeqCst)
+    );
+    assert!(
+        changes >= 20,
+        "the flood was too slow ({changes} changes) to prove anything"
+    );
+    assert!(
+        noisy < changes,
+        "{changes} changes took {noisy} reconciles: they did not coalesce"
+    );
+    let deepest = deepest.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        deepest <= QUIET as i64 + 1,
+        "{deepest} reconciles queued for {} resources",
+        QUIET + 1
+    );
+}
+
+fn gauge(metrics: &str, name: &str) -> i64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from the metrics"))
 }
