@@ -208,7 +208,30 @@ async fn run_once(
 fn error_policy(tc: Arc<TwitterCredential>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(name = %tc.name_any(), namespace = ?tc.namespace(), %error, "will retry");
     ctx.metrics.reconcile_failed(&tc);
-    Action::requeue(Duration::from_secs(15))
+    Action::requeue(retry_after(error).mul_f64(1.0 + fastrand::f64() / 2.0))
+}
+
+/// Pure: how soon to retry a failed reconcile. A lost race (409, or 422
+/// when the finalizer patch's test of a stale copy fails) is settled by
+/// reading afresh, so it is retried at once; anything else waits.
+pub fn retry_after(error: &Error) -> Duration {
+    use kube::runtime::finalizer::Error as F;
+    let api = match error {
+        Error::Kube(kube::Error::Api(e)) => Some(e),
+        Error::Finalizer(f) => match f.as_ref() {
+            F::AddFinalizer(kube::Error::Api(e)) | F::RemoveFinalizer(kube::Error::Api(e)) => {
+                Some(e)
+            }
+            F::ApplyFailed(Error::Kube(kube::Error::Api(e)))
+            | F::CleanupFailed(Error::Kube(kube::Error::Api(e))) => Some(e),
+            _ => None,
+        },
+        _ => None,
+    };
+    match api.map(|e| e.code) {
+        Some(409 | 422) => Duration::from_secs(1),
+        _ => Duration::from_secs(15),
+    }
 }
 
 /// The reconcile entry point: apply or clean up, inside the finalizer.
@@ -362,7 +385,8 @@ async fn environment(
             None,
         );
     }
-    let info = match rotation::reconcile(ctx, tc, env, &prev).await {
+    let mut already = sync::observe::AlreadyRead::default();
+    let info = match rotation::reconcile(ctx, tc, env, &prev, &mut already).await {
         Ok(info) => info,
         Err(refusal) => {
             sync::record::warn_if_new(ctx, tc, env, &prev, &refusal).await;
@@ -373,7 +397,7 @@ async fn environment(
             );
         }
     };
-    let mut outcome = sync::environment(ctx, tc, env, prev, duplicate_of.as_deref()).await;
+    let mut outcome = sync::environment(ctx, tc, env, prev, duplicate_of.as_deref(), already).await;
     outcome.status.last_rotation = info.last_rotation.map(conditions::whole_seconds);
     outcome.status.next_rotation = info.next_rotation.map(conditions::whole_seconds);
     let now = Timestamp::now();
@@ -624,6 +648,49 @@ mod tests {
             "apiVersion: keyguard.dev/v1alpha1\nkind: TwitterCredential\nmetadata: {{name: bot, namespace: team, generation: 4}}\nspec: {{environments: [{envs}]}}"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn lost_races_are_retried_at_once_other_failures_later() {
+        use kube::runtime::finalizer::Error as F;
+        let api = |code: u16| {
+            kube::Error::Api(Box::new(
+                serde_json::from_value(json!({"code": code, "status": "Failure"})).unwrap(),
+            ))
+        };
+        let finalizer = |f: F<Error>| Error::Finalizer(Box::new(f));
+        let cases = [
+            ("status patch lost a race", Error::Kube(api(409)), 1),
+            (
+                "stale copy failed the finalizer patch's test",
+                finalizer(F::AddFinalizer(api(422))),
+                1,
+            ),
+            (
+                "finalizer removal lost a race",
+                finalizer(F::RemoveFinalizer(api(409))),
+                1,
+            ),
+            (
+                "apply lost a race",
+                finalizer(F::ApplyFailed(Error::Kube(api(409)))),
+                1,
+            ),
+            ("forbidden", Error::Kube(api(403)), 15),
+            (
+                "apiserver error",
+                finalizer(F::ApplyFailed(Error::Kube(api(500)))),
+                15,
+            ),
+            (
+                "invalid resource",
+                Error::Invalid("no namespace".into()),
+                15,
+            ),
+        ];
+        for (what, error, secs) in cases {
+            assert_eq!(retry_after(&error), Duration::from_secs(secs), "{what}");
+        }
     }
 
     #[test]

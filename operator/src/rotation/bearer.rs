@@ -99,7 +99,8 @@ struct Keys {
     from: String,
 }
 
-/// Mints or rotates the environment's bearer token as its state says.
+/// Mints or rotates the environment's bearer token as its state says;
+/// returns the state record as it now is.
 pub async fn reconcile(
     ctx: &Context,
     tc: &TwitterCredential,
@@ -107,10 +108,10 @@ pub async fn reconcile(
     source: &Data,
     state: Option<Secret>,
     now: Timestamp,
-) -> Result<RotationInfo, Refusal> {
+) -> Result<(RotationInfo, Option<Secret>), Refusal> {
     let Some(keys) = keys(source) else {
         // A missing or broken source is sync's to report.
-        return Ok(RotationInfo::default());
+        return Ok((RotationInfo::default(), state));
     };
     let ns = tc.namespace().unwrap_or_default();
     let owner = Owner::of(tc);
@@ -153,11 +154,12 @@ pub async fn reconcile(
         },
     };
     let last = state.as_ref().and_then(last_rotation);
-    Ok(RotationInfo {
+    let info = RotationInfo {
         last_rotation: last,
         next_rotation: schedule
             .and_then(|s| super::schedule::next_after(s, last.unwrap_or(now)).ok()),
-    })
+    };
+    Ok((info, state))
 }
 
 fn keys(source: &Data) -> Option<Keys> {

@@ -35,6 +35,7 @@ use crate::controller::Context;
 use crate::labels;
 use crate::resource::{Environment, Schedule, TwitterCredential};
 use crate::sync::check::{secret_data, Refusal};
+use crate::sync::observe::AlreadyRead;
 
 /// Places a test can make the operator stop dead, as if killed there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,15 +66,17 @@ pub async fn reconcile(
     tc: &TwitterCredential,
     env: &Environment,
     previous: &crate::resource::EnvironmentStatus,
+    already: &mut AlreadyRead,
 ) -> Result<RotationInfo, Refusal> {
     let ns = tc.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let read = |e: kube::Error| Refusal::api_error("reading", &e);
-    let Some(source) = api
+    let source = api
         .get_opt(&env.source.secret_ref.name)
         .await
-        .map_err(read)?
-    else {
+        .map_err(read)?;
+    already.source = Some(source.clone());
+    let Some(source) = source else {
         return Ok(RotationInfo::default());
     };
     let source = secret_data(&source);
@@ -81,17 +84,22 @@ pub async fn reconcile(
     if !state::needs_state(env) {
         return Ok(RotationInfo::default());
     }
-    let name = state::state_name(tc, env);
+    let mut state = api
+        .get_opt(&state::state_name(tc, env))
+        .await
+        .map_err(read)?;
     let mut info = RotationInfo::default();
     if env.target.keys.contains(&CredentialKey::BearerToken) {
-        let current = api.get_opt(&name).await.map_err(read)?;
-        info =
-            info.merge(bearer::reconcile(ctx, tc, env, &source, current, Timestamp::now()).await?);
+        let bearer;
+        (bearer, state) = bearer::reconcile(ctx, tc, env, &source, state, Timestamp::now()).await?;
+        info = info.merge(bearer);
     }
     if env.target.keys.contains(&CredentialKey::UserAccessToken) {
-        let current = api.get_opt(&name).await.map_err(read)?;
-        info = info.merge(user::reconcile(ctx, tc, env, &source, current, Timestamp::now()).await?);
+        info = info.merge(user::reconcile(ctx, tc, env, &source, state, Timestamp::now()).await?);
+        // A refresh rewrites the record: sync reads it afresh.
+        return Ok(info);
     }
+    already.state = Some(state);
     Ok(info)
 }
 

@@ -79,10 +79,11 @@ pub async fn environment(
     env: &Environment,
     previous: EnvironmentStatus,
     duplicate_of: Option<&str>,
+    read: observe::AlreadyRead,
 ) -> EnvOutcome {
     let target = Target::of(tc, env);
     let generation = tc.metadata.generation;
-    let observed = match observe::observe(ctx, tc, env, &target).await {
+    let observed = match observe::observe(ctx, tc, env, &target, read).await {
         Ok(o) => o,
         Err(e) => {
             let refusal = check::Refusal::api_error("reading", &e);

@@ -30,11 +30,21 @@ pub struct Observed {
     pub binding: Option<RoleBinding>,
 }
 
+/// What this reconcile already read (the rotation step reads the source
+/// and the state record first), so it is not read again: `None` is not
+/// read yet, `Some(None)` read and absent.
+#[derive(Debug, Clone, Default)]
+pub struct AlreadyRead {
+    pub source: Option<Option<Secret>>,
+    pub state: Option<Option<Secret>>,
+}
+
 pub async fn observe(
     ctx: &Context,
     tc: &TwitterCredential,
     env: &Environment,
     target: &Target,
+    read: AlreadyRead,
 ) -> kube::Result<Observed> {
     let own = tc.namespace().unwrap_or_default();
     let mut observed = Observed {
@@ -49,9 +59,15 @@ pub async fn observe(
         }
     }
     let sources: Api<Secret> = Api::namespaced(ctx.client.clone(), &own);
-    observed.source = sources.get_opt(&env.source.secret_ref.name).await?;
+    observed.source = match read.source {
+        Some(source) => source,
+        None => sources.get_opt(&env.source.secret_ref.name).await?,
+    };
     if state::needs_state(env) {
-        observed.state = sources.get_opt(&state::state_name(tc, env)).await?;
+        observed.state = match read.state {
+            Some(state) => state,
+            None => sources.get_opt(&state::state_name(tc, env)).await?,
+        };
     }
     let c = ctx.client.clone();
     observed.secret = Api::<Secret>::namespaced(c.clone(), &target.namespace)

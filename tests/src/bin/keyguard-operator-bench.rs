@@ -359,16 +359,23 @@ async fn wait_until(
     }
 }
 
-/// `rotate N`: N resources, each with its own X app and one environment
-/// projecting a bearer token; all are asked to rotate at once. Reports the
-/// time until every target holds its app's new token, X API calls per
-/// rotation, 429s seen and the operator's RSS.
-async fn rotate(n: usize) -> anyhow::Result<()> {
+/// N resources, each with its own X app and one environment projecting a
+/// bearer token rotated as `rotation` says, with the operator running.
+struct Fleet {
+    _cp: ControlPlane,
+    x: XApiEmulator,
+    operator: std::process::Child,
+    apps: Vec<keyguard_tests::x_api::AppCredentials>,
+    secrets: Api<Secret>,
+    credentials: Api<TwitterCredential>,
+}
+
+async fn bearer_fleet(n: usize, rotation: serde_json::Value) -> anyhow::Result<Fleet> {
     let cp = ControlPlane::start().await?;
     keyguard_tests::kube_helpers::install_crd(&cp).await;
     let x = XApiEmulator::start().await;
     let client = cp.client().await?;
-    let mut operator = spawn_operator(&cp, &x)?;
+    let operator = spawn_operator(&cp, &x)?;
     Api::<Namespace>::all(client.clone())
         .create(
             &PostParams::default(),
@@ -391,7 +398,7 @@ async fn rotate(n: usize) -> anyhow::Result<()> {
             .await?;
         let tc = json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential", "metadata": {"name": format!("bot-{i}")},
             "spec": {"environments": [{"name": "production", "source": {"secretRef": {"name": format!("src-{i}")}},
-                "target": {"secretName": format!("out-{i}"), "keys": ["bearerToken"]}}]}});
+                "target": {"secretName": format!("out-{i}"), "keys": ["bearerToken"]}, "rotation": rotation}]}});
         credentials
             .patch(
                 &format!("bot-{i}"),
@@ -401,12 +408,91 @@ async fn rotate(n: usize) -> anyhow::Result<()> {
             .await?;
         apps.push(app);
     }
-    let bearer_of = |s: &Secret| {
-        s.data
-            .as_ref()?
-            .get("bearerToken")
-            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+    Ok(Fleet {
+        _cp: cp,
+        x,
+        operator,
+        apps,
+        secrets,
+        credentials,
+    })
+}
+
+fn bearer_of(s: &Secret) -> Option<String> {
+    s.data
+        .as_ref()?
+        .get("bearerToken")
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+}
+
+/// `schedule N MINUTES`: N environments whose bearer token rotates every
+/// minute, watched for MINUTES after the first sync: rotations completed
+/// per minute, X API calls per rotation, targets behind X at the end, RSS.
+async fn scheduled(n: usize, minutes: u64) -> anyhow::Result<()> {
+    let fleet = bearer_fleet(n, json!({"bearerToken": {"every": "1m"}})).await?;
+    let Fleet {
+        x, apps, secrets, ..
+    } = &fleet;
+    let all_current = |targets: &[Secret]| {
+        apps.iter().enumerate().all(|(i, app)| {
+            let target = targets
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some(&format!("out-{i}")));
+            target
+                .and_then(bearer_of)
+                .is_some_and(|b| Some(b) == x.current_bearer(&app.api_key))
+        })
     };
+    wait_until(secrets, "the first sync", Instant::now(), &all_current).await?;
+    let invalidations = || -> usize {
+        apps.iter()
+            .map(|a| x.bearer_invalidations(&a.api_key))
+            .sum()
+    };
+    let (rotations_before, calls_before) = (invalidations(), x.requests().len());
+    let mut peak_rss = 0;
+    for _ in 0..minutes * 6 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        peak_rss = peak_rss.max(rss_kib(fleet.operator.id()));
+    }
+    let rotations = invalidations() - rotations_before;
+    let calls = x.requests().len() - calls_before;
+    let targets = secrets.list(&ListParams::default()).await?.items;
+    let behind = apps
+        .iter()
+        .enumerate()
+        .filter(|(i, app)| {
+            let t = targets
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some(&format!("out-{i}")));
+            t.and_then(bearer_of) != x.current_bearer(&app.api_key)
+        })
+        .count();
+    println!(
+        "| {n} | {minutes} min | {:.0} (ideal {n}) | {:.1} | {behind} | {} MiB |",
+        rotations as f64 / minutes as f64,
+        calls as f64 / rotations.max(1) as f64,
+        peak_rss / 1024,
+    );
+    let mut operator = fleet.operator;
+    operator.kill()?;
+    operator.wait()?;
+    Ok(())
+}
+
+/// `rotate N`: N resources, each with its own X app and one environment
+/// projecting a bearer token; all are asked to rotate at once. Reports the
+/// time until every target holds its app's new token, X API calls per
+/// rotation, 429s seen and the operator's RSS.
+async fn rotate(n: usize) -> anyhow::Result<()> {
+    let Fleet {
+        _cp,
+        x,
+        mut operator,
+        apps,
+        secrets,
+        credentials,
+    } = bearer_fleet(n, json!({})).await?;
     let all_current = |targets: &[Secret]| {
         apps.iter().enumerate().all(|(i, app)| {
             let target = targets
@@ -466,6 +552,13 @@ async fn rotate(n: usize) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("schedule") {
+        println!("| environments | watched | rotations per minute | X API calls per rotation | targets behind X at the end | operator peak RSS |");
+        println!("|---|---|---|---|---|---|");
+        let n = args.get(1).map_or(Ok(300), |a| a.parse())?;
+        let minutes = args.get(2).map_or(Ok(3), |a| a.parse())?;
+        return scheduled(n, minutes).await;
+    }
     if args.first().map(String::as_str) == Some("rotate") {
         println!("| environments | ask → all rotated | X API calls per rotation | invalidations | operator RSS |");
         println!("|---|---|---|---|---|");
