@@ -38,7 +38,7 @@ use crate::{monitoring, restart, rotation, triggers, verification, AbortOnDrop, 
 
 /// Reconciles at once unless configured: each holds a few API calls in
 /// flight, so this bounds the operator's load on the apiserver.
-pub const DEFAULT_MAX_CONCURRENT_RECONCILES: usize = 8;
+pub const DEFAULT_MAX_CONCURRENT_RECONCILES: usize = 32;
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -57,6 +57,9 @@ pub struct Context {
     pub restart_min_interval: Duration,
     /// How often credentials are verified when nothing changed.
     pub verify_interval: Duration,
+    /// Versions the operator wrote, whose events trigger nothing (see
+    /// `own_writes.rs`).
+    pub own_writes: crate::own_writes::OwnWrites,
     /// How many reconciles run at once (see `workers.rs`).
     pub workers: crate::workers::Workers,
     /// The namespaces the operator may act in (see `scope.rs`).
@@ -86,6 +89,7 @@ impl Context {
             verify_interval: Duration::from_secs(3600),
             scope: crate::scope::Scope::Cluster,
             workers: crate::workers::Workers::new(DEFAULT_MAX_CONCURRENT_RECONCILES),
+            own_writes: Default::default(),
             crash_at: None,
             crashed: Arc::default(),
         }
@@ -163,16 +167,25 @@ async fn run_once(
     // Secrets, Roles and RoleBindings: cluster-wide, or one watch per
     // namespace in scope (namespaced mode has no cluster-wide rights).
     for api in ctx.scope.apis::<PartialObjectMeta<Secret>>(&client) {
-        let store = store.clone();
+        let (store, ctx) = (store.clone(), ctx.clone());
         controller = controller.watches(api, watcher::Config::default(), move |s| {
+            if ctx.own_writes.is_own(&s.metadata) {
+                return Vec::new();
+            }
             triggers::for_secret(&store.state(), &s.metadata)
         });
     }
     for api in ctx.scope.apis::<PartialObjectMeta<Role>>(&client) {
-        controller = controller.watches(api, managed.clone(), |r| triggers::owner_of(&r.metadata));
+        let ctx = ctx.clone();
+        controller = controller.watches(api, managed.clone(), move |r| {
+            triggers::owner_of(&r.metadata).filter(|_| !ctx.own_writes.is_own(&r.metadata))
+        });
     }
     for api in ctx.scope.apis::<PartialObjectMeta<RoleBinding>>(&client) {
-        controller = controller.watches(api, managed.clone(), |b| triggers::owner_of(&b.metadata));
+        let ctx = ctx.clone();
+        controller = controller.watches(api, managed.clone(), move |b| {
+            triggers::owner_of(&b.metadata).filter(|_| !ctx.own_writes.is_own(&b.metadata))
+        });
     }
     let rebuild_at = tokio::time::Instant::now() + REBUILD_AFTER;
     let scheduled = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -429,10 +442,10 @@ async fn retire(
 ) -> Result<Option<Timestamp>, ()> {
     let synced = conditions::find(&outcome.status.conditions, ConditionType::Synced)
         .is_some_and(|c| c.status == "True");
-    if !synced {
+    let Some(source) = outcome.projected_from.as_ref().filter(|_| synced) else {
         return Ok(None);
-    }
-    match rotation::retirement::reconcile(ctx, tc, env, Timestamp::now()).await {
+    };
+    match rotation::retirement::reconcile(ctx, tc, env, source, Timestamp::now()).await {
         Ok(at) => Ok(at),
         Err(refusal) => {
             ctx.events

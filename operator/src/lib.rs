@@ -21,6 +21,7 @@ pub mod leader;
 pub mod metrics;
 pub mod monitoring;
 pub mod orphans;
+pub mod own_writes;
 pub mod ownership;
 pub mod projection;
 pub mod resource;

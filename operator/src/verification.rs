@@ -42,6 +42,10 @@ pub fn jittered(interval: Duration, key: &str) -> Duration {
     interval.mul_f64(0.9 + 0.2 * (n as f64 / 65535.0))
 }
 
+fn signed(d: Duration) -> k8s_openapi::jiff::SignedDuration {
+    k8s_openapi::jiff::SignedDuration::try_from(d).unwrap_or_default()
+}
+
 /// Pure: the permission level `x-access-level` names.
 pub fn level_of(header: &str) -> Option<Permission> {
     match header {
@@ -58,6 +62,8 @@ struct Findings {
     checked: Vec<&'static str>,
     refused: Vec<String>,
     transient: Option<String>,
+    /// X's rate limit resets after this long: verify again then, not sooner.
+    wait: Option<Duration>,
     level: Option<String>,
     remaining: Option<u64>,
     limit: Option<u64>,
@@ -73,7 +79,10 @@ impl Findings {
                     self.limit = limits.limit;
                 }
             }
-            Err(e) if e.is_transient() => self.transient = Some(format!("{what}: {e}")),
+            Err(e) if e.is_transient() => {
+                self.wait = self.wait.max(e.retry_after());
+                self.transient = Some(format!("{what}: {e}"));
+            }
             Err(e) => self.refused.push(format!("{what}: {e}")),
         }
     }
@@ -92,11 +101,8 @@ pub async fn verify(
     let key = format!("{}/{}", tc.uid().unwrap_or_default(), env.name);
     let last = status.last_verified.as_ref().map(|t| t.0);
     let next = |at: Timestamp| {
-        at.checked_add(
-            k8s_openapi::jiff::SignedDuration::try_from(jittered(ctx.verify_interval, &key))
-                .unwrap_or_default(),
-        )
-        .ok()
+        at.checked_add(signed(jittered(ctx.verify_interval, &key)))
+            .ok()
     };
     if !conditions::is_true(&status.conditions, ConditionType::Synced) {
         return (false, None);
@@ -118,7 +124,11 @@ pub async fn verify(
     }
     if let Some(why) = &findings.transient {
         tracing::info!(credential = %tc.name_any(), environment = %env.name, %why, "verification will be retried");
-        return (true, last.and_then(next));
+        return match findings.wait {
+            // Rate limited: at the reset; an earlier retry only costs reads.
+            Some(wait) => (false, now.checked_add(signed(wait)).ok()),
+            None => (true, last.and_then(next)),
+        };
     }
     record(ctx, tc, env, status, findings, now).await;
     privilege(ctx, tc, env, status).await;
@@ -271,6 +281,42 @@ async fn publish(ctx: &Context, tc: &TwitterCredential, reason: &str, note: &str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_limited_verification_waits_for_the_reset_a_5xx_does_not() {
+        let in_a_minute = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 60;
+        let limited = || XApiError::RateLimited {
+            endpoint: "GET /2/users/me",
+            reset: Some(in_a_minute),
+        };
+        let unavailable = || XApiError::Refused {
+            endpoint: "GET /2/users/me",
+            status: 503,
+            detail: "Service Unavailable".into(),
+        };
+        let cases: [(&str, Vec<XApiError>, bool); 3] = [
+            ("rate limited", vec![limited()], true),
+            ("5xx", vec![unavailable()], false),
+            ("both", vec![unavailable(), limited()], true),
+        ];
+        for (what, errors, waits) in cases {
+            let mut f = Findings::default();
+            for e in errors {
+                f.note("bearerToken", Err(e));
+            }
+            assert!(f.transient.is_some(), "{what}");
+            let wait = f.wait.map(|w| w.as_secs());
+            assert_eq!(
+                wait.is_some_and(|w| (50..=60).contains(&w)),
+                waits,
+                "{what}: {wait:?}"
+            );
+        }
+    }
 
     #[test]
     fn verification_is_due_on_change_or_after_a_jittered_interval() {

@@ -237,6 +237,7 @@ async fn mint(
     };
     let written = written
         .map_err(|e| Refusal::api_error(&format!("writing state Secret {ns}/{name}"), &e))?;
+    ctx.own_writes.record(&written.metadata);
     tracing::info!(credential = %tc.name_any(), environment = %env.name, fingerprint = %token.fingerprint(), "minted a bearer token into the state record");
     Ok(written)
 }
@@ -257,12 +258,14 @@ async fn rotate(
     let old = token_of(&state);
     if from != Step::Minting {
         state = record(api, state, |a| set_step(a, Step::Invalidating)).await?;
+        ctx.own_writes.record(&state.metadata);
         ctx.crash_point(CrashPoint::BeforeInvalidate).await;
         if let Some(old) = &old {
             invalidate(ctx.xapi.as_ref(), keys, old, from == Step::Invalidating).await?;
         }
         ctx.crash_point(CrashPoint::AfterInvalidate).await;
         state = record(api, state, |a| set_step(a, Step::Minting)).await?;
+        ctx.own_writes.record(&state.metadata);
     }
     ctx.crash_point(CrashPoint::BeforeMint).await;
     let new = ctx
@@ -293,6 +296,7 @@ async fn rotate(
         );
     })
     .await?;
+    ctx.own_writes.record(&state.metadata);
     ctx.metrics.rotated(tc, &env.name, "bearerToken");
     let note = format!(
         "{}: bearer token rotated (now {}); consumers of the old token fail until they restart on the new one",

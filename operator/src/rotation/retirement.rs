@@ -141,12 +141,16 @@ pub fn observe(record: Option<&Secret>, source: &Data, now: Timestamp) -> Option
     })
 }
 
-/// Runs the retirement of the environment after a successful sync; returns
-/// when it wants looking at again (the retired token's deadline).
+/// Runs the retirement of the environment after a successful sync of
+/// `source` (the values projected: a source read again could already hold
+/// a person's next values, and the projected token would never be tracked,
+/// so never retired); returns when it wants looking at again (the retired
+/// token's deadline).
 pub async fn reconcile(
     ctx: &Context,
     tc: &TwitterCredential,
     env: &Environment,
+    source: &Data,
     now: Timestamp,
 ) -> Result<Option<Timestamp>, Refusal> {
     let Some(grace) = grace_period(env).filter(|_| applies(env)) else {
@@ -155,14 +159,7 @@ pub async fn reconcile(
     let ns = tc.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let read = |e: kube::Error| Refusal::api_error("reading", &e);
-    let Some(source) = api
-        .get_opt(&env.source.secret_ref.name)
-        .await
-        .map_err(read)?
-    else {
-        return Ok(None);
-    };
-    let source = secret_data(&source);
+    let source = source.clone();
     let record = api.get_opt(&record_of(tc, env)).await.map_err(read)?;
     // A tenant squatting the record's name gets nothing invalidated.
     super::state::ensure_ours(ctx, tc, record.as_ref())?;

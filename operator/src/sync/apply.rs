@@ -28,7 +28,7 @@ pub async fn apply(
 ) -> Result<bool, Refusal> {
     let mut created: Vec<Existing> = Vec::new();
     for step in steps {
-        let result = run(&ctx.client, &target.namespace, step).await;
+        let result = run(ctx, &target.namespace, step).await;
         match result {
             Ok(Some(made)) => created.push(made),
             Ok(None) => {}
@@ -88,23 +88,27 @@ impl<K> Namespaced for K where
 }
 
 /// Performs one step; a create returns what it made, for rollback.
-async fn run(client: &Client, namespace: &str, step: &Step) -> kube::Result<Option<Existing>> {
+async fn run(ctx: &Context, namespace: &str, step: &Step) -> kube::Result<Option<Existing>> {
+    let client = &ctx.client;
     match step {
-        Step::Create(o) => match o {
-            Object::Secret(s) => create::<Secret>(client, namespace, s, "Secret")
-                .await
-                .map(Some),
-            Object::Role(r) => create::<Role>(client, namespace, r, "Role").await.map(Some),
-            Object::RoleBinding(b) => create::<RoleBinding>(client, namespace, b, "RoleBinding")
-                .await
-                .map(Some),
-        },
+        Step::Create(o) => {
+            let made = match o {
+                Object::Secret(s) => create::<Secret>(client, namespace, s, "Secret").await?,
+                Object::Role(r) => create::<Role>(client, namespace, r, "Role").await?,
+                Object::RoleBinding(b) => {
+                    create::<RoleBinding>(client, namespace, b, "RoleBinding").await?
+                }
+            };
+            ctx.own_writes.record(&made.1);
+            Ok(Some(made.0))
+        }
         Step::Replace(o) => {
-            match o {
+            let written = match o {
                 Object::Secret(s) => replace::<Secret>(client, namespace, s).await?,
                 Object::Role(r) => replace::<Role>(client, namespace, r).await?,
                 Object::RoleBinding(b) => replace::<RoleBinding>(client, namespace, b).await?,
-            }
+            };
+            ctx.own_writes.record(&written);
             Ok(None)
         }
         Step::Delete(e) => {
@@ -119,29 +123,34 @@ async fn create<K>(
     namespace: &str,
     object: &K,
     kind: &'static str,
-) -> kube::Result<Existing>
+) -> kube::Result<(Existing, kube::api::ObjectMeta)>
 where
     K: Namespaced,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let made = api.create(&PostParams::default(), object).await?;
     debug!(kind, namespace, name = ?made.meta().name, "created");
-    Ok(Existing {
+    let existing = Existing {
         kind,
         name: made.meta().name.clone().unwrap_or_default(),
         uid: made.meta().uid.clone(),
         resource_version: made.meta().resource_version.clone(),
-    })
+    };
+    Ok((existing, made.meta().clone()))
 }
 
-async fn replace<K>(client: &Client, namespace: &str, object: &K) -> kube::Result<()>
+async fn replace<K>(
+    client: &Client,
+    namespace: &str,
+    object: &K,
+) -> kube::Result<kube::api::ObjectMeta>
 where
     K: Namespaced,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let name = object.meta().name.clone().unwrap_or_default();
-    api.replace(&name, &PostParams::default(), object).await?;
-    Ok(())
+    let written = api.replace(&name, &PostParams::default(), object).await?;
+    Ok(written.meta().clone())
 }
 
 /// Deletes exactly the observed object: same uid, same resourceVersion.

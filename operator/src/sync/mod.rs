@@ -70,6 +70,10 @@ pub struct EnvOutcome {
     pub retry_soon: bool,
     /// When to look again at the earliest (an X API rate limit's reset).
     pub retry_after: Option<std::time::Duration>,
+    /// The source values this sync projected from (when it synced), so
+    /// what follows in the reconcile works from exactly those, not from a
+    /// source a person may have changed since.
+    pub projected_from: Option<crate::projection::Data>,
 }
 
 /// Syncs one environment; every failure ends up in the returned status.

@@ -63,6 +63,7 @@ pub fn synced(
         changed: changed && earlier.is_some(),
         retry_soon: false,
         retry_after: None,
+        projected_from: Some(source.clone()),
     }
 }
 
@@ -132,6 +133,7 @@ pub fn refused(
         changed: false,
         retry_soon: refusal.retry_soon,
         retry_after: refusal.retry_after,
+        projected_from: None,
     }
 }
 

@@ -31,7 +31,7 @@ const OURS: [&str; 6] = [
 ];
 
 /// (writes to the operator's resources, all requests to them) from
-/// apiserver_request_total, and the writes by "VERB resource/subresource".
+/// apiserver_request_total, and the requests by "VERB resource/subresource".
 async fn request_breakdown(
     client: &kube::Client,
 ) -> anyhow::Result<(f64, f64, BTreeMap<String, f64>)> {
@@ -67,15 +67,15 @@ async fn request_breakdown(
         all += value;
         if WRITE_VERBS.contains(&verb) {
             writes += value;
-            let sub = line
-                .split("subresource=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or_default();
-            *by_kind
-                .entry(format!("{verb} {resource}/{sub}"))
-                .or_default() += value;
         }
+        let sub = line
+            .split("subresource=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default();
+        *by_kind
+            .entry(format!("{verb} {resource}/{sub}"))
+            .or_default() += value;
     }
     Ok((writes, all, by_kind))
 }
@@ -286,13 +286,19 @@ async fn run(n: usize, unrelated: usize) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(60)).await;
     let (w1, a1, k1) = request_breakdown(&client).await?;
     let rss_idle = rss_kib(operator.id());
-    let idle_writes: BTreeMap<&String, f64> = k1
+    let idle: BTreeMap<&String, f64> = k1
         .iter()
         .map(|(k, v)| (k, v - k0.get(k).copied().unwrap_or(0.0)))
         .filter(|(_, v)| *v > 0.0)
         .collect();
+    let is_write = |k: &str| WRITE_VERBS.iter().any(|w| k.starts_with(&format!("{w} ")));
+    let (idle_writes, idle_reads): (BTreeMap<_, _>, BTreeMap<_, _>) =
+        idle.into_iter().partition(|(k, _)| is_write(k));
     if !idle_writes.is_empty() {
         eprintln!("writes in the idle minute: {idle_writes:?}");
+    }
+    if !idle_reads.is_empty() {
+        eprintln!("reads in the idle minute: {idle_reads:?}");
     }
     println!(
         "| {n} | {unrelated} | {:.2} s (applying took {:.2} s) | {:.0} / {:.0} / {:.0} ms | {} MiB | {} MiB | {} | {} |",
