@@ -6,7 +6,9 @@
 //!
 //! cargo build --release -p keyguard-operator && cargo build --release -p keyguard-tests --bin keyguard-operator-bench
 //! target/release/keyguard-operator-bench 1 300 1000:10000   (N resources, or N:UNRELATED Secrets)
-//! target/release/keyguard-operator-bench rotate 300
+//! target/release/keyguard-operator-bench rotate 300         (rotate-now on N environments at once)
+//! target/release/keyguard-operator-bench schedule 300 3     (bearer every minute on N, watched M minutes)
+//! KEYGUARD_BENCH_RESYNC_SECONDS=10, KEYGUARD_BENCH_LOG_FILTER=info: the operator's resync and logs
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -318,8 +320,41 @@ async fn run(n: usize, unrelated: usize) -> anyhow::Result<()> {
 }
 
 /// The release operator as its own process, against `cp` and the emulator.
+/// Refuses an operator binary older than its sources: figures from a stale
+/// binary describe code that no longer exists.
+fn ensure_fresh(binary: &std::path::Path) -> anyhow::Result<()> {
+    let built = std::fs::metadata(binary)
+        .and_then(|m| m.modified())
+        .with_context(|| {
+            format!(
+                "{} is missing: cargo build --release -p keyguard-operator",
+                binary.display()
+            )
+        })?;
+    let mut dirs = vec![
+        repo_root().join("operator/src"),
+        repo_root().join("xapi/src"),
+    ];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if std::fs::metadata(&path)?.modified()? > built {
+                anyhow::bail!(
+                    "{} is older than {}: cargo build --release -p keyguard-operator",
+                    binary.display(),
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn spawn_operator(cp: &ControlPlane, x: &XApiEmulator) -> anyhow::Result<std::process::Child> {
     let operator_bin = repo_root().join("target/release/keyguard-operator");
+    ensure_fresh(&operator_bin)?;
     Command::new(&operator_bin)
         .args([
             "run",
@@ -328,7 +363,8 @@ fn spawn_operator(cp: &ControlPlane, x: &XApiEmulator) -> anyhow::Result<std::pr
             "--x-api-base",
             x.base_url(),
         ])
-        .args(["--http-addr", "127.0.0.1:0", "--log-filter", "warn"])
+        .args(["--http-addr", "127.0.0.1:0", "--log-filter"])
+        .arg(std::env::var("KEYGUARD_BENCH_LOG_FILTER").unwrap_or_else(|_| "warn".into()))
         .args([
             "--resync-seconds",
             &std::env::var("KEYGUARD_BENCH_RESYNC_SECONDS").unwrap_or_else(|_| "600".into()),
