@@ -20,7 +20,7 @@ use kube::api::{Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
-use kube::runtime::{watcher, Controller};
+use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tracing::warn;
@@ -140,6 +140,15 @@ pub async fn run(
     }
 }
 
+/// Drops from the cached copy of a resource what no reconcile reads and
+/// what can be larger than the resource itself: managed fields, and the
+/// last-applied copy of the whole object `kubectl apply` keeps.
+fn slim(tc: &mut TwitterCredential) {
+    tc.managed_fields_mut().clear();
+    tc.annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
 /// A watch failure rebuilds the controller no sooner than this after the
 /// instance started (during an outage, a rebuild every few seconds would
 /// only add load); a failure earlier than that is rebuilt at that time.
@@ -152,9 +161,15 @@ async fn run_once(
     rebuild: Arc<tokio::sync::Notify>,
 ) {
     let client = ctx.client.clone();
-    let controller = Controller::new(
+    let (reader, writer) = kube::runtime::reflector::store();
+    let credentials = watcher(
         Api::<TwitterCredential>::all(client.clone()),
         watcher::Config::default().any_semantic(),
+    )
+    .modify(slim);
+    let controller = Controller::for_stream(
+        kube::runtime::reflector(writer, credentials).applied_objects(),
+        reader,
     );
     let store = controller.store();
     let managed = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
