@@ -109,8 +109,9 @@ impl Context {
 ///
 /// After a watch fails (the apiserver restarted, a network blip), the
 /// controller is rebuilt once the failing instance has run for
-/// `REBUILD_AFTER`: its watches start over from a fresh list instead of
-/// resuming from a resource version. Seen with a restarted apiserver: a
+/// `rebuild_delay` (10 s, doubling while instances keep failing that
+/// early): its watches start over from a fresh list instead of resuming
+/// from a resource version. Seen with a restarted apiserver: a
 /// watch resumed from before the restart can stay silent, and a resource
 /// created just before the outage is then never reconciled.
 pub async fn run(
@@ -120,7 +121,9 @@ pub async fn run(
     // Aborted with this future, even when the future is dropped mid-way.
     let _sweeper = AbortOnDrop(tokio::spawn(orphans::run(ctx.clone())));
     let shutdown = shutdown.shared();
+    let mut quick_failures = 0;
     loop {
+        let wait = rebuild_delay(quick_failures);
         let rebuild = Arc::new(tokio::sync::Notify::new());
         let stop = {
             let (shutdown, rebuild) = (shutdown.clone(), rebuild.clone());
@@ -131,11 +134,12 @@ pub async fn run(
                 }
             }
         };
-        run_once(ctx.clone(), stop, rebuild).await;
+        let failed_early = run_once(ctx.clone(), stop, rebuild, wait).await;
         if futures::FutureExt::now_or_never(shutdown.clone()).is_some() {
             return;
         }
-        tracing::info!("watches failed: rebuilding the controller to list everything afresh");
+        quick_failures = if failed_early { quick_failures + 1 } else { 0 };
+        tracing::info!(next_wait = ?rebuild_delay(quick_failures), "watches failed: rebuilding the controller to list everything afresh");
         ctx.metrics.controller_rebuilt();
     }
 }
@@ -149,17 +153,28 @@ fn slim(tc: &mut TwitterCredential) {
         .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
-/// A watch failure rebuilds the controller no sooner than this after the
-/// instance started (during an outage, a rebuild every few seconds would
-/// only add load); a failure earlier than that is rebuilt at that time.
-const REBUILD_AFTER: Duration = Duration::from_secs(10);
+/// Pure: how long an instance runs before a watch failure rebuilds it,
+/// after `quick_failures` instances in a row failed early. During an
+/// outage a rebuild every few seconds would only add load, and a watch
+/// that keeps failing (a 403 for a missing RoleBinding) would relist every
+/// Secret every 10 s for ever: the wait doubles, up to 5 minutes.
+pub fn rebuild_delay(quick_failures: u32) -> Duration {
+    const FIRST: Duration = Duration::from_secs(10);
+    const MOST: Duration = Duration::from_secs(300);
+    FIRST
+        .saturating_mul(2u32.saturating_pow(quick_failures.min(16)))
+        .min(MOST)
+}
 
-/// One controller instance; `rebuild` is notified after a watch failure.
+/// One controller instance; `rebuild` is notified after a watch failure,
+/// no sooner than `rebuild_after` after the instance started. Returns
+/// whether its first watch failure came before that (it never got going).
 async fn run_once(
     ctx: Arc<Context>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     rebuild: Arc<tokio::sync::Notify>,
-) {
+    rebuild_after: Duration,
+) -> bool {
     let client = ctx.client.clone();
     let (reader, writer) = kube::runtime::reflector::store();
     let credentials = watcher(
@@ -202,21 +217,28 @@ async fn run_once(
             triggers::owner_of(&b.metadata).filter(|_| !ctx.own_writes.is_own(&b.metadata))
         });
     }
-    let rebuild_at = tokio::time::Instant::now() + REBUILD_AFTER;
+    let rebuild_at = tokio::time::Instant::now() + rebuild_after;
     let scheduled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failed_early = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Ends with this instance.
     let pending = Arc::new(std::sync::Mutex::new(None::<AbortOnDrop>));
     controller
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
-            let (rebuild, scheduled, pending) =
-                (rebuild.clone(), scheduled.clone(), pending.clone());
+            let (rebuild, scheduled, pending, failed_early) = (
+                rebuild.clone(),
+                scheduled.clone(),
+                pending.clone(),
+                failed_early.clone(),
+            );
             async move {
                 match result {
                     Err(kube::runtime::controller::Error::QueueError(e)) => {
                         warn!(error = %e, "watch failed");
                         if !scheduled.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                            let early = tokio::time::Instant::now() < rebuild_at;
+                            failed_early.store(early, std::sync::atomic::Ordering::SeqCst);
                             let task = tokio::spawn(async move {
                                 tokio::time::sleep_until(rebuild_at).await;
                                 rebuild.notify_one();
@@ -231,6 +253,7 @@ async fn run_once(
             }
         })
         .await;
+    failed_early.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 fn error_policy(tc: Arc<TwitterCredential>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -676,6 +699,26 @@ mod tests {
             "apiVersion: keyguard.dev/v1alpha1\nkind: TwitterCredential\nmetadata: {{name: bot, namespace: team, generation: 4}}\nspec: {{environments: [{envs}]}}"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn rebuilds_after_quick_failures_back_off_to_five_minutes() {
+        let cases = [
+            (0, 10),
+            (1, 20),
+            (2, 40),
+            (3, 80),
+            (4, 160),
+            (5, 300),
+            (30, 300),
+        ];
+        for (failures, secs) in cases {
+            assert_eq!(
+                rebuild_delay(failures),
+                Duration::from_secs(secs),
+                "{failures}"
+            );
+        }
     }
 
     #[test]
