@@ -467,6 +467,25 @@ fn bearer_of(s: &Secret) -> Option<String> {
         .map(|v| String::from_utf8_lossy(&v.0).into_owned())
 }
 
+/// Pure: how many of the fleet's targets (`out-<i>`) do not hold their
+/// app's live bearer token.
+fn behind(
+    x: &XApiEmulator,
+    apps: &[keyguard_tests::x_api::AppCredentials],
+    targets: &[Secret],
+) -> usize {
+    apps.iter()
+        .enumerate()
+        .filter(|(i, app)| {
+            let target = targets
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some(&format!("out-{i}")));
+            let live = x.current_bearer(&app.api_key);
+            live.is_none() || target.and_then(bearer_of) != live
+        })
+        .count()
+}
+
 /// `schedule N MINUTES`: N environments whose bearer token rotates every
 /// minute, watched for MINUTES after the first sync: rotations completed
 /// per minute, X API calls per rotation, targets behind X at the end, RSS.
@@ -475,16 +494,7 @@ async fn scheduled(n: usize, minutes: u64) -> anyhow::Result<()> {
     let Fleet {
         x, apps, secrets, ..
     } = &fleet;
-    let all_current = |targets: &[Secret]| {
-        apps.iter().enumerate().all(|(i, app)| {
-            let target = targets
-                .iter()
-                .find(|s| s.metadata.name.as_deref() == Some(&format!("out-{i}")));
-            target
-                .and_then(bearer_of)
-                .is_some_and(|b| Some(b) == x.current_bearer(&app.api_key))
-        })
-    };
+    let all_current = |targets: &[Secret]| behind(x, apps, targets) == 0;
     wait_until(secrets, "the first sync", Instant::now(), &all_current).await?;
     let invalidations = || -> usize {
         apps.iter()
@@ -500,16 +510,7 @@ async fn scheduled(n: usize, minutes: u64) -> anyhow::Result<()> {
     let rotations = invalidations() - rotations_before;
     let calls = x.requests().len() - calls_before;
     let targets = secrets.list(&ListParams::default()).await?.items;
-    let behind = apps
-        .iter()
-        .enumerate()
-        .filter(|(i, app)| {
-            let t = targets
-                .iter()
-                .find(|s| s.metadata.name.as_deref() == Some(&format!("out-{i}")));
-            t.and_then(bearer_of) != x.current_bearer(&app.api_key)
-        })
-        .count();
+    let behind = behind(x, apps, &targets);
     println!(
         "| {n} | {minutes} min | {:.0} (ideal {n}) | {:.1} | {behind} | {} MiB |",
         rotations as f64 / minutes as f64,
@@ -535,16 +536,7 @@ async fn rotate(n: usize) -> anyhow::Result<()> {
         secrets,
         credentials,
     } = bearer_fleet(n, json!({})).await?;
-    let all_current = |targets: &[Secret]| {
-        apps.iter().enumerate().all(|(i, app)| {
-            let target = targets
-                .iter()
-                .find(|s| s.metadata.name.as_deref() == Some(&format!("out-{i}")));
-            target
-                .and_then(bearer_of)
-                .is_some_and(|b| Some(b) == x.current_bearer(&app.api_key))
-        })
-    };
+    let all_current = |targets: &[Secret]| behind(&x, &apps, targets) == 0;
     wait_until(&secrets, "the first sync", Instant::now(), &all_current).await?;
     let before: Vec<Option<String>> = apps.iter().map(|a| x.current_bearer(&a.api_key)).collect();
     let calls_before = x.requests().len();
