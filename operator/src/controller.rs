@@ -218,42 +218,58 @@ async fn run_once(
         });
     }
     let rebuild_at = tokio::time::Instant::now() + rebuild_after;
-    let scheduled = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let failed_early = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Ends with this instance.
-    let pending = Arc::new(std::sync::Mutex::new(None::<AbortOnDrop>));
+    let rebuilder = Arc::new(Rebuilder {
+        at: rebuild_at,
+        rebuild,
+        pending: Default::default(),
+    });
+    let on_result = rebuilder.clone();
     controller
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| {
-            let (rebuild, scheduled, pending, failed_early) = (
-                rebuild.clone(),
-                scheduled.clone(),
-                pending.clone(),
-                failed_early.clone(),
-            );
-            async move {
-                match result {
-                    Err(kube::runtime::controller::Error::QueueError(e)) => {
-                        warn!(error = %e, "watch failed");
-                        if !scheduled.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                            let early = tokio::time::Instant::now() < rebuild_at;
-                            failed_early.store(early, std::sync::atomic::Ordering::SeqCst);
-                            let task = tokio::spawn(async move {
-                                tokio::time::sleep_until(rebuild_at).await;
-                                rebuild.notify_one();
-                            });
-                            *pending.lock().unwrap_or_else(|p| p.into_inner()) =
-                                Some(AbortOnDrop(task));
-                        }
-                    }
-                    Err(e) => warn!(error = %e, "reconcile failed"),
-                    Ok(_) => {}
+        .for_each(move |result| {
+            match result {
+                Err(kube::runtime::controller::Error::QueueError(e)) => {
+                    warn!(error = %e, "watch failed");
+                    on_result.watch_failed();
                 }
+                Err(e) => warn!(error = %e, "reconcile failed"),
+                Ok(_) => {}
             }
+            std::future::ready(())
         })
         .await;
-    failed_early.load(std::sync::atomic::Ordering::SeqCst)
+    rebuilder.failed_early()
+}
+
+/// Schedules one rebuild of a controller instance after its first watch
+/// failure, no sooner than `at`; remembers whether that failure came early.
+struct Rebuilder {
+    at: tokio::time::Instant,
+    rebuild: Arc<tokio::sync::Notify>,
+    /// The scheduled rebuild (aborted with the instance) and whether the
+    /// failure that scheduled it came before `at`.
+    pending: std::sync::Mutex<Option<(AbortOnDrop, bool)>>,
+}
+
+impl Rebuilder {
+    fn watch_failed(&self) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.is_some() {
+            return;
+        }
+        let (at, rebuild) = (self.at, self.rebuild.clone());
+        let task = tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            rebuild.notify_one();
+        });
+        *pending = Some((AbortOnDrop(task), tokio::time::Instant::now() < self.at));
+    }
+
+    fn failed_early(&self) -> bool {
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.as_ref().is_some_and(|(_, early)| *early)
+    }
 }
 
 fn error_policy(tc: Arc<TwitterCredential>, error: &Error, ctx: Arc<Context>) -> Action {

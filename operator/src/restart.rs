@@ -168,39 +168,56 @@ async fn restart_one(
         Decision::UpToDate => Ok(None),
         Decision::After(wait) => Ok(Some(wait)),
         Decision::Now => {
-            let patch = json!({
-                "metadata": {"annotations": {labels::RESTARTED_AT: now.to_string()}},
-                "spec": {"template": {"metadata": {"annotations": {labels::RESTARTED_FOR: hash}}}}
-            });
             let what = format!("{kind:?} {ns}/{name}");
-            let result = api
-                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await;
-            let (event_kind, reason, note) = match &result {
-                Ok(_) => (
-                    Kind::Normal,
-                    "Restarted",
-                    format!("{what} restarted for {}", d.revisions.join(", ")),
-                ),
-                Err(e) => (
-                    Kind::Warning,
-                    "RestartFailed",
-                    format!("{what}: {e}; will retry"),
-                ),
-            };
-            ctx.events
-                .publish(
-                    &tc.object_ref(&()),
-                    event_kind,
-                    reason,
-                    "Restart",
-                    &note,
-                    None,
-                )
-                .await;
-            result.map(|_| None).map_err(|_| ())
+            restart_now(ctx, tc, &api, &what, name, hash, now, d)
+                .await
+                .map(|_| None)
         }
     }
+}
+
+/// Patches the pod template (a rollout) and says so in an Event.
+#[allow(clippy::too_many_arguments)]
+async fn restart_now(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    api: &Api<DynamicObject>,
+    what: &str,
+    name: &str,
+    hash: &str,
+    now: Timestamp,
+    d: &Dependents,
+) -> Result<(), ()> {
+    let patch = json!({
+        "metadata": {"annotations": {labels::RESTARTED_AT: now.to_string()}},
+        "spec": {"template": {"metadata": {"annotations": {labels::RESTARTED_FOR: hash}}}}
+    });
+    let result = api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await;
+    let (event_kind, reason, note) = match &result {
+        Ok(_) => (
+            Kind::Normal,
+            "Restarted",
+            format!("{what} restarted for {}", d.revisions.join(", ")),
+        ),
+        Err(e) => (
+            Kind::Warning,
+            "RestartFailed",
+            format!("{what}: {e}; will retry"),
+        ),
+    };
+    ctx.events
+        .publish(
+            &tc.object_ref(&()),
+            event_kind,
+            reason,
+            "Restart",
+            &note,
+            None,
+        )
+        .await;
+    result.map(|_| ()).map_err(|_| ())
 }
 
 #[cfg(test)]
