@@ -126,3 +126,43 @@ impl Drop for RunningOperator {
         self.task.abort();
     }
 }
+
+/// The `keyguard-operator` binary (debug build) as the chart runs it,
+/// against `cp` and `x`: flags from the environment, JSON logs at
+/// `log_filter` on a piped stderr, HTTP endpoints on 127.0.0.1:`port`.
+pub fn binary_command(
+    cp: &ControlPlane,
+    x: &XApiEmulator,
+    log_filter: &str,
+    port: u16,
+) -> std::process::Command {
+    let binary = crate::repo_root().join("target/debug/keyguard-operator");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it first with `cargo build -p keyguard-operator` (scripts/test.sh does)",
+        binary.display()
+    );
+    let mut command = std::process::Command::new(binary);
+    command
+        .arg("run")
+        .env("KUBECONFIG", cp.kubeconfig())
+        .env("POD_NAMESPACE", "default")
+        .env("KEYGUARD_X_API_BASE", x.base_url())
+        .env("KEYGUARD_LOG_FORMAT", "json")
+        .env("KEYGUARD_LOG_FILTER", log_filter)
+        .env("KEYGUARD_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
+/// Reads the child's stderr as it comes (TRACE fills a pipe in no time);
+/// the thread returns everything once the process ended.
+pub fn drain_logs(child: &mut std::process::Child) -> std::thread::JoinHandle<String> {
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    std::thread::spawn(move || {
+        let mut logs = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut logs);
+        logs
+    })
+}

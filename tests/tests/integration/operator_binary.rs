@@ -3,7 +3,7 @@
 //! and its /metrics, /healthz and /readyz endpoints.
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -11,8 +11,9 @@ use keyguard_operator::TwitterCredential;
 use keyguard_tests::control_plane::free_port;
 use keyguard_tests::kube_helpers::{eventually, install_crd};
 use keyguard_tests::leaks::{assert_no_leak, Secrets};
+use keyguard_tests::operator::{binary_command, drain_logs};
 use keyguard_tests::x_api::{AccessLevel, XApiEmulator};
-use keyguard_tests::{repo_root, ControlPlane};
+use keyguard_tests::ControlPlane;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
@@ -30,36 +31,13 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn binary_logs_json_without_values_and_serves_metrics_and_health() {
-    let binary = repo_root().join("target/debug/keyguard-operator");
-    assert!(
-        binary.exists(),
-        "{} is missing: build it first with `cargo build -p keyguard-operator` (scripts/test.sh does)",
-        binary.display()
-    );
     let cp = ControlPlane::start().await.unwrap();
     install_crd(&cp).await;
     let x = XApiEmulator::start().await;
     let app = x.create_app(AccessLevel::Read);
     let port = free_port().unwrap();
-    let mut child = Command::new(&binary)
-        .arg("run")
-        .env("KUBECONFIG", cp.kubeconfig())
-        .env("POD_NAMESPACE", "default")
-        .env("KEYGUARD_X_API_BASE", x.base_url())
-        .env("KEYGUARD_LOG_FORMAT", "json")
-        .env("KEYGUARD_LOG_FILTER", "trace")
-        .env("KEYGUARD_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Drain the logs as they come: TRACE fills a pipe in no time.
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut logs = String::new();
-        stderr.read_to_string(&mut logs).unwrap();
-        logs
-    });
+    let mut child = binary_command(&cp, &x, "trace", port).spawn().unwrap();
+    let reader = drain_logs(&mut child);
 
     let client = cp.client().await.unwrap();
     let source = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys"}, "stringData": {

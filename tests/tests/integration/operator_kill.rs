@@ -6,8 +6,7 @@
 //! exactly once per rotation asked: never skipped, never twice.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -15,9 +14,10 @@ use k8s_openapi::api::core::v1::Secret;
 use keyguard_operator::TwitterCredential;
 use keyguard_tests::kube_helpers::{eventually, install_crd};
 use keyguard_tests::leaks::{assert_no_leak, Secrets};
+use keyguard_tests::operator::{binary_command, drain_logs};
 use keyguard_tests::world::value;
 use keyguard_tests::x_api::{seed, AccessLevel, AppCredentials, XApiEmulator};
-use keyguard_tests::{repo_root, ControlPlane};
+use keyguard_tests::ControlPlane;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::ResourceExt;
 use serde_json::json;
@@ -38,34 +38,14 @@ struct Replica {
 
 impl Replica {
     fn start(cp: &ControlPlane, x: &XApiEmulator, name: &str) -> Replica {
-        let binary = repo_root().join("target/debug/keyguard-operator");
-        assert!(
-            binary.exists(),
-            "{} is missing: build it first with `cargo build -p keyguard-operator` (scripts/test.sh does)",
-            binary.display()
-        );
         let port = keyguard_tests::control_plane::free_port().unwrap();
-        let mut child = Command::new(&binary)
-            .arg("run")
-            .env("KUBECONFIG", cp.kubeconfig())
-            .env("POD_NAMESPACE", "default")
+        let mut child = binary_command(cp, x, "debug", port)
             .env("POD_NAME", name)
             .env("KEYGUARD_LEADER_ELECTION", "true")
             .env("KEYGUARD_LEASE_SECONDS", "4")
-            .env("KEYGUARD_X_API_BASE", x.base_url())
-            .env("KEYGUARD_LOG_FORMAT", "json")
-            .env("KEYGUARD_LOG_FILTER", "debug")
-            .env("KEYGUARD_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let logs = std::thread::spawn(move || {
-            let mut logs = String::new();
-            let _ = stderr.read_to_string(&mut logs);
-            logs
-        });
+        let logs = drain_logs(&mut child);
         Replica {
             name: name.to_string(),
             child,
