@@ -3,9 +3,11 @@
 //! declared workloads (`restart.rs`), remove what is no longer declared
 //! (`orphans.rs`), and report status.
 //!
-//! Watches: TwitterCredentials; Secrets, Namespaces, Roles and RoleBindings
-//! as metadata only and without a cache (`triggers.rs` maps each event to
-//! the resources it concerns), so memory does not grow with the cluster.
+//! Watches (`watch_inputs`): TwitterCredentials; every Secret as metadata
+//! only and without a cache, so memory does not grow with the cluster; the
+//! operator's own Secrets, Roles and RoleBindings, and namespaces'
+//! metadata, cached so a resync reads them without a GET (`caches.rs`).
+//! `triggers.rs` maps each event to the resources it concerns.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -13,7 +15,6 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
@@ -34,7 +35,10 @@ use crate::ownership::{ClaimKey, Owner};
 use crate::resource::{EnvironmentStatus, TwitterCredential, TwitterCredentialStatus};
 use crate::sync::{self, EnvOutcome, Target};
 use crate::xapi::XApi;
-use crate::{monitoring, restart, rotation, triggers, verification, AbortOnDrop, Error, Result};
+use crate::{
+    caches, labels, monitoring, restart, rotation, triggers, verification, AbortOnDrop, Error,
+    Result,
+};
 
 /// Reconciles at once unless configured: each holds a few API calls in
 /// flight, so this bounds the operator's load on the apiserver.
@@ -62,6 +66,9 @@ pub struct Context {
     pub own_writes: crate::own_writes::OwnWrites,
     /// How many reconciles run at once (see `workers.rs`).
     pub workers: crate::workers::Workers,
+    /// What the watches last saw of the objects a sync compares against
+    /// (see `caches.rs`).
+    pub caches: crate::caches::Caches,
     /// The namespaces the operator may act in (see `scope.rs`).
     pub scope: crate::scope::Scope,
     /// Tests only: stop dead at this point of a rotation, as if killed.
@@ -90,6 +97,7 @@ impl Context {
             scope: crate::scope::Scope::Cluster,
             workers: crate::workers::Workers::new(DEFAULT_MAX_CONCURRENT_RECONCILES),
             own_writes: Default::default(),
+            caches: Default::default(),
             crash_at: None,
             crashed: Arc::default(),
         }
@@ -187,36 +195,8 @@ async fn run_once(
         reader,
     );
     let store = controller.store();
-    let managed = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
-    let namespaces_store = store.clone();
-    let mut controller = controller.watches(
-        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-        watcher::Config::default(),
-        move |n| triggers::for_namespace(&namespaces_store.state(), &n.metadata),
-    );
-    // Secrets, Roles and RoleBindings: cluster-wide, or one watch per
-    // namespace in scope (namespaced mode has no cluster-wide rights).
-    for api in ctx.scope.apis::<PartialObjectMeta<Secret>>(&client) {
-        let (store, ctx) = (store.clone(), ctx.clone());
-        controller = controller.watches(api, watcher::Config::default(), move |s| {
-            if ctx.own_writes.is_own(&s.metadata) {
-                return Vec::new();
-            }
-            triggers::for_secret(&store.state(), &s.metadata)
-        });
-    }
-    for api in ctx.scope.apis::<PartialObjectMeta<Role>>(&client) {
-        let ctx = ctx.clone();
-        controller = controller.watches(api, managed.clone(), move |r| {
-            triggers::owner_of(&r.metadata).filter(|_| !ctx.own_writes.is_own(&r.metadata))
-        });
-    }
-    for api in ctx.scope.apis::<PartialObjectMeta<RoleBinding>>(&client) {
-        let ctx = ctx.clone();
-        controller = controller.watches(api, managed.clone(), move |b| {
-            triggers::owner_of(&b.metadata).filter(|_| !ctx.own_writes.is_own(&b.metadata))
-        });
-    }
+    let (controller, stores) = watch_inputs(controller, &ctx, store);
+    ctx.caches.set(Some(Arc::new(stores)));
     let rebuild_at = tokio::time::Instant::now() + rebuild_after;
     let rebuilder = Arc::new(Rebuilder {
         at: rebuild_at,
@@ -226,7 +206,7 @@ async fn run_once(
     let on_result = rebuilder.clone();
     controller
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, ctx.clone())
         .for_each(move |result| {
             match result {
                 Err(kube::runtime::controller::Error::QueueError(e)) => {
@@ -239,7 +219,104 @@ async fn run_once(
             std::future::ready(())
         })
         .await;
+    ctx.caches.set(None);
     rebuilder.failed_early()
+}
+
+/// Adds every input of a reconcile to `controller` as a trigger
+/// (`triggers.rs` maps each event to the resources it concerns) and
+/// returns the caches that the watches of the operator's own objects and
+/// of namespaces fill (`caches.rs`). Other Secrets (sources, and the
+/// cluster's unrelated ones) are watched as metadata only and not cached,
+/// so memory does not grow with the cluster.
+fn watch_inputs(
+    controller: Controller<TwitterCredential>,
+    ctx: &Arc<Context>,
+    credentials: kube::runtime::reflector::Store<TwitterCredential>,
+) -> (Controller<TwitterCredential>, caches::Stores) {
+    let client = &ctx.client;
+    let managed = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
+    let (namespaces, writer) = kube::runtime::reflector::store();
+    let watch = watcher(Api::all(client.clone()), watcher::Config::default()).modify(caches::slim);
+    let store = credentials.clone();
+    let mut controller = controller.watches_stream(
+        kube::runtime::reflector(writer, watch).touched_objects(),
+        move |n: PartialObjectMeta<Namespace>| triggers::for_namespace(&store.state(), &n.metadata),
+    );
+    // Secrets not labeled as ours: sources (by name), as metadata only.
+    // Secrets, Roles and RoleBindings labeled as ours are cached in full and
+    // trigger from the same stream that fills their cache, so a reconcile
+    // they trigger finds them in it. Cluster-wide, or one watch per
+    // namespace in scope (namespaced mode has no cluster-wide rights).
+    for api in ctx.scope.apis::<PartialObjectMeta<Secret>>(client) {
+        let (store, ctx) = (credentials.clone(), ctx.clone());
+        controller = controller.watches(api, watcher::Config::default(), move |s| {
+            if labels::is_managed(&s.metadata) || ctx.own_writes.is_own(&s.metadata) {
+                return Vec::new();
+            }
+            triggers::for_secret(&store.state(), &s.metadata)
+        });
+    }
+    let mut secrets = BTreeMap::new();
+    for (namespace, api) in ctx.scope.scoped_apis::<Secret>(client) {
+        let (reader, writer) = kube::runtime::reflector::store();
+        let watch = watcher(api, managed.clone()).modify(caches::slim_secret);
+        let (store, ctx) = (credentials.clone(), ctx.clone());
+        controller = controller.watches_stream(
+            kube::runtime::reflector(writer, watch).touched_objects(),
+            move |s: Secret| {
+                if ctx.own_writes.is_own(&s.metadata) {
+                    return Vec::new();
+                }
+                triggers::for_secret(&store.state(), &s.metadata)
+            },
+        );
+        secrets.insert(namespace, reader);
+    }
+    let (controller, roles) = watch_owned(controller, ctx, &managed, caches::slim_role);
+    let (controller, bindings) = watch_owned(controller, ctx, &managed, caches::slim_binding);
+    let stores = caches::Stores {
+        namespaces,
+        secrets: caches::Scoped(secrets),
+        roles: caches::Scoped(roles),
+        bindings: caches::Scoped(bindings),
+    };
+    (controller, stores)
+}
+
+/// Watches, caches and triggers on the operator's own objects of kind `K`
+/// (Roles, RoleBindings): an event triggers the resource they name as
+/// owner, unless it is the operator's own write.
+fn watch_owned<K>(
+    mut controller: Controller<TwitterCredential>,
+    ctx: &Arc<Context>,
+    managed: &watcher::Config,
+    slim: fn(&mut K),
+) -> (
+    Controller<TwitterCredential>,
+    BTreeMap<Option<String>, kube::runtime::reflector::Store<K>>,
+)
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let mut stores = BTreeMap::new();
+    for (namespace, api) in ctx.scope.scoped_apis::<K>(&ctx.client) {
+        let (reader, writer) = kube::runtime::reflector::store();
+        let watch = watcher(api, managed.clone()).modify(slim);
+        let ctx = ctx.clone();
+        controller = controller.watches_stream(
+            kube::runtime::reflector(writer, watch).touched_objects(),
+            move |o: K| triggers::owner_of(o.meta()).filter(|_| !ctx.own_writes.is_own(o.meta())),
+        );
+        stores.insert(namespace, reader);
+    }
+    (controller, stores)
 }
 
 /// Schedules one rebuild of a controller instance after its first watch

@@ -3,6 +3,15 @@
 
 /// On every object the operator creates.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "keyguard-operator");
+
+/// Whether an object carries [`MANAGED_BY`] (anyone can set it: a hint for
+/// which watch handles the object, never a proof of ownership).
+pub fn is_managed(meta: &kube::api::ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY.0))
+        .is_some_and(|v| v == MANAGED_BY.1)
+}
 /// UID of the owning TwitterCredential: a selector and a hint for people.
 /// Proof of ownership is [`CLAIM`], which nobody else can compute.
 pub const OWNER_UID: &str = "keyguard.dev/owner-uid";

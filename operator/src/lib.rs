@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod caches;
 pub mod cli;
 pub mod conditions;
 pub mod controller;

@@ -43,11 +43,23 @@ impl Scope {
         K: Resource<Scope = NamespaceResourceScope>,
         K::DynamicType: Default,
     {
+        self.scoped_apis(client)
+            .into_iter()
+            .map(|(_, api)| api)
+            .collect()
+    }
+
+    /// `apis`, each with its namespace (`None` for the cluster-wide one).
+    pub fn scoped_apis<K>(&self, client: &Client) -> Vec<(Option<String>, Api<K>)>
+    where
+        K: Resource<Scope = NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
         match self {
-            Scope::Cluster => vec![Api::all(client.clone())],
+            Scope::Cluster => vec![(None, Api::all(client.clone()))],
             Scope::Namespaces(set) => set
                 .iter()
-                .map(|ns| Api::namespaced(client.clone(), ns))
+                .map(|ns| (Some(ns.clone()), Api::namespaced(client.clone(), ns)))
                 .collect(),
         }
     }

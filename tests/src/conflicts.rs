@@ -2,7 +2,8 @@
 //! apiserver does when another writer got there first: "the object has
 //! been modified" for updates, patches and deletes, "already exists" for
 //! creates. Every write path of the operator meets one, so a test can show
-//! that each converges.
+//! that each converges. It also records every read (GET) it passes on, so
+//! a test can show which reads a cache saved.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -30,6 +31,8 @@ struct Ledger {
     enabled: bool,
     writes: BTreeMap<String, u32>,
     injected: BTreeSet<String>,
+    /// Paths of the GETs passed on, in order (watches included).
+    reads: Vec<String>,
 }
 
 impl Conflicts {
@@ -43,6 +46,19 @@ impl Conflicts {
                 ..Default::default()
             })),
         }
+    }
+
+    /// No conflicts: a client that only records its reads.
+    pub fn none() -> Self {
+        let c = Conflicts::every(1);
+        c.set_enabled(false);
+        c
+    }
+
+    /// The paths this client has read (GET) since the last call, e.g.
+    /// `/api/v1/namespaces/team/secrets/bot-keys`.
+    pub fn take_reads(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().reads)
     }
 
     /// A client for `config` whose writes pass through these conflicts.
@@ -154,6 +170,10 @@ where
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let (method, path) = (req.method().clone(), req.uri().path().to_string());
+        if method == Method::GET {
+            let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+            ledger.reads.push(path.clone());
+        }
         let injected = is_write(&method)
             && self
                 .ledger

@@ -19,7 +19,8 @@ use super::Target;
 use crate::conditions::Reason;
 use crate::controller::Context;
 
-/// Runs `steps` in order. Returns whether anything was written.
+/// Runs `steps` in order. Returns whether anything was written; a refusal
+/// says whether any step succeeded before it.
 pub async fn apply(
     ctx: &Context,
     target: &Target,
@@ -27,45 +28,51 @@ pub async fn apply(
     teardown: bool,
 ) -> Result<bool, Refusal> {
     let mut created: Vec<Existing> = Vec::new();
-    for step in steps {
+    for (done, step) in steps.iter().enumerate() {
         let result = run(ctx, &target.namespace, step).await;
         match result {
+            Err(e) => {
+                let mut refusal = refuse(ctx, target, step, &created, e, teardown).await;
+                refusal.wrote = done > 0;
+                return Err(refusal);
+            }
             Ok(Some(made)) => created.push(made),
             Ok(None) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 && matches!(step, Step::Create(_)) => {
-                rollback(&ctx.client, &target.namespace, &created).await;
-                return Err(Refusal::new(
-                    Reason::Conflict,
-                    format!(
-                        "{} in namespace {} was created by someone else at the same moment; it was left untouched",
-                        describe(step),
-                        target.namespace
-                    ),
-                    Teardown::RemoveAll,
-                ));
-            }
-            Err(kube::Error::Api(e)) if e.code == 409 || (e.code == 404 && teardown) => {
-                // Changed (or gone) since observed: look again soon.
-                rollback(&ctx.client, &target.namespace, &created).await;
-                return Err(Refusal::new(
-                    Reason::NotSynced,
-                    format!("{} changed while syncing; retrying", describe(step)),
-                    Teardown::Keep,
-                )
-                .soon());
-            }
-            Err(e) => {
-                rollback(&ctx.client, &target.namespace, &created).await;
-                let doing = format!(
-                    "writing {} in namespace {}",
-                    describe(step),
-                    target.namespace
-                );
-                return Err(Refusal::api_error(&doing, &e));
-            }
         }
     }
     Ok(!steps.is_empty())
+}
+
+/// Rolls back this pass's creates and says why `step` failed: a create
+/// that lost to someone else is a conflict; a replace or delete of
+/// something that changed (or, tearing down, vanished) is retried soon.
+async fn refuse(
+    ctx: &Context,
+    target: &Target,
+    step: &Step,
+    created: &[Existing],
+    error: kube::Error,
+    teardown: bool,
+) -> Refusal {
+    rollback(&ctx.client, &target.namespace, created).await;
+    let ns = &target.namespace;
+    match error {
+        kube::Error::Api(e) if e.code == 409 && matches!(step, Step::Create(_)) => Refusal::new(
+            Reason::Conflict,
+            format!(
+                "{} in namespace {ns} was created by someone else at the same moment; it was left untouched",
+                describe(step)
+            ),
+            Teardown::RemoveAll,
+        ),
+        kube::Error::Api(e) if e.code == 409 || (e.code == 404 && teardown) => Refusal::new(
+            Reason::NotSynced,
+            format!("{} changed while syncing; retrying", describe(step)),
+            Teardown::Keep,
+        )
+        .soon(),
+        e => Refusal::api_error(&format!("writing {} in namespace {ns}", describe(step)), &e),
+    }
 }
 
 /// A namespaced kind the apply step writes (Secret, Role, RoleBinding).

@@ -35,6 +35,8 @@ pub struct Refusal {
     pub retry_soon: bool,
     /// When it is worth trying again (an X API rate limit's reset).
     pub retry_after: Option<std::time::Duration>,
+    /// Some writes succeeded before the one that was refused.
+    pub wrote: bool,
 }
 
 impl Refusal {
@@ -45,6 +47,7 @@ impl Refusal {
             teardown,
             retry_soon: false,
             retry_after: None,
+            wrote: false,
         }
     }
 

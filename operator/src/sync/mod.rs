@@ -77,6 +77,9 @@ pub struct EnvOutcome {
 }
 
 /// Syncs one environment; every failure ends up in the returned status.
+/// A refusal seen on cached reads is looked at again with fresh reads
+/// before it is reported or anything is torn down: a cache one event
+/// behind (our own create not seen yet) must never read as a conflict.
 pub async fn environment(
     ctx: &crate::controller::Context,
     tc: &TwitterCredential,
@@ -87,51 +90,59 @@ pub async fn environment(
 ) -> EnvOutcome {
     let target = Target::of(tc, env);
     let generation = tc.metadata.generation;
-    let observed = match observe::observe(ctx, tc, env, &target, read).await {
-        Ok(o) => o,
-        Err(e) => {
-            let refusal = check::Refusal::api_error("reading", &e);
-            return record::refused(previous, &target, &refusal, generation);
-        }
-    };
-    let owner = crate::ownership::Owner::of(tc);
-    let pieces = check::Pieces::of(&ctx.claims, &observed, &owner);
-    let refusal = match check::check(tc, env, &target, duplicate_of, &observed, &pieces) {
-        Ok(inputs) => {
-            let plan = plan::plan(&ctx.claims, tc, env, &target, &inputs, &observed, &pieces);
-            match apply::apply(ctx, &target, &plan.steps, false).await {
-                Ok(wrote) => {
-                    let outcome = record::synced(
-                        previous.clone(),
-                        &target,
-                        &plan,
-                        &inputs.source,
-                        wrote,
-                        generation,
-                    );
-                    if wrote {
-                        record::announce(
-                            ctx,
-                            tc,
-                            env,
-                            &target,
-                            &outcome.status,
-                            observed.secret.is_some(),
-                        )
-                        .await;
-                    }
-                    return outcome;
-                }
-                Err(refusal) => refusal,
+    let mut wrote_before = false;
+    for reads in [observe::Reads::Cached, observe::Reads::Fresh] {
+        let observed = match observe::observe(ctx, tc, env, &target, read.clone(), reads).await {
+            Ok(o) => o,
+            Err(e) => {
+                let refusal = check::Refusal::api_error("reading", &e);
+                return record::refused(previous, &target, &refusal, generation);
             }
+        };
+        let owner = crate::ownership::Owner::of(tc);
+        let pieces = check::Pieces::of(&ctx.claims, &observed, &owner);
+        let refusal = match sync_observed(ctx, tc, env, &target, duplicate_of, &observed, &pieces)
+            .await
+        {
+            Ok((plan, source, wrote)) => {
+                let wrote = wrote || wrote_before;
+                let outcome = record::synced(previous, &target, &plan, &source, wrote, generation);
+                if wrote {
+                    let existed = observed.secret.is_some();
+                    record::announce(ctx, tc, env, &target, &outcome.status, existed).await;
+                }
+                return outcome;
+            }
+            Err(refusal) => refusal,
+        };
+        wrote_before |= refusal.wrote;
+        if observed.from_cache {
+            continue;
         }
-        Err(refusal) => refusal,
-    };
-    let teardown = plan::teardown(&observed, &pieces, refusal.teardown);
-    let refusal = match apply::apply(ctx, &target, &teardown, true).await {
-        Ok(_) => refusal,
-        Err(failed) => failed,
-    };
-    record::warn_if_new(ctx, tc, env, &previous, &refusal).await;
-    record::refused(previous, &target, &refusal, generation)
+        let teardown = plan::teardown(&observed, &pieces, refusal.teardown);
+        let refusal = match apply::apply(ctx, &target, &teardown, true).await {
+            Ok(_) => refusal,
+            Err(failed) => failed,
+        };
+        record::warn_if_new(ctx, tc, env, &previous, &refusal).await;
+        return record::refused(previous, &target, &refusal, generation);
+    }
+    unreachable!("the fresh pass always returns")
+}
+
+/// Checks, plans and applies on what was observed: the plan, the source
+/// values it projected and whether anything was written, or why not.
+async fn sync_observed(
+    ctx: &crate::controller::Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    target: &Target,
+    duplicate_of: Option<&str>,
+    observed: &observe::Observed,
+    pieces: &check::Pieces,
+) -> Result<(plan::Plan, crate::projection::Data, bool), check::Refusal> {
+    let inputs = check::check(tc, env, target, duplicate_of, observed, pieces)?;
+    let plan = plan::plan(&ctx.claims, tc, env, target, &inputs, observed, pieces);
+    let wrote = apply::apply(ctx, target, &plan.steps, false).await?;
+    Ok((plan, inputs.source, wrote))
 }

@@ -1,6 +1,11 @@
 //! Every read one environment's sync needs, done before anything is
 //! decided. Values are read from the source Secret and the state record
 //! only; a target Secret is read to compare, never as a source of values.
+//!
+//! The target's namespace, Secret, Role and RoleBinding come from the
+//! watches' caches when they can tell (`caches.rs`), else from a GET; the
+//! source and the state record are always read afresh (they hold the
+//! values, and rotation must never act on a stale step).
 
 use std::collections::BTreeMap;
 
@@ -10,6 +15,7 @@ use kube::core::PartialObjectMeta;
 use kube::{Api, ResourceExt};
 
 use super::Target;
+use crate::caches::Scoped;
 use crate::controller::Context;
 use crate::resource::{Environment, TwitterCredential};
 use crate::rotation::state;
@@ -28,6 +34,17 @@ pub struct Observed {
     pub secret: Option<Secret>,
     pub role: Option<Role>,
     pub binding: Option<RoleBinding>,
+    /// Some of the above came from a cache, which may lag by an event.
+    pub from_cache: bool,
+}
+
+/// Where the target's objects are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// The watches' caches where they can tell, GETs for the rest.
+    Cached,
+    /// GETs only: to confirm before refusing or tearing down.
+    Fresh,
 }
 
 /// What this reconcile already read (the rotation step reads the source
@@ -45,16 +62,28 @@ pub async fn observe(
     env: &Environment,
     target: &Target,
     read: AlreadyRead,
+    reads: Reads,
 ) -> kube::Result<Observed> {
     let own = tc.namespace().unwrap_or_default();
+    let stores = ctx.caches.get().filter(|_| reads == Reads::Cached);
     let mut observed = Observed {
         own_namespace: target.namespace == own,
         ..Default::default()
     };
     if !observed.own_namespace {
-        let namespaces: Api<PartialObjectMeta<Namespace>> = Api::all(ctx.client.clone());
-        match namespaces.get_metadata_opt(&target.namespace).await? {
-            Some(ns) => observed.namespace_labels = Some(ns.labels().clone()),
+        let cached = stores.as_ref().and_then(|s| s.namespace(&target.namespace));
+        let namespace = match cached {
+            Some(n) => {
+                observed.from_cache = true;
+                n.map(|n| n.labels().clone())
+            }
+            None => Api::<PartialObjectMeta<Namespace>>::all(ctx.client.clone())
+                .get_metadata_opt(&target.namespace)
+                .await?
+                .map(|n| n.labels().clone()),
+        };
+        match namespace {
+            Some(labels) => observed.namespace_labels = Some(labels),
             None => return Ok(observed),
         }
     }
@@ -69,15 +98,36 @@ pub async fn observe(
             None => sources.get_opt(&state::state_name(tc, env)).await?,
         };
     }
-    let c = ctx.client.clone();
-    observed.secret = Api::<Secret>::namespaced(c.clone(), &target.namespace)
-        .get_opt(&target.secret)
-        .await?;
-    observed.role = Api::<Role>::namespaced(c.clone(), &target.namespace)
-        .get_opt(&target.access)
-        .await?;
-    observed.binding = Api::<RoleBinding>::namespaced(c, &target.namespace)
-        .get_opt(&target.access)
-        .await?;
+    let (ns, c) = (&target.namespace, &ctx.client);
+    let stores = stores.as_deref();
+    let (secret, a) = cached_or_get(c, ns, &target.secret, stores.map(|s| &s.secrets)).await?;
+    let (role, b) = cached_or_get(c, ns, &target.access, stores.map(|s| &s.roles)).await?;
+    let (binding, d) = cached_or_get(c, ns, &target.access, stores.map(|s| &s.bindings)).await?;
+    observed.secret = secret;
+    observed.role = role;
+    observed.binding = binding;
+    observed.from_cache |= a || b || d;
     Ok(observed)
+}
+
+/// The object from `cache` when it can tell (present or absent), else
+/// from a GET; and whether it came from the cache.
+async fn cached_or_get<K>(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    cache: Option<&Scoped<K>>,
+) -> kube::Result<(Option<K>, bool)>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + 'static,
+{
+    if let Some(cached) = cache.and_then(|c| c.get(namespace, name)) {
+        return Ok((cached.map(|o| o.as_ref().clone()), true));
+    }
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    Ok((api.get_opt(name).await?, false))
 }

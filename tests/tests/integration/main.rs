@@ -11,6 +11,7 @@ mod chart_values;
 mod control_plane;
 mod crd;
 mod operator_binary;
+mod operator_caches;
 mod operator_conflicts;
 mod operator_faults;
 mod operator_kill;

@@ -1,0 +1,264 @@
+//! What the watches last saw of the objects a sync compares against: the
+//! operator's own Secrets, Roles and RoleBindings (selected by the
+//! managed-by label, so memory grows with what the operator made, not with
+//! the cluster) and the namespaces' metadata. A resync then reads them
+//! without a GET.
+//!
+//! A cache can lag behind the apiserver by one event. Nothing is decided
+//! on it alone that cannot be undone: every write still carries the
+//! observed resourceVersion (a stale one loses with a 409), and a sync
+//! that would refuse or tear down on cached evidence looks again with
+//! fresh reads first (`sync/mod.rs`).
+//!
+//! A tenant may label any Secret of theirs as ours. Such objects are kept
+//! as metadata with a marker when their content is large, and read with a
+//! GET when needed, so they cannot make the operator hold their bulk.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use futures::FutureExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+
+/// Content above this many bytes is not cached (see the module doc).
+pub const LARGEST_CACHED: usize = 16 * 1024;
+
+/// Marks a cached copy whose content was dropped; it is read afresh.
+const TRIMMED: &str = "keyguard.dev/cache-trimmed";
+
+/// The stores of the running controller instance, if any.
+#[derive(Default)]
+pub struct Caches {
+    current: RwLock<Option<Arc<Stores>>>,
+}
+
+/// One controller instance's stores; they live and die with its watches.
+pub struct Stores {
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    pub secrets: Scoped<Secret>,
+    pub roles: Scoped<Role>,
+    pub bindings: Scoped<RoleBinding>,
+}
+
+/// The stores of one kind: the cluster's (key `None`), or one per
+/// namespace in scope.
+pub struct Scoped<K: Resource<DynamicType = ()> + 'static>(pub BTreeMap<Option<String>, Store<K>>);
+
+/// A cache's answer: `None` when it cannot tell (not listed yet, or the
+/// object is out of its scope or trimmed), `Some(None)` when the object
+/// does not exist as far as it knows.
+pub type Cached<K> = Option<Option<Arc<K>>>;
+
+impl Caches {
+    pub fn set(&self, stores: Option<Arc<Stores>>) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = stores;
+    }
+
+    pub fn get(&self) -> Option<Arc<Stores>> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Stores {
+    pub fn namespace(&self, name: &str) -> Cached<PartialObjectMeta<Namespace>> {
+        lookup(&self.namespaces, &ObjectRef::new(name))
+    }
+}
+
+impl<K> Scoped<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    pub fn get(&self, namespace: &str, name: &str) -> Cached<K> {
+        let store = self
+            .0
+            .get(&None)
+            .or_else(|| self.0.get(&Some(namespace.to_string())))?;
+        lookup(store, &ObjectRef::new(name).within(namespace))
+    }
+}
+
+fn lookup<K>(store: &Store<K>, key: &ObjectRef<K>) -> Cached<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store.wait_until_ready().now_or_never()?.ok()?;
+    match store.get(key) {
+        Some(o) if o.annotations().contains_key(TRIMMED) => None,
+        found => Some(found),
+    }
+}
+
+/// Drops what no sync reads and what can be larger than the object itself.
+pub fn slim<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+    if let Some(a) = object.meta_mut().annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// `slim`, and a Secret whose content exceeds [`LARGEST_CACHED`] keeps
+/// only its name, labels and versions, marked as trimmed.
+pub fn slim_secret(secret: &mut Secret) {
+    slim(secret);
+    let data: usize = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| k.len() + v.0.len())
+        .sum();
+    let string_data: usize = secret
+        .string_data
+        .iter()
+        .flatten()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    trim_if(secret, data + string_data > LARGEST_CACHED, |s| {
+        s.data = None;
+        s.string_data = None;
+    });
+}
+
+/// `slim`, and a Role with more rules than any the operator writes keeps
+/// only its metadata, marked as trimmed.
+pub fn slim_role(role: &mut Role) {
+    slim(role);
+    let rules = role.rules.as_ref().map_or(0, Vec::len);
+    trim_if(role, rules > 4, |r| r.rules = None);
+}
+
+/// `slim`, and a RoleBinding with more subjects than a cache should hold
+/// keeps only its metadata, marked as trimmed.
+pub fn slim_binding(binding: &mut RoleBinding) {
+    slim(binding);
+    let subjects = binding.subjects.as_ref().map_or(0, Vec::len);
+    trim_if(binding, subjects > 64, |b| b.subjects = None);
+}
+
+/// Drops the content and annotations of an object that is `too_big` or
+/// whose annotations exceed [`LARGEST_CACHED`], and marks it as trimmed.
+fn trim_if<K: Resource>(object: &mut K, too_big: bool, drop_content: impl FnOnce(&mut K)) {
+    let annotations: usize = object
+        .meta()
+        .annotations
+        .iter()
+        .flatten()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    if too_big || annotations > LARGEST_CACHED {
+        drop_content(object);
+        object.meta_mut().annotations = Some([(TRIMMED.to_string(), String::new())].into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    fn secret(data_bytes: usize, annotation_bytes: usize) -> Secret {
+        let mut s = Secret::default();
+        s.metadata.name = Some("s".into());
+        s.metadata.annotations = Some(
+            [
+                ("a".to_string(), "x".repeat(annotation_bytes)),
+                (
+                    "kubectl.kubernetes.io/last-applied-configuration".to_string(),
+                    "{}".into(),
+                ),
+            ]
+            .into(),
+        );
+        s.data = Some([("k".to_string(), ByteString(vec![b'v'; data_bytes]))].into());
+        s
+    }
+
+    #[test]
+    fn secrets_keep_their_content_up_to_the_limit_and_are_trimmed_above_it() {
+        // (data bytes, annotation bytes, trimmed?)
+        let cases = [
+            (10, 10, false),
+            (LARGEST_CACHED - 100, 10, false),
+            (LARGEST_CACHED, 10, true),
+            (10, LARGEST_CACHED, true),
+        ];
+        for (data, annotations, trimmed) in cases {
+            let mut s = secret(data, annotations);
+            slim_secret(&mut s);
+            assert_eq!(
+                s.annotations().contains_key(TRIMMED),
+                trimmed,
+                "{data}/{annotations}"
+            );
+            assert_eq!(s.data.is_none(), trimmed, "{data}/{annotations}");
+            assert!(!s
+                .annotations()
+                .contains_key("kubectl.kubernetes.io/last-applied-configuration"));
+            assert_eq!(s.metadata.name.as_deref(), Some("s"));
+        }
+    }
+
+    #[test]
+    fn roles_and_bindings_larger_than_ours_are_trimmed() {
+        let rule = k8s_openapi::api::rbac::v1::PolicyRule::default();
+        for (rules, trimmed) in [(1, false), (4, false), (5, true)] {
+            let mut r = Role {
+                rules: Some(vec![rule.clone(); rules]),
+                ..Default::default()
+            };
+            slim_role(&mut r);
+            assert_eq!(
+                r.annotations().contains_key(TRIMMED),
+                trimmed,
+                "{rules} rules"
+            );
+        }
+        let subject = k8s_openapi::api::rbac::v1::Subject::default();
+        for (subjects, trimmed) in [(1, false), (64, false), (65, true)] {
+            let mut b = RoleBinding {
+                subjects: Some(vec![subject.clone(); subjects]),
+                ..Default::default()
+            };
+            slim_binding(&mut b);
+            assert_eq!(
+                b.annotations().contains_key(TRIMMED),
+                trimmed,
+                "{subjects} subjects"
+            );
+        }
+    }
+
+    #[test]
+    fn a_trimmed_or_unlisted_object_is_unknown_a_listed_absence_is_absent() {
+        let (reader, mut writer) = kube::runtime::reflector::store::<Secret>();
+        let scoped = Scoped([(None, reader.clone())].into());
+        assert_eq!(scoped.get("ns", "s"), None, "not listed yet: unknown");
+        let mut big = secret(LARGEST_CACHED, 0);
+        big.metadata.namespace = Some("ns".into());
+        big.metadata.name = Some("big".into());
+        slim_secret(&mut big);
+        let mut small = secret(1, 1);
+        small.metadata.namespace = Some("ns".into());
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(big));
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(small));
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+        assert_eq!(scoped.get("ns", "big"), None, "trimmed: unknown");
+        assert!(matches!(scoped.get("ns", "s"), Some(Some(_))));
+        assert_eq!(scoped.get("ns", "gone"), Some(None));
+        assert_eq!(scoped.get("other", "s"), Some(None));
+        let per_namespace = Scoped([(Some("ns".to_string()), reader)].into());
+        assert_eq!(
+            per_namespace.get("other", "s"),
+            None,
+            "out of scope: unknown"
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! The watches' caches of the operator's own objects (`caches.rs`): a
+//! resync reads the target's Secret, Role, RoleBinding and namespace from
+//! them instead of the apiserver, and a cache that lags behind never turns
+//! into a conflict, a teardown or a needless write. The sync is called
+//! directly, with caches filled by hand, so each staleness is exact.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use keyguard_operator::caches::{Scoped, Stores};
+use keyguard_operator::controller::Context;
+use keyguard_operator::metrics::Metrics;
+use keyguard_operator::resource::EnvironmentStatus;
+use keyguard_operator::sync::{self, observe::AlreadyRead, EnvOutcome};
+use keyguard_operator::xapi::XApiClient;
+use keyguard_operator::TwitterCredential;
+use keyguard_tests::conflicts::Conflicts;
+use keyguard_tests::operator::test_claim_key;
+use keyguard_tests::world::{production, value, World};
+use kube::api::Api;
+use kube::runtime::reflector::{store, Store};
+use kube::runtime::watcher::Event;
+use kube::Resource;
+use serde_json::json;
+
+/// A store that has listed exactly `objects`.
+fn listed<K: Resource<DynamicType = ()> + Clone + 'static>(objects: Vec<K>) -> Store<K> {
+    let (reader, mut writer) = store();
+    writer.apply_watcher_event(&Event::Init);
+    for o in objects {
+        writer.apply_watcher_event(&Event::InitApply(o));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+    reader
+}
+
+fn stores(
+    namespaces: Vec<kube::core::PartialObjectMeta<Namespace>>,
+    secrets: Vec<Secret>,
+    roles: Vec<Role>,
+    bindings: Vec<RoleBinding>,
+) -> Arc<Stores> {
+    Arc::new(Stores {
+        namespaces: listed(namespaces),
+        secrets: Scoped([(None, listed(secrets))].into()),
+        roles: Scoped([(None, listed(roles))].into()),
+        bindings: Scoped([(None, listed(bindings))].into()),
+    })
+}
+
+fn synced(outcome: &EnvOutcome) -> bool {
+    outcome
+        .status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Synced" && c.status == "True")
+}
+
+/// The uid and resourceVersion of the target's three objects.
+async fn versions(w: &World) -> Vec<(String, String)> {
+    let secret = w.secret("prod", "twitter-credentials").await.unwrap();
+    let role = Api::<Role>::namespaced(w.client.clone(), "prod")
+        .get("keyguard-read-twitter-credentials")
+        .await
+        .unwrap();
+    let binding = Api::<RoleBinding>::namespaced(w.client.clone(), "prod")
+        .get("keyguard-read-twitter-credentials")
+        .await
+        .unwrap();
+    [secret.metadata, role.metadata, binding.metadata]
+        .into_iter()
+        .map(|m| (m.uid.unwrap(), m.resource_version.unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resync_reads_targets_from_the_cache_and_never_acts_on_a_stale_one() {
+    let mut w = World::start().await;
+    // Only the direct calls below sync: no controller races them.
+    drop(w.operator.take());
+    w.namespace("team", json!({})).await;
+    w.namespace("prod", json!({"keyguard.dev/allow-from-team": "true"}))
+        .await;
+    w.source("team", "bot-keys", &w.full_source()).await;
+    let env = production("prod", json!(["apiKey", "accessToken"]));
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [env]}}),
+    )
+    .await;
+    let tc: TwitterCredential = Api::namespaced(w.client.clone(), "team")
+        .get("bot")
+        .await
+        .unwrap();
+    let reads = Conflicts::none();
+    let client = reads.client(w.cp.admin_config().await.unwrap()).unwrap();
+    let xapi = XApiClient::new(w.x.base_url(), Duration::from_secs(5)).unwrap();
+    let ctx = Context::new(client, xapi, Metrics::default(), test_claim_key());
+    let env = &tc.spec.environments[0];
+    let previous = || EnvironmentStatus {
+        name: env.name.clone(),
+        ..Default::default()
+    };
+    let sync = || sync::environment(&ctx, &tc, env, previous(), None, AlreadyRead::default());
+
+    // No caches yet: everything is read with a GET and created.
+    assert!(synced(&sync().await));
+    let created = versions(&w).await;
+    let prod = Api::<Namespace>::all(w.client.clone())
+        .get_metadata("prod")
+        .await
+        .unwrap();
+
+    // A cache that listed before the creates: each create now loses with
+    // AlreadyExists. Looked at again with fresh reads, they are ours and
+    // current: no conflict, nothing torn down, nothing written.
+    ctx.caches
+        .set(Some(stores(vec![prod.clone()], vec![], vec![], vec![])));
+    let outcome = sync().await;
+    assert!(synced(&outcome), "{:?}", outcome.status.conditions);
+    assert_eq!(versions(&w).await, created, "nothing deleted or rewritten");
+
+    // A cache one event behind a repair: it still holds the tampered
+    // version. The replace it plans loses with 409; the fresh look finds
+    // the Secret current and leaves it.
+    let mut tampered = w.secret("prod", "twitter-credentials").await.unwrap();
+    tampered.data.as_mut().unwrap().insert(
+        "apiKey".into(),
+        k8s_openapi::ByteString(b"someone-elses".to_vec()),
+    );
+    tampered.metadata.resource_version = Some("1".into());
+    ctx.caches.set(Some(stores(
+        vec![prod.clone()],
+        vec![tampered],
+        vec![],
+        vec![],
+    )));
+    let outcome = sync().await;
+    assert!(synced(&outcome), "{:?}", outcome.status.conditions);
+    assert_eq!(versions(&w).await, created, "nothing rewritten");
+
+    // A cache that is current: the resync reads only the source; the
+    // target's namespace, Secret, Role and RoleBinding come from the cache.
+    let access = "keyguard-read-twitter-credentials";
+    let secret = w.secret("prod", "twitter-credentials").await.unwrap();
+    let role = Api::<Role>::namespaced(w.client.clone(), "prod")
+        .get(access)
+        .await
+        .unwrap();
+    let binding = Api::<RoleBinding>::namespaced(w.client.clone(), "prod")
+        .get(access)
+        .await
+        .unwrap();
+    assert!(value(&secret, "apiKey").is_some());
+    ctx.caches.set(Some(stores(
+        vec![prod],
+        vec![secret],
+        vec![role],
+        vec![binding],
+    )));
+    reads.take_reads();
+    let outcome = sync().await;
+    assert!(synced(&outcome), "{:?}", outcome.status.conditions);
+    assert_eq!(
+        reads.take_reads(),
+        vec!["/api/v1/namespaces/team/secrets/bot-keys".to_string()],
+        "only the source is read"
+    );
+    assert_eq!(versions(&w).await, created, "nothing rewritten");
+}
