@@ -378,9 +378,17 @@ pub fn retry_after(error: &Error) -> Duration {
     }
 }
 
-/// The reconcile entry point: apply or clean up, inside the finalizer.
+/// The reconcile entry point: waits for a slot (`workers.rs`), then runs.
+/// A waiting reconcile holds only this small future; the running one's
+/// state (~15 KiB) is boxed once it has a slot, so a queue of every
+/// resource at once does not cost that much memory per resource.
 pub async fn reconcile(tc: Arc<TwitterCredential>, ctx: Arc<Context>) -> Result<Action> {
     let _slot = ctx.workers.slot(&ctx.metrics).await;
+    Box::pin(run_reconcile(tc, ctx.clone())).await
+}
+
+/// Apply or clean up, inside the finalizer.
+async fn run_reconcile(tc: Arc<TwitterCredential>, ctx: Arc<Context>) -> Result<Action> {
     let started = std::time::Instant::now();
     let ns = tc.namespace().ok_or(Error::Invalid(
         "TwitterCredential without a namespace".into(),
@@ -792,6 +800,20 @@ mod tests {
             "apiVersion: keyguard.dev/v1alpha1\nkind: TwitterCredential\nmetadata: {{name: bot, namespace: team, generation: 4}}\nspec: {{environments: [{envs}]}}"
         ))
         .unwrap()
+    }
+
+    /// Every resource can wait for a slot at once (a resync of all of
+    /// them): a waiting reconcile must not hold the running one's state.
+    #[tokio::test]
+    async fn a_waiting_reconcile_is_small() {
+        let url = "http://127.0.0.1:1";
+        let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+        let xapi = crate::xapi::XApiClient::new(url, Duration::from_secs(1)).unwrap();
+        let claims = ClaimKey::new(vec![1u8; 32]);
+        let ctx = Arc::new(Context::new(client, xapi, Metrics::default(), claims));
+        let waiting = reconcile(Arc::new(tc("")), ctx);
+        let size = std::mem::size_of_val(&waiting);
+        assert!(size < 2048, "a waiting reconcile takes {size} bytes");
     }
 
     #[test]

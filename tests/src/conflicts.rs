@@ -31,7 +31,8 @@ struct Ledger {
     enabled: bool,
     writes: BTreeMap<String, u32>,
     injected: BTreeSet<String>,
-    /// Paths of the GETs passed on, in order (watches included).
+    /// Paths (and queries) of the GETs passed on, in order; lists and
+    /// watches have a query, a read of one object has none.
     reads: Vec<String>,
 }
 
@@ -171,8 +172,9 @@ where
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let (method, path) = (req.method().clone(), req.uri().path().to_string());
         if method == Method::GET {
+            let read = req.uri().path_and_query().map(|p| p.to_string());
             let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
-            ledger.reads.push(path.clone());
+            ledger.reads.extend(read);
         }
         let injected = is_write(&method)
             && self

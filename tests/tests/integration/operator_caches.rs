@@ -17,8 +17,8 @@ use keyguard_operator::sync::{self, observe::AlreadyRead, EnvOutcome};
 use keyguard_operator::xapi::XApiClient;
 use keyguard_operator::TwitterCredential;
 use keyguard_tests::conflicts::Conflicts;
-use keyguard_tests::operator::test_claim_key;
-use keyguard_tests::world::{production, value, World};
+use keyguard_tests::operator::{test_claim_key, RunningOperator};
+use keyguard_tests::world::{production, reconciles, value, World};
 use kube::api::Api;
 use kube::runtime::reflector::{store, Store};
 use kube::runtime::watcher::Event;
@@ -169,4 +169,76 @@ async fn a_resync_reads_targets_from_the_cache_and_never_acts_on_a_stale_one() {
         "only the source is read"
     );
     assert_eq!(versions(&w).await, created, "nothing rewritten");
+}
+
+/// The whole reconcile, resynced: only what holds values or a rotation's
+/// step is read (each source, the state record); the targets' Secrets,
+/// Roles, RoleBindings and namespaces come from the caches.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resync_of_a_synced_resource_reads_only_sources_and_state() {
+    let mut w = World::start().await;
+    drop(w.operator.take());
+    let reads = Conflicts::none();
+    let client = reads.client(w.cp.admin_config().await.unwrap()).unwrap();
+    w.operator = Some(
+        RunningOperator::start_configured(client, &w.x, None, |ctx| {
+            ctx.resync = Duration::from_secs(1);
+        })
+        .await,
+    );
+    w.namespace("team", json!({})).await;
+    w.namespace("prod", json!({"keyguard.dev/allow-from-team": "true"}))
+        .await;
+    w.source("team", "bot-keys", &w.full_source()).await;
+    let env = |name: &str, namespace: &str, keys: serde_json::Value| {
+        json!({"name": name, "source": {"secretRef": {"name": "bot-keys"}},
+            "target": {"namespace": namespace, "secretName": format!("out-{name}"), "keys": keys},
+            "access": {"serviceAccounts": ["app"]}})
+    };
+    let environments = json!([
+        env("production", "prod", json!(["bearerToken"])),
+        env("staging", "prod", json!(["apiKey", "apiKeySecret"])),
+        env(
+            "development",
+            "team",
+            json!(["accessToken", "accessTokenSecret"])
+        ),
+    ]);
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": environments}}),
+    )
+    .await;
+    w.wait_condition("team", "bot", None, "Ready", "True").await;
+    let tc: TwitterCredential = Api::namespaced(w.client.clone(), "team")
+        .get("bot")
+        .await
+        .unwrap();
+    let state = keyguard_operator::rotation::state::state_name(&tc, &tc.spec.environments[0]);
+    let before = reconciles(w.operator.as_ref().unwrap(), "team", "bot");
+    reads.take_reads();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let resyncs = reconciles(w.operator.as_ref().unwrap(), "team", "bot") - before;
+    let gets: Vec<String> = reads
+        .take_reads()
+        .into_iter()
+        // Lists and watches carry a query; a read of one object does not.
+        .filter(|path| !path.contains('?'))
+        .collect();
+    assert!(resyncs >= 2, "the resource was resynced ({resyncs})");
+    let allowed = [
+        "/api/v1/namespaces/team/secrets/bot-keys".to_string(),
+        format!("/api/v1/namespaces/team/secrets/{state}"),
+    ];
+    let others: Vec<&String> = gets.iter().filter(|p| !allowed.contains(p)).collect();
+    assert!(
+        others.is_empty(),
+        "read besides sources and state: {others:?}"
+    );
+    let per_resync = gets.len() as f64 / resyncs as f64;
+    assert!(
+        per_resync <= 4.0,
+        "{} reads in {resyncs} resyncs: {gets:?}",
+        gets.len()
+    );
 }
