@@ -398,6 +398,12 @@ pub struct EnvironmentStatus {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restart_pending: bool,
 
+    /// A verification that was due (after a change, or on schedule) could
+    /// not be done (X rate-limited or failed transiently); it is done at the
+    /// next chance, since the next reconcile no longer sees the change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verification_pending: bool,
+
     /// `x-rate-limit-remaining` seen on the last verification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_remaining: Option<i64>,

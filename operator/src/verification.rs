@@ -107,7 +107,13 @@ pub async fn verify(
     if !conditions::is_true(&status.conditions, ConditionType::Synced) {
         return (false, None);
     }
-    if !is_due(last, changed, ctx.verify_interval, &key, now) {
+    if !is_due(
+        last,
+        changed || status.verification_pending,
+        ctx.verify_interval,
+        &key,
+        now,
+    ) {
         privilege(ctx, tc, env, status).await;
         return (false, last.and_then(next));
     }
@@ -120,9 +126,11 @@ pub async fn verify(
     };
     if findings.checked.is_empty() && findings.refused.is_empty() && findings.transient.is_none() {
         conditions::clear(&mut status.conditions, ConditionType::Verified);
+        status.verification_pending = false;
         return (false, None);
     }
     if let Some(why) = &findings.transient {
+        status.verification_pending = true;
         tracing::info!(credential = %tc.name_any(), environment = %env.name, %why, "verification will be retried");
         return match findings.wait {
             // Rate limited: at the reset; an earlier retry only costs reads.
@@ -177,6 +185,7 @@ async fn record(
 ) {
     let generation = tc.metadata.generation;
     status.last_verified = Some(Time(now));
+    status.verification_pending = false;
     status.rate_limit_remaining = f.remaining.map(|r| r as i64);
     status.rate_limit_limit = f.limit.map(|r| r as i64);
     let ok = f.refused.is_empty();

@@ -2,9 +2,11 @@
 //! `accessLevel`, `OverPrivileged` past `access.permission`, and a refused
 //! credential reported without anything destructive happening.
 
+use keyguard_tests::kube_helpers::eventually;
 use keyguard_tests::leaks::{assert_no_leak, Secrets};
-use keyguard_tests::world::World;
+use keyguard_tests::world::{value, World, WAIT};
 use keyguard_tests::x_api::AccessLevel;
+use keyguard_tests::x_api::Fault;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -147,6 +149,67 @@ async fn a_refused_credential_is_a_condition_and_nothing_is_revoked() {
         &w.status("team", "bot").await.to_string(),
         &secrets,
     );
+}
+
+/// A verification due after a change that X rate-limits is done at the
+/// reset, not an hour later: the reconcile at the reset no longer sees the
+/// change itself, so status keeps it owed (`verificationPending`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verification_x_rate_limits_after_a_change_is_done_at_the_reset() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+            "name": "prod",
+            "source": {"secretRef": {"name": "keys"}},
+            "target": {"secretName": "out", "keys": ["accessToken", "accessTokenSecret"]}
+        }]}}),
+    )
+    .await;
+    w.wait_condition("team", "bot", Some("prod"), "Verified", "True")
+        .await;
+    let verify = "GET /1.1/account/verify_credentials.json";
+    let calls = |w: &World| w.x.requests().iter().filter(|r| *r == verify).count();
+
+    // A person re-authorizes the app. The new token is checked before it
+    // is projected (answered normally); the verification after the change
+    // meets a 429 whose window resets 2 s later.
+    let (token, secret) = w.x.issue_access_token(&w.app.api_key);
+    let before = calls(&w);
+    w.x.inject([
+        Fault::Latency(std::time::Duration::ZERO),
+        Fault::RateLimited,
+    ]);
+    let mut source = w.full_source();
+    source.retain(|(k, _)| !k.starts_with("accessToken"));
+    source.extend([
+        ("accessToken", token.as_str()),
+        ("accessTokenSecret", secret.as_str()),
+    ]);
+    w.source("team", "keys", &source).await;
+    w.wait_secret("team", "out", "the new token", |s| {
+        value(s, "accessToken").as_deref() == Some(token.as_str())
+    })
+    .await;
+    // The check before projecting, the refused verification, then the
+    // verification owed, at the reset.
+    eventually("the verification after the reset", WAIT, || async {
+        (calls(&w) >= before + 3).then_some(())
+    })
+    .await;
+    eventually("the owed verification recorded", WAIT, || async {
+        let status = w.status("team", "bot").await;
+        let env = &status["environments"][0];
+        (env["verificationPending"].is_null()
+            && env["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Verified" && c["status"] == "True"))
+        .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
