@@ -142,18 +142,19 @@ pub fn slim_binding(binding: &mut RoleBinding) {
     trim_if(binding, subjects > 64, |b| b.subjects = None);
 }
 
-/// Drops the content and annotations of an object that is `too_big` or
-/// whose annotations exceed [`LARGEST_CACHED`], and marks it as trimmed.
+/// Drops the content, labels and annotations of an object that is
+/// `too_big` or whose labels or annotations exceed [`LARGEST_CACHED`], and
+/// marks it as trimmed. A trimmed Secret still triggers the resources that
+/// read it as a source (by name); only triggering by owner labels is lost,
+/// and none of the operator's own objects come near the limit.
 fn trim_if<K: Resource>(object: &mut K, too_big: bool, drop_content: impl FnOnce(&mut K)) {
-    let annotations: usize = object
-        .meta()
-        .annotations
-        .iter()
-        .flatten()
-        .map(|(k, v)| k.len() + v.len())
-        .sum();
-    if too_big || annotations > LARGEST_CACHED {
+    let size = |map: &Option<std::collections::BTreeMap<String, String>>| -> usize {
+        map.iter().flatten().map(|(k, v)| k.len() + v.len()).sum()
+    };
+    let meta = object.meta();
+    if too_big || size(&meta.annotations) > LARGEST_CACHED || size(&meta.labels) > LARGEST_CACHED {
         drop_content(object);
+        object.meta_mut().labels = None;
         object.meta_mut().annotations = Some([(TRIMMED.to_string(), String::new())].into());
     }
 }
@@ -182,15 +183,17 @@ mod tests {
 
     #[test]
     fn secrets_keep_their_content_up_to_the_limit_and_are_trimmed_above_it() {
-        // (data bytes, annotation bytes, trimmed?)
+        // (data bytes, annotation bytes, label bytes, trimmed?)
         let cases = [
-            (10, 10, false),
-            (LARGEST_CACHED - 100, 10, false),
-            (LARGEST_CACHED, 10, true),
-            (10, LARGEST_CACHED, true),
+            (10, 10, 10, false),
+            (LARGEST_CACHED - 100, 10, 10, false),
+            (LARGEST_CACHED, 10, 10, true),
+            (10, LARGEST_CACHED, 10, true),
+            (10, 10, LARGEST_CACHED, true),
         ];
-        for (data, annotations, trimmed) in cases {
+        for (data, annotations, labels, trimmed) in cases {
             let mut s = secret(data, annotations);
+            s.metadata.labels = Some([("l".to_string(), "x".repeat(labels))].into());
             slim_secret(&mut s);
             assert_eq!(
                 s.annotations().contains_key(TRIMMED),
@@ -198,6 +201,7 @@ mod tests {
                 "{data}/{annotations}"
             );
             assert_eq!(s.data.is_none(), trimmed, "{data}/{annotations}");
+            assert_eq!(s.metadata.labels.is_none(), trimmed, "{labels}");
             assert!(!s
                 .annotations()
                 .contains_key("kubectl.kubernetes.io/last-applied-configuration"));
