@@ -91,7 +91,8 @@ pub async fn environment(
     let target = Target::of(tc, env);
     let generation = tc.metadata.generation;
     let mut wrote_before = false;
-    for reads in [observe::Reads::Cached, observe::Reads::Fresh] {
+    let mut reads = observe::Reads::Cached;
+    loop {
         let observed = match observe::observe(ctx, tc, env, &target, read.clone(), reads).await {
             Ok(o) => o,
             Err(e) => {
@@ -117,6 +118,8 @@ pub async fn environment(
         };
         wrote_before |= refusal.wrote;
         if observed.from_cache {
+            // Fresh reads never come from a cache: this repeats once.
+            reads = observe::Reads::Fresh;
             continue;
         }
         let teardown = plan::teardown(&observed, &pieces, refusal.teardown);
@@ -127,7 +130,6 @@ pub async fn environment(
         record::warn_if_new(ctx, tc, env, &previous, &refusal).await;
         return record::refused(previous, &target, &refusal, generation);
     }
-    unreachable!("the fresh pass always returns")
 }
 
 /// Checks, plans and applies on what was observed: the plan, the source
