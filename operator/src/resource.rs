@@ -399,10 +399,11 @@ pub struct EnvironmentStatus {
     pub restart_pending: bool,
 
     /// A verification that was due (after a change, or on schedule) could
-    /// not be done (X rate-limited or failed transiently); it is done at the
-    /// next chance, since the next reconcile no longer sees the change.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub verification_pending: bool,
+    /// not be done (X rate-limited it, or it failed transiently): it is
+    /// owed, and done at this time (X's reset, or after a short wait),
+    /// since the reconcile then no longer sees the change itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_owed: Option<Time>,
 
     /// `x-rate-limit-remaining` seen on the last verification.
     #[serde(default, skip_serializing_if = "Option::is_none")]

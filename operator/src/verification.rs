@@ -22,15 +22,21 @@ use crate::rotation::state;
 use crate::sync::check::secret_data;
 use crate::xapi::XApiError;
 
-/// Pure: whether to verify now. A change always verifies; otherwise once
-/// per `interval`, stretched or shrunk by up to 10% per environment.
+/// Pure: whether to verify now. A change always verifies; one that is
+/// owed (it failed transiently) once its time has come, not sooner (a
+/// rate limit is not retried before its reset); otherwise once per
+/// `interval`, stretched or shrunk by up to 10% per environment.
 pub fn is_due(
     last: Option<Timestamp>,
     changed: bool,
+    owed: Option<Timestamp>,
     interval: Duration,
     key: &str,
     now: Timestamp,
 ) -> bool {
+    if let Some(at) = owed {
+        return changed || now >= at;
+    }
     let Some(last) = last else { return true };
     changed || crate::rotation::schedule::until(now, last) >= jittered(interval, key)
 }
@@ -107,15 +113,10 @@ pub async fn verify(
     if !conditions::is_true(&status.conditions, ConditionType::Synced) {
         return (false, None);
     }
-    if !is_due(
-        last,
-        changed || status.verification_pending,
-        ctx.verify_interval,
-        &key,
-        now,
-    ) {
+    let owed = status.verification_owed.as_ref().map(|t| t.0);
+    if !is_due(last, changed, owed, ctx.verify_interval, &key, now) {
         privilege(ctx, tc, env, status).await;
-        return (false, last.and_then(next));
+        return (false, owed.or_else(|| last.and_then(next)));
     }
     let findings = match check(ctx, tc, env).await {
         Ok(f) => f,
@@ -126,17 +127,22 @@ pub async fn verify(
     };
     if findings.checked.is_empty() && findings.refused.is_empty() && findings.transient.is_none() {
         conditions::clear(&mut status.conditions, ConditionType::Verified);
-        status.verification_pending = false;
+        status.verification_owed = None;
         return (false, None);
     }
     if let Some(why) = &findings.transient {
-        status.verification_pending = true;
         tracing::info!(credential = %tc.name_any(), environment = %env.name, %why, "verification will be retried");
-        return match findings.wait {
-            // Rate limited: at the reset; an earlier retry only costs reads.
-            Some(wait) => (false, now.checked_add(signed(wait)).ok()),
-            None => (true, last.and_then(next)),
-        };
+        // Rate limited: at the reset; an earlier retry only costs reads
+        // and X calls. Otherwise after the usual short wait.
+        // Whole seconds in status, so rounded up: never before the reset.
+        let wait = findings.wait.unwrap_or(ctx.retry) + Duration::from_secs(1);
+        let owed = now
+            .checked_add(signed(wait))
+            .ok()
+            .map(conditions::whole_seconds);
+        let at = owed.as_ref().map(|t| t.0);
+        status.verification_owed = owed;
+        return (findings.wait.is_none(), at);
     }
     record(ctx, tc, env, status, findings, now).await;
     privilege(ctx, tc, env, status).await;
@@ -185,7 +191,7 @@ async fn record(
 ) {
     let generation = tc.metadata.generation;
     status.last_verified = Some(Time(now));
-    status.verification_pending = false;
+    status.verification_owed = None;
     status.rate_limit_remaining = f.remaining.map(|r| r as i64);
     status.rate_limit_limit = f.limit.map(|r| r as i64);
     let ok = f.refused.is_empty();
@@ -331,43 +337,100 @@ mod tests {
     fn verification_is_due_on_change_or_after_a_jittered_interval() {
         let at = |s: &str| s.parse::<Timestamp>().unwrap();
         let hour = Duration::from_secs(3600);
+        // (what, last verified, changed, owed at, now, due?)
+        let t0 = Some("2026-01-01T00:00:00Z");
         let cases = [
-            ("never verified", None, false, "2026-01-01T00:00:00Z", true),
+            (
+                "never verified",
+                None,
+                false,
+                None,
+                "2026-01-01T00:00:00Z",
+                true,
+            ),
             (
                 "content changed",
-                Some("2026-01-01T00:00:00Z"),
+                t0,
                 true,
+                None,
                 "2026-01-01T00:00:01Z",
                 true,
             ),
             (
                 "a minute later",
-                Some("2026-01-01T00:00:00Z"),
+                t0,
                 false,
+                None,
                 "2026-01-01T00:01:00Z",
                 false,
             ),
             (
-                "54 minutes later (under any jitter)",
-                Some("2026-01-01T00:00:00Z"),
+                "54 min later (under any jitter)",
+                t0,
                 false,
+                None,
                 "2026-01-01T00:53:59Z",
                 false,
             ),
             (
-                "66 minutes later (over any jitter)",
-                Some("2026-01-01T00:00:00Z"),
+                "66 min later (over any jitter)",
+                t0,
                 false,
+                None,
                 "2026-01-01T01:06:01Z",
                 true,
             ),
+            (
+                "owed, before X's reset",
+                t0,
+                false,
+                Some("2026-01-01T00:15:00Z"),
+                "2026-01-01T00:14:59Z",
+                false,
+            ),
+            (
+                "owed, at the reset",
+                t0,
+                false,
+                Some("2026-01-01T00:15:00Z"),
+                "2026-01-01T00:15:00Z",
+                true,
+            ),
+            (
+                "owed, never verified, before the reset",
+                None,
+                false,
+                Some("2026-01-01T00:15:00Z"),
+                "2026-01-01T00:01:00Z",
+                false,
+            ),
+            (
+                "owed, but changed again",
+                t0,
+                true,
+                Some("2026-01-01T00:15:00Z"),
+                "2026-01-01T00:01:00Z",
+                true,
+            ),
+            (
+                "owed past the interval: still at the reset",
+                t0,
+                false,
+                Some("2026-01-01T02:00:00Z"),
+                "2026-01-01T01:30:00Z",
+                false,
+            ),
         ];
-        for (what, last, changed, now, want) in cases {
-            assert_eq!(
-                is_due(last.map(at), changed, hour, "uid/prod", at(now)),
-                want,
-                "{what}"
+        for (what, last, changed, owed, now, want) in cases {
+            let due = is_due(
+                last.map(at),
+                changed,
+                owed.map(at),
+                hour,
+                "uid/prod",
+                at(now),
             );
+            assert_eq!(due, want, "{what}");
         }
         let spread: std::collections::BTreeSet<u64> = (0..50)
             .map(|i| jittered(hour, &format!("uid/{i}")).as_secs())

@@ -247,7 +247,7 @@ async fn run(n: usize, unrelated: usize) -> anyhow::Result<()> {
     let x = XApiEmulator::start().await;
     let client = cp.client().await?;
     unrelated_load(&client, unrelated).await?;
-    let mut operator = spawn_operator(&cp, &x)?;
+    let (mut operator, metrics_addr) = spawn_operator(&cp, &x)?;
 
     Api::<Namespace>::all(client.clone())
         .create(
@@ -285,8 +285,13 @@ async fn run(n: usize, unrelated: usize) -> anyhow::Result<()> {
     // An idle minute (with KEYGUARD_BENCH_RESYNC_SECONDS=10: six resyncs
     // of every resource, the hour of a default resync).
     let (w0, a0, k0) = request_breakdown(&client).await?;
+    let r0 = reconciles(&metrics_addr).await?;
     tokio::time::sleep(Duration::from_secs(60)).await;
     let (w1, a1, k1) = request_breakdown(&client).await?;
+    eprintln!(
+        "reconciles in the idle minute: {}",
+        reconciles(&metrics_addr).await? - r0
+    );
     let rss_idle = rss_kib(operator.id());
     let idle: BTreeMap<&String, f64> = k1
         .iter()
@@ -352,10 +357,17 @@ fn ensure_fresh(binary: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn spawn_operator(cp: &ControlPlane, x: &XApiEmulator) -> anyhow::Result<std::process::Child> {
+/// The operator, and the address its metrics are served on.
+fn spawn_operator(
+    cp: &ControlPlane,
+    x: &XApiEmulator,
+) -> anyhow::Result<(std::process::Child, String)> {
     let operator_bin = repo_root().join("target/release/keyguard-operator");
     ensure_fresh(&operator_bin)?;
-    Command::new(&operator_bin)
+    let http_addr = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .to_string();
+    let child = Command::new(&operator_bin)
         .args([
             "run",
             "--lease-namespace",
@@ -363,7 +375,7 @@ fn spawn_operator(cp: &ControlPlane, x: &XApiEmulator) -> anyhow::Result<std::pr
             "--x-api-base",
             x.base_url(),
         ])
-        .args(["--http-addr", "127.0.0.1:0", "--log-filter"])
+        .args(["--http-addr", &http_addr, "--log-filter"])
         .arg(std::env::var("KEYGUARD_BENCH_LOG_FILTER").unwrap_or_else(|_| "warn".into()))
         .args([
             "--resync-seconds",
@@ -378,7 +390,24 @@ fn spawn_operator(cp: &ControlPlane, x: &XApiEmulator) -> anyhow::Result<std::pr
                 "starting {} (build it with --release first)",
                 operator_bin.display()
             )
-        })
+        })?;
+    Ok((child, http_addr))
+}
+
+/// The operator's count of reconciles so far (all resources).
+async fn reconciles(http_addr: &str) -> anyhow::Result<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(http_addr).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: operator\r\n\r\n")
+        .await?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("keyguard_reconciles_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
 }
 
 /// Polls the bench namespace's Secrets until `check` holds.
@@ -417,7 +446,7 @@ async fn bearer_fleet(n: usize, rotation: serde_json::Value) -> anyhow::Result<F
     keyguard_tests::kube_helpers::install_crd(&cp).await;
     let x = XApiEmulator::start().await;
     let client = cp.client().await?;
-    let operator = spawn_operator(&cp, &x)?;
+    let (operator, _) = spawn_operator(&cp, &x)?;
     Api::<Namespace>::all(client.clone())
         .create(
             &PostParams::default(),

@@ -153,7 +153,7 @@ async fn a_refused_credential_is_a_condition_and_nothing_is_revoked() {
 
 /// A verification due after a change that X rate-limits is done at the
 /// reset, not an hour later: the reconcile at the reset no longer sees the
-/// change itself, so status keeps it owed (`verificationPending`).
+/// change itself, so status keeps it owed (`verificationOwed`).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_verification_x_rate_limits_after_a_change_is_done_at_the_reset() {
     let w = World::start().await;
@@ -202,7 +202,7 @@ async fn a_verification_x_rate_limits_after_a_change_is_done_at_the_reset() {
     eventually("the owed verification recorded", WAIT, || async {
         let status = w.status("team", "bot").await;
         let env = &status["environments"][0];
-        (env["verificationPending"].is_null()
+        (env["verificationOwed"].is_null()
             && env["conditions"]
                 .as_array()?
                 .iter()
