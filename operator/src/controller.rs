@@ -488,7 +488,12 @@ async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
     let poll_at = monitoring::monitor(ctx, tc, &mut status, Timestamp::now()).await;
     look_again = [look_again, poll_at].into_iter().flatten().min();
     if tc.status.as_ref() != Some(&status) {
-        patch_status(tc, &status, ctx).await?;
+        match patch_status(tc, &status, ctx).await {
+            Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {
+                return gone_mid_reconcile(tc, ctx).await;
+            }
+            other => other?,
+        }
     }
     ctx.metrics.observe_status(tc, &status);
     let rate_limited = outcomes.iter().filter_map(|(_, o)| o.retry_after).min();
@@ -726,6 +731,16 @@ async fn patch_status(
     )
     .await?;
     Ok(())
+}
+
+/// The resource was deleted while this reconcile wrote for it (its
+/// finalizer stripped, so nothing waited for cleanup): the orphan sweep ran
+/// at the deletion, maybe before these writes, so they are removed here.
+async fn gone_mid_reconcile(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
+    tracing::info!(credential = %tc.name_any(), "deleted while reconciling: removing what it wrote");
+    let policy = orphans::on_delete(tc.spec.deletion_policy);
+    orphans::dispose(ctx, &Owner::of(tc), policy).await?;
+    Ok(Action::await_change())
 }
 
 /// Objects this resource created for targets it no longer declares.

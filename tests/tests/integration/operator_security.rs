@@ -727,6 +727,61 @@ async fn a_stripped_finalizer_leaves_no_orphans() {
         .await;
 }
 
+/// A reconcile already running when its resource is deleted with the
+/// finalizer stripped writes after the orphan sweep ran: it finds the
+/// resource gone when it writes status, and removes what it wrote. Made
+/// exact here: the operator is stopped, the sweep's work done by hand, and
+/// the in-flight reconcile run on the copy it held.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reconcile_in_flight_at_deletion_leaves_no_orphans() {
+    let mut w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    let e = env("prod", "keys", None, "out", json!(["apiKey"]));
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [e]}}),
+    )
+    .await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    let in_flight = tc(&w, "team", "bot").await;
+    w.operator.take().unwrap().stop().await;
+    let api = Api::<TwitterCredential>::namespaced(w.client.clone(), "team");
+    api.patch(
+        "bot",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    api.delete("bot", &DeleteParams::default()).await.unwrap();
+    let secrets = Api::<Secret>::namespaced(w.client.clone(), "team");
+    secrets
+        .delete("out", &DeleteParams::default())
+        .await
+        .unwrap();
+
+    let xapi =
+        keyguard_operator::xapi::XApiClient::new(w.x.base_url(), Duration::from_secs(5)).unwrap();
+    let ctx = keyguard_operator::controller::Context::new(
+        w.cp.client().await.unwrap(),
+        xapi,
+        keyguard_operator::metrics::Metrics::default(),
+        keyguard_tests::operator::test_claim_key(),
+    );
+    let result = keyguard_operator::controller::reconcile(
+        std::sync::Arc::new(in_flight),
+        std::sync::Arc::new(ctx),
+    )
+    .await;
+    assert!(result.is_ok(), "{:?}", result.err());
+    assert!(
+        secrets.get_opt("out").await.unwrap().is_none(),
+        "the target it wrote is removed"
+    );
+}
+
 /// The sweep after a start removes what was orphaned while the operator
 /// was not running.
 #[tokio::test(flavor = "multi_thread")]
