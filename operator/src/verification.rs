@@ -335,89 +335,69 @@ mod tests {
 
     #[test]
     fn verification_is_due_on_change_or_after_a_jittered_interval() {
-        let at = |s: &str| s.parse::<Timestamp>().unwrap();
         let hour = Duration::from_secs(3600);
-        // (what, last verified, changed, owed at, now, due?)
-        let t0 = Some("2026-01-01T00:00:00Z");
+        let t0 = Some("00:00:00");
+        // (what, last verified, changed, now, due?)
         let cases = [
-            (
-                "never verified",
-                None,
-                false,
-                None,
-                "2026-01-01T00:00:00Z",
-                true,
-            ),
-            (
-                "content changed",
-                t0,
-                true,
-                None,
-                "2026-01-01T00:00:01Z",
-                true,
-            ),
-            (
-                "a minute later",
-                t0,
-                false,
-                None,
-                "2026-01-01T00:01:00Z",
-                false,
-            ),
+            ("never verified", None, false, "00:00:00", true),
+            ("content changed", t0, true, "00:00:01", true),
+            ("a minute later", t0, false, "00:01:00", false),
             (
                 "54 min later (under any jitter)",
                 t0,
                 false,
-                None,
-                "2026-01-01T00:53:59Z",
+                "00:53:59",
                 false,
             ),
             (
                 "66 min later (over any jitter)",
                 t0,
                 false,
+                "01:06:01",
+                true,
+            ),
+        ];
+        for (what, last, changed, now, want) in cases {
+            let due = is_due(last.map(at), changed, None, hour, "uid/prod", at(now));
+            assert_eq!(due, want, "{what}");
+        }
+        let spread: std::collections::BTreeSet<u64> = (0..50)
+            .map(|i| jittered(hour, &format!("uid/{i}")).as_secs())
+            .collect();
+        assert!(
+            spread.len() > 10 && spread.iter().all(|s| (3240..=3960).contains(s)),
+            "{spread:?}"
+        );
+    }
+
+    /// Times of day on 2026-01-01.
+    fn at(s: &str) -> Timestamp {
+        format!("2026-01-01T{s}Z").parse().unwrap()
+    }
+
+    #[test]
+    fn an_owed_verification_waits_for_its_time_unless_changed_again() {
+        let hour = Duration::from_secs(3600);
+        let (t0, reset) = (Some("00:00:00"), Some("00:15:00"));
+        // (what, last verified, changed, owed at, now, due?)
+        let cases = [
+            ("before X's reset", t0, false, reset, "00:14:59", false),
+            ("at the reset", t0, false, reset, "00:15:00", true),
+            (
+                "never verified, early",
                 None,
-                "2026-01-01T01:06:01Z",
-                true,
+                false,
+                reset,
+                "00:01:00",
+                false,
             ),
+            ("changed again", t0, true, reset, "00:01:00", true),
             (
-                "owed, before X's reset",
+                "past the interval",
                 t0,
                 false,
-                Some("2026-01-01T00:15:00Z"),
-                "2026-01-01T00:14:59Z",
-                false,
-            ),
-            (
-                "owed, at the reset",
-                t0,
-                false,
-                Some("2026-01-01T00:15:00Z"),
-                "2026-01-01T00:15:00Z",
-                true,
-            ),
-            (
-                "owed, never verified, before the reset",
-                None,
-                false,
-                Some("2026-01-01T00:15:00Z"),
-                "2026-01-01T00:01:00Z",
-                false,
-            ),
-            (
-                "owed, but changed again",
-                t0,
-                true,
-                Some("2026-01-01T00:15:00Z"),
-                "2026-01-01T00:01:00Z",
-                true,
-            ),
-            (
-                "owed past the interval: still at the reset",
-                t0,
-                false,
-                Some("2026-01-01T02:00:00Z"),
-                "2026-01-01T01:30:00Z",
+                Some("02:00:00"),
+                "01:30:00",
                 false,
             ),
         ];
@@ -432,13 +412,6 @@ mod tests {
             );
             assert_eq!(due, want, "{what}");
         }
-        let spread: std::collections::BTreeSet<u64> = (0..50)
-            .map(|i| jittered(hour, &format!("uid/{i}")).as_secs())
-            .collect();
-        assert!(
-            spread.len() > 10 && spread.iter().all(|s| (3240..=3960).contains(s)),
-            "{spread:?}"
-        );
     }
 
     #[test]
