@@ -152,15 +152,6 @@ pub async fn run(
     }
 }
 
-/// Drops from the cached copy of a resource what no reconcile reads and
-/// what can be larger than the resource itself: managed fields, and the
-/// last-applied copy of the whole object `kubectl apply` keeps.
-fn slim(tc: &mut TwitterCredential) {
-    tc.managed_fields_mut().clear();
-    tc.annotations_mut()
-        .remove("kubectl.kubernetes.io/last-applied-configuration");
-}
-
 /// Pure: how long an instance runs before a watch failure rebuilds it,
 /// after `quick_failures` instances in a row failed early. During an
 /// outage a rebuild every few seconds would only add load, and a watch
@@ -189,7 +180,7 @@ async fn run_once(
         Api::<TwitterCredential>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     )
-    .modify(slim);
+    .modify(caches::slim);
     let controller = Controller::for_stream(
         kube::runtime::reflector(writer, credentials).applied_objects(),
         reader,
