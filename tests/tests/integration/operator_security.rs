@@ -25,6 +25,17 @@ fn env(name: &str, source: &str, target_ns: Option<&str>, secret: &str, keys: Va
     json!({"name": name, "source": {"secretRef": {"name": source}}, "target": target})
 }
 
+/// What a tenant with edit rights can do: remove the operator's finalizer,
+/// then delete the resource, so nothing waits for its cleanup.
+async fn strip_finalizer_and_delete(w: &World, ns: &str, name: &str) {
+    let api = Api::<TwitterCredential>::namespaced(w.client.clone(), ns);
+    let strip = json!({"metadata": {"finalizers": null}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&strip))
+        .await
+        .unwrap();
+    api.delete(name, &DeleteParams::default()).await.unwrap();
+}
+
 async fn tc(w: &World, ns: &str, name: &str) -> TwitterCredential {
     Api::<TwitterCredential>::namespaced(w.client.clone(), ns)
         .get(name)
@@ -698,17 +709,7 @@ async fn a_stripped_finalizer_leaves_no_orphans() {
     w.apply("team", resource.clone()).await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
-    let api = Api::<TwitterCredential>::namespaced(w.client.clone(), "team");
-    api.patch(
-        "bot",
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .unwrap();
-    // Deleted while the operator is down, too: the sweep after its start finds it.
-    w.operator.as_ref().unwrap();
-    api.delete("bot", &DeleteParams::default()).await.unwrap();
+    strip_finalizer_and_delete(&w, "team", "bot").await;
     eventually("the orphans to be swept", WAIT, || async {
         let role = Api::<Role>::namespaced(w.client.clone(), "prod")
             .get_opt("keyguard-read-out")
@@ -747,15 +748,7 @@ async fn a_reconcile_in_flight_at_deletion_leaves_no_orphans() {
         .await;
     let in_flight = tc(&w, "team", "bot").await;
     w.operator.take().unwrap().stop().await;
-    let api = Api::<TwitterCredential>::namespaced(w.client.clone(), "team");
-    api.patch(
-        "bot",
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .unwrap();
-    api.delete("bot", &DeleteParams::default()).await.unwrap();
+    strip_finalizer_and_delete(&w, "team", "bot").await;
     let secrets = Api::<Secret>::namespaced(w.client.clone(), "team");
     secrets
         .delete("out", &DeleteParams::default())
@@ -794,15 +787,7 @@ async fn orphans_made_while_the_operator_was_down_are_swept_at_start() {
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
     w.operator.take().unwrap().stop().await;
-    let api = Api::<TwitterCredential>::namespaced(w.client.clone(), "team");
-    api.patch(
-        "bot",
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .unwrap();
-    api.delete("bot", &DeleteParams::default()).await.unwrap();
+    strip_finalizer_and_delete(&w, "team", "bot").await;
     assert!(w.secret("team", "out").await.is_some());
     w.operator = Some(keyguard_tests::operator::RunningOperator::start(&w.cp, &w.x).await);
     eventually("the orphan to be swept", WAIT, || async {

@@ -9,6 +9,15 @@ use keyguard_tests::x_api::AccessLevel;
 use keyguard_tests::x_api::Fault;
 use serde_json::json;
 
+/// `bot`, projecting the OAuth 1.0a access token from Secret `keys`.
+fn access_token_resource() -> serde_json::Value {
+    json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+        "name": "prod",
+        "source": {"secretRef": {"name": "keys"}},
+        "target": {"secretName": "out", "keys": ["accessToken", "accessTokenSecret"]}
+    }]}})
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn credentials_are_verified_and_more_permission_than_declared_is_reported() {
     let w = World::start().await;
@@ -116,15 +125,7 @@ async fn a_refused_credential_is_a_condition_and_nothing_is_revoked() {
         ],
     )
     .await;
-    w.apply(
-        "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-            "name": "prod",
-            "source": {"secretRef": {"name": "keys"}},
-            "target": {"secretName": "out", "keys": ["accessToken", "accessTokenSecret"]}
-        }]}}),
-    )
-    .await;
+    w.apply("team", access_token_resource()).await;
     let refused = w
         .wait_condition("team", "bot", Some("prod"), "Verified", "False")
         .await;
@@ -159,15 +160,7 @@ async fn a_verification_x_rate_limits_after_a_change_is_done_at_the_reset() {
     let w = World::start().await;
     w.namespace("team", json!({})).await;
     w.source("team", "keys", &w.full_source()).await;
-    w.apply(
-        "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-            "name": "prod",
-            "source": {"secretRef": {"name": "keys"}},
-            "target": {"secretName": "out", "keys": ["accessToken", "accessTokenSecret"]}
-        }]}}),
-    )
-    .await;
+    w.apply("team", access_token_resource()).await;
     w.wait_condition("team", "bot", Some("prod"), "Verified", "True")
         .await;
     let verify = "GET /1.1/account/verify_credentials.json";
