@@ -23,7 +23,10 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
 step "Building (first run builds etcd and kube-apiserver from Go modules: ~10 minutes)"
-cargo build -q -p keyguard-tests --bin keyguard-control-plane --bin keyguard-x-emulator -p keyguard-operator
+# Exactly the three binaries the demo runs: with --bin filters cargo builds
+# only the named binaries, so the operator is named too.
+cargo build -q -p keyguard-tests -p keyguard-operator \
+  --bin keyguard-control-plane --bin keyguard-x-emulator --bin keyguard-operator
 target/debug/keyguard-control-plane build >/dev/null
 
 step "Starting a local control plane"

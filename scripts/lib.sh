@@ -12,16 +12,25 @@ cache_dir() {
   echo "${KEYGUARD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/twitter-keyguard}"
 }
 
-# kubectl is used the way a user uses it. Machines without one get
-# Kubernetes' own kubectl built from the pinned Go module (same version as
-# the control plane).
+# kubectl is used the way a user uses it, but only within Kubernetes'
+# version skew policy (kubectl within one minor version of the apiserver).
+# Without one, or with one outside the skew (a distribution's 1.32 against
+# the control plane's 1.37), Kubernetes' own kubectl is built from the
+# pinned Go module and put first on PATH.
+#   ensure_kubectl [VERSION MODFILE]   default: v1.37.2 from go.mod
 ensure_kubectl() {
-  if command -v kubectl >/dev/null 2>&1; then return 0; fi
-  local version=v1.37.2 bin
+  local version="${1:-v1.37.2}" modfile="${2:-go.mod}" want have bin
+  want="$(echo "$version" | cut -d. -f2)"
+  have="$(kubectl version --client -o json 2>/dev/null | sed -n 's/.*"minor": *"\([0-9]*\).*/\1/p' | head -1 || true)"
+  if [ -n "$have" ] && [ "$have" -ge $((want - 1)) ] && [ "$have" -le $((want + 1)) ]; then
+    return 0
+  fi
   bin="$(cache_dir)/kubectl-$version"
   if [ ! -x "$bin/kubectl" ]; then
-    echo "kubectl not found: building $version from k8s.io/kubernetes (tests/control-plane/go.mod)" >&2
-    (cd tests/control-plane && GOFLAGS=-mod=readonly GOTOOLCHAIN=local go build -trimpath -ldflags "-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37" -o "$bin/kubectl" ./tools/kubectl)
+    echo "kubectl ${have:+1.$have }is missing or outside the supported skew of $version: building $version from k8s.io/kubernetes (tests/control-plane/$modfile)" >&2
+    (cd tests/control-plane && GOFLAGS=-mod=readonly GOTOOLCHAIN=local go build -trimpath -modfile "$modfile" \
+      -ldflags "-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$want" \
+      -o "$bin/kubectl" ./tools/kubectl)
   fi
   export PATH="$bin:$PATH"
 }
@@ -31,5 +40,5 @@ check_prerequisites() {
   need go "install Go 1.24 or newer (https://go.dev/dl); it builds etcd and kube-apiserver for the local control plane"
   need git "install git (apt-get install git)"
   need python3 "install Python 3 with venv (apt-get install python3 python3-venv); the tests run tweepy against the X API emulator"
-  ensure_kubectl
+  ensure_kubectl v1.37.2 go.mod
 }

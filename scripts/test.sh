@@ -9,6 +9,8 @@ check_prerequisites
 echo "==> control plane (etcd + kube-apiserver from Go modules; cached after the first build)"
 cargo build -q -p keyguard-tests --bin keyguard-control-plane
 target/debug/keyguard-control-plane build
+echo "==> helm, actionlint and promtool from their Go modules (cached after the first build)"
+target/debug/keyguard-control-plane tools
 
 echo "==> tweepy, pre-commit and jsonschema from PyPI, for the emulator's fidelity, hook and SARIF tests (cached virtualenv)"
 venv="$(cache_dir)/python"
@@ -40,9 +42,12 @@ cargo build -q --workspace --bins
 cargo test --workspace
 
 echo "==> the CRD, sync and chart tests against the oldest supported Kubernetes (v1.34.4; built once)"
-KEYGUARD_KUBERNETES=oldest target/debug/keyguard-control-plane build >/dev/null
-KEYGUARD_KUBERNETES=oldest cargo test -q -p keyguard-tests --test integration -- \
-  crd:: operator_sync:: chart:: chart_upgrade::
+(
+  ensure_kubectl v1.34.4 kubernetes-1.34.mod # within the skew of the older apiserver
+  KEYGUARD_KUBERNETES=oldest target/debug/keyguard-control-plane build >/dev/null
+  KEYGUARD_KUBERNETES=oldest cargo test -q -p keyguard-tests --test integration -- \
+    crd:: operator_sync:: chart:: chart_upgrade::
+)
 
 echo "==> keyguard scans its own repository (working tree and history)"
 target/debug/keyguard scan .

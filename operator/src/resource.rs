@@ -318,7 +318,9 @@ pub struct UsageMonitoring {
 
     /// Warn when usage reaches this percentage of the cap (1-100).
     #[serde(default = "default_warn_at_percent")]
-    #[schemars(range(min = 1, max = 100))]
+    // schemars calls a u8 `format: uint8`, which the apiserver does not know
+    // and warns about on every `kubectl apply`.
+    #[schemars(range(min = 1, max = 100), extend("format" = "int32"))]
     pub warn_at_percent: u8,
 }
 

@@ -60,6 +60,13 @@ pub async fn install_crd(cp: &crate::ControlPlane) {
         "CRD apply failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A schema the apiserver accepts silently: an unknown `format` (schemars'
+    // `uint8`) made every `kubectl apply` of the CRD print a warning.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("Warning"),
+        "applying the CRD printed a warning: {stderr}"
+    );
     let client = cp.client().await.unwrap();
     wait_established(&client, "twittercredentials.keyguard.dev").await;
     // Discovery and the published OpenAPI (which `kubectl explain` reads)

@@ -1,8 +1,9 @@
 //! Builds and runs the local control plane for the demo and for people.
 //!
-//! `keyguard-control-plane build` builds etcd, kube-apiserver, helm, actionlint and promtool into
-//! the cache; `keyguard-control-plane up --kubeconfig FILE` starts them, writes
-//! an admin kubeconfig to FILE and runs until interrupted.
+//! `keyguard-control-plane build` builds etcd and kube-apiserver into the cache (all the demo
+//! needs); `keyguard-control-plane tools` builds what only the tests use (helm, actionlint,
+//! promtool); `keyguard-control-plane up --kubeconfig FILE` starts the control plane, writes an
+//! admin kubeconfig to FILE and runs until interrupted.
 
 use std::path::PathBuf;
 
@@ -18,6 +19,8 @@ async fn main() -> anyhow::Result<()> {
         Some("build") => {
             let b = ensure_binaries()?;
             println!("{}\n{}", b.etcd.display(), b.kube_apiserver.display());
+        }
+        Some("tools") => {
             println!("{}", ensure_helm()?.display());
             println!("{}", ensure_actionlint()?.display());
             println!("{}", ensure_promtool()?.display());
@@ -48,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
             drop(cp);
             let _ = std::fs::remove_file(&out);
         }
-        _ => anyhow::bail!("usage: keyguard-control-plane build | up --kubeconfig FILE"),
+        _ => anyhow::bail!("usage: keyguard-control-plane build | tools | up --kubeconfig FILE"),
     }
     Ok(())
 }

@@ -90,6 +90,11 @@ async fn every_example_is_accepted_and_printed_with_columns() {
         }
         let (ok, _, err) = kubectl(&cp, &["apply", "-f", "-"], &text);
         assert!(ok, "{} was rejected: {err}", path.display());
+        assert!(
+            !err.contains("Warning"),
+            "{} printed a warning: {err}",
+            path.display()
+        );
         applied += 1;
     }
     assert!(
