@@ -5,24 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::scan::ScanOptions;
-use crate::sources::git::output;
-use crate::waivers::{added_ignore_lines, AddedWaiver, Baseline, IgnoreFile, IGNORE_FILE_NAME};
+use crate::sources::git::{output, range_ends};
+use crate::waivers::{
+    added_ignore_lines, AddedWaiver, Baseline, IgnoreFile, WaiverFiles, IGNORE_FILE_NAME,
+};
 use crate::Error;
-
-/// The ends of `BASE..HEAD` (or `BASE...HEAD`); HEAD when omitted.
-pub fn range_ends(range: &str) -> (String, String) {
-    let (base, head) = range.split_once("..").unwrap_or((range, ""));
-    let head = head.trim_start_matches('.');
-    let or_head = |s: &str| {
-        if s.is_empty() {
-            "HEAD".to_string()
-        } else {
-            s.to_string()
-        }
-    };
-    (or_head(base), or_head(head))
-}
 
 /// A file's text at a commit; `None` when it does not exist there.
 fn at_commit(repo: &Path, commit: &str, rel: &str) -> Option<String> {
@@ -59,7 +46,7 @@ fn in_repository(repo: &Path, path: &Path) -> Result<Option<String>, Error> {
 pub fn load(
     repo: &Path,
     range: &str,
-    opts: &ScanOptions,
+    opts: &WaiverFiles,
 ) -> Result<(IgnoreFile, Option<Baseline>, Vec<AddedWaiver>), Error> {
     let (base, head) = range_ends(range);
     let mut added = Vec::new();
@@ -104,25 +91,4 @@ pub fn load(
         },
     };
     Ok((ignore, baseline, added))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn range_ends_default_to_head() {
-        let cases = [
-            ("main..HEAD", ("main", "HEAD")),
-            ("a...b", ("a", "b")),
-            ("abc..", ("abc", "HEAD")),
-        ];
-        for (range, (base, head)) in cases {
-            assert_eq!(
-                range_ends(range),
-                (base.to_string(), head.to_string()),
-                "{range}"
-            );
-        }
-    }
 }

@@ -5,10 +5,10 @@
 //! decoders (`decode/`) give views of encoded text, scanned the same way
 //! (to a bounded depth), with findings reported where the encoded text is.
 
-use base64::Engine;
 use keyguard_credentials::{CredentialKey, SecretValue};
 use regex::bytes::Regex;
 
+use crate::decode::decode_base64;
 use crate::rules::{
     is_plausible, looks_like_placeholder, ContextRequirement, Rule, RuleKind, RuleSet,
 };
@@ -451,22 +451,6 @@ fn window_around(buf: &[u8], start: usize, end: usize) -> (usize, usize) {
 
 fn preceded_by(buf: &[u8], at: usize, text: &[u8]) -> bool {
     at >= text.len() && buf[at - text.len()..at].eq_ignore_ascii_case(text)
-}
-
-/// Decodes standard or URL-safe base64, padded or not.
-pub fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
-    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-    let trimmed: &[u8] = {
-        let mut t = text;
-        while let [rest @ .., b'='] = t {
-            t = rest;
-        }
-        t
-    };
-    STANDARD_NO_PAD
-        .decode(trimmed)
-        .or_else(|_| URL_SAFE_NO_PAD.decode(trimmed))
-        .ok()
 }
 
 /// Keeps one detection per overlapping span and value: the earliest rule

@@ -46,6 +46,15 @@ pub struct ScanOptions {
 }
 
 impl ScanOptions {
+    /// Where this scan's waivers come from.
+    pub fn waiver_files(&self) -> crate::waivers::WaiverFiles<'_> {
+        crate::waivers::WaiverFiles {
+            no_ignore: self.no_ignore,
+            ignore_file: self.ignore_file.as_deref(),
+            baseline: self.baseline.as_deref(),
+        }
+    }
+
     pub fn new(target: Target) -> Self {
         ScanOptions {
             target,
@@ -139,7 +148,7 @@ pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
     } = output;
 
     let (ignore, baseline, mut added_waivers) = match &opts.target {
-        Target::Range(repo, range) => crate::base_waivers::load(repo, range, opts)?,
+        Target::Range(repo, range) => crate::base_waivers::load(repo, range, &opts.waiver_files())?,
         _ => (ignore_file(opts, &root)?, baseline(opts)?, Vec::new()),
     };
     if opts.allow_new_inline_waivers {

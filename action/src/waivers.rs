@@ -143,6 +143,17 @@ pub fn added_ignore_lines(base: &str, head: &str) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// Where a scan's waivers come from, as the command line says.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WaiverFiles<'a> {
+    /// `--no-ignore`: no ignore file at all.
+    pub no_ignore: bool,
+    /// `--ignore-file`, instead of the repository's `.keyguardignore`.
+    pub ignore_file: Option<&'a Path>,
+    /// `--baseline`.
+    pub baseline: Option<&'a Path>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

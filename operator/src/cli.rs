@@ -43,7 +43,7 @@ pub struct RunArgs {
 
     /// Reconciles running at once; the rest wait in arrival order
     /// (`keyguard_reconcile_queue_depth`).
-    #[arg(long, env = "KEYGUARD_MAX_CONCURRENT_RECONCILES", default_value_t = crate::controller::DEFAULT_MAX_CONCURRENT_RECONCILES)]
+    #[arg(long, env = "KEYGUARD_MAX_CONCURRENT_RECONCILES", default_value_t = crate::context::DEFAULT_MAX_CONCURRENT_RECONCILES)]
     pub max_concurrent_reconciles: usize,
 
     /// Address of the /metrics, /healthz and /readyz endpoints.

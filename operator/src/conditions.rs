@@ -85,6 +85,35 @@ pub enum Reason {
 }
 
 impl Reason {
+    pub const ALL: [Reason; 21] = [
+        Reason::Synced,
+        Reason::TargetNotAllowed,
+        Reason::Conflict,
+        Reason::DuplicateTarget,
+        Reason::SourceNotFound,
+        Reason::SourceInvalid,
+        Reason::DerivedPending,
+        Reason::XApiError,
+        Reason::WriteFailed,
+        Reason::NotSynced,
+        Reason::MaxAgeExceeded,
+        Reason::WithinMaxAge,
+        Reason::Verified,
+        Reason::VerificationFailed,
+        Reason::OverPrivileged,
+        Reason::WithinPermission,
+        Reason::UsageHigh,
+        Reason::UsageNormal,
+        Reason::UsageUnknown,
+        Reason::ReauthorizationRequired,
+        Reason::NamespaceNotManaged,
+    ];
+
+    /// The reason a condition names, when it is one of the operator's.
+    pub fn parse(name: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Synced => "Synced",
@@ -131,7 +160,7 @@ pub fn set(
     message: impl Into<String>,
     generation: Option<i64>,
 ) {
-    let status = if status { "True" } else { "False" }.to_string();
+    let status = status_text(status).to_string();
     let message = message.into();
     let reason = reason.as_str().to_string();
     if let Some(c) = conditions.iter_mut().find(|c| c.type_ == type_.as_str()) {
@@ -154,15 +183,59 @@ pub fn set(
     });
 }
 
+/// When setting a condition deserves a Warning Event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum News {
+    /// When it turns to the warning status.
+    StatusChanged,
+    /// Also when it stays there but says something new.
+    StatusOrMessageChanged,
+}
+
+/// Sets the condition of `type_` and says whether a Warning Event is owed:
+/// the condition is now at `warn_at` and was not before (or, with
+/// [`News::StatusOrMessageChanged`], said something else). One place for
+/// "warn only when it first turns on", so a resync never repeats an Event.
+#[allow(clippy::too_many_arguments)]
+pub fn set_warning(
+    conditions: &mut Vec<Condition>,
+    type_: ConditionType,
+    status: bool,
+    reason: Reason,
+    message: impl Into<String>,
+    generation: Option<i64>,
+    warn_at: bool,
+    news: News,
+) -> bool {
+    let message = message.into();
+    let before = find(conditions, type_);
+    let was_warning = before.is_some_and(|c| {
+        c.status == status_text(warn_at) && (news == News::StatusChanged || c.message == message)
+    });
+    set(conditions, type_, status, reason, message, generation);
+    status == warn_at && !was_warning
+}
+
+fn status_text(status: bool) -> &'static str {
+    if status {
+        "True"
+    } else {
+        "False"
+    }
+}
+
+/// The status of the condition of `type_`, when it is set.
+pub fn status(conditions: &[Condition], type_: ConditionType) -> Option<bool> {
+    find(conditions, type_).map(|c| c.status == status_text(true))
+}
+
 /// Removes the condition of `type_`.
 pub fn clear(conditions: &mut Vec<Condition>, type_: ConditionType) {
     conditions.retain(|c| c.type_ != type_.as_str());
 }
 
 pub fn is_true(conditions: &[Condition], type_: ConditionType) -> bool {
-    conditions
-        .iter()
-        .any(|c| c.type_ == type_.as_str() && c.status == "True")
+    status(conditions, type_) == Some(true)
 }
 
 pub fn find(conditions: &[Condition], type_: ConditionType) -> Option<&Condition> {
@@ -220,5 +293,85 @@ mod tests {
         assert!(!is_true(&c, ConditionType::Synced));
         clear(&mut c, ConditionType::Synced);
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn every_reason_round_trips_and_others_are_not_reasons() {
+        for r in Reason::ALL {
+            assert_eq!(Reason::parse(r.as_str()), Some(r), "{r:?}");
+        }
+        assert_eq!(Reason::parse("Bogus"), None);
+        assert_eq!(Reason::parse(""), None);
+    }
+
+    #[test]
+    fn a_warning_is_owed_only_when_news() {
+        use News::*;
+        type Case = (
+            Option<(bool, &'static str)>,
+            (bool, &'static str),
+            bool,
+            News,
+            bool,
+        );
+        // (before: status and message, or unset), set to, warn at, news, owed
+        let cases: [Case; 9] = [
+            (None, (true, "a"), true, StatusChanged, true),
+            (None, (false, "a"), true, StatusChanged, false),
+            (Some((false, "a")), (true, "a"), true, StatusChanged, true),
+            (Some((true, "a")), (true, "b"), true, StatusChanged, false),
+            (
+                Some((true, "a")),
+                (true, "b"),
+                true,
+                StatusOrMessageChanged,
+                true,
+            ),
+            (
+                Some((true, "a")),
+                (true, "a"),
+                true,
+                StatusOrMessageChanged,
+                false,
+            ),
+            (None, (false, "x"), false, StatusChanged, true),
+            (
+                Some((false, "x")),
+                (false, "y"),
+                false,
+                StatusChanged,
+                false,
+            ),
+            (Some((true, "x")), (false, "y"), false, StatusChanged, true),
+        ];
+        for (i, (before, (status, message), warn_at, news, owed)) in cases.into_iter().enumerate() {
+            let mut c = Vec::new();
+            if let Some((s, m)) = before {
+                set(
+                    &mut c,
+                    ConditionType::Verified,
+                    s,
+                    Reason::Verified,
+                    m,
+                    None,
+                );
+            }
+            let got = set_warning(
+                &mut c,
+                ConditionType::Verified,
+                status,
+                Reason::Verified,
+                message,
+                None,
+                warn_at,
+                news,
+            );
+            assert_eq!(got, owed, "case {i}");
+            assert_eq!(
+                super::status(&c, ConditionType::Verified),
+                Some(status),
+                "case {i}"
+            );
+        }
     }
 }

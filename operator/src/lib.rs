@@ -2,38 +2,54 @@
 //! Secrets, verified, and rotated, as declared by `TwitterCredential`
 //! resources.
 //!
-//! Reading order: `resource.rs` (what people declare), `controller.rs` (the
-//! reconcile loop; `workers.rs` bounds how many run at once), `sync/` (one environment: observe, check, plan, apply,
-//! record), `ownership.rs` (what the operator may overwrite or delete),
-//! `rotation/` (the rotation controller: every X API write), `restart.rs`, `orphans.rs`,
-//! `verification.rs`, `triggers.rs`, `projection.rs` (what a target Secret holds), the X API
-//! client (crate `keyguard-xapi`), `labels.rs`, `events.rs`, `metrics.rs`,
-//! `telemetry.rs`.
+//! Layers, each importing only the ones below it:
+//!
+//! | layer | modules |
+//! |---|---|
+//! | the binary | `main.rs`, `cli.rs`, `telemetry.rs`, `server.rs`, `leader.rs` |
+//! | watches | `controller/` (watches, triggers, rebuilds, error policy) |
+//! | one resource | `reconcile/` (finalizer, the per-environment stage pipeline, status) |
+//! | stages | `rotation/` (every X API write), `sync/` (observe, check, plan, apply, record), `verification.rs`, `monitoring.rs`, `restart.rs`, `orphans.rs` |
+//! | shared by the stages | `context.rs`, `reads.rs`, `outcome.rs`, `refusal.rs`, `wake.rs`, `target.rs`, `state_record.rs`, `objects.rs`, `schedule.rs` |
+//! | vocabulary | `resource.rs` (what people declare), `conditions.rs`, `events.rs`, `labels.rs`, `object_kind.rs`, `ownership.rs`, `projection.rs`, `caches.rs`, `scope.rs`, `own_writes.rs`, `workers.rs`, `metrics.rs`, and the X API client (crate `keyguard-xapi`) |
+//!
+//! Start at `reconcile/mod.rs` to follow one TwitterCredential from its
+//! watch event to the Secrets it writes.
 
 #![forbid(unsafe_code)]
 
 pub mod caches;
 pub mod cli;
 pub mod conditions;
+pub mod context;
 pub mod controller;
 pub mod events;
 pub mod labels;
 pub mod leader;
 pub mod metrics;
 pub mod monitoring;
+pub mod object_kind;
+pub mod objects;
 pub mod orphans;
+pub mod outcome;
 pub mod own_writes;
 pub mod ownership;
 pub mod projection;
+pub mod reads;
+pub mod reconcile;
+pub mod refusal;
 pub mod resource;
 pub mod restart;
 pub mod rotation;
+pub mod schedule;
 pub mod scope;
 pub mod server;
+pub mod state_record;
 pub mod sync;
+pub mod target;
 pub mod telemetry;
-pub mod triggers;
 pub mod verification;
+pub mod wake;
 pub mod workers;
 
 use std::sync::Arc;
@@ -54,9 +70,6 @@ pub enum Error {
 
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
-
-    #[error("{0}")]
-    XApi(#[from] xapi::XApiError),
 
     #[error("{0}")]
     Invalid(String),
@@ -81,7 +94,7 @@ pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
         &args.claim_key_secret,
     )
     .await?;
-    let mut ctx = controller::Context::new(client, xapi, metrics.clone(), claims);
+    let mut ctx = context::Context::new(client, xapi, metrics.clone(), claims);
     ctx.resync = Duration::from_secs(args.resync_seconds);
     ctx.restart_min_interval = Duration::from_secs(args.restart_min_interval_seconds);
     ctx.verify_interval = Duration::from_secs(args.verify_interval_seconds);
@@ -123,7 +136,7 @@ impl Drop for AbortOnDrop {
 /// Runs the controller, only while leading when `election` is given.
 /// Returns true when leadership was lost (rather than a shutdown).
 pub async fn run_led(
-    ctx: Arc<controller::Context>,
+    ctx: Arc<context::Context>,
     election: Option<leader::LeaderElection>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> bool {

@@ -46,7 +46,7 @@ pub struct Metrics {
     rebuilds: Counter,
     queue_depth: Gauge,
     running: Gauge,
-    usage: Family<ResourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    usage: Family<ResourceLabels, RatioGauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -63,123 +63,125 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// Registers `metric` under `name` and hands it back.
+fn registered<M>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M
+where
+    M: prometheus_client::registry::Metric + Clone,
+{
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+type RatioGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("keyguard");
-        let reconciles = Family::<ResourceLabels, Counter>::default();
-        let failures = Family::<ResourceLabels, Counter>::default();
-        let duration = Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
-        let ready = Family::<ResourceLabels, Gauge>::default();
-        let synced = Family::<EnvironmentLabels, Gauge>::default();
-        let revision = Family::<EnvironmentLabels, Gauge>::default();
-        registry.register(
+        let r = &mut registry;
+        let reconciles = registered(
+            r,
             "reconciles",
             "Reconciles of TwitterCredentials",
-            reconciles.clone(),
+            Family::default(),
         );
-        registry.register(
+        let failures = registered(
+            r,
             "reconcile_failures",
             "Reconciles that failed and will be retried",
-            failures.clone(),
+            Family::default(),
         );
-        registry.register(
+        let buckets = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+        let duration = registered(
+            r,
             "reconcile_duration_seconds",
             "Time spent in one reconcile",
-            duration.clone(),
+            Histogram::new(buckets),
         );
-        registry.register(
+        let ready = registered(
+            r,
             "credential_ready",
             "1 when every environment of the TwitterCredential is synced",
-            ready.clone(),
+            Family::default(),
         );
-        registry.register(
+        let synced = registered(
+            r,
             "environment_synced",
             "1 when the environment's target Secret is current",
-            synced.clone(),
+            Family::default(),
         );
-        registry.register(
+        let revision = registered(
+            r,
             "environment_revision",
             "Revision of the environment's projected content",
-            revision.clone(),
+            Family::default(),
         );
-        let rotations = Family::<RotationLabels, Counter>::default();
-        registry.register(
+        let rotations = registered(
+            r,
             "rotations",
             "Completed rotations, by credential kind",
-            rotations.clone(),
+            Family::default(),
         );
-        let credential_age = Family::<RotationLabels, Gauge>::default();
-        registry.register(
+        let credential_age = registered(
+            r,
             "credential_age_seconds",
             "Age of each source credential since the operator first saw its value",
-            credential_age.clone(),
+            Family::default(),
         );
-        let verified = Family::<EnvironmentLabels, Gauge>::default();
-        registry.register(
+        let verified = registered(
+            r,
             "environment_verified",
             "1 when the X API accepted the environment's credentials at the last verification",
-            verified.clone(),
+            Family::default(),
         );
-        let usage = Family::<ResourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-        registry.register(
+        let usage = registered(
+            r,
             "usage_ratio",
             "The app's post usage as a fraction of its project cap",
-            usage.clone(),
+            Family::<ResourceLabels, RatioGauge>::default(),
         );
-        let next_rotation = Family::<EnvironmentLabels, Gauge>::default();
-        registry.register(
+        let next_rotation = registered(
+            r,
             "next_rotation_timestamp_seconds",
             "When the environment's next scheduled rotation or refresh is due (Unix time)",
-            next_rotation.clone(),
+            Family::default(),
         );
-        let rate_limit_remaining = Family::<EnvironmentLabels, Gauge>::default();
-        registry.register(
+        let rate_limit_remaining = registered(
+            r,
             "rate_limit_remaining",
             "x-rate-limit-remaining seen at the environment's last verification",
-            rate_limit_remaining.clone(),
+            Family::default(),
         );
-        let rate_limit_limit = Family::<EnvironmentLabels, Gauge>::default();
-        registry.register(
+        let rate_limit_limit = registered(
+            r,
             "rate_limit_limit",
             "x-rate-limit-limit seen at the environment's last verification",
-            rate_limit_limit.clone(),
+            Family::default(),
         );
-        let rebuilds = Counter::default();
-        registry.register(
+        let rebuilds = registered(
+            r,
             "controller_rebuilds",
             "Times the controller was rebuilt to list afresh after its watches failed",
-            rebuilds.clone(),
+            Counter::default(),
         );
-        let queue_depth = Gauge::default();
-        registry.register(
+        let queue_depth = registered(
+            r,
             "reconcile_queue_depth",
             "Reconciles waiting for a free slot (--max-concurrent-reconciles)",
-            queue_depth.clone(),
+            Gauge::default(),
         );
-        let running = Gauge::default();
-        registry.register(
+        let running = registered(
+            r,
             "reconciles_running",
             "Reconciles running now",
-            running.clone(),
+            Gauge::default(),
         );
-        let orphans = Counter::default();
-        registry.register(
+        let orphans = registered(
+            r,
             "orphans_removed",
             "Objects removed because the TwitterCredential that created them is gone",
-            orphans.clone(),
+            Counter::default(),
         );
         Metrics {
-            next_rotation,
-            rate_limit_remaining,
-            rate_limit_limit,
-            rebuilds,
-            queue_depth,
-            running,
-            usage,
-            verified,
-            credential_age,
-            rotations,
-            orphans,
             registry: Arc::new(registry),
             reconciles,
             failures,
@@ -187,6 +189,17 @@ impl Default for Metrics {
             ready,
             synced,
             revision,
+            orphans,
+            rotations,
+            credential_age,
+            verified,
+            next_rotation,
+            rate_limit_remaining,
+            rate_limit_limit,
+            rebuilds,
+            queue_depth,
+            running,
+            usage,
         }
     }
 }

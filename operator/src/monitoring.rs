@@ -9,11 +9,12 @@ use k8s_openapi::jiff::Timestamp;
 use keyguard_credentials::{CredentialKey, SecretValue};
 use kube::{Api, ResourceExt};
 
-use crate::conditions::{self, ConditionType, Reason};
-use crate::controller::Context;
+use crate::conditions::{self, ConditionType, News, Reason};
+use crate::context::Context;
+use crate::objects::secret_data;
 use crate::resource::{TwitterCredential, TwitterCredentialStatus, UsageStatus};
-use crate::rotation::{schedule, state};
-use crate::sync::check::secret_data;
+use crate::schedule;
+use crate::state_record;
 
 /// Pure: usage as a whole percentage of the cap (0 when there is no cap).
 pub fn percent(usage: u64, cap: u64) -> i64 {
@@ -109,21 +110,22 @@ async fn record(
         "{used} of {cap} posts used this period ({pct}%; warning at {}%)",
         warn_at_percent
     );
-    let was_high = conditions::is_true(&status.conditions, ConditionType::UsageHigh);
     let reason = if high {
         Reason::UsageHigh
     } else {
         Reason::UsageNormal
     };
-    conditions::set(
+    let warn = conditions::set_warning(
         &mut status.conditions,
         ConditionType::UsageHigh,
         high,
         reason,
         message.clone(),
         generation,
+        true,
+        News::StatusChanged,
     );
-    if high && !was_high {
+    if warn {
         ctx.events
             .publish(
                 &kube::Resource::object_ref(tc, &()),
@@ -144,9 +146,9 @@ async fn a_bearer(ctx: &Context, tc: &TwitterCredential) -> Option<SecretValue> 
         .spec
         .environments
         .iter()
-        .filter(|e| state::needs_state(e))
+        .filter(|e| state_record::needs_state(e))
     {
-        if let Ok(Some(s)) = api.get_opt(&state::state_name(tc, env)).await {
+        if let Ok(Some(s)) = api.get_opt(&state_record::state_name(tc, env)).await {
             if let Some(token) = secret_data(&s).remove(CredentialKey::BearerToken.as_str()) {
                 return Some(SecretValue::new(token));
             }

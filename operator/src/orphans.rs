@@ -20,13 +20,12 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::controller::Context;
+use crate::context::Context;
 use crate::events::Kind;
 use crate::labels::{self, MANAGED_BY};
+use crate::objects::{delete, Existing, ObjectKind};
 use crate::ownership::Owner;
 use crate::resource::{DeletionPolicy, TwitterCredential};
-use crate::sync::apply::delete;
-use crate::sync::plan::Existing;
 
 /// What to do with one owned object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +40,7 @@ pub enum Disposal {
 /// An object the operator can prove it created.
 #[derive(Debug, Clone)]
 pub struct Owned {
-    pub kind: &'static str,
+    pub kind: ObjectKind,
     pub namespace: String,
     pub name: String,
     pub is_state: bool,
@@ -62,18 +61,22 @@ pub async fn list_owned(ctx: &Context, owner: Option<&Owner>) -> kube::Result<Ve
     };
     let lp = ListParams::default().labels(&selector);
     let c = &ctx.client;
-    let mut metas: Vec<(&'static str, ObjectMeta)> = Vec::new();
+    let mut metas: Vec<(ObjectKind, ObjectMeta)> = Vec::new();
     for api in ctx.scope.apis::<PartialObjectMeta<Secret>>(c) {
         let items = api.list_metadata(&lp).await?.items;
-        metas.extend(items.into_iter().map(|m| ("Secret", m.metadata)));
+        metas.extend(items.into_iter().map(|m| (ObjectKind::Secret, m.metadata)));
     }
     for api in ctx.scope.apis::<PartialObjectMeta<Role>>(c) {
         let items = api.list_metadata(&lp).await?.items;
-        metas.extend(items.into_iter().map(|m| ("Role", m.metadata)));
+        metas.extend(items.into_iter().map(|m| (ObjectKind::Role, m.metadata)));
     }
     for api in ctx.scope.apis::<PartialObjectMeta<RoleBinding>>(c) {
         let items = api.list_metadata(&lp).await?.items;
-        metas.extend(items.into_iter().map(|m| ("RoleBinding", m.metadata)));
+        metas.extend(
+            items
+                .into_iter()
+                .map(|m| (ObjectKind::RoleBinding, m.metadata)),
+        );
     }
     Ok(metas
         .into_iter()
@@ -116,8 +119,8 @@ pub async fn dispose(
     // RoleBindings first: access goes before what it grants.
     let mut owned = list_owned(ctx, Some(owner)).await?;
     owned.sort_by_key(|(_, o)| match o.kind {
-        "RoleBinding" => 0,
-        "Role" => 1,
+        ObjectKind::RoleBinding => 0,
+        ObjectKind::Role => 1,
         _ => 2,
     });
     for (_, o) in owned {
@@ -154,7 +157,7 @@ async fn release(ctx: &Context, o: &Owned) -> kube::Result<()> {
 /// Secrets that `Retain` keeps (released from management).
 pub fn on_delete(policy: Option<DeletionPolicy>) -> impl Fn(&Owned) -> Disposal {
     move |o| match (policy, o.kind, o.is_state) {
-        (Some(DeletionPolicy::Retain), "Secret", false) => Disposal::Release,
+        (Some(DeletionPolicy::Retain), ObjectKind::Secret, false) => Disposal::Release,
         _ => Disposal::Delete,
     }
 }

@@ -17,6 +17,7 @@ use kube::{Api, Client};
 use sha2::Sha256;
 
 use crate::labels;
+use crate::object_kind::ObjectKind;
 use crate::resource::TwitterCredential;
 use kube::ResourceExt;
 
@@ -88,10 +89,10 @@ impl ClaimKey {
     }
 
     /// The claim for object `kind namespace/name` owned by `owner`.
-    pub fn claim(&self, kind: &str, namespace: &str, name: &str, owner: &Owner) -> String {
+    pub fn claim(&self, kind: ObjectKind, namespace: &str, name: &str, owner: &Owner) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
         for part in [
-            kind,
+            kind.as_str(),
             namespace,
             name,
             &owner.namespace,
@@ -105,7 +106,7 @@ impl ClaimKey {
     }
 
     /// The owner whose claim `meta` carries, when the claim is genuine.
-    pub fn verified_owner(&self, kind: &str, meta: &ObjectMeta) -> Option<Owner> {
+    pub fn verified_owner(&self, kind: ObjectKind, meta: &ObjectMeta) -> Option<Owner> {
         let owner = Owner::named_by(meta)?;
         let claim = meta.annotations.as_ref()?.get(labels::CLAIM)?;
         let expected = self.claim(
@@ -125,7 +126,7 @@ impl ClaimKey {
     }
 
     /// Whose `meta` is, from `owner`'s point of view.
-    pub fn ownership(&self, kind: &str, meta: &ObjectMeta, owner: &Owner) -> Ownership {
+    pub fn ownership(&self, kind: ObjectKind, meta: &ObjectMeta, owner: &Owner) -> Ownership {
         match self.verified_owner(kind, meta) {
             Some(o) if &o == owner => Ownership::Ours,
             Some(o) if o.namespace == owner.namespace && o.name == owner.name => {
@@ -223,7 +224,7 @@ mod tests {
     fn only_a_genuine_claim_for_exactly_that_object_and_owner_is_ours() {
         let key = ClaimKey::new(b"k".repeat(32));
         let me = owner("u1");
-        let good = key.claim("Secret", "prod", "creds", &me);
+        let good = key.claim(ObjectKind::Secret, "prod", "creds", &me);
         let cases: Vec<(&str, ObjectMeta, Ownership)> = vec![
             (
                 "genuine",
@@ -256,7 +257,7 @@ mod tests {
                     "prod",
                     "creds",
                     &me,
-                    &ClaimKey::new(b"x".repeat(32)).claim("Secret", "prod", "creds", &me),
+                    &ClaimKey::new(b"x".repeat(32)).claim(ObjectKind::Secret, "prod", "creds", &me),
                 ),
                 Ownership::Foreign,
             ),
@@ -266,7 +267,7 @@ mod tests {
                     "prod",
                     "creds",
                     &owner("u0"),
-                    &key.claim("Secret", "prod", "creds", &owner("u0")),
+                    &key.claim(ObjectKind::Secret, "prod", "creds", &owner("u0")),
                 ),
                 Ownership::Predecessor,
             ),
@@ -281,18 +282,18 @@ mod tests {
                         "prod",
                         "creds",
                         &other,
-                        &key.claim("Secret", "prod", "creds", &other),
+                        &key.claim(ObjectKind::Secret, "prod", "creds", &other),
                     )
                 },
                 Ownership::Foreign,
             ),
         ];
         for (what, m, want) in cases {
-            assert_eq!(key.ownership("Secret", &m, &me), want, "{what}");
+            assert_eq!(key.ownership(ObjectKind::Secret, &m, &me), want, "{what}");
         }
         // The kind is part of the claim: a Secret's claim does not make a Role ours.
         assert_eq!(
-            key.ownership("Role", &meta("prod", "creds", &me, &good), &me),
+            key.ownership(ObjectKind::Role, &meta("prod", "creds", &me, &good), &me),
             Ownership::Foreign
         );
     }

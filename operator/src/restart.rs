@@ -13,11 +13,12 @@ use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Resource};
 use serde_json::json;
 
-use crate::controller::Context;
+use crate::context::Context;
 use crate::events::Kind;
 use crate::labels;
+use crate::outcome::EnvOutcome;
 use crate::resource::{Environment, TwitterCredential, WorkloadKind};
-use crate::sync::{EnvOutcome, Target};
+use crate::target::Target;
 
 /// What to do about one workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,12 +14,12 @@ use k8s_openapi::jiff::Timestamp;
 use keyguard_credentials::{CredentialKey, SecretValue};
 use kube::{Api, ResourceExt};
 
-use crate::conditions::{self, ConditionType, Reason};
-use crate::controller::Context;
+use crate::conditions::{self, ConditionType, News, Reason};
+use crate::context::Context;
 use crate::events::Kind;
+use crate::objects::secret_data;
 use crate::resource::{Environment, EnvironmentStatus, Permission, TwitterCredential};
-use crate::rotation::state;
-use crate::sync::check::secret_data;
+use crate::state_record;
 use crate::xapi::XApiError;
 
 /// Pure: whether to verify now. A change always verifies; one that is
@@ -38,7 +38,7 @@ pub fn is_due(
         return changed || now >= at;
     }
     let Some(last) = last else { return true };
-    changed || crate::rotation::schedule::until(now, last) >= jittered(interval, key)
+    changed || crate::schedule::until(now, last) >= jittered(interval, key)
 }
 
 /// `interval` scaled by 0.9..1.1, fixed per `key`.
@@ -154,9 +154,9 @@ async fn check(ctx: &Context, tc: &TwitterCredential, env: &Environment) -> kube
     let ns = tc.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let mut f = Findings::default();
-    if state::needs_state(env) {
+    if state_record::needs_state(env) {
         if let Some(token) = api
-            .get_opt(&state::state_name(tc, env))
+            .get_opt(&state_record::state_name(tc, env))
             .await?
             .and_then(|s| secret_data(&s).remove(CredentialKey::BearerToken.as_str()))
         {
@@ -209,18 +209,18 @@ async fn record(
             format!("X refused {}", f.refused.join("; ")),
         )
     };
-    let was =
-        conditions::find(&status.conditions, ConditionType::Verified).map(|c| c.status.clone());
-    conditions::set(
+    let warn = conditions::set_warning(
         &mut status.conditions,
         ConditionType::Verified,
         ok,
         reason,
         message.clone(),
         generation,
+        false,
+        News::StatusChanged,
     );
     ctx.metrics.verified(tc, &env.name, ok);
-    if !ok && was.as_deref() != Some("False") {
+    if warn {
         publish(
             ctx,
             tc,
@@ -249,16 +249,17 @@ pub async fn privilege(
                 "X reports `{observed}` for these credentials; access.permission is `{}`: lower the app's permission in the developer portal",
                 serde_json::to_value(declared).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
             );
-            let ongoing = conditions::is_true(&status.conditions, ConditionType::OverPrivileged);
-            conditions::set(
+            let warn = conditions::set_warning(
                 &mut status.conditions,
                 ConditionType::OverPrivileged,
                 true,
                 Reason::OverPrivileged,
                 message.clone(),
                 generation,
+                true,
+                News::StatusChanged,
             );
-            if !ongoing {
+            if warn {
                 publish(
                     ctx,
                     tc,

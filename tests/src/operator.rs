@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use keyguard_operator::controller::Context;
+use keyguard_operator::context::Context;
 use keyguard_operator::metrics::Metrics;
 use keyguard_operator::xapi::XApiClient;
 

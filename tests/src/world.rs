@@ -36,7 +36,7 @@ impl World {
 
     /// A world whose operator's context `configure` adjusts.
     pub async fn start_configured(
-        configure: impl FnOnce(&mut keyguard_operator::controller::Context),
+        configure: impl FnOnce(&mut keyguard_operator::context::Context),
     ) -> World {
         let cp = ControlPlane::start().await.expect("control plane");
         install_crd(&cp).await;

@@ -8,8 +8,8 @@
 use aho_corasick::AhoCorasick;
 use keyguard_credentials::base64_marker_variants;
 
-use super::{is_text, View, MAX_VIEW_BYTES};
-use crate::detect::decode_base64;
+use super::view::decode_base64;
+use super::view::{is_text, View, MAX_VIEW_BYTES};
 
 pub const ID: &str = "base64";
 

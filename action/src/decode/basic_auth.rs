@@ -6,8 +6,8 @@
 
 use regex::bytes::Regex;
 
-use super::View;
-use crate::detect::decode_base64;
+use super::view::decode_base64;
+use super::view::View;
 
 pub const ID: &str = "basic-auth";
 /// What opens a window for this decoder (ASCII case-insensitive), besides
@@ -57,7 +57,7 @@ fn push(pair: &[u8], origin: (usize, usize), out: &mut Vec<View>) {
         return;
     };
     let (id, secret) = (&pair[..colon], &pair[colon + 1..]);
-    if id.is_empty() || secret.is_empty() || !super::is_text(pair) {
+    if id.is_empty() || secret.is_empty() || !super::view::is_text(pair) {
         return;
     }
     let is_client = decode_base64(id).is_some_and(|d| d.ends_with(b":1:ci"));

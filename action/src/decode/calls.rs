@@ -6,9 +6,19 @@
 
 use keyguard_credentials::CredentialKey;
 use regex::bytes::Regex;
+use serde::Deserialize;
 
-use super::View;
-use crate::rules::CallSpec;
+use super::view::View;
+
+/// A well-known X client call and the credential each positional
+/// argument holds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSpec {
+    /// A regular expression for the callee, e.g. `tweepy\.Client`.
+    pub call: String,
+    pub args: Vec<CredentialKey>,
+}
 
 pub const ID: &str = "call-arguments";
 

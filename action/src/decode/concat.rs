@@ -6,7 +6,7 @@
 
 use regex::bytes::Regex;
 
-use super::{line_around, View};
+use super::view::{line_around, View};
 
 pub const ID: &str = "concatenation";
 

@@ -5,7 +5,7 @@
 
 use memchr::memmem;
 
-use super::{line_around, View};
+use super::view::{line_around, View};
 
 pub const JSON_ID: &str = "json-unicode";
 pub const PERCENT_ID: &str = "percent-twice";

@@ -17,23 +17,11 @@ mod pairs;
 mod structure;
 mod tables;
 mod tuples;
+pub use calls::CallSpec;
 pub mod utf16;
+mod view;
 
-/// Views inside views, at most this deep (base64 in base64 in base64).
-pub const MAX_DEPTH: u8 = 3;
-/// A view larger than this is not scanned (a decompression-bomb guard).
-pub const MAX_VIEW_BYTES: usize = 4 << 20;
-
-/// A decoded view of part of a buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct View {
-    /// The decoder that made it.
-    pub decoder: &'static str,
-    /// The text as it reads once decoded.
-    pub text: Vec<u8>,
-    /// The span of the buffer it was decoded from: findings point there.
-    pub origin: (usize, usize),
-}
+pub use view::{decode_base64, View, MAX_DEPTH, MAX_VIEW_BYTES};
 
 /// Every decoder, compiled once.
 #[derive(Debug)]
@@ -51,7 +39,7 @@ pub struct Decoders {
 
 impl Decoders {
     /// Every decoder; `calls` are the rules file's known X client calls.
-    pub fn new(calls: &[crate::rules::CallSpec]) -> Self {
+    pub fn new(calls: &[CallSpec]) -> Self {
         Decoders {
             basic_auth: basic_auth::BasicAuth::new(),
             base64: base64_blobs::Base64Blobs::new(),
@@ -120,21 +108,4 @@ pub const TEXT_TRIGGERS: [&str; 1] = basic_auth::TRIGGERS;
 /// The base64 forms of words around credentials (case-sensitive).
 pub fn base64_triggers() -> Vec<String> {
     base64_blobs::markers()
-}
-
-/// The line around `at`, at most `radius` bytes to each side.
-pub(crate) fn line_around(buf: &[u8], start: usize, end: usize, radius: usize) -> (usize, usize) {
-    let floor = start.saturating_sub(radius);
-    let s = memchr::memrchr(b'\n', &buf[floor..start]).map_or(floor, |p| floor + p + 1);
-    let ceil = (end + radius).min(buf.len());
-    let e = memchr::memchr(b'\n', &buf[end..ceil]).map_or(ceil, |p| end + p);
-    (s, e)
-}
-
-/// Whether decoded bytes read as text (what a credential would sit in).
-pub(crate) fn is_text(bytes: &[u8]) -> bool {
-    !bytes.is_empty()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
 }

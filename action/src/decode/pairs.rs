@@ -5,7 +5,7 @@
 
 use regex::bytes::Regex;
 
-use super::View;
+use super::view::View;
 
 pub const ID: &str = "name-value-fields";
 

@@ -4,7 +4,7 @@
 //! to a value is joined into one name (`twitter_consumer_key = "…"`), which
 //! the rules then read like any assignment.
 
-use super::View;
+use super::view::View;
 
 pub const ID: &str = "nested-keys";
 

@@ -4,7 +4,7 @@
 
 use regex::bytes::Regex;
 
-use super::View;
+use super::view::View;
 
 pub const ID: &str = "table-columns";
 

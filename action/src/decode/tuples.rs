@@ -6,7 +6,7 @@
 
 use regex::bytes::Regex;
 
-use super::View;
+use super::view::View;
 
 pub const ID: &str = "credential-tuples";
 

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::Report;
+use super::content::Report;
 
 /// Escapes a workflow command's message.
 pub fn escape_data(s: &str) -> String {

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde_json::json;
 
-use super::Report;
+use super::content::Report;
 
 pub fn to_json(report: &Report) -> serde_json::Value {
     json!({

@@ -1,45 +1,19 @@
 //! Reports of a scan. Every format shows findings redacted: a few leading
 //! characters, the length and a fingerprint, never a value.
 
+mod content;
 mod github;
 mod json;
 mod sarif;
 mod summary;
 mod text;
 
+pub use content::Report;
 pub use github::{escape_data, escape_property, write_github};
 pub use json::write_json;
 pub use sarif::{failed_sarif, write_sarif};
 pub use summary::{markdown_summary, COMMENT_MARKER};
 pub use text::write_text;
-
-use crate::finding::Finding;
-use crate::sources::Stats;
-
-/// The outcome of a scan after waivers.
-#[derive(Debug, Default)]
-pub struct Report {
-    /// What was scanned, e.g. `tree .` or `range main..HEAD`.
-    pub target: String,
-    /// Findings that fail the scan.
-    pub findings: Vec<Finding>,
-    /// Findings waived by the ignore file.
-    pub ignored: usize,
-    /// Findings already in the baseline.
-    pub baselined: usize,
-    pub warnings: Vec<String>,
-    pub stats: Stats,
-    /// Waivers the scanned change adds (range mode), for reviewers.
-    pub added_waivers: Vec<crate::waivers::AddedWaiver>,
-    /// Inputs not scanned, with why (shown with `--verbose`).
-    pub skipped: Vec<String>,
-}
-
-impl Report {
-    pub fn is_clean(&self) -> bool {
-        self.findings.is_empty()
-    }
-}
 
 /// Where the Action writes its JSON report, beside the SARIF file and
 /// never over it (a SARIF file may itself end in `.json`).

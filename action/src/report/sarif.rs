@@ -10,7 +10,7 @@ use std::io::Write;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::{json, Value};
 
-use super::Report;
+use super::content::Report;
 use crate::finding::Finding;
 use crate::rules::RuleSet;
 

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::Report;
+use super::content::Report;
 
 /// Marks keyguard's own PR comment so a later run updates it.
 pub const COMMENT_MARKER: &str = "<!-- keyguard:report -->";

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::Report;
+use super::content::Report;
 
 pub fn write_text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     for f in &report.findings {

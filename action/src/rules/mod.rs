@@ -7,6 +7,8 @@ use keyguard_credentials::{base64_marker_variants, CredentialKey, Shape, BEARER_
 use regex::bytes::Regex;
 use serde::Deserialize;
 
+use crate::decode::CallSpec;
+
 pub use plausible::{is_plausible, looks_like_placeholder};
 
 /// The rules file, compiled into the binary.
@@ -19,16 +21,6 @@ struct RulesFile {
     decoders: Vec<DecoderSpec>,
     #[serde(default)]
     calls: Vec<CallSpec>,
-}
-
-/// A well-known X client call and the credential each positional
-/// argument holds.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CallSpec {
-    /// A regular expression for the callee, e.g. `tweepy\.Client`.
-    pub call: String,
-    pub args: Vec<CredentialKey>,
 }
 
 /// A decoder as the rules file describes it (the decoding is code, in

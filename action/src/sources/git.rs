@@ -200,3 +200,38 @@ impl RawChange {
         self.old_blob != ZERO
     }
 }
+
+/// The ends of `BASE..HEAD` (or `BASE...HEAD`); HEAD when omitted.
+pub fn range_ends(range: &str) -> (String, String) {
+    let (base, head) = range.split_once("..").unwrap_or((range, ""));
+    let head = head.trim_start_matches('.');
+    let or_head = |s: &str| {
+        if s.is_empty() {
+            "HEAD".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    (or_head(base), or_head(head))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_ends_default_to_head() {
+        let cases = [
+            ("main..HEAD", ("main", "HEAD")),
+            ("a...b", ("a", "b")),
+            ("abc..", ("abc", "HEAD")),
+        ];
+        for (range, (base, head)) in cases {
+            assert_eq!(
+                range_ends(range),
+                (base.to_string(), head.to_string()),
+                "{range}"
+            );
+        }
+    }
+}

@@ -25,7 +25,7 @@ pub fn scan_range(
             "--range expects BASE..HEAD (got {range:?})"
         )));
     }
-    let (base, head) = crate::base_waivers::range_ends(range);
+    let (base, head) = super::git::range_ends(range);
     let fetched = super::shallow::ensure_range(repo, &base, &head)?;
     for end in range
         .split("..")

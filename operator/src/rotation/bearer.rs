@@ -17,16 +17,19 @@ use keyguard_credentials::{CredentialKey, SecretValue};
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 
-use super::state::{minted_from, state_name};
-use super::{CrashPoint, RotationInfo};
-use crate::controller::Context;
+use super::due::RotationInfo;
+use crate::context::Context;
+use crate::context::CrashPoint;
 use crate::events::Kind;
 use crate::labels;
+use crate::objects::managed_meta;
+use crate::objects::secret_data;
+use crate::objects::ObjectKind;
 use crate::ownership::Owner;
 use crate::projection::Data;
+use crate::refusal::Refusal;
 use crate::resource::{Environment, TwitterCredential};
-use crate::sync::check::{secret_data, Refusal};
-use crate::sync::plan::managed_meta;
+use crate::state_record::{minted_from, state_name};
 use crate::xapi::{XApi, XApiError};
 
 /// The step a rotation is at, as recorded in the state record.
@@ -101,7 +104,7 @@ struct Keys {
 
 /// Mints or rotates the environment's bearer token as its state says;
 /// returns the state record as it now is.
-pub async fn reconcile(
+pub async fn mint_or_rotate(
     ctx: &Context,
     tc: &TwitterCredential,
     env: &Environment,
@@ -115,11 +118,11 @@ pub async fn reconcile(
     };
     let ns = tc.namespace().unwrap_or_default();
     let owner = Owner::of(tc);
-    super::state::ensure_ours(ctx, tc, state.as_ref())?;
-    let schedule = super::bearer_schedule(env);
+    crate::state_record::ensure_ours(ctx, tc, state.as_ref())?;
+    let schedule = super::due::bearer_schedule(env);
     let last = state.as_ref().and_then(last_rotation);
-    let requested = super::rotate_now_request(tc, state.as_ref());
-    let due = requested.is_some() || super::is_due(schedule, last, now);
+    let requested = super::due::rotate_now_request(tc, state.as_ref());
+    let due = requested.is_some() || super::due::is_due(schedule, last, now);
     let minted = state.as_ref().is_some_and(|s| {
         s.annotations().get(labels::MINTED_FROM) == Some(&keys.from)
             && s.data
@@ -157,7 +160,7 @@ pub async fn reconcile(
     let info = RotationInfo {
         last_rotation: last,
         next_rotation: schedule
-            .and_then(|s| super::schedule::next_after(s, last.unwrap_or(now)).ok()),
+            .and_then(|s| crate::schedule::next_after(s, last.unwrap_or(now)).ok()),
     };
     Ok((info, state))
 }
@@ -202,7 +205,14 @@ async fn mint(
         .map_err(|e| x_api_refusal("minting the bearer token", e))?;
     let ns = tc.namespace().unwrap_or_default();
     let name = state_name(tc, env);
-    let mut meta = managed_meta(&ctx.claims, "Secret", owner, &env.name, &ns, &name);
+    let mut meta = managed_meta(
+        &ctx.claims,
+        ObjectKind::Secret,
+        owner,
+        &env.name,
+        &ns,
+        &name,
+    );
     meta.labels
         .get_or_insert_with(Default::default)
         .insert(labels::PART.into(), "state".into());
@@ -236,7 +246,7 @@ async fn mint(
         }
     };
     let written = written
-        .map_err(|e| Refusal::api_error(&format!("writing state Secret {ns}/{name}"), &e))?;
+        .map_err(|e| Refusal::write_failed(&format!("writing state Secret {ns}/{name}"), &e))?;
     ctx.own_writes.record(&written.metadata);
     tracing::info!(credential = %tc.name_any(), environment = %env.name, fingerprint = %token.fingerprint(), "minted a bearer token into the state record");
     Ok(written)
@@ -278,9 +288,23 @@ async fn rotate(
         .verify_bearer(&new)
         .await
         .map_err(|e| x_api_refusal("verifying the new bearer token", e))?;
+    let state = store_rotated(api, state, &new, requested).await?;
+    ctx.own_writes.record(&state.metadata);
+    ctx.metrics.rotated(tc, &env.name, "bearerToken");
+    announce_rotation(ctx, tc, env, &new).await;
+    Ok(state)
+}
+
+/// Records the new token, ends the rotation and marks a request handled.
+async fn store_rotated(
+    api: &Api<Secret>,
+    state: Secret,
+    new: &SecretValue,
+    requested: Option<String>,
+) -> Result<Secret, Refusal> {
     let now = Timestamp::now().to_string();
     let new_bytes = new.expose().to_vec();
-    let state = record(api, state, |s| {
+    record(api, state, |s| {
         let a = s.metadata.annotations.get_or_insert_with(Default::default);
         a.remove(labels::ROTATION_STEP);
         a.insert(labels::LAST_ROTATION.into(), now.clone());
@@ -295,9 +319,15 @@ async fn rotate(
             .into(),
         );
     })
-    .await?;
-    ctx.own_writes.record(&state.metadata);
-    ctx.metrics.rotated(tc, &env.name, "bearerToken");
+    .await
+}
+
+async fn announce_rotation(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    new: &SecretValue,
+) {
     let note = format!(
         "{}: bearer token rotated (now {}); consumers of the old token fail until they restart on the new one",
         env.name,
@@ -313,7 +343,6 @@ async fn rotate(
             None,
         )
         .await;
-    Ok(state)
 }
 
 /// Invalidates `old`, unless a resumed rotation finds X already refusing it
@@ -365,7 +394,7 @@ async fn record(
 ) -> Result<Secret, Refusal> {
     let name = state.name_any();
     let refusal = |e: &kube::Error| {
-        Refusal::api_error(&format!("recording the rotation in state Secret {name}"), e)
+        Refusal::write_failed(&format!("recording the rotation in state Secret {name}"), e)
     };
     let mut current = state;
     for attempt in 1..=CONFLICT_TRIES {

@@ -9,10 +9,10 @@ use keyguard_credentials::{fingerprint, CredentialKey, SecretValue};
 use kube::ResourceExt;
 
 use crate::conditions::Reason;
-use crate::controller::Context;
+use crate::context::Context;
 use crate::projection::Data;
+use crate::refusal::{Refusal, Teardown};
 use crate::resource::{Environment, EnvironmentStatus, TwitterCredential};
-use crate::sync::check::{Refusal, Teardown};
 
 /// A set of values X can check together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

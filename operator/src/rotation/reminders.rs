@@ -8,8 +8,8 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use keyguard_credentials::CredentialKey;
 
-use super::schedule::parse_duration;
 use crate::resource::{CredentialFingerprint, Rotation};
+use crate::schedule::parse_duration;
 
 /// A credential past its maximum age.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub fn check(
             continue;
         };
         let since = c.since.0;
-        let age = super::schedule::until(now, since);
+        let age = crate::schedule::until(now, since);
         if age >= max_age {
             overdue.push(Overdue {
                 key: c.key.clone(),
@@ -99,13 +99,13 @@ pub fn describe(overdue: &[Overdue], source: &str) -> String {
 /// Sets the environment's `RotationDue` condition (with a Warning Event
 /// when it starts) and the age metrics; returns when to look again.
 pub async fn remind(
-    ctx: &crate::controller::Context,
+    ctx: &crate::context::Context,
     tc: &crate::resource::TwitterCredential,
     env: &crate::resource::Environment,
     status: &mut crate::resource::EnvironmentStatus,
     now: Timestamp,
 ) -> Option<Timestamp> {
-    use crate::conditions::{self, ConditionType, Reason};
+    use crate::conditions::{self, ConditionType, News, Reason};
     use kube::ResourceExt;
     let rotation = env.rotation.as_ref();
     if !tracked(rotation) {
@@ -114,7 +114,7 @@ pub async fn remind(
     }
     let (overdue, next) = check(rotation, &status.source_credentials, now);
     for c in &status.source_credentials {
-        let age = super::schedule::until(now, c.since.0);
+        let age = crate::schedule::until(now, c.since.0);
         ctx.metrics.credential_age(tc, &env.name, &c.key, age);
     }
     let generation = tc.metadata.generation;
@@ -135,17 +135,17 @@ pub async fn remind(
         env.source.secret_ref.name
     );
     let message = describe(&overdue, &source);
-    let ongoing = conditions::find(&status.conditions, ConditionType::RotationDue)
-        .is_some_and(|c| c.status == "True" && c.message == message);
-    conditions::set(
+    let warn = conditions::set_warning(
         &mut status.conditions,
         ConditionType::RotationDue,
         true,
         Reason::MaxAgeExceeded,
         message.clone(),
         generation,
+        true,
+        News::StatusOrMessageChanged,
     );
-    if !ongoing {
+    if warn {
         let note = format!("{}: {message}", env.name);
         ctx.events
             .publish(

@@ -22,14 +22,15 @@ use keyguard_credentials::{fingerprint, CredentialKey};
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 
-use super::schedule;
-use super::state::{new_record_named, record_name};
-use crate::controller::Context;
+use crate::context::Context;
 use crate::events::Kind;
 use crate::labels;
+use crate::objects::secret_data;
 use crate::projection::Data;
+use crate::refusal::Refusal;
 use crate::resource::{Environment, TwitterCredential};
-use crate::sync::check::{secret_data, Refusal};
+use crate::schedule;
+use crate::state_record::{new_record_named, record_name};
 use crate::xapi::{oauth1_values, XApi};
 
 /// The OAuth 1.0a values, in the record under these names when tracked
@@ -146,7 +147,7 @@ pub fn observe(record: Option<&Secret>, source: &Data, now: Timestamp) -> Option
 /// a person's next values, and the projected token would never be tracked,
 /// so never retired); returns when it wants looking at again (the retired
 /// token's deadline).
-pub async fn reconcile(
+pub async fn retire_when_due(
     ctx: &Context,
     tc: &TwitterCredential,
     env: &Environment,
@@ -158,11 +159,11 @@ pub async fn reconcile(
     };
     let ns = tc.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let read = |e: kube::Error| Refusal::api_error("reading", &e);
+    let read = |e: kube::Error| Refusal::read_failed(&e);
     let source = source.clone();
     let record = api.get_opt(&record_of(tc, env)).await.map_err(read)?;
     // A tenant squatting the record's name gets nothing invalidated.
-    super::state::ensure_ours(ctx, tc, record.as_ref())?;
+    crate::state_record::ensure_ours(ctx, tc, record.as_ref())?;
     let grace = SignedDuration::try_from(grace).unwrap_or_default();
     let mut record = record;
     // Ending an older retirement can make the newer swap's due at once.
@@ -304,7 +305,7 @@ async fn write(
         true => api.replace(&name, &PostParams::default(), &record).await,
         false => api.create(&PostParams::default(), &record).await,
     };
-    written.map_err(|e| Refusal::api_error(&format!("writing retirement record {name}"), &e))
+    written.map_err(|e| Refusal::write_failed(&format!("writing retirement record {name}"), &e))
 }
 
 #[cfg(test)]

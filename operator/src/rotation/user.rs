@@ -16,14 +16,16 @@ use keyguard_credentials::{fingerprint, CredentialKey, SecretValue};
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 
-use super::state::new_record;
-use super::{schedule, RotationInfo};
+use super::due::RotationInfo;
 use crate::conditions::Reason;
-use crate::controller::Context;
+use crate::context::Context;
 use crate::labels;
+use crate::objects::secret_data;
 use crate::projection::Data;
+use crate::refusal::{Refusal, Teardown};
 use crate::resource::{Environment, TwitterCredential};
-use crate::sync::check::{secret_data, Refusal, Teardown};
+use crate::schedule;
+use crate::state_record::new_record;
 use crate::xapi::UserTokens;
 
 /// Pure: the refresh token to use: the operator's latest while it descends
@@ -66,8 +68,23 @@ fn refresh_before(env: &Environment) -> Duration {
         .unwrap_or(Duration::from_secs(15 * 60))
 }
 
+/// Why a refresh failed: a refused refresh token needs a person.
+fn refresh_refused(e: &crate::xapi::XApiError, ns: &str, env: &Environment) -> Refusal {
+    if !e.needs_reauthorization() {
+        return Refusal::x_api("refreshing the user access token", e);
+    }
+    Refusal::new(
+        Reason::ReauthorizationRequired,
+        format!(
+            "X refused the refresh token ({e}): authorize the app again and put the new refresh token in Secret {ns}/{}",
+            env.source.secret_ref.name
+        ),
+        Teardown::Keep,
+    )
+}
+
 /// Refreshes the user access token when due.
-pub async fn reconcile(
+pub async fn refresh(
     ctx: &Context,
     tc: &TwitterCredential,
     env: &Environment,
@@ -83,7 +100,7 @@ pub async fn reconcile(
         return Ok(RotationInfo::default()); // sync reports the missing keys
     };
     let ns = tc.namespace().unwrap_or_default();
-    super::state::ensure_ours(ctx, tc, state.as_ref())?;
+    crate::state_record::ensure_ours(ctx, tc, state.as_ref())?;
     let before = refresh_before(env);
     let last = state
         .as_ref()
@@ -98,23 +115,15 @@ pub async fn reconcile(
     let secret = get(CredentialKey::ClientSecret).map(|s| SecretValue::new(s.clone()));
     let tokens = ctx
         .xapi
-        .refresh_user_token(&SecretValue::new(client_id.clone()), secret.as_ref(), &refresh)
+        .refresh_user_token(
+            &SecretValue::new(client_id.clone()),
+            secret.as_ref(),
+            &refresh,
+        )
         .await
-        .map_err(|e| {
-            if e.needs_reauthorization() {
-                Refusal::new(
-                    Reason::ReauthorizationRequired,
-                    format!(
-                        "X refused the refresh token ({e}): authorize the app again and put the new refresh token in Secret {ns}/{}",
-                        env.source.secret_ref.name
-                    ),
-                    Teardown::Keep,
-                )
-            } else {
-                Refusal::x_api("refreshing the user access token", &e)
-            }
-        })?;
-    ctx.crash_point(super::CrashPoint::AfterRefresh).await;
+        .map_err(|e| refresh_refused(&e, &ns, env))?;
+    ctx.crash_point(crate::context::CrashPoint::AfterRefresh)
+        .await;
     let expires = now
         .checked_add(SignedDuration::try_from(tokens.expires_in).unwrap_or_default())
         .unwrap_or(now);
@@ -161,7 +170,7 @@ async fn persist(
 ) -> Result<(), Refusal> {
     let ns = tc.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let name = super::state::state_name(tc, env);
+    let name = crate::state_record::state_name(tc, env);
     let deadline = tokio::time::Instant::now() + PERSIST_FOR;
     let mut pause = Duration::from_millis(200);
     while tokio::time::Instant::now() < deadline {

@@ -7,17 +7,19 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{DeleteParams, PostParams, Preconditions};
+use kube::api::PostParams;
 use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::debug;
 
-use super::check::{Refusal, Teardown};
-use super::plan::{describe, Existing, Object, Step};
-use super::Target;
+use super::plan::{describe, Object, Step};
 use crate::conditions::Reason;
-use crate::controller::Context;
+use crate::context::Context;
+use crate::objects::ObjectKind;
+use crate::objects::{delete, Existing};
+use crate::refusal::{Refusal, Teardown};
+use crate::target::Target;
 
 /// Runs `steps` in order. Returns whether anything was written; a refusal
 /// says whether any step succeeded before it.
@@ -71,7 +73,7 @@ async fn refuse(
             Teardown::Keep,
         )
         .soon(),
-        e => Refusal::api_error(&format!("writing {} in namespace {ns}", describe(step)), &e),
+        e => Refusal::write_failed(&format!("writing {} in namespace {ns}", describe(step)), &e),
     }
 }
 
@@ -100,10 +102,12 @@ async fn run(ctx: &Context, namespace: &str, step: &Step) -> kube::Result<Option
     match step {
         Step::Create(o) => {
             let made = match o {
-                Object::Secret(s) => create::<Secret>(client, namespace, s, "Secret").await?,
-                Object::Role(r) => create::<Role>(client, namespace, r, "Role").await?,
+                Object::Secret(s) => {
+                    create::<Secret>(client, namespace, s, ObjectKind::Secret).await?
+                }
+                Object::Role(r) => create::<Role>(client, namespace, r, ObjectKind::Role).await?,
                 Object::RoleBinding(b) => {
-                    create::<RoleBinding>(client, namespace, b, "RoleBinding").await?
+                    create::<RoleBinding>(client, namespace, b, ObjectKind::RoleBinding).await?
                 }
             };
             ctx.own_writes.record(&made.1);
@@ -129,14 +133,14 @@ async fn create<K>(
     client: &Client,
     namespace: &str,
     object: &K,
-    kind: &'static str,
+    kind: ObjectKind,
 ) -> kube::Result<(Existing, kube::api::ObjectMeta)>
 where
     K: Namespaced,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let made = api.create(&PostParams::default(), object).await?;
-    debug!(kind, namespace, name = ?made.meta().name, "created");
+    debug!(kind = %kind, namespace, name = ?made.meta().name, "created");
     let existing = Existing {
         kind,
         name: made.meta().name.clone().unwrap_or_default(),
@@ -160,37 +164,12 @@ where
     Ok(written.meta().clone())
 }
 
-/// Deletes exactly the observed object: same uid, same resourceVersion.
-pub async fn delete(client: &Client, namespace: &str, e: &Existing) -> kube::Result<()> {
-    let dp = DeleteParams {
-        preconditions: Some(Preconditions {
-            uid: e.uid.clone(),
-            resource_version: e.resource_version.clone(),
-        }),
-        ..Default::default()
-    };
-    match e.kind {
-        "Secret" => Api::<Secret>::namespaced(client.clone(), namespace)
-            .delete(&e.name, &dp)
-            .await
-            .map(|_| ()),
-        "Role" => Api::<Role>::namespaced(client.clone(), namespace)
-            .delete(&e.name, &dp)
-            .await
-            .map(|_| ()),
-        _ => Api::<RoleBinding>::namespaced(client.clone(), namespace)
-            .delete(&e.name, &dp)
-            .await
-            .map(|_| ()),
-    }
-}
-
 /// Undoes this pass's creates, newest first. Failures are left for the
 /// next reconcile, which sees the pieces as its own and finishes the job.
 async fn rollback(client: &Client, namespace: &str, created: &[Existing]) {
     for e in created.iter().rev() {
         if let Err(err) = delete(client, namespace, e).await {
-            tracing::warn!(kind = e.kind, namespace, name = %e.name, error = %err, "rollback of a created object failed; will retry");
+            tracing::warn!(kind = %e.kind, namespace, name = %e.name, error = %err, "rollback of a created object failed; will retry");
         }
     }
 }

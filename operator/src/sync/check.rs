@@ -5,89 +5,15 @@
 use kube::ResourceExt;
 
 use super::observe::Observed;
-use super::Target;
 use crate::conditions::Reason;
 use crate::labels;
+use crate::objects::{secret_data, ObjectKind};
 use crate::ownership::{ClaimKey, Owner, Ownership};
 use crate::projection::{self, Data};
+use crate::refusal::{Refusal, Teardown};
 use crate::resource::{Environment, TwitterCredential};
-use crate::rotation::state;
-
-/// What happens to this environment's existing objects on a refusal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Teardown {
-    /// Leave them: the refusal may be temporary (a broken source must not
-    /// break running workloads) or the objects are another environment's.
-    Keep,
-    /// Remove the Role and RoleBinding, keep the Secret (`Retain`).
-    RemoveAccess,
-    /// Remove every piece this resource owns for the target.
-    RemoveAll,
-}
-
-/// Why an environment is not synced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub reason: Reason,
-    pub message: String,
-    pub teardown: Teardown,
-    /// Transient: check again soon rather than at the resync.
-    pub retry_soon: bool,
-    /// When it is worth trying again (an X API rate limit's reset).
-    pub retry_after: Option<std::time::Duration>,
-    /// Some writes succeeded before the one that was refused.
-    pub wrote: bool,
-}
-
-impl Refusal {
-    pub fn new(reason: Reason, message: impl Into<String>, teardown: Teardown) -> Refusal {
-        Refusal {
-            reason,
-            message: message.into(),
-            teardown,
-            retry_soon: false,
-            retry_after: None,
-            wrote: false,
-        }
-    }
-
-    /// A refusal for an X API failure: transient ones are retried, a rate
-    /// limit only after its reset.
-    pub fn x_api(doing: &str, e: &crate::xapi::XApiError) -> Refusal {
-        let r = Refusal::new(
-            Reason::XApiError,
-            format!("{doing} failed: {e}"),
-            Teardown::Keep,
-        );
-        let r = if e.is_transient() { r.soon() } else { r };
-        Refusal {
-            retry_after: e.retry_after(),
-            ..r
-        }
-    }
-
-    pub fn soon(mut self) -> Refusal {
-        self.retry_soon = true;
-        self
-    }
-
-    /// A Kubernetes API call that failed; the apiserver's message is kept
-    /// short (it names fields, never Secret values).
-    pub fn api_error(doing: &str, e: &kube::Error) -> Refusal {
-        let reason = if doing == "reading" {
-            Reason::NotSynced
-        } else {
-            Reason::WriteFailed
-        };
-        let detail = match e {
-            kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
-            other => other.to_string(),
-        };
-        // Server text can echo what was sent: scrub it like X's.
-        let detail = keyguard_credentials::scrub_server_text(&detail, 400);
-        Refusal::new(reason, format!("{doing} failed: {detail}"), Teardown::Keep).soon()
-    }
-}
+use crate::state_record;
+use crate::target::Target;
 
 /// Whose each existing piece of the target is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,28 +31,28 @@ impl Pieces {
             secret: observed
                 .secret
                 .as_ref()
-                .map(|s| key.ownership("Secret", &s.metadata, owner)),
+                .map(|s| key.ownership(ObjectKind::Secret, &s.metadata, owner)),
             role: observed
                 .role
                 .as_ref()
-                .map(|r| key.ownership("Role", &r.metadata, owner)),
+                .map(|r| key.ownership(ObjectKind::Role, &r.metadata, owner)),
             binding: observed
                 .binding
                 .as_ref()
-                .map(|b| key.ownership("RoleBinding", &b.metadata, owner)),
+                .map(|b| key.ownership(ObjectKind::RoleBinding, &b.metadata, owner)),
             state: observed
                 .state
                 .as_ref()
-                .map(|s| key.ownership("Secret", &s.metadata, owner)),
+                .map(|s| key.ownership(ObjectKind::Secret, &s.metadata, owner)),
         }
     }
 
     /// The first piece that belongs to someone else.
-    fn foreign(&self) -> Option<&'static str> {
+    fn foreign(&self) -> Option<ObjectKind> {
         [
-            ("Secret", &self.secret),
-            ("Role", &self.role),
-            ("RoleBinding", &self.binding),
+            (ObjectKind::Secret, &self.secret),
+            (ObjectKind::Role, &self.role),
+            (ObjectKind::RoleBinding, &self.binding),
         ]
         .into_iter()
         .find(|(_, o)| *o == &Some(Ownership::Foreign))
@@ -151,57 +77,93 @@ pub fn check(
     observed: &Observed,
     pieces: &Pieces,
 ) -> Result<Inputs, Refusal> {
+    one_writer(target, duplicate_of)?;
+    consented(tc, target, observed, pieces)?;
+    exclusive(target, pieces)?;
+    let source = usable_source(tc, env, observed)?;
+    let derived =
+        state_record::derived_for(env, &source, observed.state.as_ref(), pieces.state.as_ref())?;
+    Ok(Inputs { source, derived })
+}
+
+/// Two environments of one resource never write the same target.
+fn one_writer(target: &Target, duplicate_of: Option<&str>) -> Result<(), Refusal> {
+    let Some(first) = duplicate_of else {
+        return Ok(());
+    };
+    Err(Refusal::new(
+        Reason::DuplicateTarget,
+        format!(
+            "environment {first} already writes Secret {}; two environments cannot share a target",
+            target.secret_ref()
+        ),
+        Teardown::Keep,
+    ))
+}
+
+/// Another namespace receives credentials only while it opts in.
+fn consented(
+    tc: &TwitterCredential,
+    target: &Target,
+    observed: &Observed,
+    pieces: &Pieces,
+) -> Result<(), Refusal> {
     let own = tc.namespace().unwrap_or_default();
-    if let Some(first) = duplicate_of {
-        return Err(Refusal::new(
-            Reason::DuplicateTarget,
-            format!(
-                "environment {first} already writes Secret {}; two environments cannot share a target",
-                target.secret_ref()
-            ),
-            Teardown::Keep,
-        ));
+    if observed.own_namespace || opted_in(observed, &own) {
+        return Ok(());
     }
-    if !observed.own_namespace && !opted_in(observed, &own) {
-        // One message whether the namespace is missing or unwilling: a
-        // tenant learns nothing about which namespaces exist.
-        let teardown = match tc.spec.deletion_policy {
-            Some(crate::resource::DeletionPolicy::Retain) => Teardown::RemoveAccess,
-            _ => Teardown::RemoveAll,
-        };
-        let kept = if teardown == Teardown::RemoveAccess && pieces.secret == Some(Ownership::Ours) {
-            format!(
-                " (Secret {} retained, its RoleBinding removed: deletionPolicy Retain)",
-                target.secret_ref()
-            )
-        } else {
-            String::new()
-        };
-        return Err(Refusal::new(
-            Reason::TargetNotAllowed,
-            format!(
-                "namespace {} does not accept credentials from {own}: it needs the label `{}=true`{kept}",
-                target.namespace,
-                labels::allow_from(&own)
-            ),
-            teardown,
-        ));
-    }
-    if let Some(kind) = pieces.foreign() {
-        let name = if kind == "Secret" {
-            &target.secret
-        } else {
-            &target.access
-        };
-        return Err(Refusal::new(
-            Reason::Conflict,
-            format!(
-                "{kind} {}/{name} exists and is not managed by this TwitterCredential; it was left untouched",
-                target.namespace
-            ),
-            Teardown::RemoveAll,
-        ));
-    }
+    // One message whether the namespace is missing or unwilling: a
+    // tenant learns nothing about which namespaces exist.
+    let teardown = match tc.spec.deletion_policy {
+        Some(crate::resource::DeletionPolicy::Retain) => Teardown::RemoveAccess,
+        _ => Teardown::RemoveAll,
+    };
+    let kept = if teardown == Teardown::RemoveAccess && pieces.secret == Some(Ownership::Ours) {
+        format!(
+            " (Secret {} retained, its RoleBinding removed: deletionPolicy Retain)",
+            target.secret_ref()
+        )
+    } else {
+        String::new()
+    };
+    Err(Refusal::new(
+        Reason::TargetNotAllowed,
+        format!(
+            "namespace {} does not accept credentials from {own}: it needs the label `{}=true`{kept}",
+            target.namespace,
+            labels::allow_from(&own)
+        ),
+        teardown,
+    ))
+}
+
+/// Every existing piece of the target is this resource's, or absent.
+fn exclusive(target: &Target, pieces: &Pieces) -> Result<(), Refusal> {
+    let Some(kind) = pieces.foreign() else {
+        return Ok(());
+    };
+    let name = if kind == ObjectKind::Secret {
+        &target.secret
+    } else {
+        &target.access
+    };
+    Err(Refusal::new(
+        Reason::Conflict,
+        format!(
+            "{kind} {}/{name} exists and is not managed by this TwitterCredential; it was left untouched",
+            target.namespace
+        ),
+        Teardown::RemoveAll,
+    ))
+}
+
+/// The source Secret exists and holds what the target's keys need.
+fn usable_source(
+    tc: &TwitterCredential,
+    env: &Environment,
+    observed: &Observed,
+) -> Result<Data, Refusal> {
+    let own = tc.namespace().unwrap_or_default();
     let source_name = format!("{own}/{}", env.source.secret_ref.name);
     let Some(source) = &observed.source else {
         return Err(Refusal::new(
@@ -213,8 +175,7 @@ pub fn check(
     let source = secret_data(source);
     projection::check_source(&source_name, &source, &env.target.keys)
         .map_err(|e| Refusal::new(Reason::SourceInvalid, e.to_string(), Teardown::Keep))?;
-    let derived = state::derived_for(env, &source, observed.state.as_ref(), pieces.state.as_ref())?;
-    Ok(Inputs { source, derived })
+    Ok(source)
 }
 
 fn opted_in(observed: &Observed, own: &str) -> bool {
@@ -223,17 +184,6 @@ fn opted_in(observed: &Observed, own: &str) -> bool {
         .as_ref()
         .and_then(|l| l.get(&labels::allow_from(own)))
         .is_some_and(|v| v == "true")
-}
-
-/// A Secret's data by key.
-pub fn secret_data(secret: &k8s_openapi::api::core::v1::Secret) -> Data {
-    secret
-        .data
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.0))
-        .collect()
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! do one kind of thing:
 //!
 //! - [`observe`]: every read, into one [`observe::Observed`];
-//! - [`check`]: pure gates that refuse with a typed [`check::Refusal`];
+//! - [`check`]: pure gates that refuse with a typed [`Refusal`];
 //! - [`plan`]: pure: the objects the environment should have, and the
 //!   create / replace / delete steps that get there;
 //! - [`apply`]: the writes: create-only for new objects, a resourceVersion
@@ -10,7 +10,7 @@
 //! - [`record`]: pure: revision, fingerprints and conditions.
 //!
 //! Sync never calls the X API: derived credentials come from the state
-//! record `mint.rs` keeps.
+//! record (`state_record.rs`) the rotation stage keeps.
 
 pub mod apply;
 pub mod check;
@@ -18,75 +18,23 @@ pub mod observe;
 pub mod plan;
 pub mod record;
 
+use crate::outcome::EnvOutcome;
+use crate::reads::AlreadyRead;
+use crate::refusal::Refusal;
 use crate::resource::{Environment, EnvironmentStatus, TwitterCredential};
-use kube::ResourceExt;
-
-/// Where an environment's objects live.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Target {
-    pub namespace: String,
-    pub secret: String,
-    /// Name of both the Role and the RoleBinding.
-    pub access: String,
-}
-
-impl Target {
-    pub fn of(tc: &TwitterCredential, env: &Environment) -> Target {
-        let namespace = env
-            .target
-            .namespace
-            .clone()
-            .unwrap_or_else(|| tc.namespace().unwrap_or_default());
-        Target {
-            access: access_name(&env.target.secret_name),
-            secret: env.target.secret_name.clone(),
-            namespace,
-        }
-    }
-
-    pub fn secret_ref(&self) -> String {
-        format!("{}/{}", self.namespace, self.secret)
-    }
-}
-
-/// Name of the Role and RoleBinding that grant `get` on `secret`.
-pub fn access_name(secret: &str) -> String {
-    let name = format!("keyguard-read-{secret}");
-    if name.len() <= 253 {
-        return name;
-    }
-    let hash = keyguard_credentials::fingerprint(secret.as_bytes()).to_string();
-    let hash = hash.trim_start_matches("sha256:");
-    format!("{}-{hash}", &name[..253 - hash.len() - 1])
-}
-
-/// What one environment's sync produced.
-#[derive(Debug, Clone)]
-pub struct EnvOutcome {
-    pub status: EnvironmentStatus,
-    /// The projected content changed in this reconcile, over an earlier one.
-    pub changed: bool,
-    /// A transient failure: check again soon rather than at the resync.
-    pub retry_soon: bool,
-    /// When to look again at the earliest (an X API rate limit's reset).
-    pub retry_after: Option<std::time::Duration>,
-    /// The source values this sync projected from (when it synced), so
-    /// what follows in the reconcile works from exactly those, not from a
-    /// source a person may have changed since.
-    pub projected_from: Option<crate::projection::Data>,
-}
+use crate::target::Target;
 
 /// Syncs one environment; every failure ends up in the returned status.
 /// A refusal seen on cached reads is looked at again with fresh reads
 /// before it is reported or anything is torn down: a cache one event
 /// behind (our own create not seen yet) must never read as a conflict.
 pub async fn environment(
-    ctx: &crate::controller::Context,
+    ctx: &crate::context::Context,
     tc: &TwitterCredential,
     env: &Environment,
     previous: EnvironmentStatus,
     duplicate_of: Option<&str>,
-    read: observe::AlreadyRead,
+    read: AlreadyRead,
 ) -> EnvOutcome {
     let target = Target::of(tc, env);
     let generation = tc.metadata.generation;
@@ -96,7 +44,7 @@ pub async fn environment(
         let observed = match observe::observe(ctx, tc, env, &target, read.clone(), reads).await {
             Ok(o) => o,
             Err(e) => {
-                let refusal = check::Refusal::api_error("reading", &e);
+                let refusal = Refusal::read_failed(&e);
                 return record::refused(previous, &target, &refusal, generation);
             }
         };
@@ -135,14 +83,14 @@ pub async fn environment(
 /// Checks, plans and applies on what was observed: the plan, the source
 /// values it projected and whether anything was written, or why not.
 async fn sync_observed(
-    ctx: &crate::controller::Context,
+    ctx: &crate::context::Context,
     tc: &TwitterCredential,
     env: &Environment,
     target: &Target,
     duplicate_of: Option<&str>,
     observed: &observe::Observed,
     pieces: &check::Pieces,
-) -> Result<(plan::Plan, crate::projection::Data, bool), check::Refusal> {
+) -> Result<(plan::Plan, crate::projection::Data, bool), Refusal> {
     let inputs = check::check(tc, env, target, duplicate_of, observed, pieces)?;
     let plan = plan::plan(&ctx.claims, tc, env, target, &inputs, observed, pieces);
     let wrote = apply::apply(ctx, target, &plan.steps, false).await?;

@@ -14,11 +14,12 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::core::PartialObjectMeta;
 use kube::{Api, ResourceExt};
 
-use super::Target;
 use crate::caches::Scoped;
-use crate::controller::Context;
+use crate::context::Context;
+use crate::reads::AlreadyRead;
 use crate::resource::{Environment, TwitterCredential};
-use crate::rotation::state;
+use crate::state_record;
+use crate::target::Target;
 
 /// What the cluster holds for one environment.
 #[derive(Debug, Clone, Default)]
@@ -29,7 +30,7 @@ pub struct Observed {
     /// True when the target is the resource's own namespace.
     pub own_namespace: bool,
     pub source: Option<Secret>,
-    /// The state record holding derived credentials (see `mint.rs`).
+    /// The state record holding derived credentials (see `state_record.rs`).
     pub state: Option<Secret>,
     pub secret: Option<Secret>,
     pub role: Option<Role>,
@@ -45,15 +46,6 @@ pub enum Reads {
     Cached,
     /// GETs only: to confirm before refusing or tearing down.
     Fresh,
-}
-
-/// What this reconcile already read (the rotation step reads the source
-/// and the state record first), so it is not read again: `None` is not
-/// read yet, `Some(None)` read and absent.
-#[derive(Debug, Clone, Default)]
-pub struct AlreadyRead {
-    pub source: Option<Option<Secret>>,
-    pub state: Option<Option<Secret>>,
 }
 
 pub async fn observe(
@@ -92,10 +84,10 @@ pub async fn observe(
         Some(source) => source,
         None => sources.get_opt(&env.source.secret_ref.name).await?,
     };
-    if state::needs_state(env) {
+    if state_record::needs_state(env) {
         observed.state = match read.state {
             Some(state) => state,
-            None => sources.get_opt(&state::state_name(tc, env)).await?,
+            None => sources.get_opt(&state_record::state_name(tc, env)).await?,
         };
     }
     let (ns, c) = (&target.namespace, &ctx.client);

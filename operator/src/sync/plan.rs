@@ -11,13 +11,16 @@ use k8s_openapi::ByteString;
 use kube::api::ObjectMeta;
 use kube::ResourceExt;
 
-use super::check::{Inputs, Pieces, Teardown};
+use super::check::{Inputs, Pieces};
 use super::observe::Observed;
-use super::Target;
-use crate::labels::{self, MANAGED_BY};
+use crate::labels;
+use crate::objects::ObjectKind;
+use crate::objects::{managed_meta, Existing};
 use crate::ownership::{ClaimKey, Owner, Ownership};
 use crate::projection::{self, Data};
+use crate::refusal::Teardown;
 use crate::resource::{Environment, TwitterCredential};
+use crate::target::Target;
 
 /// One object write.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,26 +39,6 @@ pub enum Object {
     RoleBinding(RoleBinding),
 }
 
-/// An object to delete, exactly as observed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Existing {
-    pub kind: &'static str,
-    pub name: String,
-    pub uid: Option<String>,
-    pub resource_version: Option<String>,
-}
-
-impl Existing {
-    fn of(kind: &'static str, meta: &ObjectMeta) -> Existing {
-        Existing {
-            kind,
-            name: meta.name.clone().unwrap_or_default(),
-            uid: meta.uid.clone(),
-            resource_version: meta.resource_version.clone(),
-        }
-    }
-}
-
 /// What a sync writes, and what it projects.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -63,37 +46,6 @@ pub struct Plan {
     /// The projected data (kept in memory only, for fingerprints).
     pub data: Data,
     pub content_fingerprint: String,
-}
-
-/// Labels, annotations and the claim every managed object carries.
-pub fn managed_meta(
-    key: &ClaimKey,
-    kind: &str,
-    owner: &Owner,
-    environment: &str,
-    namespace: &str,
-    name: &str,
-) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.into()),
-        namespace: Some(namespace.into()),
-        labels: Some(BTreeMap::from([
-            (MANAGED_BY.0.into(), MANAGED_BY.1.into()),
-            (labels::OWNER_UID.into(), owner.uid.clone()),
-            (labels::ENVIRONMENT.into(), environment.into()),
-        ])),
-        annotations: Some(BTreeMap::from([
-            (
-                labels::OWNER.into(),
-                format!("{}/{}", owner.namespace, owner.name),
-            ),
-            (
-                labels::CLAIM.into(),
-                key.claim(kind, namespace, name, owner),
-            ),
-        ])),
-        ..Default::default()
-    }
 }
 
 /// The steps that bring the target to what `inputs` say.
@@ -119,24 +71,7 @@ pub fn plan(
             name_for(target, kind),
         )
     };
-    let mut secret_meta = meta("Secret");
-    secret_meta
-        .annotations
-        .get_or_insert_with(Default::default)
-        .insert(
-            labels::CONTENT_FINGERPRINT.into(),
-            content_fingerprint.clone(),
-        );
-    let secret = Secret {
-        metadata: secret_meta,
-        type_: Some("Opaque".into()),
-        data: Some(
-            data.iter()
-                .map(|(k, v)| (k.clone(), ByteString(v.clone())))
-                .collect(),
-        ),
-        ..Default::default()
-    };
+    let secret = desired_secret(meta(ObjectKind::Secret), &data, &content_fingerprint);
     let accounts: Vec<String> = env
         .access
         .as_ref()
@@ -146,10 +81,51 @@ pub fn plan(
         (None, None)
     } else {
         (
-            Some(desired_role(meta("Role"), target)),
-            Some(desired_binding(meta("RoleBinding"), target, &accounts)),
+            Some(desired_role(meta(ObjectKind::Role), target)),
+            Some(desired_binding(
+                meta(ObjectKind::RoleBinding),
+                target,
+                &accounts,
+            )),
         )
     };
+    let steps = steps_to(observed, pieces, secret, role, binding);
+    Plan {
+        steps,
+        data,
+        content_fingerprint,
+    }
+}
+
+/// The target Secret: the projected data, claimed, with its content
+/// fingerprint so a change is seen without reading the values.
+fn desired_secret(mut meta: ObjectMeta, data: &Data, content_fingerprint: &str) -> Secret {
+    meta.annotations
+        .get_or_insert_with(Default::default)
+        .insert(
+            labels::CONTENT_FINGERPRINT.into(),
+            content_fingerprint.into(),
+        );
+    Secret {
+        metadata: meta,
+        type_: Some("Opaque".into()),
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.clone(), ByteString(v.clone())))
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// The writes from what exists to the desired Secret, Role and RoleBinding.
+fn steps_to(
+    observed: &Observed,
+    pieces: &Pieces,
+    secret: Secret,
+    role: Option<Role>,
+    binding: Option<RoleBinding>,
+) -> Vec<Step> {
     let mut steps = Vec::new();
     steps.extend(step(
         observed
@@ -160,7 +136,7 @@ pub fn plan(
         observed.secret.as_ref(),
         same_secret,
         Object::Secret,
-        "Secret",
+        ObjectKind::Secret,
     ));
     steps.extend(step(
         observed
@@ -171,7 +147,7 @@ pub fn plan(
         observed.role.as_ref(),
         same_role,
         Object::Role,
-        "Role",
+        ObjectKind::Role,
     ));
     steps.extend(step(
         observed
@@ -182,17 +158,13 @@ pub fn plan(
         observed.binding.as_ref(),
         same_binding,
         Object::RoleBinding,
-        "RoleBinding",
+        ObjectKind::RoleBinding,
     ));
-    Plan {
-        steps,
-        data,
-        content_fingerprint,
-    }
+    steps
 }
 
-fn name_for<'a>(target: &'a Target, kind: &str) -> &'a str {
-    if kind == "Secret" {
+fn name_for(target: &Target, kind: ObjectKind) -> &str {
+    if kind == ObjectKind::Secret {
         &target.secret
     } else {
         &target.access
@@ -207,7 +179,7 @@ fn step<K: kube::Resource + Clone>(
     current: Option<&K>,
     same: fn(&K, &K) -> bool,
     wrap: fn(K) -> Object,
-    kind: &'static str,
+    kind: ObjectKind,
 ) -> Option<Step> {
     match (existing, desired) {
         (None, Some(d)) => Some(Step::Create(wrap(d))),
@@ -236,14 +208,17 @@ pub fn teardown(observed: &Observed, pieces: &Pieces, how: Teardown) -> Vec<Step
         return steps;
     }
     if let (Some(b), true) = (&observed.binding, ours(&pieces.binding)) {
-        steps.push(Step::Delete(Existing::of("RoleBinding", &b.metadata)));
+        steps.push(Step::Delete(Existing::of(
+            ObjectKind::RoleBinding,
+            &b.metadata,
+        )));
     }
     if let (Some(r), true) = (&observed.role, ours(&pieces.role)) {
-        steps.push(Step::Delete(Existing::of("Role", &r.metadata)));
+        steps.push(Step::Delete(Existing::of(ObjectKind::Role, &r.metadata)));
     }
     if how == Teardown::RemoveAll {
         if let (Some(s), true) = (&observed.secret, ours(&pieces.secret)) {
-            steps.push(Step::Delete(Existing::of("Secret", &s.metadata)));
+            steps.push(Step::Delete(Existing::of(ObjectKind::Secret, &s.metadata)));
         }
     }
     steps
@@ -328,7 +303,7 @@ pub fn describe(step: &Step) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::check::{self, Pieces};
+    use crate::sync::check::Pieces;
     use std::collections::BTreeMap;
 
     fn tc(accounts: &str) -> TwitterCredential {
@@ -511,7 +486,7 @@ mod tests {
         let t = tc("reader");
         let current = created(&key, &t, "k1");
         let mut pieces = Pieces::of(&key, &current, &owner);
-        let all = teardown(&current, &pieces, check::Teardown::RemoveAll);
+        let all = teardown(&current, &pieces, Teardown::RemoveAll);
         assert_eq!(
             kinds(&all),
             [
@@ -520,11 +495,11 @@ mod tests {
                 "delete Secret creds"
             ]
         );
-        let access = teardown(&current, &pieces, check::Teardown::RemoveAccess);
+        let access = teardown(&current, &pieces, Teardown::RemoveAccess);
         assert_eq!(access.len(), 2);
-        assert!(teardown(&current, &pieces, check::Teardown::Keep).is_empty());
+        assert!(teardown(&current, &pieces, Teardown::Keep).is_empty());
         pieces.secret = Some(Ownership::Foreign);
-        let all = teardown(&current, &pieces, check::Teardown::RemoveAll);
+        let all = teardown(&current, &pieces, Teardown::RemoveAll);
         assert_eq!(all.len(), 2, "a foreign Secret is never deleted");
     }
 }

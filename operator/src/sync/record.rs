@@ -5,13 +5,15 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
 
-use super::check::{Refusal, Teardown};
 use super::plan::Plan;
-use super::{EnvOutcome, Target};
 use crate::conditions::{self, ConditionType, Reason};
-use crate::controller::Context;
+use crate::context::Context;
 use crate::events::Kind;
+use crate::outcome::EnvOutcome;
+use crate::refusal::{Refusal, Teardown};
 use crate::resource::{CredentialFingerprint, Environment, EnvironmentStatus, TwitterCredential};
+use crate::target::Target;
+use crate::wake::WakeUp;
 
 /// The status after a sync that reached the declared state.
 pub fn synced(
@@ -61,8 +63,7 @@ pub fn synced(
         status,
         // A first projection has no workload running on older content.
         changed: changed && earlier.is_some(),
-        retry_soon: false,
-        retry_after: None,
+        wake: WakeUp::default(),
         projected_from: Some(source.clone()),
     }
 }
@@ -131,8 +132,7 @@ pub fn refused(
     EnvOutcome {
         status,
         changed: false,
-        retry_soon: refusal.retry_soon,
-        retry_after: refusal.retry_after,
+        wake: refusal.wake(),
         projected_from: None,
     }
 }
@@ -140,7 +140,9 @@ pub fn refused(
 /// True when `refusal` starts now (not the same one as last time).
 pub fn is_new_refusal(previous: &EnvironmentStatus, refusal: &Refusal) -> bool {
     !conditions::find(&previous.conditions, ConditionType::Synced).is_some_and(|c| {
-        c.status == "False" && c.reason == refusal.reason.as_str() && c.message == refusal.message
+        conditions::status(&previous.conditions, ConditionType::Synced) == Some(false)
+            && c.reason == refusal.reason.as_str()
+            && c.message == refusal.message
     })
 }
 

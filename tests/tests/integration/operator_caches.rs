@@ -10,10 +10,12 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use keyguard_operator::caches::{Scoped, Stores};
-use keyguard_operator::controller::Context;
+use keyguard_operator::context::Context;
 use keyguard_operator::metrics::Metrics;
+use keyguard_operator::outcome::EnvOutcome;
+use keyguard_operator::reads::AlreadyRead;
 use keyguard_operator::resource::EnvironmentStatus;
-use keyguard_operator::sync::{self, observe::AlreadyRead, EnvOutcome};
+use keyguard_operator::sync;
 use keyguard_operator::xapi::XApiClient;
 use keyguard_operator::TwitterCredential;
 use keyguard_tests::conflicts::Conflicts;
@@ -214,7 +216,7 @@ async fn a_resync_of_a_synced_resource_reads_only_sources_and_state() {
         .get("bot")
         .await
         .unwrap();
-    let state = keyguard_operator::rotation::state::state_name(&tc, &tc.spec.environments[0]);
+    let state = keyguard_operator::state_record::state_name(&tc, &tc.spec.environments[0]);
     let before = reconciles(w.operator.as_ref().unwrap(), "team", "bot");
     reads.take_reads();
     tokio::time::sleep(Duration::from_secs(4)).await;

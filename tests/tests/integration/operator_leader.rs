@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
-use keyguard_operator::controller::Context;
+use keyguard_operator::context::Context;
 use keyguard_operator::leader::LeaderElection;
 use keyguard_operator::metrics::Metrics;
 use keyguard_operator::xapi::XApiClient;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
-use keyguard_operator::rotation::CrashPoint;
+use keyguard_operator::context::CrashPoint;
 use keyguard_operator::xapi::XApiClient;
 use keyguard_operator::TwitterCredential;
 use keyguard_tests::kube_helpers::eventually;

@@ -757,13 +757,13 @@ async fn a_reconcile_in_flight_at_deletion_leaves_no_orphans() {
 
     let xapi =
         keyguard_operator::xapi::XApiClient::new(w.x.base_url(), Duration::from_secs(5)).unwrap();
-    let ctx = keyguard_operator::controller::Context::new(
+    let ctx = keyguard_operator::context::Context::new(
         w.cp.client().await.unwrap(),
         xapi,
         keyguard_operator::metrics::Metrics::default(),
         keyguard_tests::operator::test_claim_key(),
     );
-    let result = keyguard_operator::controller::reconcile(
+    let result = keyguard_operator::reconcile::reconcile(
         std::sync::Arc::new(in_flight),
         std::sync::Arc::new(ctx),
     )

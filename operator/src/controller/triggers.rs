@@ -11,7 +11,7 @@ use kube::ResourceExt;
 
 use crate::ownership::Owner;
 use crate::resource::TwitterCredential;
-use crate::sync::Target;
+use crate::target::Target;
 
 /// Resources that read the Secret `meta` as a source, plus its owner.
 pub fn for_secret(

@@ -12,10 +12,12 @@ use sha2::{Digest, Sha256};
 
 use crate::conditions::Reason;
 use crate::labels;
+use crate::objects::secret_data;
+use crate::objects::ObjectKind;
 use crate::ownership::Ownership;
 use crate::projection::Data;
+use crate::refusal::{Refusal, Teardown};
 use crate::resource::{Environment, TwitterCredential};
-use crate::sync::check::{secret_data, Refusal, Teardown};
 
 /// Whether the environment projects a credential the operator mints.
 pub fn needs_state(env: &Environment) -> bool {
@@ -25,15 +27,16 @@ pub fn needs_state(env: &Environment) -> bool {
 /// Refuses when a state record exists and is not provably the operator's
 /// for this resource (a tenant squatting its name, say).
 pub fn ensure_ours(
-    ctx: &crate::controller::Context,
+    ctx: &crate::context::Context,
     tc: &TwitterCredential,
     state: Option<&Secret>,
 ) -> Result<(), Refusal> {
     let Some(s) = state else { return Ok(()) };
-    if ctx
-        .claims
-        .ownership("Secret", &s.metadata, &crate::ownership::Owner::of(tc))
-        == Ownership::Ours
+    if ctx.claims.ownership(
+        ObjectKind::Secret,
+        &s.metadata,
+        &crate::ownership::Owner::of(tc),
+    ) == Ownership::Ours
     {
         return Ok(());
     }
@@ -50,7 +53,7 @@ pub fn ensure_ours(
 
 /// A new, empty state record for the environment, claimed by the operator.
 pub fn new_record(
-    ctx: &crate::controller::Context,
+    ctx: &crate::context::Context,
     tc: &TwitterCredential,
     env: &Environment,
 ) -> Secret {
@@ -60,7 +63,7 @@ pub fn new_record(
 /// A new, empty record named `name` in the resource's namespace, claimed
 /// by the operator and cleaned up with the resource like the state record.
 pub fn new_record_named(
-    ctx: &crate::controller::Context,
+    ctx: &crate::context::Context,
     tc: &TwitterCredential,
     env: &Environment,
     name: &str,
@@ -68,8 +71,14 @@ pub fn new_record_named(
     let ns = tc.namespace().unwrap_or_default();
     let name = name.to_string();
     let owner = crate::ownership::Owner::of(tc);
-    let mut meta =
-        crate::sync::plan::managed_meta(&ctx.claims, "Secret", &owner, &env.name, &ns, &name);
+    let mut meta = crate::objects::managed_meta(
+        &ctx.claims,
+        ObjectKind::Secret,
+        &owner,
+        &env.name,
+        &ns,
+        &name,
+    );
     meta.labels
         .get_or_insert_with(Default::default)
         .insert(labels::PART.into(), "state".into());

@@ -1,0 +1,115 @@
+//! What triggers a reconcile: TwitterCredentials; every Secret as metadata
+//! only and without a cache, so memory does not grow with the cluster; the
+//! operator's own Secrets, Roles and RoleBindings, and namespaces'
+//! metadata, cached so a resync reads them without a GET (`caches.rs`).
+//! `triggers.rs` maps each event to the resources it concerns.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::core::PartialObjectMeta;
+use kube::runtime::{watcher, Controller, WatchStreamExt};
+use kube::Api;
+
+use super::triggers;
+use crate::caches;
+use crate::context::Context;
+use crate::labels::{self, MANAGED_BY};
+use crate::resource::TwitterCredential;
+
+/// Adds every input of a reconcile to `controller` as a trigger
+/// (`triggers.rs` maps each event to the resources it concerns) and
+/// returns the caches that the watches of the operator's own objects and
+/// of namespaces fill (`caches.rs`). Other Secrets (sources, and the
+/// cluster's unrelated ones) are watched as metadata only and not cached,
+/// so memory does not grow with the cluster.
+pub fn watch_inputs(
+    controller: Controller<TwitterCredential>,
+    ctx: &Arc<Context>,
+    credentials: kube::runtime::reflector::Store<TwitterCredential>,
+) -> (Controller<TwitterCredential>, caches::Stores) {
+    let client = &ctx.client;
+    let managed = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
+    let (namespaces, writer) = kube::runtime::reflector::store();
+    let watch = watcher(Api::all(client.clone()), watcher::Config::default()).modify(caches::slim);
+    let store = credentials.clone();
+    let mut controller = controller.watches_stream(
+        kube::runtime::reflector(writer, watch).touched_objects(),
+        move |n: PartialObjectMeta<Namespace>| triggers::for_namespace(&store.state(), &n.metadata),
+    );
+    // Secrets not labeled as ours: sources (by name), as metadata only.
+    // Secrets, Roles and RoleBindings labeled as ours are cached in full and
+    // trigger from the same stream that fills their cache, so a reconcile
+    // they trigger finds them in it. Cluster-wide, or one watch per
+    // namespace in scope (namespaced mode has no cluster-wide rights).
+    for api in ctx.scope.apis::<PartialObjectMeta<Secret>>(client) {
+        let (store, ctx) = (credentials.clone(), ctx.clone());
+        controller = controller.watches(api, watcher::Config::default(), move |s| {
+            if labels::is_managed(&s.metadata) || ctx.own_writes.is_own(&s.metadata) {
+                return Vec::new();
+            }
+            triggers::for_secret(&store.state(), &s.metadata)
+        });
+    }
+    let mut secrets = BTreeMap::new();
+    for (namespace, api) in ctx.scope.scoped_apis::<Secret>(client) {
+        let (reader, writer) = kube::runtime::reflector::store();
+        let watch = watcher(api, managed.clone()).modify(caches::slim_secret);
+        let (store, ctx) = (credentials.clone(), ctx.clone());
+        controller = controller.watches_stream(
+            kube::runtime::reflector(writer, watch).touched_objects(),
+            move |s: Secret| {
+                if ctx.own_writes.is_own(&s.metadata) {
+                    return Vec::new();
+                }
+                triggers::for_secret(&store.state(), &s.metadata)
+            },
+        );
+        secrets.insert(namespace, reader);
+    }
+    let (controller, roles) = watch_owned(controller, ctx, &managed, caches::slim_role);
+    let (controller, bindings) = watch_owned(controller, ctx, &managed, caches::slim_binding);
+    let stores = caches::Stores {
+        namespaces,
+        secrets: caches::Scoped(secrets),
+        roles: caches::Scoped(roles),
+        bindings: caches::Scoped(bindings),
+    };
+    (controller, stores)
+}
+
+/// Watches, caches and triggers on the operator's own objects of kind `K`
+/// (Roles, RoleBindings): an event triggers the resource they name as
+/// owner, unless it is the operator's own write.
+fn watch_owned<K>(
+    mut controller: Controller<TwitterCredential>,
+    ctx: &Arc<Context>,
+    managed: &watcher::Config,
+    slim: fn(&mut K),
+) -> (
+    Controller<TwitterCredential>,
+    BTreeMap<Option<String>, kube::runtime::reflector::Store<K>>,
+)
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let mut stores = BTreeMap::new();
+    for (namespace, api) in ctx.scope.scoped_apis::<K>(&ctx.client) {
+        let (reader, writer) = kube::runtime::reflector::store();
+        let watch = watcher(api, managed.clone()).modify(slim);
+        let ctx = ctx.clone();
+        controller = controller.watches_stream(
+            kube::runtime::reflector(writer, watch).touched_objects(),
+            move |o: K| triggers::owner_of(o.meta()).filter(|_| !ctx.own_writes.is_own(o.meta())),
+        );
+        stores.insert(namespace, reader);
+    }
+    (controller, stores)
+}

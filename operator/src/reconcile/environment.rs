@@ -1,0 +1,129 @@
+//! One environment's stage pipeline: the operator's scope, rotation (every
+//! X API write), sync, then the stages that work from what sync projected.
+//! Each stage adds to one outcome and says when it wants looking at again.
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::conditions::{self, ConditionType, Reason};
+use crate::context::Context;
+use crate::events::Kind;
+use crate::outcome::EnvOutcome;
+use crate::reads::AlreadyRead;
+use crate::refusal::{Refusal, Teardown};
+use crate::resource::{Environment, EnvironmentStatus, TwitterCredential};
+use crate::target::Target;
+use crate::wake::{Wake, WakeUp};
+use crate::{rotation, sync, verification};
+
+/// What runs after sync, in this order, on what sync projected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// `RotationDue` for what only a person can replace.
+    Reminders,
+    /// Read-only X API calls, and `OverPrivileged`.
+    Verification,
+    /// A replaced OAuth 1.0a access token's invalidation after its grace.
+    Retirement,
+}
+
+const AFTER_SYNC: [Stage; 3] = [Stage::Reminders, Stage::Verification, Stage::Retirement];
+
+/// Runs the environment's stages; every refusal ends up in the outcome.
+pub async fn reconcile_environment(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    previous: EnvironmentStatus,
+    duplicate_of: Option<String>,
+) -> EnvOutcome {
+    let target = Target::of(tc, env);
+    if let Some(why) = ctx.scope.refusal(&target.namespace) {
+        let message = format!("target {}: {why}", target.secret_ref());
+        let refusal = Refusal::new(Reason::TargetNotAllowed, message, Teardown::Keep);
+        return refused(ctx, tc, env, previous, &target, &refusal).await;
+    }
+    let mut already = AlreadyRead::default();
+    let info = match rotation::rotate(ctx, tc, env, &previous, &mut already).await {
+        Ok(info) => info,
+        Err(refusal) => return refused(ctx, tc, env, previous, &target, &refusal).await,
+    };
+    let mut outcome =
+        sync::environment(ctx, tc, env, previous, duplicate_of.as_deref(), already).await;
+    outcome.status.last_rotation = info.last_rotation.map(conditions::whole_seconds);
+    outcome.status.next_rotation = info.next_rotation.map(conditions::whole_seconds);
+    outcome.wake.add_opt(info.next_rotation.map(Wake::At));
+    let now = Timestamp::now();
+    for stage in AFTER_SYNC {
+        let wake = run_stage(stage, ctx, tc, env, &mut outcome, now).await;
+        outcome.wake.merge(wake);
+    }
+    outcome
+}
+
+/// A refusal before sync: its Warning when it starts, and the status.
+async fn refused(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    previous: EnvironmentStatus,
+    target: &Target,
+    refusal: &Refusal,
+) -> EnvOutcome {
+    sync::record::warn_if_new(ctx, tc, env, &previous, refusal).await;
+    sync::record::refused(previous, target, refusal, tc.metadata.generation)
+}
+
+async fn run_stage(
+    stage: Stage,
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    outcome: &mut EnvOutcome,
+    now: Timestamp,
+) -> WakeUp {
+    let mut wake = WakeUp::default();
+    match stage {
+        Stage::Reminders => {
+            let at = rotation::reminders::remind(ctx, tc, env, &mut outcome.status, now).await;
+            wake.add_opt(at.map(Wake::At));
+        }
+        Stage::Verification => {
+            let (retry, at) =
+                verification::verify(ctx, tc, env, &mut outcome.status, outcome.changed, now).await;
+            wake.add_opt(retry.then_some(Wake::Soon));
+            wake.add_opt(at.map(Wake::At));
+        }
+        Stage::Retirement => wake = retire(ctx, tc, env, outcome).await,
+    }
+    wake
+}
+
+/// After a successful sync: a replaced OAuth 1.0a access token's
+/// retirement; a failure is a Warning Event and an early retry.
+async fn retire(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    outcome: &EnvOutcome,
+) -> WakeUp {
+    let synced = conditions::is_true(&outcome.status.conditions, ConditionType::Synced);
+    let Some(source) = outcome.projected_from.as_ref().filter(|_| synced) else {
+        return WakeUp::default();
+    };
+    match rotation::retirement::retire_when_due(ctx, tc, env, source, Timestamp::now()).await {
+        Ok(at) => WakeUp::of_at(at),
+        Err(refusal) => {
+            ctx.events
+                .publish(
+                    &kube::Resource::object_ref(tc, &()),
+                    Kind::Warning,
+                    "AccessTokenRetirementFailed",
+                    "Retire",
+                    &format!("{}: {}", env.name, refusal.message),
+                    None,
+                )
+                .await;
+            WakeUp::of(Wake::Soon)
+        }
+    }
+}
