@@ -106,7 +106,8 @@ pub struct ScanArgs {
     #[arg(long, env = "KEYGUARD_VERIFY", value_parser = BoolishValueParser::new())]
     pub verify: bool,
 
-    /// X API base URL for --verify.
+    /// X API base URL for --verify: https:// only (http:// is accepted for
+    /// a loopback address, an emulator); redirects are never followed.
     #[arg(long, default_value = "https://api.x.com", env = "KEYGUARD_X_API_BASE")]
     pub x_api_base: String,
 

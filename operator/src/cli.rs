@@ -29,7 +29,9 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// X API base URL. Operator configuration, never part of a resource: a
-    /// tenant who could point it elsewhere would receive the keys.
+    /// tenant who could point it elsewhere would receive the keys. https://
+    /// only (http:// is accepted for a loopback address, an emulator); a
+    /// redirect is never followed and an answer over 1 MiB is not read.
     #[arg(long, env = "KEYGUARD_X_API_BASE", default_value = "https://api.x.com")]
     pub x_api_base: String,
 

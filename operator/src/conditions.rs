@@ -37,6 +37,9 @@ pub enum ConditionType {
     UsageHigh,
     /// X refused the refresh token: a person must authorize the app again.
     ReauthorizationRequired,
+    /// A rotation is due that the operator cannot start (for a bearer
+    /// token: the source lacks the app owner's access token).
+    RotationBlocked,
 }
 
 impl ConditionType {
@@ -51,6 +54,7 @@ impl ConditionType {
             ConditionType::OverPrivileged => "OverPrivileged",
             ConditionType::UsageHigh => "UsageHigh",
             ConditionType::ReauthorizationRequired => "ReauthorizationRequired",
+            ConditionType::RotationBlocked => "RotationBlocked",
         }
     }
 }
@@ -82,10 +86,13 @@ pub enum Reason {
     /// Namespaced mode: the resource's namespace has not granted the
     /// operator rights.
     NamespaceNotManaged,
+    /// X invalidates a bearer token only with the app owner's access token,
+    /// which the source lacks.
+    OwnerTokenMissing,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 22] = [
         Reason::Synced,
         Reason::TargetNotAllowed,
         Reason::Conflict,
@@ -107,6 +114,7 @@ impl Reason {
         Reason::UsageUnknown,
         Reason::ReauthorizationRequired,
         Reason::NamespaceNotManaged,
+        Reason::OwnerTokenMissing,
     ];
 
     /// The reason a condition names, when it is one of the operator's.
@@ -137,6 +145,7 @@ impl Reason {
             Reason::UsageUnknown => "UsageUnknown",
             Reason::ReauthorizationRequired => "ReauthorizationRequired",
             Reason::NamespaceNotManaged => "NamespaceNotManaged",
+            Reason::OwnerTokenMissing => "OwnerTokenMissing",
         }
     }
 

@@ -390,6 +390,13 @@ pub struct EnvironmentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verified: Option<Time>,
 
+    /// Fingerprint of the bearer token X refused (401) at the last
+    /// verification though this environment did not invalidate it: another
+    /// resource of the same app rotated it. The next reconcile mints again
+    /// without invalidating anything, and X returns the app's current token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_rejected: Option<String>,
+
     /// Permission level X reported for the credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_level: Option<String>,

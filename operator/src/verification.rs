@@ -66,6 +66,9 @@ pub fn level_of(header: &str) -> Option<Permission> {
 #[derive(Debug, Default)]
 struct Findings {
     checked: Vec<&'static str>,
+    /// Authenticated by X, whose answer was that the app's access tier
+    /// lacks the endpoint (403 code 453 or `client-not-enrolled`).
+    tier_limited: Vec<&'static str>,
     refused: Vec<String>,
     transient: Option<String>,
     /// X's rate limit resets after this long: verify again then, not sooner.
@@ -73,6 +76,8 @@ struct Findings {
     level: Option<String>,
     remaining: Option<u64>,
     limit: Option<u64>,
+    /// The fingerprint of a bearer token X answered 401.
+    bearer_rejected: Option<String>,
 }
 
 impl Findings {
@@ -84,6 +89,10 @@ impl Findings {
                     self.remaining = limits.remaining;
                     self.limit = limits.limit;
                 }
+            }
+            Err(e) if e.is_tier_limited() => {
+                self.checked.push(what);
+                self.tier_limited.push(what);
             }
             Err(e) if e.is_transient() => {
                 self.wait = self.wait.max(e.retry_after());
@@ -144,9 +153,14 @@ pub async fn verify(
         status.verification_owed = owed;
         return (findings.wait.is_none(), at);
     }
+    // A token someone else invalidated is minted again at the next
+    // reconcile: soon, once, when it is first seen.
+    let remint =
+        findings.bearer_rejected.is_some() && findings.bearer_rejected != status.bearer_rejected;
+    status.bearer_rejected = findings.bearer_rejected.clone();
     record(ctx, tc, env, status, findings, now).await;
     privilege(ctx, tc, env, status).await;
-    (false, next(now))
+    (remint, next(now))
 }
 
 /// The read-only calls, for what the environment has.
@@ -160,10 +174,12 @@ async fn check(ctx: &Context, tc: &TwitterCredential, env: &Environment) -> kube
             .await?
             .and_then(|s| secret_data(&s).remove(CredentialKey::BearerToken.as_str()))
         {
-            f.note(
-                "bearerToken",
-                ctx.xapi.verify_bearer(&SecretValue::new(token)).await,
-            );
+            let token = SecretValue::new(token);
+            let result = ctx.xapi.verify_bearer(&token).await;
+            if matches!(result, Err(XApiError::Refused { status: 401, .. })) {
+                f.bearer_rejected = Some(token.fingerprint().to_string());
+            }
+            f.note("bearerToken", result);
         }
     }
     let source = api
@@ -196,10 +212,18 @@ async fn record(
     status.rate_limit_limit = f.limit.map(|r| r as i64);
     let ok = f.refused.is_empty();
     let (reason, message) = if ok {
+        let limited = if f.tier_limited.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} authenticated, but the app's access tier lacks the endpoint checked: 403 code 453)",
+                f.tier_limited.join(" and ")
+            )
+        };
         (
             Reason::Verified,
             format!(
-                "X accepted {} with read-only calls",
+                "X accepted {} with read-only calls{limited}",
                 f.checked.join(" and ")
             ),
         )

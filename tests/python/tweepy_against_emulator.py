@@ -50,3 +50,32 @@ except tweepy.errors.Unauthorized:
     print("OAuth 1.0a with a wrong token secret: refused")
 else:
     sys.exit("a wrong token secret was accepted")
+
+# Bearer invalidation, signed by an independent OAuth 1.0a implementation
+# (requests-oauthlib, which tweepy itself uses) as X's reference page for
+# POST oauth2/invalidate_token says: the app's consumer keys and the app
+# owner's access token; the token to invalidate as a signed form parameter.
+# tweepy has no call for it.
+from urllib.parse import unquote
+
+import requests
+from requests_oauthlib import OAuth1
+
+api = "https://api.twitter.com"
+minted = requests.post(
+    f"{api}/oauth2/token", auth=(key, secret), data={"grant_type": "client_credentials"}
+).json()["access_token"]
+bearer = unquote(minted)
+basic = requests.post(f"{api}/oauth2/invalidate_token", auth=(key, secret), data={"access_token": bearer})
+assert basic.status_code in (400, 401, 403), ("Basic must be refused", basic.status_code, basic.text)
+signed = requests.post(
+    f"{api}/oauth2/invalidate_token",
+    auth=OAuth1(key, secret, token, token_secret),
+    data={"access_token": bearer},
+)
+assert signed.status_code == 200, (signed.status_code, signed.text)
+gone = requests.get(
+    f"{api}/1.1/application/rate_limit_status.json", headers={"Authorization": f"Bearer {bearer}"}
+)
+assert gone.status_code == 401 and gone.json()["errors"][0]["code"] == 89, (gone.status_code, gone.text)
+print("bearer invalidation: OAuth 1.0a with the owner's token accepted, Basic refused, old token then 401/89")

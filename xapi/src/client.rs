@@ -88,6 +88,66 @@ fn check_status(
     Ok(())
 }
 
+/// The most of an answer that is read. X's answers are a few KiB of JSON;
+/// a larger one is not X's, and reading it whole would let whoever answers
+/// fill the operator's memory.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// The answer's body, read chunk by chunk up to [`MAX_ANSWER_BYTES`].
+async fn read_bounded(
+    endpoint: &'static str,
+    mut resp: reqwest::Response,
+) -> Result<String, XApiError> {
+    let too_large = || XApiError::Transport {
+        endpoint,
+        message: format!("answer larger than {MAX_ANSWER_BYTES} bytes: not read"),
+    };
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > MAX_ANSWER_BYTES => {
+                return Err(too_large())
+            }
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            // A broken body reads as empty, as before: the status decides.
+            Err(_) => break,
+        }
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Refuses an X API base a credential must not travel to: anything but
+/// `https://`, except `http://` to a loopback address (an emulator on the
+/// same machine).
+pub fn check_base(base: &str) -> Result<(), XApiError> {
+    let refused = |why: &str| {
+        XApiError::Transport {
+        endpoint: "client",
+        message: format!("X API base {base:?} {why}: use https://, or http:// only to a loopback address (an emulator)"),
+    }
+    };
+    let url = reqwest::Url::parse(base).map_err(|_| refused("is not a URL"))?;
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(refused("is plain http to a host that is not loopback")),
+        _ => Err(refused("has a scheme other than https")),
+    }
+}
+
 fn form_header() -> (&'static str, &'static str) {
     (
         "Content-Type",
@@ -122,9 +182,14 @@ impl XApiClient {
         timeout: Duration,
         user_agent: &str,
     ) -> Result<Self, XApiError> {
+        check_base(base)?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(user_agent)
+            // Every call carries a credential (a header, or the token in
+            // the body): a redirect, even to X's own host, is never
+            // followed with it.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| XApiError::Transport {
                 endpoint: "client",
@@ -210,7 +275,13 @@ impl XApiClient {
             .get("x-access-level")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = resp.text().await.unwrap_or_default();
+        if (300..400).contains(&status) {
+            return Err(XApiError::Transport {
+                endpoint,
+                message: format!("answered a redirect (HTTP {status}), which is never followed: a credential would go with it"),
+            });
+        }
+        let body = read_bounded(endpoint, resp).await?;
         check_status(endpoint, status, &limits, &body)?;
         Ok(Answer {
             body,
@@ -291,24 +362,24 @@ impl XApi for XApiClient {
 
     async fn invalidate_bearer(
         &self,
-        api_key: &SecretValue,
-        api_key_secret: &SecretValue,
+        owner: &OAuth1Keys<'_>,
         bearer: &SecretValue,
     ) -> Result<(), XApiError> {
-        let basic = basic_authorization(api_key.expose(), api_key_secret.expose());
-        let body = format!(
-            "access_token={}",
-            encode(bearer_for_header(bearer.expose()).as_bytes())
-        );
+        // X's reference page: OAuth 1.0a with the app's consumer keys and
+        // the app owner's access token, the token to invalidate as a
+        // (signed) form parameter.
+        let token = bearer_for_header(bearer.expose());
+        let body = format!("access_token={}", encode(token.as_bytes()));
         let url = self.url("/oauth2/invalidate_token");
         // A retry after a lost answer may find the token already gone
         // (code 348): the caller, which recorded the step, treats that as
         // done when resuming.
         self.send("POST /oauth2/invalidate_token", Idempotent::Yes, || {
+            let header = Self::oauth1_header(owner, "POST", &url, &[("access_token", &token)]);
             let (k, v) = form_header();
             self.http
                 .post(&url)
-                .header("Authorization", &basic)
+                .header("Authorization", header)
                 .header(k, v)
                 .body(body.clone())
         })
@@ -451,6 +522,31 @@ mod tests {
         ];
         for (body, want) in cases {
             assert_eq!(parse_usage(body), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn only_https_or_loopback_http_bases_are_accepted() {
+        let cases = [
+            ("https://api.x.com", true),
+            ("https://api.x.com/", true),
+            ("http://127.0.0.1:8080", true),
+            ("http://127.1.2.3", true),
+            ("http://localhost:9000", true),
+            ("http://[::1]:9000", true),
+            ("http://api.x.com", false),
+            ("http://10.0.0.1", false),
+            ("http://[::ffff:10.0.0.1]", false),
+            ("ftp://api.x.com", false),
+            ("api.x.com", false),
+        ];
+        for (base, ok) in cases {
+            assert_eq!(check_base(base).is_ok(), ok, "{base}");
+            assert_eq!(
+                XApiClient::new(base, Duration::from_secs(1)).is_ok(),
+                ok,
+                "{base}"
+            );
         }
     }
 }

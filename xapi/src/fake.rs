@@ -96,8 +96,7 @@ impl XApi for FakeXApi {
 
     async fn invalidate_bearer(
         &self,
-        _: &SecretValue,
-        _: &SecretValue,
+        _: &OAuth1Keys<'_>,
         bearer: &SecretValue,
     ) -> Result<(), XApiError> {
         let mut s = self.enter("POST /oauth2/invalidate_token")?;

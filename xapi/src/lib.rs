@@ -17,7 +17,7 @@ pub mod retry;
 
 use std::collections::BTreeMap;
 
-pub use client::{parse_usage, XApiClient, DEFAULT_CONCURRENCY};
+pub use client::{check_base, parse_usage, XApiClient, DEFAULT_CONCURRENCY, MAX_ANSWER_BYTES};
 pub use error::XApiError;
 use keyguard_credentials::{CredentialKey, OAuth1Keys, SecretValue};
 
@@ -50,12 +50,13 @@ pub trait XApi: Send + Sync {
         api_key_secret: &SecretValue,
     ) -> Result<SecretValue, XApiError>;
 
-    /// `POST /oauth2/invalidate_token`: the bearer token stops working at
-    /// once, and the next mint returns a new one.
+    /// `POST /oauth2/invalidate_token`, signed (OAuth 1.0a) with the app's
+    /// consumer keys and the app owner's access token and secret: the
+    /// bearer token stops working at once, and the next mint returns a new
+    /// one.
     async fn invalidate_bearer(
         &self,
-        api_key: &SecretValue,
-        api_key_secret: &SecretValue,
+        owner: &OAuth1Keys<'_>,
         bearer: &SecretValue,
     ) -> Result<(), XApiError>;
 
@@ -100,8 +101,14 @@ pub trait XApi: Send + Sync {
 }
 
 /// The four OAuth 1.0a values of a Secret's data, as text.
-#[derive(Debug)]
 pub struct OAuth1Values([String; 4]);
+
+/// Never the values: a `{:?}` in a log line must not print them.
+impl std::fmt::Debug for OAuth1Values {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OAuth1Values([redacted; 4])")
+    }
+}
 
 impl OAuth1Values {
     pub fn keys(&self) -> OAuth1Keys<'_> {

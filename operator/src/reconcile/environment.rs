@@ -52,6 +52,7 @@ pub async fn reconcile_environment(
     outcome.status.last_rotation = info.last_rotation.map(conditions::whole_seconds);
     outcome.status.next_rotation = info.next_rotation.map(conditions::whole_seconds);
     outcome.wake.add_opt(info.next_rotation.map(Wake::At));
+    rotation_blocked(ctx, tc, env, &mut outcome.status, info.bearer_blocked).await;
     let now = Timestamp::now();
     for stage in AFTER_SYNC {
         let wake = run_stage(stage, ctx, tc, env, &mut outcome, now).await;
@@ -71,6 +72,53 @@ async fn refused(
 ) -> EnvOutcome {
     sync::record::warn_if_new(ctx, tc, env, &previous, refusal).await;
     sync::record::refused(previous, target, refusal, tc.metadata.generation)
+}
+
+/// `RotationBlocked` while a due bearer token rotation cannot start, with
+/// a Warning Event when it starts; cleared once it can.
+async fn rotation_blocked(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    status: &mut EnvironmentStatus,
+    blocked: bool,
+) {
+    if !blocked {
+        conditions::clear(&mut status.conditions, ConditionType::RotationBlocked);
+        return;
+    }
+    let source = format!(
+        "{}/{}",
+        tc.metadata.namespace.as_deref().unwrap_or_default(),
+        env.source.secret_ref.name
+    );
+    let message = format!(
+        "a bearer token rotation is due and was not started: {} (source Secret {source})",
+        rotation::bearer::OWNER_TOKEN_NEEDED
+    );
+    let warn = conditions::set_warning(
+        &mut status.conditions,
+        ConditionType::RotationBlocked,
+        true,
+        Reason::OwnerTokenMissing,
+        message.clone(),
+        tc.metadata.generation,
+        true,
+        conditions::News::StatusChanged,
+    );
+    if warn {
+        let note = format!("{}: {message}", env.name);
+        ctx.events
+            .publish(
+                &kube::Resource::object_ref(tc, &()),
+                Kind::Warning,
+                "RotationBlocked",
+                "Rotate",
+                &note,
+                None,
+            )
+            .await;
+    }
 }
 
 async fn run_stage(

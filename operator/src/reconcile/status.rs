@@ -118,6 +118,7 @@ fn roll_up(
             ConditionType::ReauthorizationRequired,
             Reason::ReauthorizationRequired,
         ),
+        (ConditionType::RotationBlocked, Reason::OwnerTokenMissing),
     ];
     for (flag, reason) in flags {
         let hits: Vec<&str> = environments

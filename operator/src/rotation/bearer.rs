@@ -18,6 +18,7 @@ use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 
 use super::due::RotationInfo;
+use crate::conditions::Reason;
 use crate::context::Context;
 use crate::context::CrashPoint;
 use crate::events::Kind;
@@ -30,7 +31,10 @@ use crate::projection::Data;
 use crate::refusal::Refusal;
 use crate::resource::{Environment, TwitterCredential};
 use crate::state_record::{minted_from, state_name};
-use crate::xapi::{XApi, XApiError};
+use crate::xapi::{oauth1_values, OAuth1Values, XApi, XApiError};
+
+/// Why a bearer token cannot be invalidated, and what a person does.
+pub const OWNER_TOKEN_NEEDED: &str = "X invalidates a bearer token only with OAuth 1.0a signed by the app owner's access token: add `accessToken` and `accessTokenSecret` (the owner's, from the developer portal) to the source Secret, or remove `rotation.bearerToken`";
 
 /// The step a rotation is at, as recorded in the state record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +75,9 @@ pub struct Observation {
     pub minted: bool,
     /// The schedule says so, or a person asked (rotate-now).
     pub due: bool,
+    /// The source holds the app owner's access token and secret, which X
+    /// requires to invalidate a bearer token.
+    pub can_invalidate: bool,
 }
 
 /// What to do next.
@@ -83,6 +90,9 @@ pub enum Transition {
     Rotate,
     /// A rotation was interrupted: finish it from the recorded step.
     Resume(Step),
+    /// A rotation is due but X would refuse the invalidation (no owner
+    /// token in the source): nothing is sent to X; a person is told.
+    Blocked,
 }
 
 /// Pure: the next transition of the bearer token's state machine.
@@ -90,16 +100,19 @@ pub fn next(o: Observation) -> Transition {
     match (o.step, o.minted, o.due) {
         (Step::Invalidating | Step::Minting, _, _) => Transition::Resume(o.step),
         (Step::Idle, false, _) => Transition::Mint,
-        (Step::Idle, true, true) => Transition::Rotate,
+        (Step::Idle, true, true) if o.can_invalidate => Transition::Rotate,
+        (Step::Idle, true, true) => Transition::Blocked,
         (Step::Idle, true, false) => Transition::Nothing,
     }
 }
 
-/// The keys a token is minted with.
+/// The keys a token is minted with, and the app owner's OAuth 1.0a values
+/// that invalidate one, when the source holds them.
 struct Keys {
     key: SecretValue,
     secret: SecretValue,
     from: String,
+    owner: Option<OAuth1Values>,
 }
 
 /// Mints or rotates the environment's bearer token as its state says;
@@ -110,6 +123,7 @@ pub async fn mint_or_rotate(
     env: &Environment,
     source: &Data,
     state: Option<Secret>,
+    rejected: Option<&str>,
     now: Timestamp,
 ) -> Result<(RotationInfo, Option<Secret>), Refusal> {
     let Some(keys) = keys(source) else {
@@ -123,20 +137,33 @@ pub async fn mint_or_rotate(
     let last = state.as_ref().and_then(last_rotation);
     let requested = super::due::rotate_now_request(tc, state.as_ref());
     let due = requested.is_some() || super::due::is_due(schedule, last, now);
+    // A token X refused though this environment never invalidated it
+    // (another resource of the app rotated it) counts as not minted: minting
+    // again invalidates nothing, and X answers with the app's current token.
+    let refused_by_x = |s: &Secret| {
+        token_of(s).is_some_and(|t| Some(t.fingerprint().to_string().as_str()) == rejected)
+    };
     let minted = state.as_ref().is_some_and(|s| {
         s.annotations().get(labels::MINTED_FROM) == Some(&keys.from)
             && s.data
                 .as_ref()
                 .is_some_and(|d| d.contains_key(CredentialKey::BearerToken.as_str()))
+            && !refused_by_x(s)
     });
     let observation = Observation {
         step: Step::read(state.as_ref()),
         minted,
         due,
+        can_invalidate: keys.owner.is_some(),
     };
+    let mut blocked = false;
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let state = match next(observation) {
         Transition::Nothing => state,
+        Transition::Blocked => {
+            blocked = true;
+            state
+        }
         Transition::Mint => Some(mint(ctx, tc, env, &api, &keys, state, &owner).await?),
         Transition::Rotate => Some(
             rotate(
@@ -161,6 +188,7 @@ pub async fn mint_or_rotate(
         last_rotation: last,
         next_rotation: schedule
             .and_then(|s| crate::schedule::next_after(s, last.unwrap_or(now)).ok()),
+        bearer_blocked: blocked,
     };
     Ok((info, state))
 }
@@ -171,6 +199,7 @@ fn keys(source: &Data) -> Option<Keys> {
         key: SecretValue::new(get(CredentialKey::ApiKey)?),
         secret: SecretValue::new(get(CredentialKey::ApiKeySecret)?),
         from: minted_from(source),
+        owner: oauth1_values(source),
     })
 }
 
@@ -284,10 +313,14 @@ async fn rotate(
         .await
         .map_err(|e| x_api_refusal("minting the new bearer token", e))?;
     ctx.crash_point(CrashPoint::AfterMint).await;
-    ctx.xapi
-        .verify_bearer(&new)
-        .await
-        .map_err(|e| x_api_refusal("verifying the new bearer token", e))?;
+    match ctx.xapi.verify_bearer(&new).await {
+        // 453: X authenticated the new token; the app's access tier lacks
+        // the endpoint. Stopping here would leave the old, invalidated
+        // token projected.
+        Ok(_) => {}
+        Err(e) if e.is_tier_limited() => {}
+        Err(e) => return Err(x_api_refusal("verifying the new bearer token", e)),
+    }
     let state = store_rotated(api, state, &new, requested).await?;
     ctx.own_writes.record(&state.metadata);
     ctx.metrics.rotated(tc, &env.name, "bearerToken");
@@ -354,17 +387,24 @@ async fn invalidate(
     resuming: bool,
 ) -> Result<(), Refusal> {
     if resuming {
+        // Only 401 says the token is gone; a 403 (code 453: the access tier
+        // lacks the endpoint) authenticated it.
         match x.verify_bearer(old).await {
-            Err(XApiError::Refused {
-                status: 401 | 403, ..
-            }) => return Ok(()),
+            Err(XApiError::Refused { status: 401, .. }) => return Ok(()),
             Err(e) if e.is_transient() => {
                 return Err(x_api_refusal("checking the old bearer token", e))
             }
             _ => {}
         }
     }
-    match x.invalidate_bearer(&keys.key, &keys.secret, old).await {
+    let Some(owner) = &keys.owner else {
+        return Err(Refusal::new(
+            Reason::OwnerTokenMissing,
+            OWNER_TOKEN_NEEDED,
+            crate::refusal::Teardown::Keep,
+        ));
+    };
+    match x.invalidate_bearer(&owner.keys(), old).await {
         Ok(()) => Ok(()),
         Err(e) if resuming && e.is_not_invalidatable() => Ok(()),
         Err(e) => Err(x_api_refusal("invalidating the old bearer token", e)),
@@ -494,8 +534,32 @@ mod tests {
     fn the_state_machine_mints_rotates_and_resumes() {
         use Step::*;
         use Transition::*;
-        let o = |step, minted, due| Observation { step, minted, due };
+        let o = |step, minted, due| Observation {
+            step,
+            minted,
+            due,
+            can_invalidate: true,
+        };
+        let without_owner = |step, minted, due| Observation {
+            can_invalidate: false,
+            ..o(step, minted, due)
+        };
         let cases = [
+            (
+                "current, due, no owner token: nothing sent to X",
+                without_owner(Idle, true, true),
+                Blocked,
+            ),
+            (
+                "no owner token, not due",
+                without_owner(Idle, true, false),
+                Nothing,
+            ),
+            (
+                "no owner token, first mint",
+                without_owner(Idle, false, true),
+                Mint,
+            ),
             ("no token yet", o(Idle, false, false), Mint),
             ("no token yet, due", o(Idle, false, true), Mint),
             ("keys replaced by a person", o(Idle, false, false), Mint),
@@ -529,11 +593,21 @@ mod tests {
         use crate::xapi::fake::FakeXApi;
         const VERIFY: &str = "GET /1.1/application/rate_limit_status.json";
         const INVALIDATE: &str = "POST /oauth2/invalidate_token";
-        let keys = Keys {
-            key: SecretValue::new("k"),
-            secret: SecretValue::new("s"),
-            from: String::new(),
+        let data = |owner: bool| {
+            let mut d = Data::from([
+                ("apiKey".to_string(), b"k".to_vec()),
+                ("apiKeySecret".to_string(), b"s".to_vec()),
+            ]);
+            if owner {
+                d.insert("accessToken".into(), b"1-owner".to_vec());
+                d.insert("accessTokenSecret".into(), b"owner-secret".to_vec());
+            }
+            d
         };
+        let without_owner = keys(&data(false)).unwrap();
+        let keys = keys(&data(true)).unwrap();
+        let tier_limited =
+            || XApiError::from_answer(VERIFY, 403, r#"{"errors":[{"code":453,"message":"tier"}]}"#);
         let old = SecretValue::new("bearer-old");
         let unavailable = || XApiError::from_answer(VERIFY, 503, "<html>");
         let refused = || XApiError::from_answer(INVALIDATE, 401, r#"{"errors":[{"code":89}]}"#);
@@ -595,6 +669,14 @@ mod tests {
                 false,
                 vec![INVALIDATE],
             ),
+            (
+                "resumed, 453 (tier) authenticated the token: still invalidated",
+                Some("bearer-old"),
+                true,
+                vec![tier_limited()],
+                true,
+                vec![VERIFY, INVALIDATE],
+            ),
         ];
         for (what, current, resuming, failures, ok, calls) in cases {
             let x = FakeXApi::new();
@@ -606,5 +688,18 @@ mod tests {
             assert_eq!(result.is_ok(), ok, "{what}: {result:?}");
             assert_eq!(x.calls(), calls, "{what}");
         }
+        // Without the owner's token nothing is sent: X would refuse it.
+        let x = FakeXApi::new();
+        x.set_bearer("bearer-old");
+        let refused = invalidate(&x, &without_owner, &old, false)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.reason, Reason::OwnerTokenMissing);
+        assert!(
+            refused.message.contains("accessTokenSecret"),
+            "{}",
+            refused.message
+        );
+        assert!(x.calls().is_empty(), "{:?}", x.calls());
     }
 }

@@ -15,6 +15,9 @@ use crate::schedule;
 pub struct RotationInfo {
     pub last_rotation: Option<Timestamp>,
     pub next_rotation: Option<Timestamp>,
+    /// A bearer token rotation is due and cannot start (see
+    /// `bearer::OWNER_TOKEN_NEEDED`).
+    pub bearer_blocked: bool,
 }
 
 impl RotationInfo {
@@ -26,6 +29,7 @@ impl RotationInfo {
                 .into_iter()
                 .flatten()
                 .min(),
+            bearer_blocked: self.bearer_blocked || other.bearer_blocked,
         }
     }
 }

@@ -71,8 +71,10 @@ pub async fn rotate(
     let mut info = RotationInfo::default();
     if env.target.keys.contains(&CredentialKey::BearerToken) {
         let bearer;
+        let rejected = previous.bearer_rejected.as_deref();
         (bearer, state) =
-            bearer::mint_or_rotate(ctx, tc, env, &source, state, Timestamp::now()).await?;
+            bearer::mint_or_rotate(ctx, tc, env, &source, state, rejected, Timestamp::now())
+                .await?;
         info = info.merge(bearer);
     }
     if env.target.keys.contains(&CredentialKey::UserAccessToken) {

@@ -109,6 +109,7 @@ pub async fn refresh(
         return Ok(RotationInfo {
             last_rotation: last,
             next_rotation: Some(at),
+            ..Default::default()
         });
     }
     let refresh = SecretValue::new(refresh_token_to_use(seed, state.as_ref()));
@@ -146,6 +147,7 @@ pub async fn refresh(
     Ok(RotationInfo {
         last_rotation: Some(now),
         next_rotation: next,
+        ..Default::default()
     })
 }
 

@@ -689,36 +689,31 @@ async fn oauth2_invalidate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // The docs disagree on the auth here: accept Basic or OAuth 1.0a.
-    let index =
-        if let Some((key, secret)) = basic_auth(&headers) {
-            let s = ctx.state.lock().unwrap();
-            match s.apps.iter().position(|a| {
-                a.credentials.api_key == key && a.credentials.api_key_secret == secret
-            }) {
-                Some(i) => i,
-                None => {
-                    return v11_error(
-                        StatusCode::FORBIDDEN,
-                        99,
-                        "Unable to verify your credentials",
-                    )
-                }
-            }
-        } else {
-            match oauth1_app(&ctx, &method, &uri, &headers, &body) {
-                Ok(i) => i,
-                Err(r) => return *r,
-            }
-        };
+    // X's reference page "POST oauth2/invalidate_token": OAuth 1.0a with
+    // the app's consumer keys and the app owner's access token. Basic (an
+    // older page's scheme) is refused like any request without an OAuth
+    // header (400, code 215), another user's token with 403 code 220.
+    let (index, token) = match oauth1_request(&ctx, &method, &uri, &headers, &body) {
+        Ok(found) => found,
+        Err(r) => return *r,
+    };
+    if ctx.state.lock().unwrap().apps[index]
+        .credentials
+        .access_token
+        != token
+    {
+        return v11_error(
+            StatusCode::FORBIDDEN,
+            220,
+            "Your credentials do not allow access to this resource.",
+        );
+    }
     let token = form(&body).get("access_token").cloned().unwrap_or_default();
     let mut s = ctx.state.lock().unwrap();
     let app = &mut s.apps[index];
     let current = decoded_bearer(app);
-    let given = percent_encoding::percent_decode_str(&token)
-        .decode_utf8_lossy()
-        .into_owned();
-    if current.as_deref() != Some(given.as_str()) {
+    // `form` decoded the parameter once, as X does; no second decoding.
+    if current.as_deref() != Some(token.as_str()) {
         return v11_error(
             StatusCode::FORBIDDEN,
             348,
@@ -783,6 +778,9 @@ async fn verify_credentials(
         Ok(i) => {
             let s = ctx.state.lock().unwrap();
             let app = &s.apps[i];
+            if app.tier_limited {
+                return tier_limited();
+            }
             let mut r = Json(json!({
                 "id": app.credentials.user_id,
                 "id_str": app.credentials.user_id.to_string(),

@@ -74,7 +74,9 @@ async fn declare(client: &kube::Client, apps: &[AppCredentials]) {
             let app = &apps[i * ENVIRONMENTS + e];
             let name = format!("keys-{i}-{e}");
             let source = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-                "stringData": {"apiKey": app.api_key, "apiKeySecret": app.api_key_secret}});
+                // The owner's access token: X invalidates a bearer token only with it.
+                "stringData": {"apiKey": app.api_key, "apiKeySecret": app.api_key_secret,
+                    "accessToken": app.access_token, "accessTokenSecret": app.access_token_secret}});
             secrets
                 .patch(&name, &PatchParams::apply("test"), &Patch::Apply(&source))
                 .await

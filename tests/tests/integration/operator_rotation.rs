@@ -19,8 +19,12 @@ use kube::ResourceExt;
 use serde_json::json;
 
 async fn setup(w: &World, rotation: serde_json::Value) -> String {
+    setup_from(w, &w.full_source(), rotation).await
+}
+
+async fn setup_from(w: &World, source: &[(&str, &str)], rotation: serde_json::Value) -> String {
     w.namespace("team", json!({})).await;
-    w.source("team", "keys", &w.full_source()).await;
+    w.source("team", "keys", source).await;
     w.apply(
         "team",
         json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
@@ -59,6 +63,24 @@ async fn rotated_from(w: &World, old: &str) -> String {
     .await
 }
 
+/// What X answers a request made with `token` (as a client sends it):
+/// the HTTP status and the v1.1 error code, if any.
+async fn x_answers(w: &World, token: &str) -> (u16, Option<i64>) {
+    let header = keyguard_credentials::bearer_for_header(token.as_bytes());
+    let resp = reqwest::Client::new()
+        .get(format!(
+            "{}/1.1/application/rate_limit_status.json",
+            w.x.base_url()
+        ))
+        .header("Authorization", format!("Bearer {header}"))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    (status, body["errors"][0]["code"].as_i64())
+}
+
 /// Bearer tokens X has invalidated for the app.
 fn invalidations(w: &World) -> usize {
     w.x.bearer_invalidations(&w.app.api_key)
@@ -92,14 +114,18 @@ async fn rotate_now_replaces_the_bearer_token_once_and_the_old_one_stops_working
     );
     assert_eq!(invalidations(&w), 0);
 
+    assert_eq!(x_answers(&w, &old).await.0, 200);
     rotate_now(&w, "1").await;
     let new = rotated_from(&w, &old).await;
     assert_eq!(invalidations(&w), 1);
-    assert_ne!(
-        w.x.current_bearer(&w.app.api_key).as_deref(),
-        Some(old.as_str()),
+    // As a client sees it: X refuses the old token (401, code 89) and
+    // accepts the new one.
+    assert_eq!(
+        x_answers(&w, &old).await,
+        (401, Some(89)),
         "the old token is refused"
     );
+    assert_eq!(x_answers(&w, &new).await.0, 200, "the new token works");
     w.wait_event("team", "BearerTokenRotated").await;
     // Status is written after the Secret and the Event: wait for it.
     eventually("status revision 2", WAIT, || async {
@@ -137,6 +163,113 @@ async fn rotate_now_replaces_the_bearer_token_once_and_the_old_one_stops_working
         &w.status("team", "bot").await.to_string(),
         &secrets,
     );
+}
+
+/// X invalidates a bearer token only with OAuth 1.0a signed by the app
+/// owner's access token. Without it in the source, a due rotation is
+/// refused before any call to X (nothing invalidated, the working token
+/// stays projected) and a person is told which keys to add; once they are
+/// there, the rotation runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_without_the_owner_token_is_refused_before_any_call_to_x() {
+    let w = World::start().await;
+    let consumer_only = [
+        ("apiKey", w.app.api_key.as_str()),
+        ("apiKeySecret", w.app.api_key_secret.as_str()),
+    ];
+    let old = setup_from(
+        &w,
+        &consumer_only,
+        json!({"bearerToken": {"every": "720h"}}),
+    )
+    .await;
+    rotate_now(&w, "1").await;
+    let blocked = w
+        .wait_condition("team", "bot", Some("prod"), "RotationBlocked", "True")
+        .await;
+    let message = blocked["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("accessToken") && message.contains("accessTokenSecret"),
+        "the condition names the keys to add: {message}"
+    );
+    assert_eq!(blocked["reason"], "OwnerTokenMissing");
+    w.wait_condition("team", "bot", None, "RotationBlocked", "True")
+        .await;
+    let event = w.wait_event("team", "RotationBlocked").await;
+    assert!(event.note.unwrap_or_default().contains("accessTokenSecret"));
+    assert_eq!(invalidations(&w), 0, "nothing was sent to X");
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    assert_eq!(
+        value(&w.secret("team", "out").await.unwrap(), "bearerToken").as_deref(),
+        Some(old.as_str()),
+        "the working token stays projected"
+    );
+    assert_eq!(x_answers(&w, &old).await.0, 200);
+
+    // The owner's token added: the requested rotation runs.
+    w.source("team", "keys", &w.full_source()).await;
+    let new = rotated_from(&w, &old).await;
+    assert_eq!(invalidations(&w), 1);
+    assert_eq!(x_answers(&w, &old).await, (401, Some(89)));
+    assert_eq!(x_answers(&w, &new).await.0, 200);
+    eventually("RotationBlocked to clear", WAIT, || async {
+        let status = w.status("team", "bot").await;
+        let conditions = status["environments"][0]["conditions"].as_array()?.clone();
+        (!conditions.iter().any(|c| c["type"] == "RotationBlocked")).then_some(())
+    })
+    .await;
+}
+
+/// Two teams' resources on one X app (X keeps one bearer token per app):
+/// when one rotates, the other's projected token dies at X. Its next
+/// verification sees the 401 on a token it never invalidated, and it mints
+/// again, which invalidates nothing: X answers with the app's current
+/// token, and both end on it with exactly one invalidation.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_another_resource_of_the_app_invalidated_is_minted_again() {
+    let w = World::start_configured(|ctx| ctx.verify_interval = std::time::Duration::from_secs(2))
+        .await;
+    for team in ["team", "other"] {
+        w.namespace(team, json!({})).await;
+        w.source(team, "keys", &w.full_source()).await;
+        w.apply(
+            team,
+            json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+                "name": "prod",
+                "source": {"secretRef": {"name": "keys"}},
+                "target": {"secretName": "out", "keys": ["bearerToken"]},
+                "rotation": {"bearerToken": {"every": "720h"}}
+            }]}}),
+        )
+        .await;
+        w.wait_condition(team, "bot", Some("prod"), "Verified", "True")
+            .await;
+    }
+    let old = value(&w.secret("other", "out").await.unwrap(), "bearerToken").unwrap();
+    rotate_now(&w, "1").await;
+    let new = rotated_from(&w, &old).await;
+    eventually(
+        "the other team's target to hold the app's current token",
+        WAIT,
+        || async {
+            let theirs = value(&w.secret("other", "out").await?, "bearerToken")?;
+            (theirs == new).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(invalidations(&w), 1, "the follower invalidated nothing");
+    assert_eq!(x_answers(&w, &new).await.0, 200);
+    eventually("the other team verified again", WAIT, || async {
+        let status = w.status("other", "bot").await;
+        let env = &status["environments"][0];
+        let verified = env["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Verified" && c["status"] == "True");
+        (verified && env["bearerRejected"].is_null()).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -109,6 +109,67 @@ async fn credentials_are_verified_and_more_permission_than_declared_is_reported(
     assert_eq!(cleared["reason"], "WithinPermission");
 }
 
+/// An app whose access tier lacks the read endpoints: X answers its valid
+/// credentials 403 with code 453, which authenticated them. Verification
+/// says `Verified=True` with the limitation, a rotation finishes instead of
+/// stopping with the old token invalidated, and new portal values are
+/// accepted.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_access_tier_without_the_read_endpoints_is_not_a_refusal() {
+    let w = World::start().await;
+    w.x.limit_access_tier(&w.app.api_key);
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+        "name": "prod",
+        "source": {"secretRef": {"name": "keys"}},
+        "target": {"secretName": "out", "keys": ["bearerToken", "accessToken", "accessTokenSecret"]},
+        "rotation": {"bearerToken": {"every": "720h"}}
+    }]}}))
+    .await;
+    let verified = w
+        .wait_condition("team", "bot", Some("prod"), "Verified", "True")
+        .await;
+    let message = verified["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("access tier") && message.contains("453"),
+        "{message}"
+    );
+    let old = value(&w.secret("team", "out").await.unwrap(), "bearerToken").unwrap();
+
+    // A rotation whose new-token check gets 453 is finished, not stuck.
+    let patch = json!({"metadata": {"annotations": {"keyguard.dev/rotate-now": "1"}}});
+    kube::Api::<keyguard_operator::TwitterCredential>::namespaced(w.client.clone(), "team")
+        .patch(
+            "bot",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    let new = eventually("the rotated token projected", WAIT, || async {
+        let now = value(&w.secret("team", "out").await?, "bearerToken")?;
+        (now != old && Some(&now) == w.x.current_bearer(&w.app.api_key).as_ref()).then_some(now)
+    })
+    .await;
+    assert_ne!(new, old);
+    assert_eq!(w.x.bearer_invalidations(&w.app.api_key), 1);
+
+    // New portal values (another access token of the owner) are accepted.
+    let (token, secret) = w.x.issue_access_token(&w.app.api_key);
+    let mut source = w.full_source();
+    source.retain(|(k, _)| !k.starts_with("accessToken"));
+    source.push(("accessToken", token.as_str()));
+    source.push(("accessTokenSecret", secret.as_str()));
+    w.source("team", "keys", &source).await;
+    eventually("the new access token projected", WAIT, || async {
+        (value(&w.secret("team", "out").await?, "accessToken")? == token).then_some(())
+    })
+    .await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_credential_is_a_condition_and_nothing_is_revoked() {
     let w = World::start().await;

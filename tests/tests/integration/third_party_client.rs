@@ -58,6 +58,7 @@ async fn tweepy_authenticates_against_the_emulator() {
         "app-only bearer: minted and accepted",
         "OAuth 1.0a user context: verified",
         "OAuth 1.0a with a wrong token secret: refused",
+        "bearer invalidation: OAuth 1.0a with the owner's token accepted, Basic refused, old token then 401/89",
     ] {
         assert!(stdout.contains(line), "{stdout}");
     }
@@ -66,6 +67,7 @@ async fn tweepy_authenticates_against_the_emulator() {
         "POST /oauth2/token",
         "GET /1.1/application/rate_limit_status.json",
         "GET /1.1/account/verify_credentials.json",
+        "POST /oauth2/invalidate_token",
     ] {
         assert!(
             requests.iter().any(|r| r == endpoint),
