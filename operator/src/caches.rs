@@ -24,6 +24,8 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
+use crate::resource::TwitterCredential;
+
 /// Content above this many bytes is not cached (see the module doc).
 pub const LARGEST_CACHED: usize = 16 * 1024;
 
@@ -126,20 +128,70 @@ pub fn slim_secret(secret: &mut Secret) {
     });
 }
 
-/// `slim`, and a Role with more rules than any the operator writes keeps
-/// only its metadata, marked as trimmed.
+/// `slim`, and a Role with more rules than any the operator writes, or
+/// rules larger than [`LARGEST_CACHED`] serialized (a few rules with
+/// thousands of resourceNames), keeps only its metadata, marked as trimmed.
 pub fn slim_role(role: &mut Role) {
     slim(role);
     let rules = role.rules.as_ref().map_or(0, Vec::len);
-    trim_if(role, rules > 4, |r| r.rules = None);
+    let too_big = rules > 4 || serialized_len(&role.rules) > LARGEST_CACHED;
+    trim_if(role, too_big, |r| r.rules = None);
 }
 
-/// `slim`, and a RoleBinding with more subjects than a cache should hold
-/// keeps only its metadata, marked as trimmed.
+/// `slim`, and a RoleBinding with more subjects than a cache should hold,
+/// or subjects larger than [`LARGEST_CACHED`] serialized, keeps only its
+/// metadata, marked as trimmed.
 pub fn slim_binding(binding: &mut RoleBinding) {
     slim(binding);
     let subjects = binding.subjects.as_ref().map_or(0, Vec::len);
-    trim_if(binding, subjects > 64, |b| b.subjects = None);
+    let too_big = subjects > 64 || serialized_len(&binding.subjects) > LARGEST_CACHED;
+    trim_if(binding, too_big, |b| b.subjects = None);
+}
+
+/// Namespaces are cached for their labels (the opt-in): annotations,
+/// which nothing reads and an admin may fill, are dropped, and labels
+/// larger than [`LARGEST_CACHED`] are trimmed.
+pub fn slim_namespace(namespace: &mut PartialObjectMeta<Namespace>) {
+    slim(namespace);
+    namespace.metadata.annotations = None;
+    trim_if(namespace, false, |_| {});
+}
+
+/// The longest annotation value of a TwitterCredential that is cached as
+/// written; a longer `keyguard.dev/*` value is cached as its fingerprint.
+pub const LONGEST_ANNOTATION: usize = 256;
+
+/// TwitterCredentials are cached for their spec and the operator's own
+/// annotations (`keyguard.dev/rotate-now`, `keyguard.dev/force-sync`):
+/// other annotations are dropped, a longer value of ours is kept as its
+/// fingerprint (a 250 kB request value then costs 23 bytes in memory and
+/// in the state record that marks it handled), and labels larger than
+/// [`LARGEST_CACHED`] are dropped. Whoever may annotate a resource cannot
+/// make the operator hold their bulk.
+pub fn slim_credential(tc: &mut TwitterCredential) {
+    slim(tc);
+    let meta = tc.meta_mut();
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.retain(|k, _| k.starts_with("keyguard.dev/"));
+        for value in annotations.values_mut() {
+            if value.len() > LONGEST_ANNOTATION {
+                *value = keyguard_credentials::fingerprint(value.as_bytes()).to_string();
+            }
+        }
+    }
+    let labels: usize = meta
+        .labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    if labels > LARGEST_CACHED {
+        meta.labels = None;
+    }
+}
+
+fn serialized_len<T: serde::Serialize>(value: &T) -> usize {
+    serde_json::to_vec(value).map_or(usize::MAX, |v| v.len())
 }
 
 /// Drops the content, labels and annotations of an object that is
@@ -237,6 +289,83 @@ mod tests {
                 "{subjects} subjects"
             );
         }
+    }
+
+    #[test]
+    fn few_rules_or_subjects_of_great_size_are_trimmed_too() {
+        let names: Vec<String> = (0..2_000).map(|i| format!("secret-{i}")).collect();
+        let mut r = Role {
+            rules: Some(vec![k8s_openapi::api::rbac::v1::PolicyRule {
+                resource_names: Some(names.clone()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        slim_role(&mut r);
+        assert!(r.annotations().contains_key(TRIMMED));
+        assert!(r.rules.is_none());
+        // 64 subjects pass the count bound; 300-byte names make them 19 KiB.
+        let subject = |name: &String| k8s_openapi::api::rbac::v1::Subject {
+            name: format!("{name:x<300}"),
+            ..Default::default()
+        };
+        let mut b = RoleBinding {
+            subjects: Some(names[..64].iter().map(subject).collect()),
+            ..Default::default()
+        };
+        slim_binding(&mut b);
+        assert!(b.annotations().contains_key(TRIMMED));
+    }
+
+    #[test]
+    fn a_credential_keeps_only_our_annotations_and_long_values_as_fingerprints() {
+        let mut tc: TwitterCredential = serde_json::from_value(serde_json::json!({
+            "apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential",
+            "metadata": {"name": "bot", "namespace": "team",
+                "labels": {"big": "x".repeat(LARGEST_CACHED)},
+                "annotations": {
+                    "team/notes": "n".repeat(200_000),
+                    "keyguard.dev/force-sync": "1",
+                    "keyguard.dev/rotate-now": "r".repeat(262_000),
+                }},
+            "spec": {"environments": []}
+        }))
+        .unwrap();
+        slim_credential(&mut tc);
+        let a = tc.annotations();
+        assert_eq!(a.len(), 2, "{a:?}");
+        assert_eq!(a["keyguard.dev/force-sync"], "1");
+        let long = &a["keyguard.dev/rotate-now"];
+        assert!(
+            long.starts_with("sha256:") && long.len() <= LONGEST_ANNOTATION,
+            "{long}"
+        );
+        let same = keyguard_credentials::fingerprint("r".repeat(262_000).as_bytes()).to_string();
+        assert_eq!(long, &same, "the same request maps to the same value");
+        assert!(tc.labels().is_empty());
+    }
+
+    #[test]
+    fn namespaces_keep_labels_not_annotations() {
+        let mut n: PartialObjectMeta<Namespace> = PartialObjectMeta {
+            types: None,
+            metadata: kube::api::ObjectMeta {
+                name: Some("prod".into()),
+                labels: Some(
+                    [(
+                        "keyguard.dev/allow-from-team".to_string(),
+                        "true".to_string(),
+                    )]
+                    .into(),
+                ),
+                annotations: Some([("a".to_string(), "x".repeat(100_000))].into()),
+                ..Default::default()
+            },
+            _phantom: Default::default(),
+        };
+        slim_namespace(&mut n);
+        assert!(n.annotations().is_empty());
+        assert_eq!(n.labels()["keyguard.dev/allow-from-team"], "true");
     }
 
     #[test]

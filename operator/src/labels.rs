@@ -56,11 +56,65 @@ pub const RETIREMENT_STEP: &str = "keyguard.dev/retirement-step";
 /// Which part of an environment an object is: `state` for the record of
 /// derived credentials (kept out of projections' selectors).
 pub const PART: &str = "keyguard.dev/part";
-/// A namespace label that lets TwitterCredentials in `<ns>` write into it.
+/// On a projected Secret: the deletion policy of the resource that wrote
+/// it, so a start-up sweep after the resource vanished (its finalizer
+/// stripped while the operator was down) still honours `Retain`.
+pub const DELETION_POLICY: &str = "keyguard.dev/deletion-policy";
+/// The namespace label that lets TwitterCredentials in `<ns>` write into
+/// it: `keyguard.dev/allow-from-<ns>`, or, for a namespace name too long
+/// for a label key (over 52 characters: a key's name part holds 63),
+/// `keyguard.dev/allow-from-sha256-<16 hex of the name's SHA-256>`.
+/// Refusals name the exact key to set.
 pub fn allow_from(source_namespace: &str) -> String {
-    format!("keyguard.dev/allow-from-{source_namespace}")
+    let plain = format!("allow-from-{source_namespace}");
+    if plain.len() <= 63 {
+        return format!("keyguard.dev/{plain}");
+    }
+    allow_from_hashed(source_namespace)
+}
+
+/// The hashed opt-in key, accepted for any namespace (so automation can
+/// use one form for every name).
+pub fn allow_from_hashed(source_namespace: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(source_namespace.as_bytes());
+    format!(
+        "keyguard.dev/allow-from-sha256-{}",
+        &hex::encode(digest)[..16]
+    )
 }
 /// The finalizer that cleans up projected objects.
 pub const FINALIZER: &str = "keyguard.dev/cleanup";
 /// Field manager for server-side apply.
 pub const FIELD_MANAGER: &str = "keyguard-operator";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A label key's name part: at most 63 characters, alphanumerics with
+    /// `-`, `_` or `.` inside.
+    fn valid_key(key: &str) -> bool {
+        let Some(("keyguard.dev", name)) = key.split_once('/') else {
+            return false;
+        };
+        let inner = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        (1..=63).contains(&name.len())
+            && name.chars().all(inner)
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+    }
+
+    #[test]
+    fn every_valid_namespace_name_has_an_opt_in_label() {
+        for len in 1..=63 {
+            let ns = "n".repeat(len);
+            assert!(valid_key(&allow_from(&ns)), "{len}: {}", allow_from(&ns));
+            assert!(valid_key(&allow_from_hashed(&ns)), "{len}");
+        }
+        assert_eq!(allow_from("team-news"), "keyguard.dev/allow-from-team-news");
+        let long = "a".repeat(53);
+        assert!(allow_from(&long).starts_with("keyguard.dev/allow-from-sha256-"));
+        assert_ne!(allow_from_hashed("team-a"), allow_from_hashed("team-b"));
+    }
+}

@@ -86,7 +86,7 @@ async fn run_once(
         Api::<TwitterCredential>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     )
-    .modify(caches::slim);
+    .modify(caches::slim_credential);
     let controller = Controller::for_stream(
         kube::runtime::reflector(writer, credentials).applied_objects(),
         reader,

@@ -32,7 +32,8 @@ pub fn watch_inputs(
     let client = &ctx.client;
     let managed = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
     let (namespaces, writer) = kube::runtime::reflector::store();
-    let watch = watcher(Api::all(client.clone()), watcher::Config::default()).modify(caches::slim);
+    let watch = watcher(Api::all(client.clone()), watcher::Config::default())
+        .modify(caches::slim_namespace);
     let store = credentials.clone();
     let mut controller = controller.watches_stream(
         kube::runtime::reflector(writer, watch).touched_objects(),

@@ -179,11 +179,11 @@ fn usable_source(
 }
 
 fn opted_in(observed: &Observed, own: &str) -> bool {
-    observed
-        .namespace_labels
-        .as_ref()
-        .and_then(|l| l.get(&labels::allow_from(own)))
-        .is_some_and(|v| v == "true")
+    observed.namespace_labels.as_ref().is_some_and(|l| {
+        [labels::allow_from(own), labels::allow_from_hashed(own)]
+            .iter()
+            .any(|k| l.get(k).is_some_and(|v| v == "true"))
+    })
 }
 
 #[cfg(test)]

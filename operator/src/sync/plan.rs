@@ -71,7 +71,16 @@ pub fn plan(
             name_for(target, kind),
         )
     };
-    let secret = desired_secret(meta(ObjectKind::Secret), &data, &content_fingerprint);
+    let mut secret_meta = meta(ObjectKind::Secret);
+    let policy = match tc.spec.deletion_policy {
+        Some(crate::resource::DeletionPolicy::Retain) => "Retain",
+        _ => "Delete",
+    };
+    secret_meta
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(labels::DELETION_POLICY.into(), policy.into());
+    let secret = desired_secret(secret_meta, &data, &content_fingerprint);
     let accounts: Vec<String> = env
         .access
         .as_ref()

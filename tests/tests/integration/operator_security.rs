@@ -521,6 +521,49 @@ async fn a_resource_cannot_project_or_restart_what_its_author_could_not() {
         attempt.load(std::sync::atomic::Ordering::SeqCst) - 1
     );
     assert!(w.secret("team", &refused).await.is_none());
+
+    // Round two, item 1: an annotation that makes the operator act is
+    // authorised like the spec. Mallory may patch every TwitterCredential
+    // but may not rotate one whose source she could not declare.
+    let admins = env("prod", "db-password", None, "admins-out", json!(["apiKey"]));
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "admins"}, "spec": {"environments": [admins]}}),
+    )
+    .await;
+    let annotate = |k: &str, v: &str| json!({"metadata": {"annotations": {k: v}}});
+    for acting in ["keyguard.dev/rotate-now", "keyguard.dev/force-sync"] {
+        let err = mallory
+            .patch(
+                "admins",
+                &PatchParams::default(),
+                &Patch::Merge(&annotate(acting, "now")),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("author can read"),
+            "{acting}: {err}"
+        );
+    }
+    // An annotation the operator does not act on stays hers to write, and
+    // what she may read she may rotate.
+    mallory
+        .patch(
+            "admins",
+            &PatchParams::default(),
+            &Patch::Merge(&annotate("team/note", "x")),
+        )
+        .await
+        .unwrap();
+    mallory
+        .patch(
+            "fine",
+            &PatchParams::default(),
+            &Patch::Merge(&annotate("keyguard.dev/rotate-now", "now")),
+        )
+        .await
+        .unwrap();
 }
 
 /// Item 6: a tenant who can label a Secret copies a resource's uid into
@@ -726,6 +769,83 @@ async fn a_stripped_finalizer_leaves_no_orphans() {
     w.apply("team", resource).await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
+}
+
+/// Round two, item 6: a namespace of 53 to 63 characters can opt in too.
+/// Its `allow-from-<ns>` key would be too long for a label, so the hashed
+/// key stands in, and the refusal names exactly which key to set.
+#[tokio::test]
+async fn a_namespace_with_a_long_name_can_opt_in() {
+    let w = World::start().await;
+    let team = "t".repeat(63);
+    w.namespace(&team, json!({})).await;
+    w.namespace("prod", json!({})).await;
+    w.source(&team, "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
+        .await;
+    let e = env("prod", "keys", Some("prod"), "out", json!(["apiKey"]));
+    w.apply(
+        &team,
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [e]}}),
+    )
+    .await;
+    let refused = w
+        .wait_condition(&team, "bot", Some("prod"), "Synced", "False")
+        .await;
+    let key = keyguard_operator::labels::allow_from(&team);
+    assert!(key.len() < 63 + "keyguard.dev/".len(), "{key}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&key),
+        "the refusal names the key to set: {refused}"
+    );
+    let label = json!({"metadata": {"labels": {key: "true"}}});
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(w.client.clone())
+        .patch("prod", &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .expect("the opt-in label is a valid label");
+    w.wait_condition(&team, "bot", Some("prod"), "Synced", "True")
+        .await;
+    assert!(w.secret("prod", "out").await.is_some());
+}
+
+/// `deletionPolicy: Retain` is kept even when the resource vanished while
+/// the operator was down (finalizer stripped): the start-up sweep releases
+/// the projected Secret instead of deleting it, and removes the rest.
+#[tokio::test]
+async fn retain_is_kept_by_the_start_up_sweep() {
+    let mut w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    let mut e = env("prod", "keys", None, "out", json!(["apiKey"]));
+    e["access"] = json!({"serviceAccounts": ["reader"]});
+    let resource = json!({"metadata": {"name": "bot"},
+        "spec": {"deletionPolicy": "Retain", "environments": [e]}});
+    w.apply("team", resource).await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    w.operator.take().unwrap().stop().await;
+    strip_finalizer_and_delete(&w, "team", "bot").await;
+    w.operator = Some(keyguard_tests::operator::RunningOperator::start(&w.cp, &w.x).await);
+    eventually("the start-up sweep to remove the Role", WAIT, || async {
+        let role = Api::<Role>::namespaced(w.client.clone(), "team")
+            .get_opt("keyguard-read-out")
+            .await
+            .ok()?;
+        role.is_none().then_some(())
+    })
+    .await;
+    let kept = w
+        .secret("team", "out")
+        .await
+        .expect("deletionPolicy Retain: the projected Secret is kept");
+    let labels = kept.labels();
+    assert!(
+        !labels.contains_key("app.kubernetes.io/managed-by"),
+        "the retained Secret is released from management: {labels:?}"
+    );
+    assert!(value(&kept, "apiKey").is_some(), "its values stay");
 }
 
 /// A reconcile already running when its resource is deleted with the
