@@ -43,6 +43,7 @@ pub mod restart;
 pub mod rotation;
 pub mod schedule;
 pub mod scope;
+pub mod series;
 pub mod server;
 pub mod state_record;
 pub mod sync;

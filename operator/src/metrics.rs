@@ -327,16 +327,36 @@ impl Metrics {
 
     /// Drops the series of a deleted resource.
     pub fn forget(&self, tc: &TwitterCredential) {
-        let l = labels(tc);
-        self.ready.remove(&l);
-        self.usage.remove(&l);
-        self.reconciles.remove(&l);
-        self.failures.remove(&l);
-        for env in &tc.spec.environments {
+        self.forget_gone(&crate::series::Gone::Resource(crate::series::Seen::of(tc)));
+    }
+
+    /// Drops the series of a resource that went, or of its environments
+    /// removed from the spec.
+    pub fn forget_gone(&self, gone: &crate::series::Gone) {
+        use crate::series::Gone;
+        let seen = match gone {
+            Gone::Resource(seen) => {
+                let l = ResourceLabels {
+                    namespace: seen.namespace.clone(),
+                    name: seen.name.clone(),
+                };
+                self.ready.remove(&l);
+                self.usage.remove(&l);
+                self.reconciles.remove(&l);
+                self.failures.remove(&l);
+                seen
+            }
+            Gone::Environments(seen) => seen,
+        };
+        let l = ResourceLabels {
+            namespace: seen.namespace.clone(),
+            name: seen.name.clone(),
+        };
+        for env in &seen.environments {
             let el = EnvironmentLabels {
                 namespace: l.namespace.clone(),
                 name: l.name.clone(),
-                environment: env.name.clone(),
+                environment: env.clone(),
             };
             self.synced.remove(&el);
             self.revision.remove(&el);
@@ -348,7 +368,7 @@ impl Metrics {
                 let rl = RotationLabels {
                     namespace: l.namespace.clone(),
                     name: l.name.clone(),
-                    environment: env.name.clone(),
+                    environment: env.clone(),
                     credential: key.as_str().into(),
                 };
                 self.credential_age.remove(&rl);

@@ -7,7 +7,7 @@
 //! the resources, and a sweep after every (re)list catches those missed
 //! while the operator was down, so an idle operator sends no requests.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -26,6 +26,7 @@ use crate::labels::{self, MANAGED_BY};
 use crate::objects::{delete, Existing, ObjectKind};
 use crate::ownership::Owner;
 use crate::resource::{DeletionPolicy, TwitterCredential};
+use crate::series::{self, Seen};
 
 /// What to do with one owned object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub struct Owned {
     pub namespace: String,
     pub name: String,
     pub is_state: bool,
+    /// A projected Secret whose resource said `deletionPolicy: Retain`.
+    pub retained: bool,
     pub existing: Existing,
 }
 
@@ -90,9 +93,15 @@ pub async fn list_owned(ctx: &Context, owner: Option<&Owner>) -> kube::Result<Ve
                 .as_ref()
                 .and_then(|l| l.get(labels::PART))
                 .is_some_and(|p| p == "state");
+            let retained = meta
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(labels::DELETION_POLICY))
+                .is_some_and(|p| p == "Retain");
             Some((
                 verified,
                 Owned {
+                    retained,
                     kind,
                     namespace: meta.namespace.clone().unwrap_or_default(),
                     name: meta.name.clone().unwrap_or_default(),
@@ -162,11 +171,18 @@ pub fn on_delete(policy: Option<DeletionPolicy>) -> impl Fn(&Owned) -> Disposal 
     }
 }
 
+/// How a vanished resource's objects go, when only they are left to say
+/// what its deletion policy was: as [`on_delete`] with that policy.
+pub fn as_recorded(o: &Owned) -> Disposal {
+    let policy = o.retained.then_some(DeletionPolicy::Retain);
+    on_delete(policy)(o)
+}
+
 /// Watches resources for deletions and sweeps after every (re)list.
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<TwitterCredential> = Api::all(ctx.client.clone());
-    let mut live: HashSet<String> = HashSet::new();
-    let mut listing: HashSet<String> = HashSet::new();
+    let mut live: HashMap<String, Seen> = HashMap::new();
+    let mut listing: HashMap<String, Seen> = HashMap::new();
     let mut events = watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
@@ -174,16 +190,29 @@ pub async fn run(ctx: Arc<Context>) {
         match event {
             Ok(watcher::Event::Init) => listing.clear(),
             Ok(watcher::Event::InitApply(tc)) => {
-                listing.insert(tc.uid().unwrap_or_default());
+                listing.insert(tc.uid().unwrap_or_default(), Seen::of(&tc));
             }
             Ok(watcher::Event::InitDone) => {
+                // No Delete event comes for what vanished during the relist.
+                for went in series::gone(&live, &listing) {
+                    ctx.metrics.forget_gone(&went);
+                }
                 live = std::mem::take(&mut listing);
-                if let Err(e) = sweep(&ctx, &live).await {
+                let uids: HashSet<String> = live.keys().cloned().collect();
+                if let Err(e) = sweep(&ctx, &uids).await {
                     warn!(error = %e, "orphan sweep failed; the next relist tries again");
                 }
             }
             Ok(watcher::Event::Apply(tc)) => {
-                live.insert(tc.uid().unwrap_or_default());
+                let seen = Seen::of(&tc);
+                if let Some(dropped) = live
+                    .get(&tc.uid().unwrap_or_default())
+                    .and_then(|old| series::dropped_environments(old, &seen))
+                {
+                    ctx.metrics
+                        .forget_gone(&series::Gone::Environments(dropped));
+                }
+                live.insert(tc.uid().unwrap_or_default(), seen);
             }
             Ok(watcher::Event::Delete(tc)) => {
                 live.remove(&tc.uid().unwrap_or_default());
@@ -221,7 +250,7 @@ async fn sweep(ctx: &Context, live: &HashSet<String>) -> kube::Result<()> {
         gone.push(owner);
     }
     for owner in gone {
-        let n = dispose(ctx, &owner, |_| Disposal::Delete).await?;
+        let n = dispose(ctx, &owner, as_recorded).await?;
         report(ctx, &owner, n).await;
     }
     Ok(())
@@ -253,4 +282,71 @@ async fn report(ctx: &Context, owner: &Owner, removed: usize) {
             None,
         )
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(kind: ObjectKind, is_state: bool, retained: bool) -> Owned {
+        Owned {
+            kind,
+            namespace: "prod".into(),
+            name: "out".into(),
+            is_state,
+            retained,
+            existing: Existing {
+                kind,
+                name: "out".into(),
+                uid: None,
+                resource_version: None,
+            },
+        }
+    }
+
+    #[test]
+    fn retain_keeps_projected_secrets_whether_the_resource_or_its_objects_say_so() {
+        use Disposal::{Delete, Release};
+        let retain = Some(DeletionPolicy::Retain);
+        let cases = [
+            (
+                "projected Secret, Retain",
+                owned(ObjectKind::Secret, false, true),
+                retain,
+                Release,
+            ),
+            (
+                "projected Secret, Delete",
+                owned(ObjectKind::Secret, false, false),
+                None,
+                Delete,
+            ),
+            (
+                "state record, Retain",
+                owned(ObjectKind::Secret, true, true),
+                retain,
+                Delete,
+            ),
+            (
+                "Role, Retain",
+                owned(ObjectKind::Role, false, true),
+                retain,
+                Delete,
+            ),
+            (
+                "RoleBinding, Retain",
+                owned(ObjectKind::RoleBinding, false, true),
+                retain,
+                Delete,
+            ),
+        ];
+        for (what, o, policy, want) in cases {
+            assert_eq!(on_delete(policy)(&o), want, "{what}: deleted resource");
+            assert_eq!(
+                as_recorded(&o),
+                want,
+                "{what}: vanished resource, as recorded"
+            );
+        }
+    }
 }
