@@ -33,6 +33,9 @@ echo "==> shellcheck"
 need shellcheck "apt-get install shellcheck (checks the scripts here and, through actionlint, the workflows' run: steps)"
 shellcheck -x scripts/*.sh action/install.sh hooks/keyguard-pre-commit .ci/run
 
+echo "==> layers: no import circle among the operator's or the scanner's modules"
+python3 scripts/check-layers.py operator/src action/src
+
 echo "==> rustfmt and clippy"
 cargo fmt --all --check
 cargo clippy -q --workspace --all-targets -- -D warnings
