@@ -134,11 +134,7 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<i32> {
         args.output.as_deref(),
         args.sarif_file.as_deref(),
     )?;
-    Ok(if report.is_clean() || args.no_fail {
-        exit::CLEAN
-    } else {
-        exit::FOUND
-    })
+    Ok(report.exit_code(!args.no_fail))
 }
 
 pub fn rules(keywords: bool) -> anyhow::Result<i32> {

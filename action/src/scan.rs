@@ -145,6 +145,7 @@ pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
         stats,
         added_inline_waivers,
         skipped,
+        incomplete,
     } = output;
 
     let (ignore, baseline, mut added_waivers) = match &opts.target {
@@ -168,6 +169,7 @@ pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
     let mut report = Report {
         target,
         warnings,
+        incomplete,
         stats,
         added_waivers,
         skipped,

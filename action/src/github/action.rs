@@ -12,7 +12,7 @@ use crate::report::{write_github, Format};
 use crate::run_cli::emit;
 use crate::scan::{self, ScanOptions, Target};
 use crate::verify::VerifyOptions;
-use crate::{exit, Error};
+use crate::Error;
 
 /// The environment a runner gives a step.
 #[derive(Clone, Default)]
@@ -314,12 +314,19 @@ fn run_step(env: &ActionEnv, sarif: &std::path::Path) -> Result<i32, Error> {
                 let api = env
                     .var("GITHUB_API_URL")
                     .unwrap_or("https://api.github.com");
+                // The comment is optional: however it fails, what was
+                // written (SARIF, summary, outputs) stands and the exit
+                // code still says whether credentials were found.
                 match super::comment::sync_comment(api, token, repo, number, &report) {
+                    Ok(()) => {}
                     Err(Error::GitHubForbidden(why)) => println!(
                         "::warning title=keyguard::{}",
                         crate::report::escape_data(&format!("no PR comment: {why}. A pull request from a fork gets a read-only token; the findings are in the annotations and the job summary."))
                     ),
-                    other => other?,
+                    Err(e) => println!(
+                        "::warning title=keyguard::{}",
+                        crate::report::escape_data(&format!("no PR comment: {e}; the findings are in the annotations, the SARIF file and the job summary"))
+                    ),
                 }
             }
             (None, _, _) => println!("::notice title=keyguard::not a pull request: no comment"),
@@ -333,11 +340,7 @@ fn run_step(env: &ActionEnv, sarif: &std::path::Path) -> Result<i32, Error> {
         }
     }
 
-    Ok(if report.is_clean() || !fail {
-        exit::CLEAN
-    } else {
-        exit::FOUND
-    })
+    Ok(report.exit_code(fail))
 }
 
 fn emit_files(report: &crate::report::Report, sarif: &std::path::Path) -> Result<(), Error> {

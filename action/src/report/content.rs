@@ -16,6 +16,8 @@ pub struct Report {
     /// Findings already in the baseline.
     pub baselined: usize,
     pub warnings: Vec<String>,
+    /// What a limit kept unread: the scan is incomplete (exit 2).
+    pub incomplete: Vec<String>,
     pub stats: Stats,
     /// Waivers the scanned change adds (range mode), for reviewers.
     pub added_waivers: Vec<crate::waivers::AddedWaiver>,
@@ -24,7 +26,21 @@ pub struct Report {
 }
 
 impl Report {
+    /// No findings, and everything was read: only this exits 0.
     pub fn is_clean(&self) -> bool {
-        self.findings.is_empty()
+        self.findings.is_empty() && self.incomplete.is_empty()
+    }
+
+    /// The exit code: incomplete is an error (2) whatever was found, since
+    /// a limit that stopped reading is never a clean result; then found
+    /// (1, unless `fail` is off), else clean (0).
+    pub fn exit_code(&self, fail: bool) -> i32 {
+        if !self.incomplete.is_empty() {
+            crate::exit::ERROR
+        } else if self.findings.is_empty() || !fail {
+            crate::exit::CLEAN
+        } else {
+            crate::exit::FOUND
+        }
     }
 }

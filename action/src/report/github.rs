@@ -41,6 +41,13 @@ pub fn write_github(report: &Report, out: &mut dyn Write) -> std::io::Result<()>
     for w in &report.warnings {
         writeln!(out, "::warning title=keyguard::{}", escape_data(w))?;
     }
+    for i in &report.incomplete {
+        writeln!(
+            out,
+            "::error title=keyguard incomplete scan::{}",
+            escape_data(i)
+        )?;
+    }
     writeln!(
         out,
         "keyguard: {} finding(s) in {}",

@@ -15,6 +15,7 @@ pub fn to_json(report: &Report) -> serde_json::Value {
         "ignored": report.ignored,
         "baselined": report.baselined,
         "warnings": report.warnings,
+        "incomplete": report.incomplete,
         "addedWaivers": report.added_waivers,
         "stats": report.stats,
     })

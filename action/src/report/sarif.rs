@@ -128,10 +128,24 @@ pub fn to_sarif(report: &Report) -> Value {
         "version": "2.1.0",
         "runs": [{
             "tool": {"driver": driver(descriptors)},
-            "invocations": [{"executionSuccessful": true}],
+            "invocations": [invocation(report)],
             "results": results
         }]
     })
+}
+
+/// The run's invocation: unsuccessful, with an error notification for
+/// each, when a limit kept something unread; the findings stay.
+fn invocation(report: &Report) -> Value {
+    if report.incomplete.is_empty() {
+        return json!({"executionSuccessful": true});
+    }
+    let notes: Vec<Value> = report
+        .incomplete
+        .iter()
+        .map(|i| json!({"level": "error", "message": {"text": format!("incomplete scan: {i}")}}))
+        .collect();
+    json!({"executionSuccessful": false, "toolExecutionNotifications": notes})
 }
 
 fn to_pascal(id: &str) -> String {

@@ -14,7 +14,12 @@ fn cell(s: &str) -> String {
 pub fn markdown_summary(report: &Report) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "{COMMENT_MARKER}");
-    if report.is_clean() {
+    if report.findings.is_empty() && !report.incomplete.is_empty() {
+        let _ = writeln!(
+            md,
+            "### ❌ keyguard: incomplete scan: no X (Twitter) credential in what was read, but not everything was"
+        );
+    } else if report.findings.is_empty() {
         let _ = writeln!(md, "### ✅ keyguard: no X (Twitter) credentials found");
     } else {
         let _ = writeln!(
@@ -72,6 +77,9 @@ pub fn markdown_summary(report: &Report) -> String {
     );
     for w in &report.warnings {
         let _ = writeln!(md, "\n> ⚠️ {}", cell(w));
+    }
+    for i in &report.incomplete {
+        let _ = writeln!(md, "\n> ❌ incomplete scan: {}", cell(i));
     }
     md
 }

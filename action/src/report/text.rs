@@ -28,6 +28,9 @@ pub fn write_text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     for w in &report.warnings {
         writeln!(out, "warning: {w}")?;
     }
+    for i in &report.incomplete {
+        writeln!(out, "error: incomplete scan: {i}")?;
+    }
     let s = &report.stats;
     writeln!(
         out,

@@ -2,8 +2,11 @@
 //! `.tar.gz`/`.tgz` and `.gz` members are scanned as files of their own,
 //! reported as `archive.zip!/inner/.env`, archives inside archives too.
 //! Limits keep an archive bomb from costing more than a large file: total
-//! bytes expanded per archive, each member's size, the expansion ratio, and
-//! the nesting depth; what a limit stops is a warning, never silence.
+//! bytes expanded per archive, each member's size, and the nesting depth.
+//! A member larger than its budget is scanned up to the budget (a secret on
+//! the first line of a 90 MiB log is found), and whatever a limit kept
+//! unread makes the scan incomplete: exit 2 and said in every report,
+//! never a silent clean result.
 
 use std::io::{Cursor, Read};
 
@@ -23,8 +26,6 @@ pub enum Kind {
 pub const MAX_TOTAL: u64 = 256 << 20;
 /// Bytes of one member.
 pub const MAX_MEMBER: u64 = 64 << 20;
-/// Expanded size over packed size beyond which a member is a bomb.
-pub const MAX_RATIO: u64 = 200;
 /// Archives inside archives, at most this deep.
 pub const MAX_DEPTH: usize = 3;
 /// An archive file larger than this is not opened.
@@ -57,6 +58,8 @@ pub struct Scanned {
     pub bytes: u64,
     pub binary_skipped: Vec<String>,
     pub warnings: Vec<String>,
+    /// What a limit kept unread: the scan of these is incomplete.
+    pub incomplete: Vec<String>,
 }
 
 /// Scans the archive `data` named `path`, calling `sink` for findings in
@@ -98,10 +101,8 @@ impl Walk<'_, '_> {
                     .unwrap_or(path)
                     .trim_end_matches(".gz")
                     .trim_end_matches(".GZ");
-                let packed = data.len() as u64;
                 self.member(
                     flate2::read::GzDecoder::new(data),
-                    packed,
                     &format!("{path}!/{inner}"),
                     depth,
                 )
@@ -109,8 +110,8 @@ impl Walk<'_, '_> {
         };
         if let Err(e) = result {
             self.out
-                .warnings
-                .push(format!("skipped the rest of {path}: {e}"));
+                .incomplete
+                .push(format!("{path}: not read to the end: {e}"));
         }
     }
 
@@ -122,15 +123,7 @@ impl Walk<'_, '_> {
                 continue;
             }
             let name = format!("{path}!/{}", entry.name());
-            let packed = entry.compressed_size().max(1);
-            if entry.size() / packed > MAX_RATIO && entry.size() > 1 << 20 {
-                self.out.warnings.push(format!(
-                    "skipped {name}: expands {}x (an archive bomb guard)",
-                    entry.size() / packed
-                ));
-                continue;
-            }
-            self.member(&mut entry, packed, &name, depth)?;
+            self.member(&mut entry, &name, depth)?;
         }
         Ok(())
     }
@@ -146,48 +139,45 @@ impl Walk<'_, '_> {
                 "{path}!/{}",
                 entry.path().map_err(|e| e.to_string())?.display()
             );
-            let size = entry.size().max(1);
-            self.member(&mut entry, size, &name, depth)?;
+            self.member(&mut entry, &name, depth)?;
         }
         Ok(())
     }
 
-    /// Reads one member within the limits; scans it, or opens it as an
-    /// archive when it is one and the depth allows.
-    fn member(
-        &mut self,
-        reader: impl Read,
-        packed: u64,
-        name: &str,
-        depth: usize,
-    ) -> Result<(), String> {
+    /// Reads one member up to its budget; scans what was read, or opens it
+    /// as an archive when it is one and the depth allows. A member cut at
+    /// the budget is still scanned that far, and the cut is recorded as
+    /// incomplete; once the archive's budget is spent, reading stops.
+    fn member(&mut self, reader: impl Read, name: &str, depth: usize) -> Result<(), String> {
         let budget = MAX_MEMBER.min(MAX_TOTAL.saturating_sub(self.expanded));
+        if budget == 0 {
+            return Err(format!(
+                "{name} and what follows: the archive expands past {} MiB",
+                MAX_TOTAL >> 20
+            ));
+        }
         let mut bytes = Vec::new();
         reader
             .take(budget + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| format!("{name}: {e}"))?;
-        self.expanded += bytes.len() as u64;
         if bytes.len() as u64 > budget {
-            return Err(format!(
-                "{name} expands past the limit ({} MiB per member, {} MiB per archive)",
+            bytes.truncate(budget as usize);
+            self.out.incomplete.push(format!(
+                "{name}: only the first {} MiB were scanned (limits: {} MiB per member, {} MiB per archive)",
+                budget >> 20,
                 MAX_MEMBER >> 20,
                 MAX_TOTAL >> 20
             ));
         }
-        if bytes.len() as u64 / packed.max(1) > MAX_RATIO && bytes.len() > 1 << 20 {
-            self.out.warnings.push(format!(
-                "skipped {name}: expands past {MAX_RATIO}x (an archive bomb guard)"
-            ));
-            return Ok(());
-        }
+        self.expanded += bytes.len() as u64;
         self.out.members += 1;
         if let Some(kind) = kind_of(name) {
             if depth < MAX_DEPTH {
                 self.archive(kind, &bytes, name, depth + 1);
             } else {
-                self.out.warnings.push(format!(
-                    "skipped {name}: archives nested deeper than {MAX_DEPTH}"
+                self.out.incomplete.push(format!(
+                    "{name}: not opened, archives nested deeper than {MAX_DEPTH}"
                 ));
             }
             return Ok(());
@@ -221,6 +211,7 @@ pub fn scan_into(
     out.stats.binary_skipped += scanned.binary_skipped.len() as u64;
     out.skipped.extend(scanned.binary_skipped);
     out.warnings.extend(scanned.warnings);
+    out.incomplete.extend(scanned.incomplete);
 }
 
 #[cfg(test)]

@@ -35,6 +35,9 @@ pub struct SourceOutput {
     pub added_inline_waivers: Vec<Finding>,
     /// Inputs not scanned, with why (binary), for verbose output.
     pub skipped: Vec<String>,
+    /// What a limit kept unread: the scan is incomplete, which is an error
+    /// (exit 2), never a clean result.
+    pub incomplete: Vec<String>,
 }
 
 impl SourceOutput {
@@ -42,6 +45,7 @@ impl SourceOutput {
     pub fn absorb(&mut self, mut other: SourceOutput) {
         self.findings.append(&mut other.findings);
         self.warnings.append(&mut other.warnings);
+        self.incomplete.append(&mut other.incomplete);
         self.skipped.append(&mut other.skipped);
         self.added_inline_waivers
             .append(&mut other.added_inline_waivers);

@@ -110,8 +110,8 @@ fn scan_archive_file(
 ) {
     let too_big = std::fs::metadata(path).is_ok_and(|m| m.len() > super::archive::MAX_ARCHIVE);
     if too_big {
-        out.warnings.push(format!(
-            "skipped {rel}: an archive over {} MiB is not opened",
+        out.incomplete.push(format!(
+            "{rel}: an archive over {} MiB is not opened",
             super::archive::MAX_ARCHIVE >> 20
         ));
         return;

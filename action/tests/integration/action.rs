@@ -431,6 +431,46 @@ async fn a_read_only_token_is_a_warning_and_keeps_the_exit_code() {
         .contains(&"DELETE /repos/acme/bot/issues/comments/5".to_string()));
 }
 
+/// A GitHub outage on the optional comment (a 500, a body that is no
+/// comment) is a warning: the SARIF file, the outputs and the exit code
+/// written for the findings stand (it once replaced them with an empty,
+/// "failed" SARIF and `findings=0`, which closes open code-scanning alerts).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_comment_api_error_never_touches_the_report() {
+    let (api, recorded) = github_api::start().await;
+    recorded.lock().unwrap().broken = true;
+    let repo = Repo::new();
+    repo.write("README.md", "bot\n");
+    let base = repo.commit("base");
+    repo.git(&["checkout", "-q", "-b", "pr"]);
+    repo.write("deploy/.env", &format!("TWITTER_BEARER_TOKEN={BEARER}\n"));
+    let head = repo.commit("add deploy env");
+    let step = pull_request_step(&repo, &api, &base, &head);
+    let out = run_step(&repo, &step).await;
+    assert_eq!(
+        out.code, 1,
+        "findings still fail: {}\n{}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        out.stdout
+            .contains("::warning title=keyguard::no PR comment"),
+        "{}",
+        out.stdout
+    );
+    let outputs = std::fs::read_to_string(&step.output).unwrap();
+    assert!(outputs.contains("findings=1\n"), "{outputs}");
+    assert!(!outputs.contains("error=true"), "{outputs}");
+    let sarif: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&step.sarif).unwrap()).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(
+        results.len(),
+        1,
+        "the finding stays in the SARIF file: {sarif}"
+    );
+}
+
 /// A push that creates a branch (`before` all zeros) scans the pushed
 /// commits, not the branch's whole past.
 #[tokio::test(flavor = "multi_thread")]

@@ -57,13 +57,15 @@ fn members_of_archives_are_scanned_and_named_inside_them() {
         "nested.zip",
         &zip_of(&[("inner.zip", &zip_of(&[("deep/.env", env.as_bytes())]))]),
     );
-    // 200 MiB of zeros in a few hundred KiB: stopped, with a warning.
+    // 200 MiB of zeros in a few hundred KiB: read to the member's budget,
+    // and the rest left unread makes the scan incomplete (exit 2), with the
+    // findings kept.
     write(
         "bomb.zip",
         &zip_of(&[("zeros.txt", &vec![b'0'; 200 << 20])]),
     );
     let out = keyguard(&["scan", "--format", "json", "."], repo.path());
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 2, "incomplete: {}\n{}", out.stdout, out.stderr);
     out.assert_redacted();
     let report = json(&out);
     let mut paths: Vec<String> = report["findings"]
@@ -84,8 +86,9 @@ fn members_of_archives_are_scanned_and_named_inside_them() {
         ],
         "{report}"
     );
-    let warnings = report["warnings"].to_string();
-    assert!(warnings.contains("bomb.zip!/zeros.txt"), "{warnings}");
+    let incomplete = report["incomplete"].to_string();
+    assert!(incomplete.contains("bomb.zip!/zeros.txt"), "{incomplete}");
+    std::fs::remove_file(repo.path().join("bomb.zip")).unwrap();
 
     // History mode opens archives in blobs too.
     repo.git(&["add", "backup.zip"]);
@@ -96,4 +99,57 @@ fn members_of_archives_are_scanned_and_named_inside_them() {
         "{}",
         out.stdout
     );
+}
+
+/// A limit never hides a leak (gitleaks finds both): a secret padded with
+/// 2 MB of spaces in a zip (an expansion ratio past any bomb guard) is
+/// found and the scan is complete; a secret on the first line of a log
+/// whose gzip expands past the member budget is found, and the unread rest
+/// makes the scan incomplete: exit 2 in every format, never a clean 0.
+#[test]
+fn limits_never_turn_a_leak_into_a_clean_result() {
+    let env = format!("TWITTER_BEARER_TOKEN={BEARER}\n");
+    let repo = Repo::new();
+    let mut padded = env.clone().into_bytes();
+    padded.extend(std::iter::repeat_n(b' ', 2 << 20));
+    std::fs::write(
+        repo.path().join("padded.zip"),
+        zip_of(&[("config/.env", &padded)]),
+    )
+    .unwrap();
+    let out = keyguard(&["scan", "--format", "json", "."], repo.path());
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(json(&out)["incomplete"], serde_json::json!([]));
+
+    let mut log = env.into_bytes();
+    log.extend(std::iter::repeat_n(b'.', 70 << 20));
+    std::fs::write(repo.path().join("app.log.gz"), gz_of(&log)).unwrap();
+    let out = keyguard(&["scan", "--format", "json", "."], repo.path());
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    let report = json(&out);
+    let paths = report["findings"].to_string();
+    assert!(
+        paths.contains("app.log.gz!/app.log"),
+        "the first line is scanned: {paths}"
+    );
+    assert!(
+        report["incomplete"]
+            .to_string()
+            .contains("app.log.gz!/app.log"),
+        "{report}"
+    );
+    let sarif_path = repo.path().join("out.sarif");
+    let out = keyguard(
+        &["scan", "--sarif-file", sarif_path.to_str().unwrap(), "."],
+        repo.path(),
+    );
+    assert_eq!(out.code, 2);
+    assert!(out.stdout.contains("incomplete scan"), "{}", out.stdout);
+    let sarif: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sarif_path).unwrap()).unwrap();
+    assert_eq!(
+        sarif["runs"][0]["invocations"][0]["executionSuccessful"],
+        false
+    );
+    assert!(!sarif["runs"][0]["results"].as_array().unwrap().is_empty());
 }

@@ -18,6 +18,9 @@ pub struct Recorded {
     /// Refuse every write with 403, as GitHub does for a fork's read-only
     /// token.
     pub read_only: bool,
+    /// Answer every write with a 500 and a body that is no comment, as a
+    /// GitHub outage does.
+    pub broken: bool,
 }
 
 pub type Shared = Arc<Mutex<Recorded>>;
@@ -82,6 +85,10 @@ async fn record(
         if let Some(h) = req.headers().get("authorization") {
             s.auth_headers
                 .push(h.to_str().unwrap_or_default().to_string());
+        }
+        if s.broken && req.method() != Method::GET {
+            use axum::response::IntoResponse;
+            return (StatusCode::INTERNAL_SERVER_ERROR, "<html>unicorn</html>").into_response();
         }
         if s.read_only && req.method() != Method::GET {
             use axum::response::IntoResponse;
