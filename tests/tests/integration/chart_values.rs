@@ -248,3 +248,167 @@ fn namespaced_mode_grants_secret_rights_only_per_namespace() {
         Some("team,prod")
     );
 }
+
+/// Every map value of the chart, given content, still renders, and lands
+/// where it belongs: `metrics.prometheusRule.labels` (kube-prometheus-stack
+/// selects rules by `release:`) once swallowed two alerts into the labels
+/// block and broke `helm template`.
+#[test]
+fn every_map_value_with_content_renders() {
+    let values: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(repo_root().join("charts/twitter-keyguard/values.yaml")).unwrap(),
+    )
+    .unwrap();
+    fn empty_maps(v: &Value, prefix: &str, out: &mut Vec<String>) {
+        let Some(m) = v.as_mapping() else { return };
+        if m.is_empty() && !prefix.is_empty() {
+            out.push(prefix.to_string());
+        }
+        for (k, v) in m {
+            let key = k.as_str().unwrap();
+            let path = if prefix.is_empty() {
+                key.to_string()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            empty_maps(v, &path, out);
+        }
+    }
+    let mut maps = Vec::new();
+    empty_maps(&values, "", &mut maps);
+    assert!(
+        maps.iter().any(|m| m == "metrics.prometheusRule.labels"),
+        "{maps:?}"
+    );
+    let mut sets: Vec<String> = [
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.prometheusRule.enabled=true",
+        "networkPolicy.enabled=true",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // Keys safe in any map (labels, annotations, selectors): a label-like
+    // key and value, another for each map (commonLabels and podLabels both
+    // land on the pod: one key in both would be a duplicate).
+    sets.extend(maps.iter().enumerate().map(|(i, m)| format!("{m}.keyguard-test-{i}=yes")));
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let docs = render(&sets).unwrap_or_else(|e| panic!("{maps:?} with content: {e}"));
+    let rule = find(&docs, "PrometheusRule").unwrap();
+    let i = maps.iter().position(|m| m == "metrics.prometheusRule.labels").unwrap();
+    assert_eq!(rule["metadata"]["labels"][format!("keyguard-test-{i}").as_str()], "yes");
+    let template = std::fs::read_to_string(
+        repo_root().join("charts/twitter-keyguard/templates/prometheusrule.yaml"),
+    )
+    .unwrap();
+    let alerts = rule["spec"]["groups"][0]["rules"].as_sequence().unwrap();
+    assert_eq!(
+        alerts.len(),
+        template.matches("- alert: ").count(),
+        "every alert of the template is in the rules, none in the labels"
+    );
+}
+
+/// Roles for people, aggregated into the cluster's view, edit and admin
+/// roles; `edit` never includes status, which only the operator writes.
+#[test]
+fn user_roles_aggregate_into_view_and_edit_without_status() {
+    let docs = render(&[]).unwrap();
+    let role = |suffix: &str| {
+        docs.iter()
+            .find(|d| {
+                d["kind"] == "ClusterRole"
+                    && d["metadata"]["name"] == format!("kg-twitter-keyguard-{suffix}")
+            })
+            .or_else(|| {
+                docs.iter().find(|d| {
+                    d["kind"] == "ClusterRole"
+                        && d["metadata"]["name"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .ends_with(&format!("-{suffix}"))
+                })
+            })
+            .unwrap_or_else(|| panic!("no -{suffix} ClusterRole"))
+            .clone()
+    };
+    let view = role("view");
+    let edit = role("edit");
+    let aggregates = |r: &Value, to: &str| {
+        r["metadata"]["labels"][format!("rbac.authorization.k8s.io/aggregate-to-{to}").as_str()]
+            == "true"
+    };
+    assert!(aggregates(&view, "view") && aggregates(&view, "edit") && aggregates(&view, "admin"));
+    assert!(aggregates(&edit, "edit") && aggregates(&edit, "admin") && !aggregates(&edit, "view"));
+    for r in [&view, &edit] {
+        let text = serde_yaml::to_string(&r["rules"]).unwrap();
+        assert!(text.contains("twittercredentials"), "{text}");
+        assert!(!text.contains("status"), "no status for people: {text}");
+    }
+    let docs = render(&["rbac.aggregateToUserRoles=false"]).unwrap();
+    assert!(!docs.iter().any(|d| {
+        d["kind"] == "ClusterRole"
+            && d["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("-edit")
+    }));
+}
+
+/// As a dependency of an umbrella chart (app-of-apps), where Helm passes
+/// `global` and the umbrella toggles it with `enabled`: the schema accepts
+/// both and the chart renders.
+#[test]
+fn the_chart_works_as_a_subchart() {
+    let dir = tempfile::tempdir().unwrap();
+    let umbrella = dir.path().join("platform");
+    let charts = umbrella.join("charts");
+    std::fs::create_dir_all(&charts).unwrap();
+    let copy = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(repo_root().join("charts/twitter-keyguard"))
+        .arg(&charts)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let version = serde_yaml::from_str::<Value>(
+        &std::fs::read_to_string(repo_root().join("charts/twitter-keyguard/Chart.yaml")).unwrap(),
+    )
+    .unwrap()["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        umbrella.join("Chart.yaml"),
+        format!(
+            "apiVersion: v2\nname: platform\nversion: 0.1.0\ndependencies:\n  - name: twitter-keyguard\n    version: \"{version}\"\n    condition: twitter-keyguard.enabled\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        umbrella.join("values.yaml"),
+        "global:\n  imageRegistry: registry.example\ntwitter-keyguard:\n  enabled: true\n  replicas: 2\n",
+    )
+    .unwrap();
+    let path = umbrella.to_str().unwrap();
+    let (ok, out, err) = helm(
+        None,
+        &["template", "platform", path, "-n", "keyguard-system"],
+    );
+    assert!(ok, "the chart as a subchart: {err}");
+    assert!(out.contains("kind: Deployment"), "{out}");
+    let (ok, out, _) = helm(
+        None,
+        &[
+            "template",
+            "platform",
+            path,
+            "--set",
+            "twitter-keyguard.enabled=false",
+        ],
+    );
+    assert!(
+        ok && !out.contains("kind: Deployment"),
+        "disabled by the umbrella: {out}"
+    );
+}
