@@ -90,8 +90,76 @@ impl Refusal {
             kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
             other => other.to_string(),
         };
-        // Server text can echo what was sent: scrub it like X's.
-        let detail = keyguard_credentials::scrub_server_text(&detail, 400);
+        let detail = scrub_keeping_record_names(&detail);
         Refusal::new(reason, format!("{doing} failed: {detail}"), Teardown::Keep).soon()
+    }
+}
+
+/// The operator's own record Secrets (`keyguard-state-<16 hex>`,
+/// `keyguard-retired-<16 hex>`): names a person needs to read in a message.
+const RECORD_PREFIXES: [&str; 2] = ["keyguard-state-", "keyguard-retired-"];
+
+/// Pure: apiserver text scrubbed like X's (it can echo what was sent),
+/// except the operator's own record names, which look like tokens (16 hex
+/// digits) but are what a person must find: they are set aside, the rest
+/// scrubbed, and they are put back.
+pub fn scrub_keeping_record_names(text: &str) -> String {
+    let mut kept: Vec<String> = Vec::new();
+    let mut masked = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((at, prefix)) = RECORD_PREFIXES
+        .iter()
+        .filter_map(|p| rest.find(p).map(|i| (i, *p)))
+        .min()
+    {
+        let digits = &rest[at + prefix.len()..];
+        let hex = digits.chars().take_while(char::is_ascii_hexdigit).count();
+        masked.push_str(&rest[..at]);
+        if hex == 16 {
+            masked.push_str(&format!("\u{a7}{}\u{a7}", kept.len()));
+            kept.push(rest[at..at + prefix.len() + 16].to_string());
+        } else {
+            masked.push_str(prefix);
+        }
+        rest = &rest[at + prefix.len() + if hex == 16 { 16 } else { 0 }..];
+    }
+    masked.push_str(rest);
+    let mut scrubbed = keyguard_credentials::scrub_server_text(&masked, 400);
+    for (i, name) in kept.iter().enumerate() {
+        scrubbed = scrubbed.replace(&format!("\u{a7}{i}\u{a7}"), name);
+    }
+    scrubbed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apiserver_text_is_scrubbed_but_the_operators_record_names_stay() {
+        let token = "AAAAAAAAAAAAAAAAAAAAAMLheAAAAAAA0%2BuSeid%2BULvsea4JtiGRiSDSJSI%3DEUifiRBkKG5E2XzMDjRfl76ZC9Ub0wnz4XsNiRVBChTYbJcE3F";
+        let cases = [
+            (
+                "Secret \"keyguard-state-0a1b2c3d4e5f6a7b\" is invalid",
+                "Secret \"keyguard-state-0a1b2c3d4e5f6a7b\" is invalid",
+            ),
+            (
+                "secrets \"keyguard-retired-ffffffffffffffff\" already exists",
+                "secrets \"keyguard-retired-ffffffffffffffff\" already exists",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(scrub_keeping_record_names(text), want, "{text}");
+        }
+        let echoed =
+            format!("Secret \"keyguard-state-0a1b2c3d4e5f6a7b\": data.bearerToken: {token}");
+        let out = scrub_keeping_record_names(&echoed);
+        assert!(out.contains("keyguard-state-0a1b2c3d4e5f6a7b"), "{out}");
+        assert!(
+            !out.contains("ULvsea4JtiGRiSDSJSI"),
+            "a value is still scrubbed: {out}"
+        );
+        let lookalike = "keyguard-state-AAAAxxxxxxxxxxxxxxxxxxxxZZ9";
+        assert!(!scrub_keeping_record_names(lookalike).contains("AAAAxxxxxxxx"));
     }
 }
