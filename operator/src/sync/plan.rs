@@ -143,9 +143,12 @@ fn steps_to(
             .map(|s| (&s.metadata, pieces.secret.clone())),
         Some(secret),
         observed.secret.as_ref(),
-        same_secret,
-        Object::Secret,
-        ObjectKind::Secret,
+        Piece {
+            same: same_secret,
+            immutable: |s: &Secret| s.immutable == Some(true),
+            wrap: Object::Secret,
+            kind: ObjectKind::Secret,
+        },
     ));
     steps.extend(step(
         observed
@@ -154,9 +157,12 @@ fn steps_to(
             .map(|r| (&r.metadata, pieces.role.clone())),
         role,
         observed.role.as_ref(),
-        same_role,
-        Object::Role,
-        ObjectKind::Role,
+        Piece {
+            same: same_role,
+            immutable: |_| false,
+            wrap: Object::Role,
+            kind: ObjectKind::Role,
+        },
     ));
     steps.extend(step(
         observed
@@ -165,9 +171,12 @@ fn steps_to(
             .map(|b| (&b.metadata, pieces.binding.clone())),
         binding,
         observed.binding.as_ref(),
-        same_binding,
-        Object::RoleBinding,
-        ObjectKind::RoleBinding,
+        Piece {
+            same: same_binding,
+            immutable: |_| false,
+            wrap: Object::RoleBinding,
+            kind: ObjectKind::RoleBinding,
+        },
     ));
     steps
 }
@@ -182,31 +191,50 @@ fn name_for(target: &Target, kind: ObjectKind) -> &str {
 
 /// The step for one piece: create what is missing, replace what differs,
 /// delete what is no longer wanted or left by a predecessor.
+/// The write(s) that bring one piece from what exists to what is desired.
+/// An immutable Secret of ours (someone in the target namespace set
+/// `immutable: true`) cannot be replaced: it is deleted, exactly as
+/// observed, and created anew, so a rotation's new token always lands.
 fn step<K: kube::Resource + Clone>(
     existing: Option<(&ObjectMeta, Option<Ownership>)>,
     desired: Option<K>,
     current: Option<&K>,
-    same: fn(&K, &K) -> bool,
-    wrap: fn(K) -> Object,
-    kind: ObjectKind,
-) -> Option<Step> {
+    piece: Piece<K>,
+) -> Vec<Step> {
     match (existing, desired) {
-        (None, Some(d)) => Some(Step::Create(wrap(d))),
-        (None, None) => None,
+        (None, Some(d)) => vec![Step::Create((piece.wrap)(d))],
+        (None, None) => vec![],
         (Some((meta, Some(Ownership::Ours))), Some(mut d)) => {
-            if same(current?, &d) {
-                return None;
+            let Some(current) = current else {
+                return vec![];
+            };
+            if (piece.same)(current, &d) {
+                return vec![];
+            }
+            if (piece.immutable)(current) {
+                return vec![
+                    Step::Delete(Existing::of(piece.kind, meta)),
+                    Step::Create((piece.wrap)(d)),
+                ];
             }
             d.meta_mut().resource_version = meta.resource_version.clone();
             d.meta_mut().uid = meta.uid.clone();
-            Some(Step::Replace(wrap(d)))
+            vec![Step::Replace((piece.wrap)(d))]
         }
         (Some((meta, Some(Ownership::Ours | Ownership::Predecessor))), _) => {
-            Some(Step::Delete(Existing::of(kind, meta)))
+            vec![Step::Delete(Existing::of(piece.kind, meta))]
         }
         // Foreign pieces never reach here: check() refused them.
-        (Some(_), _) => None,
+        (Some(_), _) => vec![],
     }
+}
+
+/// How one kind of piece is compared, wrapped and named.
+struct Piece<K> {
+    same: fn(&K, &K) -> bool,
+    immutable: fn(&K) -> bool,
+    wrap: fn(K) -> Object,
+    kind: ObjectKind,
 }
 
 /// Steps that remove this resource's pieces of a target after a refusal.
@@ -486,6 +514,36 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Someone in the target namespace made our Secret immutable: it cannot
+    /// be replaced, so it is deleted exactly as observed and created anew
+    /// (a rotation's new token must land); an unchanged one is left alone.
+    #[test]
+    fn an_immutable_secret_of_ours_is_recreated_not_replaced() {
+        let key = ClaimKey::new(b"k".repeat(32));
+        let owner = owner();
+        let t = tc("reader");
+        let env = &t.spec.environments[0];
+        let mut current = created(&key, &t, "k1");
+        current.secret.as_mut().unwrap().immutable = Some(true);
+        current.secret.as_mut().unwrap().metadata.uid = Some("s1".into());
+        let pieces = Pieces::of(&key, &current, &owner);
+        let target = Target::of(&t, env);
+        let p = plan(&key, &t, env, &target, &inputs("k2"), &current, &pieces);
+        match &p.steps[..] {
+            [Step::Delete(e), Step::Create(Object::Secret(s))] => {
+                assert_eq!(
+                    (e.uid.as_deref(), e.resource_version.as_deref()),
+                    (Some("s1"), Some("1"))
+                );
+                assert_eq!(s.immutable, None);
+                assert_eq!(s.metadata.resource_version, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        let p = plan(&key, &t, env, &target, &inputs("k1"), &current, &pieces);
+        assert!(p.steps.is_empty(), "{:?}", p.steps);
     }
 
     #[test]

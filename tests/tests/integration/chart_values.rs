@@ -291,12 +291,22 @@ fn every_map_value_with_content_renders() {
     // Keys safe in any map (labels, annotations, selectors): a label-like
     // key and value, another for each map (commonLabels and podLabels both
     // land on the pod: one key in both would be a duplicate).
-    sets.extend(maps.iter().enumerate().map(|(i, m)| format!("{m}.keyguard-test-{i}=yes")));
+    sets.extend(
+        maps.iter()
+            .enumerate()
+            .map(|(i, m)| format!("{m}.keyguard-test-{i}=yes")),
+    );
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     let docs = render(&sets).unwrap_or_else(|e| panic!("{maps:?} with content: {e}"));
     let rule = find(&docs, "PrometheusRule").unwrap();
-    let i = maps.iter().position(|m| m == "metrics.prometheusRule.labels").unwrap();
-    assert_eq!(rule["metadata"]["labels"][format!("keyguard-test-{i}").as_str()], "yes");
+    let i = maps
+        .iter()
+        .position(|m| m == "metrics.prometheusRule.labels")
+        .unwrap();
+    assert_eq!(
+        rule["metadata"]["labels"][format!("keyguard-test-{i}").as_str()],
+        "yes"
+    );
     let template = std::fs::read_to_string(
         repo_root().join("charts/twitter-keyguard/templates/prometheusrule.yaml"),
     )

@@ -272,6 +272,33 @@ async fn a_token_another_resource_of_the_app_invalidated_is_minted_again() {
     .await;
 }
 
+/// Round two, item 4: nothing that must follow an invalidation at X can
+/// fail for a reason known beforehand. A target someone made immutable is
+/// recreated (not replaced) with the new token, and a 262,000-byte
+/// rotate-now value is handled once (the operator keeps its fingerprint).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_lands_in_an_immutable_target_and_a_huge_request_is_handled_once() {
+    let w = World::start().await;
+    let old = setup(&w, json!({"bearerToken": {"every": "720h"}})).await;
+    let immutable = json!({"immutable": true});
+    Api::<Secret>::namespaced(w.client.clone(), "team")
+        .patch("out", &PatchParams::default(), &Patch::Merge(&immutable))
+        .await
+        .unwrap();
+    rotate_now(&w, &"r".repeat(262_000)).await;
+    let new = rotated_from(&w, &old).await;
+    assert_eq!(invalidations(&w), 1);
+    assert_eq!(x_answers(&w, &new).await.0, 200);
+    let target = w.secret("team", "out").await.unwrap();
+    assert_ne!(target.immutable, Some(true), "recreated by the operator");
+    w.force_sync_and_wait("team", "bot", "again").await;
+    assert_eq!(
+        invalidations(&w),
+        1,
+        "the same request is not handled twice"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotation_comes_when_its_schedule_says() {
     let w = World::start().await;
