@@ -65,7 +65,10 @@ impl Context {
         Context {
             events: EventSink::new(client.clone()),
             client,
-            xapi: Arc::new(xapi),
+            xapi: Arc::new(crate::x_api_metrics::MeteredXApi::new(
+                xapi,
+                metrics.clone(),
+            )),
             metrics,
             claims,
             resync: Duration::from_secs(600),

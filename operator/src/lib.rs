@@ -52,6 +52,7 @@ pub mod telemetry;
 pub mod verification;
 pub mod wake;
 pub mod workers;
+pub mod x_api_metrics;
 
 use std::sync::Arc;
 use std::time::Duration;

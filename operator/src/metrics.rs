@@ -47,6 +47,24 @@ pub struct Metrics {
     queue_depth: Gauge,
     running: Gauge,
     usage: Family<ResourceLabels, RatioGauge>,
+    x_api_requests: Family<XApiLabels, Counter>,
+    x_api_duration: Family<EndpointLabels, Histogram>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct XApiLabels {
+    endpoint: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -181,6 +199,31 @@ impl Default for Metrics {
             "Objects removed because the TwitterCredential that created them is gone",
             Counter::default(),
         );
+        let x_api_requests = registered(
+            r,
+            "x_api_requests",
+            "X API calls, by endpoint and status (2xx, X's HTTP status, or transport)",
+            Family::default(),
+        );
+        let x_api_duration = registered(
+            r,
+            "x_api_request_duration_seconds",
+            "Time an X API call took, answer or not",
+            Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+            }),
+        );
+        let build_info = registered(
+            r,
+            "build_info",
+            "Always 1; the operator's version as a label",
+            Family::<BuildLabels, Gauge>::default(),
+        );
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+            })
+            .set(1);
         Metrics {
             registry: Arc::new(registry),
             reconciles,
@@ -200,6 +243,8 @@ impl Default for Metrics {
             queue_depth,
             running,
             usage,
+            x_api_requests,
+            x_api_duration,
         }
     }
 }
@@ -319,6 +364,21 @@ impl Metrics {
 
     pub fn usage_ratio(&self, tc: &TwitterCredential, ratio: f64) {
         self.usage.get_or_create(&labels(tc)).set(ratio);
+    }
+
+    /// One X API call: its endpoint, its status label and how long it took.
+    pub fn x_api_call(&self, endpoint: &str, status: &str, took: Duration) {
+        self.x_api_requests
+            .get_or_create(&XApiLabels {
+                endpoint: endpoint.into(),
+                status: status.into(),
+            })
+            .inc();
+        self.x_api_duration
+            .get_or_create(&EndpointLabels {
+                endpoint: endpoint.into(),
+            })
+            .observe(took.as_secs_f64());
     }
 
     pub fn orphans_removed(&self, n: u64) {
