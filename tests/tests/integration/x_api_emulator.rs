@@ -342,3 +342,48 @@ async fn rate_limits_are_enforced_per_app_and_endpoint_with_a_fixed_reset() {
         "another app has its own window"
     );
 }
+
+/// X's documented limits per endpoint (their reference pages), one window
+/// per app for app-only bearer tokens however the token is written, and a
+/// v1.1 429 in v1.1's error shape (code 88).
+#[tokio::test]
+async fn documented_limits_per_endpoint_one_window_per_app_and_v11_code_88() {
+    let x = XApiEmulator::start().await;
+    let app = x.create_app(AccessLevel::Read);
+    let issued = x.mint_bearer(&app.api_key);
+    let decoded = keyguard_credentials::bearer_for_header(issued.as_bytes());
+    let get = |path: &str, token: String| {
+        let url = format!("{}{path}", x.base_url());
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("Authorization", format!("Bearer {token}"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let header = |r: &reqwest::Response, name: &str| -> u64 {
+        r.headers()[name].to_str().unwrap().parse().unwrap()
+    };
+    let status = "/1.1/application/rate_limit_status.json";
+    let first = get(status, decoded.clone()).await;
+    assert_eq!(header(&first, "x-rate-limit-limit"), 180);
+    let second = get(status, issued.clone()).await;
+    assert_eq!(
+        header(&second, "x-rate-limit-remaining"),
+        header(&first, "x-rate-limit-remaining") - 1,
+        "the decoded and the issued form of one app's token share its window"
+    );
+    let usage = get("/2/usage/tweets", decoded.clone()).await;
+    assert_eq!(header(&usage, "x-rate-limit-limit"), 50);
+
+    x.set_rate_limit(1);
+    let other = x.create_app(AccessLevel::Read);
+    let token = keyguard_credentials::bearer_for_header(x.mint_bearer(&other.api_key).as_bytes());
+    assert_eq!(get(status, token.clone()).await.status(), 200);
+    let limited = get(status, token).await;
+    assert_eq!(limited.status(), 429);
+    let body: serde_json::Value = limited.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], 88, "{body}");
+}
