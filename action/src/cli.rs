@@ -106,6 +106,12 @@ pub struct ScanArgs {
     #[arg(long, env = "KEYGUARD_VERIFY", value_parser = BoolishValueParser::new())]
     pub verify: bool,
 
+    /// With --verify, also check API key and secret pairs. X can only do
+    /// that at its token endpoint, which creates the app's bearer token if
+    /// it has none (a write); without this flag such pairs stay `unknown`.
+    #[arg(long, env = "KEYGUARD_VERIFY_CONSUMER_KEYS", value_parser = BoolishValueParser::new())]
+    pub verify_consumer_keys: bool,
+
     /// X API base URL for --verify: https:// only (http:// is accepted for
     /// a loopback address, an emulator); redirects are never followed.
     #[arg(long, default_value = "https://api.x.com", env = "KEYGUARD_X_API_BASE")]

@@ -56,6 +56,7 @@ impl ScanArgs {
         opts.verify = self.verify.then(|| VerifyOptions {
             base_url: self.x_api_base.clone(),
             timeout: Duration::from_secs(10),
+            consumer_keys: self.verify_consumer_keys,
         });
         Ok(opts)
     }

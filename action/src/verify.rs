@@ -16,7 +16,14 @@ pub struct VerifyOptions {
     /// The X API base URL, e.g. `https://api.x.com`.
     pub base_url: String,
     pub timeout: Duration,
+    /// Check API key and secret pairs too (`--verify-consumer-keys`). X can
+    /// check them only at its token endpoint, which creates the app's
+    /// bearer token when it has none: a write, so it is asked for.
+    pub consumer_keys: bool,
 }
+
+/// Why an API key pair stays `unknown` without `--verify-consumer-keys`.
+pub const CONSUMER_KEYS_NEED_A_WRITE: &str = "not checked: X verifies an API key and secret only at its token endpoint, which creates the app's bearer token if it has none; pass --verify-consumer-keys to allow that";
 
 /// Why a credential refused with a 403 still counts as live.
 pub const LIMITED_TIER: &str =
@@ -42,14 +49,20 @@ fn partner(findings: &[Finding], of: &Finding, kind: CredentialKey) -> Option<Se
 
 /// One finding's check; `None` when it cannot be checked without spending
 /// or changing something.
-async fn check(x: &XApiClient, findings: &[Finding], f: &Finding) -> Option<Result<(), XApiError>> {
+async fn check(
+    x: &XApiClient,
+    findings: &[Finding],
+    f: &Finding,
+    opts: &VerifyOptions,
+) -> Option<Result<(), XApiError>> {
     let value = SecretValue::new(f.value.expose().to_vec());
     Some(match f.credential {
         CredentialKey::BearerToken => x.verify_bearer(&value).await.map(drop),
         CredentialKey::UserAccessToken => x.verify_user_token(&value).await.map(drop),
-        // Checkable only as a pair with a secret found beside it; the token
-        // endpoint hands back the app's existing bearer token, minting none.
-        CredentialKey::ApiKey => {
+        // Checkable only as a pair with a secret found beside it, and only
+        // when asked: the token endpoint creates a bearer token for an app
+        // that has none.
+        CredentialKey::ApiKey if opts.consumer_keys => {
             let secret = partner(findings, f, CredentialKey::ApiKeySecret)?;
             x.mint_bearer(&value, &secret).await.map(drop)
         }
@@ -99,8 +112,11 @@ fn verdicts(findings: &[Finding], opts: &VerifyOptions) -> Result<Vec<Verdict>, 
     runtime.block_on(async {
         let mut out = Vec::with_capacity(findings.len());
         for f in findings {
-            out.push(match check(&x, findings, f).await {
+            out.push(match check(&x, findings, f, opts).await {
                 Some(answer) => verdict(answer),
+                None if f.credential == CredentialKey::ApiKey => {
+                    (Verification::Unknown, Some(CONSUMER_KEYS_NEED_A_WRITE))
+                }
                 None => (Verification::Unknown, None),
             });
         }

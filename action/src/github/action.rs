@@ -220,6 +220,8 @@ fn scan_options(env: &ActionEnv, event: &EventContext) -> Result<ScanOptions, Er
                 .unwrap_or("https://api.x.com")
                 .to_string(),
             timeout: Duration::from_secs(10),
+            // An Action run never writes at X.
+            consumer_keys: false,
         });
     }
     Ok(opts)

@@ -94,10 +94,15 @@ async fn verify_tells_live_from_dead_without_spending_anything() {
         .filter(|f| f["path"] != "limited.env")
         .collect();
     assert!(others.len() >= 5, "{report:#}");
-    assert!(others.iter().all(|f| f.get("verificationReason").is_none()));
+    assert!(others
+        .iter()
+        .filter(|f| f["path"] != "keys.py")
+        .all(|f| f.get("verificationReason").is_none()));
     assert_eq!(verification("dead.env", "x-bearer-token"), "invalid");
-    assert_eq!(verification("keys.py", "x-api-key"), "verified");
-    assert_eq!(verification("keys.py", "x-api-key-secret"), "verified");
+    // Without --verify-consumer-keys a pair is not checked: X's only check
+    // is its token endpoint, a write for an app without a bearer token.
+    assert_eq!(verification("keys.py", "x-api-key"), "unknown");
+    assert_eq!(verification("keys.py", "x-api-key-secret"), "unknown");
     assert_eq!(
         verification("user.json", "x-oauth2-user-access-token"),
         "verified"
@@ -119,4 +124,46 @@ async fn verify_tells_live_from_dead_without_spending_anything() {
         x.current_bearer(&app.api_key).as_deref(),
         Some(live_bearer.as_str())
     );
+    assert!(
+        !requests.iter().any(|r| r == "POST /oauth2/token"),
+        "no token endpoint call without --verify-consumer-keys: {requests:?}"
+    );
+
+    // An app without a bearer token: asked explicitly, the pair is checked
+    // (and X creates its bearer token, which the flag's help says).
+    let fresh = x.create_app(AccessLevel::Read);
+    let repo = Repo::new();
+    repo.write(
+        "keys.py",
+        &format!(
+            "consumer_key = \"{}\"\nconsumer_secret = \"{}\"\n",
+            fresh.api_key, fresh.api_key_secret
+        ),
+    );
+    let (dir, base) = (repo.path().to_path_buf(), x.base_url().to_string());
+    let out = tokio::task::spawn_blocking(move || {
+        keyguard(
+            &[
+                "scan",
+                "--verify",
+                "--verify-consumer-keys",
+                "--x-api-base",
+                &base,
+                "--format",
+                "json",
+                ".",
+            ],
+            &dir,
+        )
+    })
+    .await
+    .unwrap();
+    let report = json(&out);
+    let key = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["ruleId"] == "x-api-key")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(key["verification"], "verified", "{key}");
 }
