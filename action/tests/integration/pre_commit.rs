@@ -53,6 +53,22 @@ fn the_hook_installs_with_pre_commit_and_refuses_a_staged_token() {
         "{text}"
     );
     assert!(!text.contains(BEARER), "the hook's output leaks the value");
+    // An archive is a file the scanner reads: pre-commit passes it (a hook
+    // with `types: [text]` never did).
+    std::fs::write(
+        repo.path().join("backup.zip"),
+        zip_of(&[(
+            "config/.env",
+            format!("TWITTER_BEARER_TOKEN={BEARER}\n").as_bytes(),
+        )]),
+    )
+    .unwrap();
+    repo.git(&["add", "-A"]);
+    let archive = run("backup.zip");
+    let text = String::from_utf8_lossy(&archive.stdout).to_string()
+        + &String::from_utf8_lossy(&archive.stderr);
+    assert_eq!(archive.status.code(), Some(1), "{text}");
+    assert!(text.contains("backup.zip!/config/.env"), "{text}");
     let clean = run("clean.py");
     let text = String::from_utf8_lossy(&clean.stdout).to_string()
         + &String::from_utf8_lossy(&clean.stderr);
