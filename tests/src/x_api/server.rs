@@ -208,6 +208,20 @@ impl XApiEmulator {
         token
     }
 
+    /// Issues a new refresh token for the app, as a person authorizing it
+    /// again (the OAuth 2.0 authorization code flow) would get.
+    pub fn authorize_again(&self, api_key: &str) -> String {
+        let mut s = self.state.lock().unwrap();
+        let app = s
+            .apps
+            .iter_mut()
+            .find(|a| a.credentials.api_key == api_key)
+            .expect("known app");
+        let token = refresh_token();
+        app.refresh_tokens.push(token.clone());
+        token
+    }
+
     /// Issues another OAuth 1.0a access token and secret for the app, as a
     /// user authorizing it again would; the earlier ones stay valid.
     pub fn issue_access_token(&self, api_key: &str) -> (String, String) {

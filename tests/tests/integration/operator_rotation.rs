@@ -407,6 +407,69 @@ async fn a_crash_at_any_step_resumes_without_losing_or_repeating_anything() {
     }
 }
 
+/// The README's promise: a crash between X's answer to a refresh and the
+/// write of the new refresh token loses that token (X spent the old one).
+/// The result is `ReauthorizationRequired` naming the source Secret, never
+/// a silent failure, and a new refresh token there recovers.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_after_a_refresh_answer_ends_in_reauthorization_required() {
+    let mut w = World::start().await;
+    drop(w.operator.take());
+    w.namespace("team", json!({})).await;
+    user_source(&w, &w.app.refresh_token).await;
+    let crashed = Arc::new(tokio::sync::Notify::new());
+    let hook = crashed.clone();
+    let crashing =
+        RunningOperator::start_configured(w.cp.client().await.unwrap(), &w.x, None, move |ctx| {
+            ctx.crash_at = Some(CrashPoint::AfterRefresh);
+            ctx.crashed = hook;
+        })
+        .await;
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+            "name": "prod",
+            "source": {"secretRef": {"name": "user-keys"}},
+            "target": {"secretName": "out", "keys": ["userAccessToken"]}
+        }]}}),
+    )
+    .await;
+    tokio::time::timeout(WAIT, crashed.notified())
+        .await
+        .expect("the operator reached the crash point after X's refresh answer");
+    drop(crashing);
+    assert_eq!(refreshes(&w), 1, "X spent the seeded refresh token");
+
+    w.operator = Some(RunningOperator::start(&w.cp, &w.x).await);
+    let c = w
+        .wait_condition(
+            "team",
+            "bot",
+            Some("prod"),
+            "ReauthorizationRequired",
+            "True",
+        )
+        .await;
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("team/user-keys"),
+        "names the Secret to update: {c}"
+    );
+    assert!(
+        w.secret("team", "out").await.is_none(),
+        "nothing was projected"
+    );
+
+    let fresh = w.x.authorize_again(&w.app.api_key);
+    user_source(&w, &fresh).await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    let token = value(&w.secret("team", "out").await.unwrap(), "userAccessToken").unwrap();
+    assert_eq!(users_me(&w, &token).await, 200);
+}
+
 /// Credentials only a person can replace are tracked from when the
 /// operator first saw them and reminded past `maxAge`; a new value (put in
 /// the source by a person) starts a new age.
