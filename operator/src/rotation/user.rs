@@ -38,6 +38,17 @@ pub fn refresh_token_to_use(seed: &[u8], state: Option<&Secret>) -> Vec<u8> {
         .unwrap_or_else(|| seed.to_vec())
 }
 
+/// Pure: X answered the last refresh without a refresh token (the
+/// authorization lacks `offline.access`): the seed is spent and nothing
+/// can refresh the access token again.
+pub fn granted_no_refresh_token(seed: &[u8], state: Option<&Secret>) -> bool {
+    state.is_some_and(|s| {
+        s.annotations().get(labels::REFRESH_SEEDED_FROM) == Some(&fingerprint(seed).to_string())
+            && secret_data(s).contains_key(CredentialKey::UserAccessToken.as_str())
+            && !secret_data(s).contains_key(CredentialKey::RefreshToken.as_str())
+    })
+}
+
 /// Pure: when the access token should be refreshed (`None`: now).
 pub fn refresh_at(
     seed: &[u8],
@@ -111,6 +122,18 @@ pub async fn refresh(
             next_rotation: Some(at),
             ..Default::default()
         });
+    }
+    if granted_no_refresh_token(seed, state.as_ref()) {
+        // Said before the access token expires, and X is not sent the
+        // spent seed.
+        return Err(Refusal::new(
+            Reason::ReauthorizationRequired,
+            format!(
+                "X granted no refresh token with the last refresh (the authorization lacks the offline.access scope), so the user access token cannot be refreshed before it expires: authorize the app again with offline.access and put the new refresh token in Secret {ns}/{}",
+                env.source.secret_ref.name
+            ),
+            Teardown::Keep,
+        ));
     }
     let refresh = SecretValue::new(refresh_token_to_use(seed, state.as_ref()));
     let secret = get(CredentialKey::ClientSecret).map(|s| SecretValue::new(s.clone()));
@@ -250,6 +273,41 @@ mod tests {
             },
             data: Some(data),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_refresh_without_a_new_refresh_token_leaves_nothing_to_refresh_with() {
+        let at = "2026-01-01T02:00:00Z";
+        let cases = [
+            ("no state yet", b"seed-1".as_slice(), None, false),
+            (
+                "X gave a refresh token",
+                b"seed-1",
+                Some(state(b"seed-1", Some("rt-2"), true, at)),
+                false,
+            ),
+            (
+                "X gave none (no offline.access)",
+                b"seed-1",
+                Some(state(b"seed-1", None, true, at)),
+                true,
+            ),
+            (
+                "a person seeded a new one since",
+                b"seed-2",
+                Some(state(b"seed-1", None, true, at)),
+                false,
+            ),
+            (
+                "no access token either",
+                b"seed-1",
+                Some(state(b"seed-1", None, false, at)),
+                false,
+            ),
+        ];
+        for (what, seed, st, want) in cases {
+            assert_eq!(granted_no_refresh_token(seed, st.as_ref()), want, "{what}");
         }
     }
 

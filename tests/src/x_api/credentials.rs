@@ -97,6 +97,9 @@ pub struct App {
     /// The app's access tier lacks the read endpoints: X answers 403 with
     /// error 453 to its valid credentials.
     pub tier_limited: bool,
+    /// The user's authorization lacks `offline.access`: a refresh answers
+    /// without a new refresh token, as X does.
+    pub no_offline_access: bool,
 }
 
 impl App {

@@ -169,6 +169,7 @@ impl XApiEmulator {
             project_usage: 1234,
             project_cap: 10_000,
             tier_limited: false,
+            no_offline_access: false,
         });
         credentials
     }
@@ -206,6 +207,19 @@ impl XApiEmulator {
         let token = user_token();
         app.user_tokens.push((token.clone(), u64::MAX));
         token
+    }
+
+    /// The app's user authorization lacks `offline.access`: refreshes answer
+    /// without a new refresh token.
+    pub fn without_offline_access(&self, api_key: &str) {
+        let mut s = self.state.lock().unwrap();
+        for a in s
+            .apps
+            .iter_mut()
+            .filter(|a| a.credentials.api_key == api_key)
+        {
+            a.no_offline_access = true;
+        }
     }
 
     /// Issues a new refresh token for the app, as a person authorizing it
@@ -901,18 +915,22 @@ async fn oauth2_refresh(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes)
     };
     app.refresh_tokens.remove(pos);
     let access = user_token();
-    let next = refresh_token();
     app.user_tokens
         .push((access.clone(), now() + lifetime.as_secs()));
-    app.refresh_tokens.push(next.clone());
-    Json(json!({
+    let mut answer = json!({
         "token_type": "bearer",
         "expires_in": lifetime.as_secs(),
         "access_token": access,
-        "scope": "tweet.read users.read offline.access",
-        "refresh_token": next
-    }))
-    .into_response()
+        "scope": "tweet.read users.read",
+    });
+    // A new refresh token only with offline.access (X's OAuth 2.0 docs).
+    if !app.no_offline_access {
+        let next = refresh_token();
+        app.refresh_tokens.push(next.clone());
+        answer["scope"] = json!("tweet.read users.read offline.access");
+        answer["refresh_token"] = json!(next);
+    }
+    Json(answer).into_response()
 }
 
 async fn oauth2_revoke(State(ctx): State<Ctx>, body: Bytes) -> Response {

@@ -470,6 +470,52 @@ async fn a_crash_after_a_refresh_answer_ends_in_reauthorization_required() {
     assert_eq!(users_me(&w, &token).await, 200);
 }
 
+/// X returns a refresh token only when the authorization has
+/// `offline.access`. Without it the operator refreshes once with the seed,
+/// then says `ReauthorizationRequired` (naming the scope) before the access
+/// token expires, without sending X the spent seed.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_offline_access_reauthorization_is_asked_for_before_expiry() {
+    let w = World::start().await;
+    w.x.without_offline_access(&w.app.api_key);
+    w.x.set_user_token_lifetime(std::time::Duration::from_secs(3600));
+    w.namespace("team", json!({})).await;
+    user_source(&w, &w.app.refresh_token).await;
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+            "name": "prod",
+            "source": {"secretRef": {"name": "user-keys"}},
+            "target": {"secretName": "out", "keys": ["userAccessToken"]},
+            "rotation": {"userToken": {"refreshBefore": "3599s"}}
+        }]}}),
+    )
+    .await;
+    let c = w
+        .wait_condition(
+            "team",
+            "bot",
+            Some("prod"),
+            "ReauthorizationRequired",
+            "True",
+        )
+        .await;
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("offline.access"),
+        "{c}"
+    );
+    assert_eq!(refreshes(&w), 1, "the spent seed was not sent again");
+    let token = value(&w.secret("team", "out").await.unwrap(), "userAccessToken").unwrap();
+    assert_eq!(
+        users_me(&w, &token).await,
+        200,
+        "the projected token still works"
+    );
+}
+
 /// Credentials only a person can replace are tracked from when the
 /// operator first saw them and reminded past `maxAge`; a new value (put in
 /// the source by a person) starts a new age.
