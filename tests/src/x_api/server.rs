@@ -188,22 +188,14 @@ impl XApiEmulator {
     /// would, without a request.
     pub fn mint_bearer(&self, api_key: &str) -> String {
         let mut s = self.state.lock().unwrap();
-        let app = s
-            .apps
-            .iter_mut()
-            .find(|a| a.credentials.api_key == api_key)
-            .expect("known app");
+        let app = s.app_mut(api_key);
         app.bearer.get_or_insert_with(bearer_token).clone()
     }
 
     /// Issues a live user access token for the app, without a request.
     pub fn mint_user_token(&self, api_key: &str) -> String {
         let mut s = self.state.lock().unwrap();
-        let app = s
-            .apps
-            .iter_mut()
-            .find(|a| a.credentials.api_key == api_key)
-            .expect("known app");
+        let app = s.app_mut(api_key);
         let token = user_token();
         app.user_tokens.push((token.clone(), u64::MAX));
         token
@@ -226,11 +218,7 @@ impl XApiEmulator {
     /// again (the OAuth 2.0 authorization code flow) would get.
     pub fn authorize_again(&self, api_key: &str) -> String {
         let mut s = self.state.lock().unwrap();
-        let app = s
-            .apps
-            .iter_mut()
-            .find(|a| a.credentials.api_key == api_key)
-            .expect("known app");
+        let app = s.app_mut(api_key);
         let token = refresh_token();
         app.refresh_tokens.push(token.clone());
         token
@@ -240,11 +228,7 @@ impl XApiEmulator {
     /// user authorizing it again would; the earlier ones stay valid.
     pub fn issue_access_token(&self, api_key: &str) -> (String, String) {
         let mut s = self.state.lock().unwrap();
-        let app = s
-            .apps
-            .iter_mut()
-            .find(|a| a.credentials.api_key == api_key)
-            .expect("known app");
+        let app = s.app_mut(api_key);
         let fresh = AppCredentials::generate();
         let token = format!(
             "{}-{}",
@@ -326,6 +310,16 @@ impl XApiEmulator {
 struct Ctx {
     state: Shared,
     base_url: String,
+}
+
+impl Inner {
+    /// The app of `api_key`; a test names only apps it created.
+    fn app_mut(&mut self, api_key: &str) -> &mut App {
+        self.apps
+            .iter_mut()
+            .find(|a| a.credentials.api_key == api_key)
+            .expect("known app")
+    }
 }
 
 impl Ctx {

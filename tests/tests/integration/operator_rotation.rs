@@ -425,15 +425,7 @@ async fn a_crash_after_a_refresh_answer_ends_in_reauthorization_required() {
             ctx.crashed = hook;
         })
         .await;
-    w.apply(
-        "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-            "name": "prod",
-            "source": {"secretRef": {"name": "user-keys"}},
-            "target": {"secretName": "out", "keys": ["userAccessToken"]}
-        }]}}),
-    )
-    .await;
+    apply_user_resource(&w, serde_json::Value::Null).await;
     tokio::time::timeout(WAIT, crashed.notified())
         .await
         .expect("the operator reached the crash point after X's refresh answer");
@@ -481,16 +473,7 @@ async fn without_offline_access_reauthorization_is_asked_for_before_expiry() {
     w.x.set_user_token_lifetime(std::time::Duration::from_secs(3600));
     w.namespace("team", json!({})).await;
     user_source(&w, &w.app.refresh_token).await;
-    w.apply(
-        "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-            "name": "prod",
-            "source": {"secretRef": {"name": "user-keys"}},
-            "target": {"secretName": "out", "keys": ["userAccessToken"]},
-            "rotation": {"userToken": {"refreshBefore": "3599s"}}
-        }]}}),
-    )
-    .await;
+    apply_user_resource(&w, json!({"userToken": {"refreshBefore": "3599s"}})).await;
     let c = w
         .wait_condition(
             "team",
@@ -624,6 +607,24 @@ async fn user_source(w: &World, refresh_token: &str) {
     .await;
 }
 
+/// `bot`, projecting the user access token refreshed from `user-keys`,
+/// with `rotation` when it is not null.
+async fn apply_user_resource(w: &World, rotation: serde_json::Value) {
+    let mut env = json!({
+        "name": "prod",
+        "source": {"secretRef": {"name": "user-keys"}},
+        "target": {"secretName": "out", "keys": ["userAccessToken"]}
+    });
+    if !rotation.is_null() {
+        env["rotation"] = rotation;
+    }
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [env]}}),
+    )
+    .await;
+}
+
 async fn users_me(w: &World, token: &str) -> u16 {
     reqwest::Client::new()
         .get(format!("{}/2/users/me", w.x.base_url()))
@@ -652,16 +653,7 @@ async fn user_tokens_are_refreshed_before_expiry_keeping_each_new_refresh_token(
     w.x.set_user_token_lifetime(std::time::Duration::from_secs(15 * 60 + 4));
     w.namespace("team", json!({})).await;
     user_source(&w, &w.app.refresh_token).await;
-    w.apply(
-        "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-            "name": "prod",
-            "source": {"secretRef": {"name": "user-keys"}},
-            "target": {"secretName": "out", "keys": ["userAccessToken"]},
-            "rotation": {"userToken": {"refreshBefore": "15m"}}
-        }]}}),
-    )
-    .await;
+    apply_user_resource(&w, json!({"userToken": {"refreshBefore": "15m"}})).await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
     let first = value(&w.secret("team", "out").await.unwrap(), "userAccessToken").unwrap();
@@ -716,15 +708,7 @@ async fn a_spent_refresh_token_requires_reauthorization_and_a_new_one_recovers()
         .unwrap();
     let fresh = answer["refresh_token"].as_str().unwrap().to_string();
     user_source(&w, &w.app.refresh_token).await;
-    w.apply(
-        "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-            "name": "prod",
-            "source": {"secretRef": {"name": "user-keys"}},
-            "target": {"secretName": "out", "keys": ["userAccessToken"]}
-        }]}}),
-    )
-    .await;
+    apply_user_resource(&w, serde_json::Value::Null).await;
     let c = w
         .wait_condition(
             "team",
