@@ -10,6 +10,7 @@ mod chart_upgrade;
 mod chart_values;
 mod control_plane;
 mod crd;
+mod deploy;
 mod operator_binary;
 mod operator_caches;
 mod operator_conflicts;
