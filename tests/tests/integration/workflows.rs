@@ -91,7 +91,9 @@ fn the_release_publishes_what_the_action_installs() {
     assert!(jobs.contains(r#"dist/$bin-$GITHUB_REF_NAME-$TARGET.tar.gz"#));
     assert!(install.contains(r#"asset="keyguard-v$version-$target.tar.gz""#));
     assert!(install.contains("sha256sums.txt"));
-    assert!(jobs.contains("sha256sum -- *.tar.gz > sha256sums.txt"));
+    assert!(jobs.contains("sha256sum -- *.tar.gz *.yaml > sha256sums.txt"));
+    // The kubectl-only install is attached and checksummed too.
+    assert!(jobs.contains("cp deploy/install.yaml dist/install.yaml"));
 }
 
 /// The tag publishes signed artifacts, images for both architectures and
