@@ -97,10 +97,11 @@ pub fn verify_findings(findings: &mut [Finding], opts: &VerifyOptions) {
 type Verdict = (Verification, Option<&'static str>);
 
 fn verdicts(findings: &[Finding], opts: &VerifyOptions) -> Result<Vec<Verdict>, XApiError> {
-    let x = XApiClient::with_user_agent(
+    let x = XApiClient::with_roots(
         &opts.base_url,
         opts.timeout,
         concat!("keyguard/", env!("CARGO_PKG_VERSION")),
+        &keyguard_xapi::extra_roots_from_env()?,
     )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -83,10 +83,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format, &args.log_filter)?;
     let client = kube::Client::try_default().await?;
-    let xapi = xapi::XApiClient::with_user_agent(
+    let xapi = xapi::XApiClient::with_roots(
         &args.x_api_base,
         Duration::from_secs(args.x_api_timeout),
         concat!("keyguard-operator/", env!("CARGO_PKG_VERSION")),
+        &xapi::extra_roots_from_env()?,
     )?
     .with_concurrency(args.x_api_concurrency);
     let metrics = metrics::Metrics::default();

@@ -123,6 +123,47 @@ async fn read_bounded(
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
+/// The CA certificates named by `SSL_CERT_FILE` (a PEM bundle) and
+/// `SSL_CERT_DIR` (directories, `:`-separated, of `.pem`/`.crt` files), as
+/// OpenSSL-based tools read them: the way to trust a TLS-inspecting proxy.
+/// Empty when neither is set.
+pub fn extra_roots_from_env() -> Result<Vec<u8>, XApiError> {
+    extra_roots(
+        std::env::var_os("SSL_CERT_FILE").as_deref(),
+        std::env::var_os("SSL_CERT_DIR").as_deref(),
+    )
+}
+
+/// [`extra_roots_from_env`] with the two values given.
+pub fn extra_roots(
+    file: Option<&std::ffi::OsStr>,
+    dirs: Option<&std::ffi::OsStr>,
+) -> Result<Vec<u8>, XApiError> {
+    let failed = |what: &std::path::Path, e: std::io::Error| XApiError::Transport {
+        endpoint: "client",
+        message: format!("reading CA certificates from {}: {e}", what.display()),
+    };
+    let mut pem = Vec::new();
+    if let Some(file) = file.filter(|f| !f.is_empty()) {
+        let path = std::path::Path::new(file);
+        pem.extend(std::fs::read(path).map_err(|e| failed(path, e))?);
+        pem.push(b'\n');
+    }
+    for dir in dirs.into_iter().flat_map(std::env::split_paths) {
+        let entries = std::fs::read_dir(&dir).map_err(|e| failed(&dir, e))?;
+        let mut files: Vec<std::path::PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "pem" || x == "crt"))
+            .collect();
+        files.sort();
+        for path in files {
+            pem.extend(std::fs::read(&path).map_err(|e| failed(&path, e))?);
+            pem.push(b'\n');
+        }
+    }
+    Ok(pem)
+}
+
 /// Refuses an X API base a credential must not travel to: anything but
 /// `https://`, except `http://` to a loopback address (an emulator on the
 /// same machine).
@@ -182,8 +223,32 @@ impl XApiClient {
         timeout: Duration,
         user_agent: &str,
     ) -> Result<Self, XApiError> {
+        Self::with_roots(base, timeout, user_agent, &[])
+    }
+
+    /// As [`XApiClient::with_user_agent`], also trusting the CA
+    /// certificates in `extra_roots_pem` (a corporate TLS-inspecting
+    /// proxy's, say) besides the compiled-in roots.
+    pub fn with_roots(
+        base: &str,
+        timeout: Duration,
+        user_agent: &str,
+        extra_roots_pem: &[u8],
+    ) -> Result<Self, XApiError> {
         check_base(base)?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if !extra_roots_pem.is_empty() {
+            let roots = reqwest::Certificate::from_pem_bundle(extra_roots_pem).map_err(|e| {
+                XApiError::Transport {
+                    endpoint: "client",
+                    message: format!("reading the extra CA certificates: {e}"),
+                }
+            })?;
+            for root in roots {
+                builder = builder.add_root_certificate(root);
+            }
+        }
+        let http = builder
             .timeout(timeout)
             .user_agent(user_agent)
             // Every call carries a credential (a header, or the token in

@@ -17,7 +17,10 @@ pub mod retry;
 
 use std::collections::BTreeMap;
 
-pub use client::{check_base, parse_usage, XApiClient, DEFAULT_CONCURRENCY, MAX_ANSWER_BYTES};
+pub use client::{
+    check_base, extra_roots, extra_roots_from_env, parse_usage, XApiClient, DEFAULT_CONCURRENCY,
+    MAX_ANSWER_BYTES,
+};
 pub use error::XApiError;
 use keyguard_credentials::{CredentialKey, OAuth1Keys, SecretValue};
 

@@ -422,3 +422,38 @@ fn the_chart_works_as_a_subchart() {
         "disabled by the umbrella: {out}"
     );
 }
+
+/// A corporate proxy's CA: the bundle is mounted read-only and named by
+/// SSL_CERT_FILE, which the operator reads (tests/integration/x_api_tls.rs
+/// proves the client then trusts it); extra volumes land beside it.
+#[test]
+fn a_ca_bundle_is_mounted_and_named_by_ssl_cert_file() {
+    let docs = render(&[
+        "caBundle.configMap=corp-ca",
+        "caBundle.key=bundle.pem",
+        "extraVolumes[0].name=scratch",
+        "extraVolumes[0].emptyDir.medium=Memory",
+        "extraVolumeMounts[0].name=scratch",
+        "extraVolumeMounts[0].mountPath=/scratch",
+    ])
+    .unwrap();
+    assert_eq!(
+        env(&docs, "SSL_CERT_FILE").as_deref(),
+        Some("/etc/keyguard/ca/bundle.pem")
+    );
+    let c = container(&docs);
+    let mounts = serde_yaml::to_string(&c["volumeMounts"]).unwrap();
+    assert!(
+        mounts.contains("/etc/keyguard/ca") && mounts.contains("/scratch"),
+        "{mounts}"
+    );
+    let pod = &find(&docs, "Deployment").unwrap()["spec"]["template"]["spec"];
+    let volumes = serde_yaml::to_string(&pod["volumes"]).unwrap();
+    assert!(
+        volumes.contains("corp-ca") && volumes.contains("scratch"),
+        "{volumes}"
+    );
+    let plain = render(&[]).unwrap();
+    assert!(env(&plain, "SSL_CERT_FILE").is_none());
+    assert!(container(&plain)["volumeMounts"].is_null());
+}

@@ -24,3 +24,4 @@ mod operator_verification;
 mod third_party_client;
 mod workflows;
 mod x_api_emulator;
+mod x_api_tls;
