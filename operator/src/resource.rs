@@ -33,6 +33,7 @@ const DNS_SUBDOMAIN_PATTERN: &str =
     category = "keyguard",
     namespaced,
     status = "TwitterCredentialStatus",
+    doc = "TwitterCredential declares, per environment, X (Twitter) API credentials: which source Secret holds them, which namespace and service accounts may read them, the permission they should have, and how they rotate. The operator projects them into scoped Secrets, verifies them against the X API and rotates what a program may; status holds fingerprints, never values.",
     derive = "PartialEq",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Environments","type":"string","jsonPath":".status.readyEnvironments","description":"Environments synced, of those declared"}"#,

@@ -52,6 +52,12 @@ fn kubectl(cp: &ControlPlane, args: &[&str], input: &str) -> (bool, String, Stri
 #[tokio::test]
 async fn crd_installs_and_explains_itself() {
     let cp = control_plane_with_crd().await;
+    // `kubectl explain twcred` opens with what the resource is, not the
+    // derive macro's placeholder.
+    let (ok, out, err) = kubectl(&cp, &["explain", "twcred"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("declares, per environment"), "{out}");
+    assert!(!out.contains("Auto-generated"), "{out}");
     let (ok, out, err) = kubectl(&cp, &["explain", "twcred.spec"], "");
     assert!(ok, "{err}");
     assert!(
