@@ -457,3 +457,53 @@ fn a_ca_bundle_is_mounted_and_named_by_ssl_cert_file() {
     assert!(env(&plain, "SSL_CERT_FILE").is_none());
     assert!(container(&plain)["volumeMounts"].is_null());
 }
+
+/// Every alert links a runbook that exists: a section of docs/runbooks.md
+/// named after it.
+#[test]
+fn every_alert_links_a_runbook_section_that_exists() {
+    let docs = render(&["metrics.prometheusRule.enabled=true"]).unwrap();
+    let runbooks = std::fs::read_to_string(repo_root().join("docs/runbooks.md")).unwrap();
+    let rules = find(&docs, "PrometheusRule").unwrap()["spec"]["groups"][0]["rules"]
+        .as_sequence()
+        .unwrap()
+        .clone();
+    assert!(rules.len() >= 9);
+    for rule in rules {
+        let alert = rule["alert"].as_str().unwrap();
+        let url = rule["annotations"]["runbook_url"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            url.ends_with(&format!("docs/runbooks.md#{}", alert.to_lowercase())),
+            "{alert}: {url}"
+        );
+        assert!(
+            runbooks.contains(&format!("\n## {alert}\n")),
+            "docs/runbooks.md has no section for {alert}"
+        );
+    }
+}
+
+/// The ServiceMonitor where a Prometheus looks, with relabelings.
+#[test]
+fn the_service_monitor_takes_a_namespace_and_relabelings() {
+    let docs = render(&[
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.serviceMonitor.namespace=monitoring",
+        "metrics.serviceMonitor.relabelings[0].targetLabel=cluster",
+        "metrics.serviceMonitor.relabelings[0].replacement=prod-eu",
+        "metrics.serviceMonitor.metricRelabelings[0].action=drop",
+        "metrics.serviceMonitor.metricRelabelings[0].regex=keyguard_reconcile_duration_seconds_bucket",
+    ])
+    .unwrap();
+    let monitor = find(&docs, "ServiceMonitor").unwrap();
+    assert_eq!(monitor["metadata"]["namespace"], "monitoring");
+    assert_eq!(
+        monitor["spec"]["namespaceSelector"]["matchNames"][0],
+        "keyguard-system"
+    );
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    assert_eq!(endpoint["relabelings"][0]["targetLabel"], "cluster");
+    assert_eq!(endpoint["metricRelabelings"][0]["action"], "drop");
+}
