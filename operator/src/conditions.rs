@@ -43,6 +43,19 @@ pub enum ConditionType {
 }
 
 impl ConditionType {
+    pub const ALL: [ConditionType; 10] = [
+        ConditionType::Ready,
+        ConditionType::Synced,
+        ConditionType::TargetNotAllowed,
+        ConditionType::Conflict,
+        ConditionType::RotationDue,
+        ConditionType::Verified,
+        ConditionType::OverPrivileged,
+        ConditionType::UsageHigh,
+        ConditionType::ReauthorizationRequired,
+        ConditionType::RotationBlocked,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ConditionType::Ready => "Ready",
@@ -302,6 +315,24 @@ mod tests {
         assert!(!is_true(&c, ConditionType::Synced));
         clear(&mut c, ConditionType::Synced);
         assert!(c.is_empty());
+    }
+
+    /// docs/conditions.md explains every condition type and reason.
+    #[test]
+    fn every_condition_and_reason_is_documented() {
+        let doc = include_str!("../../docs/conditions.md");
+        for t in ConditionType::ALL {
+            assert!(
+                doc.contains(&format!("| `{}` |", t.as_str())),
+                "{t:?} is not in docs/conditions.md"
+            );
+        }
+        for r in Reason::ALL {
+            assert!(
+                doc.contains(&format!("| `{}` |", r.as_str())),
+                "{r:?} is not in docs/conditions.md"
+            );
+        }
     }
 
     #[test]
