@@ -927,14 +927,10 @@ async fn failed_writes_are_conditions_and_warnings() {
     w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [env("prod", "keys", None, "out", json!(["apiKey"]))]}})).await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
-    Api::<Secret>::namespaced(w.client.clone(), "team")
-        .patch(
-            "out",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"immutable": true})),
-        )
-        .await
-        .unwrap();
+    // Every write to the target is refused by the apiserver (an admission
+    // policy; an immutable Secret no longer does it: the operator recreates
+    // those).
+    freeze_secret(&w, "team", "out").await;
     w.source("team", "keys", &[("apiKey", "CCCCCCCCCCCCCCCCCCCCCCCCC")])
         .await;
     let c = w
@@ -960,6 +956,61 @@ async fn failed_writes_are_conditions_and_warnings() {
     assert!(
         !note.contains("CCCCCCCCCCCCCCCCCCCCCCCCC") && !note.contains("AAAAAAAAAAAAAAAAAAAAAAAAA")
     );
+}
+
+/// A ValidatingAdmissionPolicy that refuses every write to Secret
+/// `namespace/name`; returns once the apiserver enforces it.
+async fn freeze_secret(w: &World, namespace: &str, name: &str) {
+    let policy = format!(
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: freeze-{name}}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+      - apiGroups: [""]
+        apiVersions: ["v1"]
+        operations: [UPDATE, DELETE]
+        resources: [secrets]
+  validations:
+    - expression: "(object != null ? object.metadata.name : oldObject.metadata.name) != '{name}' || request.namespace != '{namespace}'"
+      message: "{namespace}/{name} is frozen"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: freeze-{name}}}
+spec:
+  policyName: freeze-{name}
+  validationActions: [Deny]
+"#
+    );
+    let mut child =
+        w.cp.kubectl()
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(policy.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let secrets = Api::<Secret>::namespaced(w.client.clone(), namespace);
+    eventually("the freeze to be enforced", WAIT, || async {
+        let touch = json!({"metadata": {"annotations": {"test/touch": "1"}}});
+        match secrets
+            .patch(name, &PatchParams::default(), &Patch::Merge(&touch))
+            .await
+        {
+            Err(kube::Error::Api(e)) if e.message.contains("frozen") => Some(()),
+            _ => None,
+        }
+    })
+    .await;
 }
 
 /// Item 12: a 253-character resource name still gets Events, and a deleted
