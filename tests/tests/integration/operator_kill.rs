@@ -201,8 +201,21 @@ async fn sigkill_of_the_leader_during_100_rotations_loses_and_repeats_nothing() 
                 .await
                 .unwrap();
         }
-        for _ in 0..KILLS_PER_ROUND {
-            tokio::time::sleep(Duration::from_millis(rng.u64(100..2500))).await;
+        for kill in 0..KILLS_PER_ROUND {
+            // The first kill of a round comes while the requested rotations
+            // run; each then waits (a bounded while) for one to be in
+            // flight, so a kill that proves something does not depend on the
+            // machine's speed.
+            let pause = if kill == 0 {
+                rng.u64(0..300)
+            } else {
+                rng.u64(100..2500)
+            };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            let until = tokio::time::Instant::now() + Duration::from_secs(2);
+            while mid_rotation_now(&client).await == 0 && tokio::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             // After a kill, the Lease names the dead replica until it expires.
             let names: Vec<String> = replicas.iter().map(|r| r.name.clone()).collect();
             let at = eventually("a running replica to lead", CONVERGE, || async {
