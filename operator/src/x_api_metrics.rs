@@ -3,7 +3,6 @@
 //! `keyguard_x_api_request_duration_seconds`), as External Secrets counts
 //! its provider calls. `Context::new` wraps whatever client it is given.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use keyguard_credentials::{OAuth1Keys, SecretValue};
@@ -124,13 +123,8 @@ impl<X: XApi> XApi for MeteredXApi<X> {
         metered!(self, "GET /2/usage/tweets", self.inner.usage(bearer))
     }
 
-    async fn verify_source_user_context(
-        &self,
-        source: &BTreeMap<String, Vec<u8>>,
-    ) -> Option<Result<(Option<String>, RateLimit), XApiError>> {
-        let values = crate::xapi::oauth1_values(source)?;
-        Some(self.verify_user_context(&values.keys()).await)
-    }
+    // `verify_source_user_context` keeps the trait's default, which calls
+    // the metered `verify_user_context` above.
 }
 
 #[cfg(test)]

@@ -23,10 +23,7 @@ use crate::context::Context;
 use crate::context::CrashPoint;
 use crate::events::Kind;
 use crate::labels;
-use crate::objects::managed_meta;
 use crate::objects::secret_data;
-use crate::objects::ObjectKind;
-use crate::ownership::Owner;
 use crate::projection::Data;
 use crate::refusal::Refusal;
 use crate::resource::{Environment, TwitterCredential};
@@ -131,7 +128,6 @@ pub async fn mint_or_rotate(
         return Ok((RotationInfo::default(), state));
     };
     let ns = tc.namespace().unwrap_or_default();
-    let owner = Owner::of(tc);
     crate::state_record::ensure_ours(ctx, tc, state.as_ref())?;
     let schedule = super::due::bearer_schedule(env);
     let last = state.as_ref().and_then(last_rotation);
@@ -164,7 +160,7 @@ pub async fn mint_or_rotate(
             blocked = true;
             state
         }
-        Transition::Mint => Some(mint(ctx, tc, env, &api, &keys, state, &owner).await?),
+        Transition::Mint => Some(mint(ctx, tc, env, &api, &keys, state).await?),
         Transition::Rotate => Some(
             rotate(
                 ctx,
@@ -225,7 +221,6 @@ async fn mint(
     api: &Api<Secret>,
     keys: &Keys,
     existing: Option<Secret>,
-    owner: &Owner,
 ) -> Result<Secret, Refusal> {
     let token = ctx
         .xapi
@@ -234,18 +229,11 @@ async fn mint(
         .map_err(|e| x_api_refusal("minting the bearer token", e))?;
     let ns = tc.namespace().unwrap_or_default();
     let name = state_name(tc, env);
-    let mut meta = managed_meta(
-        &ctx.claims,
-        ObjectKind::Secret,
-        owner,
-        &env.name,
-        &ns,
-        &name,
-    );
-    meta.labels
-        .get_or_insert_with(Default::default)
-        .insert(labels::PART.into(), "state".into());
-    let annotations = meta.annotations.get_or_insert_with(Default::default);
+    let mut state = crate::state_record::new_record(ctx, tc, env);
+    let annotations = state
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
     annotations.insert(labels::MINTED_FROM.into(), keys.from.clone());
     annotations.insert(labels::LAST_ROTATION.into(), Timestamp::now().to_string());
     if let Some(handled) = existing
@@ -254,18 +242,13 @@ async fn mint(
     {
         annotations.insert(labels::ROTATE_NOW_HANDLED.into(), handled.clone());
     }
-    let mut state = Secret {
-        metadata: meta,
-        type_: Some("Opaque".into()),
-        data: Some(
-            [(
-                CredentialKey::BearerToken.as_str().to_string(),
-                ByteString(token.expose().to_vec()),
-            )]
-            .into(),
-        ),
-        ..Default::default()
-    };
+    state.data = Some(
+        [(
+            CredentialKey::BearerToken.as_str().to_string(),
+            ByteString(token.expose().to_vec()),
+        )]
+        .into(),
+    );
     let written = match existing {
         None => api.create(&PostParams::default(), &state).await,
         Some(s) => {

@@ -94,6 +94,18 @@ fn refresh_refused(e: &crate::xapi::XApiError, ns: &str, env: &Environment) -> R
     )
 }
 
+/// Why the access token cannot be refreshed: X granted no refresh token.
+fn no_refresh_token(ns: &str, env: &Environment) -> Refusal {
+    Refusal::new(
+        Reason::ReauthorizationRequired,
+        format!(
+            "X granted no refresh token with the last refresh (the authorization lacks the offline.access scope), so the user access token cannot be refreshed before it expires: authorize the app again with offline.access and put the new refresh token in Secret {ns}/{}",
+            env.source.secret_ref.name
+        ),
+        Teardown::Keep,
+    )
+}
+
 /// Refreshes the user access token when due.
 pub async fn refresh(
     ctx: &Context,
@@ -124,16 +136,8 @@ pub async fn refresh(
         });
     }
     if granted_no_refresh_token(seed, state.as_ref()) {
-        // Said before the access token expires, and X is not sent the
-        // spent seed.
-        return Err(Refusal::new(
-            Reason::ReauthorizationRequired,
-            format!(
-                "X granted no refresh token with the last refresh (the authorization lacks the offline.access scope), so the user access token cannot be refreshed before it expires: authorize the app again with offline.access and put the new refresh token in Secret {ns}/{}",
-                env.source.secret_ref.name
-            ),
-            Teardown::Keep,
-        ));
+        // Said before the access token expires; X is not sent the spent seed.
+        return Err(no_refresh_token(&ns, env));
     }
     let refresh = SecretValue::new(refresh_token_to_use(seed, state.as_ref()));
     let secret = get(CredentialKey::ClientSecret).map(|s| SecretValue::new(s.clone()));
