@@ -130,8 +130,8 @@ impl<'d> BlobScanner<'d> {
         Ok(Outcome::Scanned { bytes: total })
     }
 
-    /// A UTF-16 text file, read whole (up to `UTF16_LIMIT`), scanned as
-    /// UTF-8.
+    /// A UTF-16 text file, streamed through a converter and scanned as
+    /// UTF-8 to its end (the chunk already read comes first).
     fn scan_utf16(
         &mut self,
         reader: impl Read,
@@ -139,18 +139,114 @@ impl<'d> BlobScanner<'d> {
         path: &str,
         sink: &mut dyn FnMut(Finding),
     ) -> io::Result<Outcome> {
-        let mut bytes = std::mem::take(&mut self.buf);
-        reader
-            .take(UTF16_LIMIT.saturating_sub(bytes.len()) as u64)
-            .read_to_end(&mut bytes)?;
-        let total = bytes.len() as u64;
-        let text = crate::decode::utf16::to_utf8(&bytes, order);
-        bytes.clear();
-        self.buf = bytes;
-        self.scan(&text[..], path, sink)?;
-        Ok(Outcome::Scanned { bytes: total })
+        let head = std::mem::take(&mut self.buf);
+        let mut utf8 =
+            crate::decode::utf16::Utf16Reader::new(io::Cursor::new(head).chain(reader), order);
+        // As a trait object: `scan` generic over a reader that holds its own
+        // reader type would never stop instantiating.
+        let as_text: &mut dyn Read = &mut utf8;
+        self.scan(as_text, path, sink)?;
+        Ok(Outcome::Scanned {
+            bytes: utf8.consumed,
+        })
     }
 }
 
-/// The most of a UTF-16 file that is read (it is converted in memory).
-const UTF16_LIMIT: usize = 64 << 20;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEARER: &str = "AAAAAAAAAAAAAAAAAAAAAGzvAmwufUxAAAAAAAbvJDCTbyvHNsG9eh6Yo4%2Bgfqrc5Xl%3DrWi0B26R08qzjI6GKFSufrdZSlB5er8bOfZqfM2oeq3hDavJA7"; // keyguard:allow
+
+    /// Lines of filler, then `BEARER_TOKEN=…` placed so that the token
+    /// starts `offset` bytes from the first chunk's end (negative: before).
+    fn file_with_token_at(offset: isize) -> (Vec<u8>, usize) {
+        let line = format!("BEARER_TOKEN={BEARER}\n");
+        let token_at = (CHUNK as isize + offset) as usize;
+        let lead = token_at - "BEARER_TOKEN=".len();
+        let mut buf = Vec::with_capacity(token_at + line.len() + 100);
+        let filler = b"# nothing here, just a line of filler text.\n";
+        while buf.len() + filler.len() <= lead {
+            buf.extend_from_slice(filler);
+        }
+        buf.resize(lead - 1, b'x');
+        buf.push(b'\n');
+        let lines_before = memchr::memchr_iter(b'\n', &buf).count();
+        buf.extend_from_slice(line.as_bytes());
+        // Always a second chunk.
+        while buf.len() < CHUNK + 2 * OVERLAP {
+            buf.extend_from_slice(filler);
+        }
+        (buf, lines_before + 1)
+    }
+
+    fn findings(bytes: &[u8]) -> Vec<Finding> {
+        let detector = Detector::builtin();
+        let mut scanner = BlobScanner::new(&detector);
+        let mut found = Vec::new();
+        let outcome = scanner
+            .scan(bytes, "big.env", &mut |f| found.push(f))
+            .unwrap();
+        assert_eq!(
+            outcome,
+            Outcome::Scanned {
+                bytes: bytes.len() as u64
+            }
+        );
+        found
+    }
+
+    #[test]
+    fn a_credential_at_any_place_around_a_chunk_boundary_is_reported_once_on_its_line() {
+        let overlap = OVERLAP as isize;
+        for offset in [
+            -300,
+            -60,
+            -1,
+            0,
+            1,
+            60,
+            overlap - 200,
+            overlap - 1,
+            overlap,
+            overlap + 1,
+        ] {
+            let (bytes, line) = file_with_token_at(offset);
+            let found = findings(&bytes);
+            assert_eq!(found.len(), 1, "offset {offset}: {found:?}");
+            assert_eq!(found[0].line, line, "offset {offset}");
+            assert_eq!(
+                found[0].value.expose(),
+                BEARER.as_bytes(),
+                "offset {offset}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_nul_early_on_is_binary_and_utf16_is_text() {
+        let detector = Detector::builtin();
+        let mut scanner = BlobScanner::new(&detector);
+        let outcome = scanner
+            .scan(
+                &b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR BEARER_TOKEN="[..],
+                "x.png",
+                &mut |_| {},
+            )
+            .unwrap();
+        assert_eq!(outcome, Outcome::Binary);
+        let text = format!("BEARER_TOKEN={BEARER}\r\n");
+        let utf16: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let mut found = Vec::new();
+        let outcome = scanner
+            .scan(&utf16[..], "x.ps1", &mut |f| found.push(f))
+            .unwrap();
+        assert_eq!(
+            outcome,
+            Outcome::Scanned {
+                bytes: utf16.len() as u64
+            }
+        );
+        assert_eq!(found.len(), 1);
+    }
+}

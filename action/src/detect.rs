@@ -94,7 +94,7 @@ impl Detector {
                 })
             })
             .collect();
-        let decoders = crate::decode::Decoders::new(&rules.calls);
+        let decoders = crate::decode::Decoders::new(&rules.base64_words, &rules.calls);
         let pattern_rules = pattern_rule_set(&rules);
         Detector {
             rules,
@@ -293,7 +293,7 @@ impl Detector {
         (start, end): (usize, usize),
         context: bool,
     ) -> Option<CredentialKey> {
-        if name.is_some_and(|n| rule.name_excluded(n)) {
+        if name.is_some_and(|n| rule.name_excluded(n) || self.rules.names_other_vendor(n)) {
             return None;
         }
         let credential = rule.credential_for(name);
@@ -453,30 +453,48 @@ fn preceded_by(buf: &[u8], at: usize, text: &[u8]) -> bool {
     at >= text.len() && buf[at - text.len()..at].eq_ignore_ascii_case(text)
 }
 
-/// Keeps one detection per overlapping span and value: the earliest rule
-/// wins, so a specific rule beats the generic TWITTER_*/X_* one. A decoded
-/// view's findings share its span, so there only the same value merges.
-/// A `--known` finding beats any rule's: it names whose the value is.
+/// Keeps one detection per credential occurrence: per overlapping span
+/// and value, the earliest rule wins, so a specific rule beats the
+/// generic TWITTER_*/X_* one. A decoded view's findings share its span,
+/// so there only the same value merges, or a value with a part of it (a
+/// token split over two literals is found whole in the joined view and
+/// cut short in the first literal): the longest value wins. A `--known`
+/// finding beats any rule's: it names whose the value is.
 fn dedupe_from(out: &mut Vec<Detection>, first: usize, known: Option<usize>) {
     let is_known = |d: &Detection| Some(d.rule) == known;
     let mut new: Vec<Detection> = out.drain(first..).collect();
     new.sort_by_key(|d| (d.start, d.rule));
     let mut kept: Vec<Detection> = Vec::with_capacity(new.len());
     for d in new {
-        let same = |k: &Detection| {
-            d.start < k.end
-                && k.start < d.end
-                && (!(d.decoded || k.decoded) || d.value.expose() == k.value.expose())
-        };
-        if let Some(k) = kept.iter_mut().find(|k| same(k)) {
-            if is_known(&d) || (!is_known(k) && d.rule < k.rule) {
-                *k = d;
-            }
+        let overlaps = |k: &Detection| d.start < k.end && k.start < d.end;
+        let Some(k) = kept
+            .iter_mut()
+            .find(|k| overlaps(k) && same_occurrence(&d, k))
+        else {
+            kept.push(d);
             continue;
+        };
+        let better = if d.decoded || k.decoded {
+            let (dl, kl) = (d.value.expose().len(), k.value.expose().len());
+            dl > kl || (dl == kl && d.rule < k.rule)
+        } else {
+            d.rule < k.rule
+        };
+        if is_known(&d) || (!is_known(k) && better) {
+            *k = d;
         }
-        kept.push(d);
     }
     out.extend(kept);
+}
+
+/// Whether two overlapping detections are one credential occurrence.
+fn same_occurrence(a: &Detection, b: &Detection) -> bool {
+    if !(a.decoded || b.decoded) {
+        return true;
+    }
+    let (a, b) = (a.value.expose(), b.value.expose());
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    !short.is_empty() && memchr::memmem::find(long, short).is_some()
 }
 
 /// 1-based line and column of `offset`, and whether the line is waived.
@@ -500,4 +518,81 @@ fn pattern_rule_set(rules: &RuleSet) -> (regex::bytes::RegexSet, Vec<usize>) {
         .unzip();
     let set = regex::bytes::RegexSet::new(patterns).expect("each pattern compiled alone");
     (set, indices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detect(text: &str) -> Vec<Detection> {
+        let mut out = Vec::new();
+        Detector::builtin().detect(text.as_bytes(), "bot.py", &mut out);
+        out
+    }
+
+    const BEARER: &str = "AAAAAAAAAAAAAAAAAAAAAGzvAmwufUxAAAAAAAbvJDCTbyvHNsG9eh6Yo4%2Bgfqrc5Xl%3DrWi0B26R08qzjI6GKFSufrdZSlB5er8bOfZqfM2oeq3hDavJA7"; // keyguard:allow
+
+    #[test]
+    fn a_token_split_over_two_literals_is_one_finding_with_the_whole_value() {
+        for cut in [70, 90] {
+            let text = format!("BEARER = \"{}\" + \"{}\"\n", &BEARER[..cut], &BEARER[cut..]);
+            let found = detect(&text);
+            assert_eq!(found.len(), 1, "cut at {cut}: {found:?}");
+            assert_eq!(found[0].value.expose(), BEARER.as_bytes());
+        }
+    }
+
+    #[test]
+    fn line_column_and_the_inline_waiver() {
+        let text = format!("# bot\nx = 1\n  BEARER = \"{BEARER}\" # keyguard:allow\n");
+        let found = detect(&text);
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].line, found[0].column), (3, 13));
+        assert!(found[0].allowed_inline);
+        let found = detect(&format!("BEARER = \"{BEARER}\"\n# keyguard:allow\n"));
+        assert!(
+            !found[0].allowed_inline,
+            "the waiver is for its own line only"
+        );
+    }
+
+    #[test]
+    fn windows_are_whole_lines_around_a_hit() {
+        type Span = (usize, usize);
+        let cases: [(&[u8], Span, Span); 3] = [
+            (b"one\ntwo token three\nfour", (8, 13), (0, 24)),
+            (b"token", (0, 5), (0, 5)),
+            (b"a\nb", (2, 3), (0, 3)),
+        ];
+        for (buf, (s, e), want) in cases {
+            assert_eq!(
+                window_around(buf, s, e),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(buf)
+            );
+        }
+        let long = vec![b'x'; 8 * WINDOW_RADIUS];
+        let (start, end) = (4 * WINDOW_RADIUS, 4 * WINDOW_RADIUS + 5);
+        assert_eq!(
+            window_around(&long, start, end),
+            (start - 2 * WINDOW_RADIUS, end + 2 * WINDOW_RADIUS),
+            "a line longer than the window is cut at twice the radius"
+        );
+    }
+
+    #[test]
+    fn another_vendors_name_is_no_x_credential_even_in_an_x_file() {
+        let secret = "jIhKtJ0RlgLKOmxgJTeKdNnFRIBXuDL7DxtpYlSXp"; // keyguard:allow
+        let cases = [
+            ("TUMBLR_CONSUMER_SECRET", false),
+            ("tumblrConsumerSecret", false),
+            ("TWITTER_CONSUMER_SECRET", true),
+            ("consumer_secret", true),
+        ];
+        for (name, reported) in cases {
+            let found = detect(&format!("# tweets and posts\n{name} = \"{secret}\"\n"));
+            assert_eq!(!found.is_empty(), reported, "{name}");
+        }
+    }
 }

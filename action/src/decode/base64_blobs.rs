@@ -1,41 +1,38 @@
 //! Base64 blobs that hold text with credentials in it: an env file or a
 //! JSON config encoded into a CI variable, a Helm value, a notebook. Found
 //! by the base64 forms (all three alignments) of words such text always
-//! has, widened to the whole run of base64, decoded, and kept only when
+//! has (`base64_words` in the rules file: every marker costs keyword-search
+//! speed on every file, so they are few), widened to the whole run of base64, decoded, and kept only when
 //! the result reads as text; the detector decodes views again up to
 //! `MAX_DEPTH` (base64 in base64).
 
 use aho_corasick::AhoCorasick;
 use keyguard_credentials::base64_marker_variants;
 
+use crate::rules::Base64Words;
+
 use super::view::decode_base64;
-use super::view::{is_text, View, MAX_VIEW_BYTES};
+use super::view::{is_text, View, MAX_DEPTH, MAX_VIEW_BYTES};
 
 pub const ID: &str = "base64";
 
-/// Words text around an X credential has, in the cases people write
-/// (an env file's `TWITTER_…`, a JSON config's `"twitter"`): few, since
-/// every marker costs keyword-search speed on every file.
-const WORDS: [&str; 5] = ["twitter", "TWITTER", "consumer", "CONSUMER", "bearer"];
-/// Base64 of base64 is looked for only by its most common word.
-const TWICE: [&str; 1] = ["TWITTER"];
-
-/// The base64 forms of `WORDS` (and of `TWICE`'s base64 forms).
-pub fn markers() -> Vec<String> {
-    let once = |words: &[&str]| -> Vec<String> {
+/// The base64 forms of the rules file's `base64_words`: `once` words
+/// encoded once, `nested` ones also encoded again at each depth the
+/// detector decodes (`MAX_DEPTH`), so base64 in base64 in base64 is found.
+pub fn markers(words: &Base64Words) -> Vec<String> {
+    let encode = |words: &[String], min_len: usize| -> Vec<String> {
         words
             .iter()
             .flat_map(|w| base64_marker_variants(w))
-            .filter(|m| m.len() >= 6)
+            .filter(|m| m.len() >= min_len)
             .collect()
     };
-    // Base64 of base64 (a CI variable holding an encoded env file).
-    let twice: Vec<String> = once(&TWICE)
-        .iter()
-        .flat_map(|m| base64_marker_variants(m))
-        .filter(|m| m.len() >= 8)
-        .collect();
-    let mut markers: Vec<String> = once(&WORDS).into_iter().chain(twice).collect();
+    let mut markers = encode(&words.once, 6);
+    let mut nested = words.nested.clone();
+    for depth in 1..MAX_DEPTH {
+        nested = encode(&nested, 6 + 2 * depth as usize);
+        markers.extend(encode(&nested, 8));
+    }
     markers.sort();
     markers.dedup();
     markers
@@ -51,9 +48,9 @@ fn is_b64(b: u8) -> bool {
 }
 
 impl Base64Blobs {
-    pub fn new() -> Self {
+    pub fn new(words: &Base64Words) -> Self {
         Base64Blobs {
-            markers: AhoCorasick::new(markers()).expect("markers form an automaton"),
+            markers: AhoCorasick::new(markers(words)).expect("markers form an automaton"),
         }
     }
 

@@ -10,9 +10,6 @@ use super::view::decode_base64;
 use super::view::View;
 
 pub const ID: &str = "basic-auth";
-/// What opens a window for this decoder (ASCII case-insensitive), besides
-/// the rules' keywords: X's endpoints that take Basic all end in `token`.
-pub const TRIGGERS: [&str; 1] = ["authorization: basic"];
 
 #[derive(Debug)]
 pub struct BasicAuth {

@@ -29,13 +29,8 @@ impl Concatenation {
 
     pub fn views(&self, buf: &[u8], out: &mut Vec<View>) {
         for m in self.joined.find_iter(buf) {
-            let (line_start, _) = line_around(buf, m.start(), m.start(), 512);
             let (_, line_end) = line_around(buf, m.end(), m.end(), 512);
-            // `x = ("AAAA"\n "BBBB")`: the parenthesis only groups.
-            let mut prefix = &buf[line_start..m.start()];
-            while let [rest @ .., b' ' | b'\t' | b'('] = prefix {
-                prefix = rest;
-            }
+            let prefix = name_before(buf, m.start());
             let mut text = prefix.to_vec();
             text.push(b' ');
             text.push(b'"');
@@ -52,4 +47,25 @@ impl Concatenation {
             });
         }
     }
+}
+
+/// The text before a joined literal that names it: its own line up to
+/// the first literal, or, when that holds nothing but the literal's
+/// indentation, the line above too (`const SECRET =\n  'AAAA' +\n …`).
+/// A grouping parenthesis (`x = ("AAAA"\n "BBBB")`) is dropped.
+fn name_before(buf: &[u8], literal_start: usize) -> &[u8] {
+    let (line_start, _) = line_around(buf, literal_start, literal_start, 512);
+    let own = trim(&buf[line_start..literal_start]);
+    if !own.is_empty() || line_start == 0 {
+        return own;
+    }
+    let (above, _) = line_around(buf, line_start - 1, line_start - 1, 512);
+    trim(&buf[above..literal_start])
+}
+
+fn trim(mut text: &[u8]) -> &[u8] {
+    while let [rest @ .., b' ' | b'\t' | b'\r' | b'\n' | b'('] = text {
+        text = rest;
+    }
+    text
 }

@@ -18,6 +18,8 @@ mod structure;
 mod tables;
 mod tuples;
 pub use calls::CallSpec;
+
+use crate::rules::Base64Words;
 pub mod utf16;
 mod view;
 
@@ -38,11 +40,12 @@ pub struct Decoders {
 }
 
 impl Decoders {
-    /// Every decoder; `calls` are the rules file's known X client calls.
-    pub fn new(calls: &[CallSpec]) -> Self {
+    /// Every decoder, with what the rules file gives them: the base64
+    /// words and the known X client calls.
+    pub fn new(base64_words: &Base64Words, calls: &[CallSpec]) -> Self {
         Decoders {
             basic_auth: basic_auth::BasicAuth::new(),
-            base64: base64_blobs::Base64Blobs::new(),
+            base64: base64_blobs::Base64Blobs::new(base64_words),
             escapes: escapes::Escapes::new(),
             concat: concat::Concatenation::new(),
             pairs: pairs::NameValueFields::new(),
@@ -68,8 +71,8 @@ impl Decoders {
     ];
 
     /// Appends every view of `buf` that some decoder finds. `windows` are
-    /// the spans around keyword hits (the keywords include each decoder's
-    /// trigger, see `triggers()`): decoders look only there, so a file
+    /// the spans around keyword hits (the rules file's keywords include each
+    /// decoder's trigger): decoders look only there, so a file
     /// without any costs one search.
     /// Names joined from a structure only count near a mention of X
     /// (`mentions_x`), so that decoder looks only there.
@@ -101,11 +104,4 @@ impl Decoders {
     }
 }
 
-/// Text that opens a window for the decoders besides the rules' own
-/// keywords (ASCII case-insensitive).
-pub const TEXT_TRIGGERS: [&str; 1] = basic_auth::TRIGGERS;
-
-/// The base64 forms of words around credentials (case-sensitive).
-pub fn base64_triggers() -> Vec<String> {
-    base64_blobs::markers()
-}
+pub use base64_blobs::markers as base64_markers;

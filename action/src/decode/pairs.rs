@@ -1,7 +1,10 @@
 //! A name and its value in sibling JSON fields, as Postman collections
 //! (`{"key": "consumer_key", "value": "…"}`), HAR files and many APIs'
 //! settings lists (`{"name": "TWITTER_BEARER_TOKEN", "value": "…"}`) hold
-//! them: rewritten as `name = "value"` for the rules.
+//! them: rewritten as `name = "value"` for the rules. Postman's Basic
+//! auth block (`"basic": [{"key": "username", …}, {"key": "password", …}]`)
+//! names the API key and its secret when the request goes to X's token
+//! endpoint: the rules' X context requirement decides that.
 
 use regex::bytes::Regex;
 
@@ -33,7 +36,9 @@ impl NameValueFields {
         for re in [&self.name_first, &self.value_first] {
             for c in re.captures_iter(buf) {
                 let (name, value) = (c.name("name").unwrap(), c.name("value").unwrap());
-                let mut text = name.as_bytes().to_vec();
+                let whole = c.get(0).unwrap();
+                let name = basic_auth_name(buf, whole.start(), name.as_bytes());
+                let mut text = name.to_vec();
                 text.extend_from_slice(b" = \"");
                 text.extend_from_slice(value.as_bytes());
                 text.extend_from_slice(b"\"\n");
@@ -44,5 +49,24 @@ impl NameValueFields {
                 });
             }
         }
+    }
+}
+
+/// How far before a field Postman's `"basic"` auth type is looked for.
+const BASIC_AUTH_REACH: usize = 400;
+
+/// In a Basic auth block, `username` and `password` are what X's token
+/// endpoint takes as the API key and its secret; elsewhere names stay.
+fn basic_auth_name<'a>(buf: &[u8], field_start: usize, name: &'a [u8]) -> &'a [u8] {
+    let renamed: &'a [u8] = match name {
+        b"username" => b"api_key",
+        b"password" => b"api_key_secret",
+        _ => return name,
+    };
+    let from = field_start.saturating_sub(BASIC_AUTH_REACH);
+    if memchr::memmem::find(&buf[from..field_start], b"\"basic\"").is_some() {
+        renamed
+    } else {
+        name
     }
 }

@@ -1,6 +1,7 @@
 //! Credentials printed as a tuple or list with no names, as a notebook's
 //! output cell shows `print((consumer_key, consumer_secret))`:
-//! `('…', '…')` or `['…', '…', '…', '…']`. Only the shapes X issues, in
+//! `('…', '…')` or `['…', '…', '…', '…']`, and a positional struct
+//! literal written one item a line (Go's `credentials{ "…", "…", … }`). Only the shapes X issues, in
 //! X's order (key, secret, then token, token secret), count, and only near
 //! a mention of X.
 
@@ -22,10 +23,13 @@ impl Tuples {
         // Every item must have its credential's shape: a pair of strings
         // that merely looks like a name and a value is no finding.
         let item = |group: &str, key: K| format!(r"{q}(?P<{group}>{}){q}", Shape::of(key).pattern);
-        let sep = r"[ \t]*,[ \t]*";
+        // One line or one item a line, as a formatter writes a struct or
+        // array literal (`credentials{\n\t"…",\n\t"…",\n}` in Go).
+        let sep = r"[ \t]*,[ \t]*\r?\n?[ \t]*";
+        let close = r"[ \t]*,?[ \t]*\r?\n?[ \t]*[)\]}]";
         Tuples {
             tuple: Regex::new(&format!(
-                r"[(\[][ \t]*{}{sep}{}(?:{sep}{}{sep}{})?[ \t]*[)\]]",
+                r"[(\[{{][ \t]*\r?\n?[ \t]*{}{sep}{}(?:{sep}{}{sep}{})?{close}",
                 item("key", K::ApiKey),
                 item("secret", K::ApiKeySecret),
                 item("token", K::AccessToken),

@@ -15,12 +15,26 @@ pub use plausible::{is_plausible, looks_like_placeholder};
 pub const BUILTIN_RULES: &str = include_str!("x-credentials.yaml");
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RulesFile {
+    keywords: Vec<String>,
+    base64_words: Base64Words,
+    #[serde(default)]
+    other_vendors: Vec<String>,
     rules: Vec<RuleSpec>,
     #[serde(default)]
     decoders: Vec<DecoderSpec>,
     #[serde(default)]
     calls: Vec<CallSpec>,
+}
+
+/// Words looked for in their base64 forms (see the rules file).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Base64Words {
+    pub once: Vec<String>,
+    #[serde(default)]
+    pub nested: Vec<String>,
 }
 
 /// A decoder as the rules file describes it (the decoding is code, in
@@ -162,6 +176,10 @@ pub struct RuleSet {
     /// Base64 forms of keywords: case-sensitive in the prefilter (folding
     /// their case would blow up the literal search for every file).
     pub markers: Vec<String>,
+    /// What the base64 decoder looks for.
+    pub base64_words: Base64Words,
+    /// Lowercase words that name another vendor's credential.
+    pub other_vendors: Vec<String>,
 }
 
 /// Identifiers' characters, on either side of a rule's name.
@@ -186,98 +204,23 @@ impl RuleSet {
 
     pub fn from_yaml(text: &str) -> Result<Self, RuleError> {
         let file: RulesFile = serde_yaml::from_str(text)?;
-        let mut rules = Vec::new();
-        let mut keywords: Vec<String> = [
-            "twit",
-            "twtr",
-            "tweet",
-            "tweepy",
-            "consumer",
-            "oauth",
-            "bearer",
-            "token",
-            "secret",
-            "apikey",
-            "api_key",
-            "api-key",
-            "appkey",
-            "app_key",
-            "app-key",
-            "client_id",
-            "clientid",
-            "client-id",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut keywords = file.keywords;
         keywords.push(BEARER_TOKEN_PREFIX.to_string());
-        keywords.extend(crate::decode::TEXT_TRIGGERS.iter().map(|s| s.to_string()));
         // A bearer token inside a base64-encoded Secret value, and what the
         // base64 decoder looks for.
         let mut markers = base64_marker_variants(BEARER_TOKEN_PREFIX);
-        markers.extend(crate::decode::base64_triggers());
-
-        for spec in file.rules {
-            let invalid = |message: String| RuleError::Invalid {
-                id: spec.id.clone(),
-                message,
-            };
-            let shape = spec.credential.map(Shape::of);
-            let mut decoded_suffix = None;
-            let regex = match spec.kind {
-                RuleKind::Structural => {
-                    let pattern = spec
-                        .pattern
-                        .as_deref()
-                        .ok_or_else(|| invalid("structural rules need a pattern".into()))?;
-                    let pattern = match shape {
-                        Some(s) => pattern.replace("{shape}", s.pattern),
-                        None => pattern.to_string(),
-                    };
-                    let pattern = if pattern.contains("(?P<value>") {
-                        pattern
-                    } else {
-                        format!("(?P<value>{pattern})")
-                    };
-                    Some(Regex::new(&pattern).map_err(|e| invalid(e.to_string()))?)
-                }
-                RuleKind::Assignment => {
-                    let s = shape
-                        .ok_or_else(|| invalid("assignment rules need a credential".into()))?;
-                    if spec.names.is_empty() {
-                        return Err(invalid("assignment rules need names".into()));
-                    }
-                    Some(
-                        Regex::new(&assignment_pattern(&spec.names, s.pattern))
-                            .map_err(|e| invalid(e.to_string()))?,
-                    )
-                }
-                RuleKind::Known => {
-                    return Err(invalid(
-                        "`known` rules come from --known, not the rules file".into(),
-                    ))
-                }
-                RuleKind::Base64Token => {
-                    let suffix = shape.and_then(|s| s.decoded_suffix).ok_or_else(|| {
-                        invalid("base64-token rules need a credential with a decoded suffix".into())
-                    })?;
-                    markers.extend(base64_marker_variants(suffix));
-                    decoded_suffix = Some(suffix);
-                    None
-                }
-            };
-            let exclude_names = spec
-                .exclude_names
+        markers.extend(crate::decode::base64_markers(&file.base64_words));
+        let rules = file
+            .rules
+            .into_iter()
+            .map(compile_rule)
+            .collect::<Result<Vec<_>, _>>()?;
+        markers.extend(
+            rules
                 .iter()
-                .map(|p| Regex::new(p).map_err(|e| invalid(e.to_string())))
-                .collect::<Result<_, _>>()?;
-            rules.push(Rule {
-                spec,
-                regex,
-                decoded_suffix,
-                exclude_names,
-            });
-        }
+                .filter_map(|r| r.decoded_suffix)
+                .flat_map(base64_marker_variants),
+        );
         keywords.sort();
         keywords.dedup();
         markers.sort();
@@ -294,7 +237,22 @@ impl RuleSet {
             calls: file.calls,
             keywords,
             markers,
+            base64_words: file.base64_words,
+            other_vendors: file
+                .other_vendors
+                .iter()
+                .map(|v| v.to_ascii_lowercase())
+                .collect(),
         })
+    }
+
+    /// Whether an identifier names another vendor's credential
+    /// (`TUMBLR_CONSUMER_SECRET`): one of its words is another vendor's
+    /// and none is X's.
+    pub fn names_other_vendor(&self, name: &str) -> bool {
+        let words = identifier_words(name);
+        let is_x = |w: &String| matches!(w.as_str(), "twitter" | "twtr" | "tweet" | "x" | "tweepy");
+        !words.iter().any(is_x) && words.iter().any(|w| self.other_vendors.contains(w))
     }
 
     /// The rule `--known` findings are reported under.
@@ -321,5 +279,136 @@ impl RuleSet {
 
     pub fn get(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.id() == id)
+    }
+}
+
+/// One rule of the file, compiled.
+fn compile_rule(spec: RuleSpec) -> Result<Rule, RuleError> {
+    let invalid = |message: String| RuleError::Invalid {
+        id: spec.id.clone(),
+        message,
+    };
+    let shape = spec.credential.map(Shape::of);
+    let mut decoded_suffix = None;
+    let regex = match spec.kind {
+        RuleKind::Structural => {
+            let pattern = spec
+                .pattern
+                .as_deref()
+                .ok_or_else(|| invalid("structural rules need a pattern".into()))?;
+            Some(
+                Regex::new(&structural_pattern(pattern, shape))
+                    .map_err(|e| invalid(e.to_string()))?,
+            )
+        }
+        RuleKind::Assignment => {
+            let s = shape.ok_or_else(|| invalid("assignment rules need a credential".into()))?;
+            if spec.names.is_empty() {
+                return Err(invalid("assignment rules need names".into()));
+            }
+            Some(
+                Regex::new(&assignment_pattern(&spec.names, s.pattern))
+                    .map_err(|e| invalid(e.to_string()))?,
+            )
+        }
+        RuleKind::Known => {
+            return Err(invalid(
+                "`known` rules come from --known, not the rules file".into(),
+            ))
+        }
+        RuleKind::Base64Token => {
+            decoded_suffix = Some(shape.and_then(|s| s.decoded_suffix).ok_or_else(|| {
+                invalid("base64-token rules need a credential with a decoded suffix".into())
+            })?);
+            None
+        }
+    };
+    let exclude_names = spec
+        .exclude_names
+        .iter()
+        .map(|p| Regex::new(p).map_err(|e| invalid(e.to_string())))
+        .collect::<Result<_, _>>()?;
+    Ok(Rule {
+        spec,
+        regex,
+        decoded_suffix,
+        exclude_names,
+    })
+}
+
+/// A structural rule's pattern with `{shape}` filled in and a `value`
+/// group around the whole match if it names none.
+fn structural_pattern(pattern: &str, shape: Option<&Shape>) -> String {
+    let pattern = match shape {
+        Some(s) => pattern.replace("{shape}", s.pattern),
+        None => pattern.to_string(),
+    };
+    if pattern.contains("(?P<value>") {
+        pattern
+    } else {
+        format!("(?P<value>{pattern})")
+    }
+}
+
+/// An identifier's words, lowercase: split at `_`, `.`, `-` and where
+/// camelCase turns to a capital (`tumblrConsumerKey`, `TUMBLR_KEY`).
+fn identifier_words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if !c.is_ascii_alphanumeric() {
+            previous_lower = false;
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            continue;
+        }
+        if c.is_ascii_uppercase() && previous_lower && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+        previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        word.push(c.to_ascii_lowercase());
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_split_into_lowercase_words() {
+        let cases: [(&str, &[&str]); 5] = [
+            ("TUMBLR_CONSUMER_SECRET", &["tumblr", "consumer", "secret"]),
+            ("tumblrConsumerSecret", &["tumblr", "consumer", "secret"]),
+            (
+                "spring.social.twitter.app-id",
+                &["spring", "social", "twitter", "app", "id"],
+            ),
+            ("OAuth2Token", &["oauth2", "token"]),
+            ("", &[]),
+        ];
+        for (name, words) in cases {
+            assert_eq!(identifier_words(name), words, "{name}");
+        }
+    }
+
+    #[test]
+    fn another_vendors_word_without_an_x_word_names_another_vendor() {
+        let rules = RuleSet::builtin();
+        let cases = [
+            ("TUMBLR_OAUTH_TOKEN_SECRET", true),
+            ("githubAppSecret", true),
+            ("TWITTER_TUMBLR_BRIDGE_SECRET", false),
+            ("X_API_KEY", false),
+            ("pipeline_token", false),
+        ];
+        for (name, other) in cases {
+            assert_eq!(rules.names_other_vendor(name), other, "{name}");
+        }
     }
 }
