@@ -1,5 +1,11 @@
 //! A working tree, walked in parallel with ripgrep's walker: `.gitignore`
-//! and `.keyguardignore` are respected unless `--no-ignore`.
+//! and the `.keyguardignore` at the scanned root are respected unless
+//! `--no-ignore`. Nothing else hides a file: a `.keyguardignore` deeper
+//! down is reported, not read (after a merge it would silently skip its
+//! directory in every later scan, and a pull request's scan reads waivers
+//! at the base), ripgrep's `.ignore` files are not read, and in a git
+//! repository files that are tracked though a `.gitignore` matches them
+//! are scanned too.
 
 use std::fs::File;
 use std::path::Path;
@@ -35,7 +41,7 @@ pub fn scan_tree(root: &Path, detector: &Detector, opts: TreeOptions) -> SourceO
     builder
         .hidden(false)
         .parents(!opts.no_ignore)
-        .ignore(!opts.no_ignore)
+        .ignore(false)
         .git_ignore(!opts.no_ignore)
         .git_exclude(!opts.no_ignore)
         .git_global(!opts.no_ignore)
@@ -43,8 +49,14 @@ pub fn scan_tree(root: &Path, detector: &Detector, opts: TreeOptions) -> SourceO
         .follow_links(opts.follow_links)
         .threads(opts.threads)
         .filter_entry(|e| e.file_name() != ".git");
-    if !opts.no_ignore {
-        builder.add_custom_ignore_filename(IGNORE_FILE_NAME);
+    let root_ignore = root.join(IGNORE_FILE_NAME);
+    if !opts.no_ignore && root_ignore.is_file() {
+        if let Some(err) = builder.add_ignore(&root_ignore) {
+            return SourceOutput {
+                incomplete: vec![format!("{IGNORE_FILE_NAME}: {err}")],
+                ..SourceOutput::default()
+            };
+        }
     }
     let out = Mutex::new(SourceOutput::default());
     let mut visitors = Visitors {
@@ -53,7 +65,43 @@ pub fn scan_tree(root: &Path, detector: &Detector, opts: TreeOptions) -> SourceO
         out: &out,
     };
     builder.build_parallel().visit(&mut visitors);
-    out.into_inner().unwrap()
+    let mut out = out.into_inner().unwrap_or_else(|p| p.into_inner());
+    if !opts.no_ignore {
+        scan_tracked_but_ignored(root, detector, &mut out);
+    }
+    out
+}
+
+/// Files git tracks although a `.gitignore` matches them (added with
+/// `git add -f`): the walker skips them, but they are in the repository.
+fn scan_tracked_but_ignored(root: &Path, detector: &Detector, out: &mut SourceOutput) {
+    if !root.is_dir() {
+        return;
+    }
+    let args = [
+        "ls-files",
+        "-z",
+        "--cached",
+        "--ignored",
+        "--exclude-standard",
+    ];
+    let Ok(listed) = super::git::output(root, &args) else {
+        return; // not a git work tree
+    };
+    let mut scanner = BlobScanner::new(detector);
+    let mut local = SourceOutput::default();
+    for rel in listed.split('\0').filter(|r| !r.is_empty()) {
+        let path = root.join(rel);
+        if path.is_file() && !is_nested_ignore_file(root, &path) {
+            scan_file(root, &path, &mut scanner, &mut local);
+        }
+    }
+    merge(out, &mut local, &mut scanner);
+}
+
+/// A `.keyguardignore` below the scanned root.
+fn is_nested_ignore_file(root: &Path, path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n == IGNORE_FILE_NAME) && path.parent() != Some(root)
 }
 
 struct Visitors<'a> {
@@ -86,6 +134,12 @@ impl ParallelVisitor for Visitor<'_> {
         match entry {
             Err(err) => self.local.warnings.push(format!("skipped: {err}")),
             Ok(entry) if entry.file_type().is_some_and(|t| t.is_file()) => {
+                if is_nested_ignore_file(self.root, entry.path()) {
+                    self.local.warnings.push(format!(
+                        "{} is not read: only the {IGNORE_FILE_NAME} at the scanned root waives findings",
+                        relative(self.root, entry.path())
+                    ));
+                }
                 scan_file(self.root, entry.path(), &mut self.scanner, &mut self.local);
             }
             Ok(_) => {}

@@ -88,6 +88,46 @@ fn fingerprints_in_the_ignore_file_and_inline_allow_waive_findings() {
 }
 
 #[test]
+fn nothing_but_the_root_ignore_file_and_gitignore_hides_a_file_in_a_tree_scan() {
+    let repo = Repo::new();
+    // A nested ignore file waiving its whole directory, ripgrep's `.ignore`,
+    // and a file tracked (force-added) although .gitignore matches it.
+    repo.write("services/bot/.keyguardignore", "*\n");
+    repo.write(
+        "services/bot/creds.env",
+        &format!("X_BEARER_TOKEN={BEARER}\n"),
+    );
+    repo.write("tools/.ignore", "*\n");
+    repo.write("tools/creds.env", &format!("X_BEARER_TOKEN={BEARER}\n"));
+    repo.write("config/.gitignore", "*.env\n");
+    repo.write("config/prod.env", &format!("X_BEARER_TOKEN={BEARER}\n"));
+    repo.git(&["add", "-A"]);
+    repo.git(&["add", "-f", "config/prod.env"]);
+    repo.commit("three ways to hide a file");
+    // Ignored and untracked: still skipped.
+    repo.write("config/local.env", &format!("X_BEARER_TOKEN={BEARER}\n"));
+
+    let out = keyguard(&["scan", "--format", "json", "."], repo.path());
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let mut paths = finding_paths(&json(&out));
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "config/prod.env:x-bearer-token",
+            "services/bot/creds.env:x-bearer-token",
+            "tools/creds.env:x-bearer-token",
+        ]
+    );
+    assert!(
+        out.stderr
+            .contains("services/bot/.keyguardignore is not read"),
+        "the nested ignore file is named: {}",
+        out.stderr
+    );
+}
+
+#[test]
 fn baseline_fails_only_on_new_findings() {
     let repo = Repo::new();
     repo.write("old.py", &python_client());
