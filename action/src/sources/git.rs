@@ -74,7 +74,7 @@ impl CatFile {
     pub(crate) fn read(&mut self, sha: &str) -> std::io::Result<Option<Vec<u8>>> {
         writeln!(self.stdin, "{sha}")?;
         self.stdin.flush()?;
-        let Some((_, kind, size)) = read_header(&mut self.stdout)? else {
+        let Header::Object { kind, size, .. } = read_header(&mut self.stdout)? else {
             return Ok(None);
         };
         let mut data = vec![0; size as usize];
@@ -92,9 +92,18 @@ impl Drop for CatFile {
     }
 }
 
-/// Reads a `--batch` header: `<sha> <type> <size> [rest]`, or `<sha> missing`.
-/// Returns (sha and rest, type, size).
-pub(crate) fn read_header(r: &mut impl BufRead) -> std::io::Result<Option<(String, String, u64)>> {
+/// A `--batch` header.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Header {
+    /// `<sha> <type> <size> [rest]`: `id` is the sha and the rest.
+    Object { id: String, kind: String, size: u64 },
+    /// `<sha> missing` (a `?` that `rev-list --missing=print` put in
+    /// front of the name is dropped).
+    Missing(String),
+}
+
+/// Reads a `--batch` header.
+pub(crate) fn read_header(r: &mut impl BufRead) -> std::io::Result<Header> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
         return Err(std::io::Error::new(
@@ -107,7 +116,7 @@ pub(crate) fn read_header(r: &mut impl BufRead) -> std::io::Result<Option<(Strin
     let sha = parts.next().unwrap_or_default();
     let kind = parts.next().unwrap_or_default();
     if kind == "missing" || kind.is_empty() {
-        return Ok(None);
+        return Ok(Header::Missing(sha.trim_start_matches('?').to_string()));
     }
     let size: u64 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| {
         std::io::Error::new(
@@ -121,7 +130,11 @@ pub(crate) fn read_header(r: &mut impl BufRead) -> std::io::Result<Option<(Strin
     } else {
         format!("{sha} {rest}")
     };
-    Ok(Some((id, kind.to_string(), size)))
+    Ok(Header::Object {
+        id,
+        kind: kind.to_string(),
+        size,
+    })
 }
 
 /// The oldest commit (over every ref) that introduced `blob`, and the path

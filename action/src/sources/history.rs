@@ -6,11 +6,11 @@
 
 use std::io::{BufReader, Read};
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::sync::Mutex;
 
-use super::git::{check_repository, first_appearance, git, read_header};
+use super::git::{check_repository, first_appearance, git, read_header, Header};
 use super::SourceOutput;
 use crate::blob::{BlobScanner, Outcome, CHUNK};
 use crate::detect::Detector;
@@ -49,164 +49,17 @@ pub fn scan_history(
     opts: HistoryOptions,
 ) -> Result<SourceOutput, Error> {
     check_repository(repo)?;
-    let threads = opts.threads;
     let extra = match opts.unreachable {
         true => unreachable_blobs(repo)?,
         false => Vec::new(),
     };
-    let git_err = |command: &str, e: std::io::Error| Error::Git {
-        command: command.to_string(),
-        message: e.to_string(),
-    };
-    let mut rev_list = git(repo)
-        .args([
-            "rev-list",
-            "--objects",
-            "--all",
-            "--reflog",
-            "--filter=object:type=blob",
-            "--filter-provided-objects",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| git_err("git rev-list", e))?;
-    let mut cat = git(repo)
-        .args([
-            "cat-file",
-            "--batch=%(objectname) %(objecttype) %(objectsize) %(rest)",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| git_err("git cat-file", e))?;
-    // rev-list's objects, then the unreachable blobs, into cat-file.
-    let mut objects = rev_list.stdout.take().unwrap();
-    let mut feed = cat.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || -> std::io::Result<()> {
-        use std::io::Write;
-        std::io::copy(&mut objects, &mut feed)?;
-        for line in extra {
-            feed.write_all(line.as_bytes())?;
-        }
-        Ok(())
-    });
-
+    let mut stream = ObjectStream::start(repo, extra)?;
     let out = Mutex::new(SourceOutput::default());
-    let (tx, rx) = mpsc::sync_channel::<Job>(threads * 4);
-    let rx = Mutex::new(rx);
-    let read_result = std::thread::scope(|s| {
-        for _ in 0..threads.max(1) {
-            s.spawn(|| {
-                let mut scanner = BlobScanner::new(detector);
-                let mut local = SourceOutput::default();
-                loop {
-                    let job = match rx.lock().unwrap().recv() {
-                        Ok(job) => job,
-                        Err(_) => break,
-                    };
-                    match super::archive::kind_of(&job.path) {
-                        Some(kind) => {
-                            let blob = job.blob.clone();
-                            let tag =
-                                move |f: &mut crate::finding::Finding| f.blob = Some(blob.clone());
-                            let (path, data) = (&job.path, &job.data[..]);
-                            super::archive::scan_into(
-                                kind,
-                                data,
-                                path,
-                                &mut scanner,
-                                &mut local,
-                                &tag,
-                            );
-                        }
-                        None => scan_job(
-                            &mut scanner,
-                            &job.blob,
-                            &job.path,
-                            &job.data[..],
-                            &mut local,
-                        ),
-                    }
-                }
-                local.stats.waived_inline += scanner.waived_inline as u64;
-                absorb(&out, local);
-            });
-        }
-        // Read every blob; small ones go to the workers, big ones are
-        // scanned here in bounded chunks so memory stays flat.
-        let mut stdout = BufReader::with_capacity(1 << 20, cat.stdout.take().unwrap());
-        let mut big = BlobScanner::new(detector);
-        let mut local = SourceOutput::default();
-        let result = loop {
-            let header = match read_header(&mut stdout) {
-                Ok(Some(h)) => h,
-                Ok(None) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break Ok(()),
-                Err(e) => break Err(e),
-            };
-            let (id, kind, size) = header;
-            let (blob, path) = id
-                .split_once(' ')
-                .map_or((id.clone(), String::new()), |(b, p)| {
-                    (b.to_string(), p.to_string())
-                });
-            let body = (&mut stdout).take(size);
-            if kind != "blob" {
-                if let Err(e) = std::io::copy(&mut body.take(size), &mut std::io::sink()) {
-                    break Err(e);
-                }
-            } else if size as usize > CHUNK {
-                let mut body = body;
-                scan_job(&mut big, &blob, &path, &mut body, &mut local);
-                if let Err(e) = std::io::copy(&mut body, &mut std::io::sink()) {
-                    break Err(e);
-                }
-            } else {
-                let mut data = Vec::with_capacity(size as usize);
-                if let Err(e) = body.take(size).read_to_end(&mut data) {
-                    break Err(e);
-                }
-                if tx.send(Job { blob, path, data }).is_err() {
-                    break Ok(());
-                }
-            }
-            let mut nl = [0u8; 1];
-            if let Err(e) = stdout.read_exact(&mut nl) {
-                break Err(e);
-            }
-        };
-        drop(tx);
-        local.stats.waived_inline += big.waived_inline as u64;
-        absorb(&out, local);
-        result
-    });
-    let fed = feeder.join();
-    let rev_status = rev_list.wait().map_err(|e| git_err("git rev-list", e))?;
-    let _ = cat.wait();
-    if !rev_status.success() {
-        let mut message = String::new();
-        if let Some(mut e) = rev_list.stderr.take() {
-            let _ = e.read_to_string(&mut message);
-        }
-        return Err(Error::Git {
-            command: "git rev-list --objects --all".into(),
-            message: message.trim().to_string(),
-        });
-    }
-    let mut out = out.into_inner().unwrap();
-    if !matches!(fed, Ok(Ok(()))) {
-        out.warnings
-            .push("feeding objects to git cat-file stopped early".into());
-    }
+    let read_result = scan_objects(&mut stream, detector, opts.threads, &out);
+    let mut out = out.into_inner().unwrap_or_else(|p| p.into_inner());
+    stream.finish(read_result, &mut out);
     if opts.commit_messages {
         scan_commit_messages(repo, &["--all", "--reflog"], detector, &mut out)?;
-    }
-    if let Err(e) = read_result {
-        out.warnings
-            .push(format!("reading git objects stopped early: {e}"));
     }
     if super::shallow::is_shallow(repo) {
         out.warnings.push(
@@ -215,6 +68,190 @@ pub fn scan_history(
     }
     attribute_commits(repo, &mut out);
     Ok(out)
+}
+
+/// Every object `git rev-list --objects --all --reflog` names (blobs
+/// only, missing ones listed rather than fatal), then the unreachable
+/// blobs, read by one `git cat-file --batch`.
+struct ObjectStream {
+    rev_list: Child,
+    cat: Child,
+    feeder: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl ObjectStream {
+    fn start(repo: &Path, extra: Vec<String>) -> Result<Self, Error> {
+        let git_err = |command: &str, e: std::io::Error| Error::Git {
+            command: command.to_string(),
+            message: e.to_string(),
+        };
+        let mut rev_list = git(repo)
+            .args([
+                "rev-list",
+                "--objects",
+                "--all",
+                "--reflog",
+                "--missing=print",
+                "--filter=object:type=blob",
+                "--filter-provided-objects",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| git_err("git rev-list", e))?;
+        let mut cat = git(repo)
+            .args([
+                "cat-file",
+                "--batch=%(objectname) %(objecttype) %(objectsize) %(rest)",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| git_err("git cat-file", e))?;
+        let mut objects = rev_list.stdout.take().expect("piped");
+        let mut feed = cat.stdin.take().expect("piped");
+        let feeder = std::thread::spawn(move || -> std::io::Result<()> {
+            use std::io::Write;
+            std::io::copy(&mut objects, &mut feed)?;
+            for line in extra {
+                feed.write_all(line.as_bytes())?;
+            }
+            Ok(())
+        });
+        Ok(ObjectStream {
+            rev_list,
+            cat,
+            feeder,
+        })
+    }
+
+    /// Waits for git; whatever kept an object unread makes the scan
+    /// incomplete, with the findings so far kept.
+    fn finish(mut self, read: std::io::Result<()>, out: &mut SourceOutput) {
+        if let Err(e) = read {
+            out.incomplete
+                .push(format!("reading git objects stopped early: {e}"));
+        }
+        if !matches!(self.feeder.join(), Ok(Ok(()))) {
+            out.incomplete
+                .push("feeding objects to git cat-file stopped early".into());
+        }
+        for (what, child) in [
+            ("git rev-list --objects --all", &mut self.rev_list),
+            ("git cat-file --batch", &mut self.cat),
+        ] {
+            let failed = child.wait().map_or(true, |status| !status.success());
+            if failed {
+                let mut message = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut message);
+                }
+                out.incomplete
+                    .push(format!("{what} failed: {}", message.trim()));
+            }
+        }
+    }
+}
+
+/// Reads every object from the stream: small blobs go to `threads`
+/// workers, big ones are scanned here in bounded chunks so memory stays
+/// flat. Results land in `out`.
+fn scan_objects(
+    stream: &mut ObjectStream,
+    detector: &Detector,
+    threads: usize,
+    out: &Mutex<SourceOutput>,
+) -> std::io::Result<()> {
+    let (tx, rx) = mpsc::sync_channel::<Job>(threads.max(1) * 4);
+    let rx = Mutex::new(rx);
+    let stdout = stream.cat.stdout.take().expect("piped");
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| work(&rx, detector, out));
+        }
+        let mut big = BlobScanner::new(detector);
+        let mut local = SourceOutput::default();
+        let mut stdout = BufReader::with_capacity(1 << 20, stdout);
+        let result = read_objects(&mut stdout, &tx, &mut big, &mut local);
+        drop(tx);
+        local.stats.waived_inline += big.waived_inline as u64;
+        absorb(out, local);
+        result
+    })
+}
+
+/// One worker: scans the jobs it receives until the channel closes.
+fn work(rx: &Mutex<mpsc::Receiver<Job>>, detector: &Detector, out: &Mutex<SourceOutput>) {
+    let mut scanner = BlobScanner::new(detector);
+    let mut local = SourceOutput::default();
+    while let Ok(job) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+        match super::archive::kind_of(&job.path) {
+            Some(kind) => {
+                let blob = job.blob.clone();
+                let tag = move |f: &mut crate::finding::Finding| f.blob = Some(blob.clone());
+                super::archive::scan_into(
+                    kind,
+                    &job.data,
+                    &job.path,
+                    &mut scanner,
+                    &mut local,
+                    &tag,
+                );
+            }
+            None => scan_job(
+                &mut scanner,
+                &job.blob,
+                &job.path,
+                &job.data[..],
+                &mut local,
+            ),
+        }
+    }
+    local.stats.waived_inline += scanner.waived_inline as u64;
+    absorb(out, local);
+}
+
+/// cat-file's answers until its end: a missing object is recorded as
+/// unread and the rest goes on.
+fn read_objects(
+    stdout: &mut impl std::io::BufRead,
+    tx: &mpsc::SyncSender<Job>,
+    big: &mut BlobScanner<'_>,
+    local: &mut SourceOutput,
+) -> std::io::Result<()> {
+    loop {
+        let (id, kind, size) = match read_header(stdout) {
+            Ok(Header::Object { id, kind, size }) => (id, kind, size),
+            Ok(Header::Missing(sha)) => {
+                local
+                    .incomplete
+                    .push(format!("object {sha} is missing from the repository"));
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let (blob, path) = id
+            .split_once(' ')
+            .map_or((id.clone(), String::new()), |(b, p)| {
+                (b.to_string(), p.to_string())
+            });
+        let mut body = (&mut *stdout).take(size);
+        if kind == "blob" && size as usize > CHUNK {
+            scan_job(big, &blob, &path, &mut body, local);
+        } else if kind == "blob" {
+            let mut data = Vec::with_capacity(size as usize);
+            body.read_to_end(&mut data)?;
+            if tx.send(Job { blob, path, data }).is_err() {
+                return Ok(());
+            }
+        }
+        std::io::copy(&mut body, &mut std::io::sink())?;
+        let mut nl = [0u8; 1];
+        stdout.read_exact(&mut nl)?;
+    }
 }
 
 fn scan_job(

@@ -147,15 +147,15 @@ pub fn scan_range(
 fn read(cat: &mut CatFile, sha: &str, path: &str, out: &mut SourceOutput) -> Option<Vec<u8>> {
     match cat.read(sha) {
         Ok(Some(data)) => Some(data),
+        // Unread is not clean: the scan of the change is incomplete.
         Ok(None) => {
-            out.warnings.push(format!(
-                "skipped {path}: blob {sha} is missing from the repository"
-            ));
+            out.incomplete
+                .push(format!("{path}: blob {sha} is missing from the repository"));
             None
         }
         Err(e) => {
-            out.warnings
-                .push(format!("skipped {path}: reading blob {sha}: {e}"));
+            out.incomplete
+                .push(format!("{path}: reading blob {sha}: {e}"));
             None
         }
     }

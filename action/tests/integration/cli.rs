@@ -634,6 +634,42 @@ fn base64_of(s: &str) -> String {
 /// History reaches older stashes (the reflog) always, and on request blobs
 /// nothing reaches any more and commit messages.
 #[test]
+fn a_missing_object_makes_history_incomplete_and_keeps_every_finding() {
+    let repo = Repo::new();
+    repo.write("bot.env", &format!("X_BEARER_TOKEN={BEARER}\n"));
+    repo.write("notes.txt", "a file whose blob will go missing\n");
+    repo.commit("two files");
+    let blob = repo
+        .git(&["rev-parse", "HEAD:notes.txt"])
+        .trim()
+        .to_string();
+    let object = repo
+        .path()
+        .join(".git/objects")
+        .join(&blob[..2])
+        .join(&blob[2..]);
+    std::fs::remove_file(&object).expect("the blob is a loose object");
+
+    let out = keyguard(&["scan", "--history", "--format", "json", "."], repo.path());
+    assert_eq!(out.code, 2, "incomplete: {}{}", out.stdout, out.stderr);
+    let report = json(&out);
+    assert_eq!(
+        finding_paths(&report),
+        ["bot.env:x-bearer-token"],
+        "the finding is kept"
+    );
+    let incomplete = report["incomplete"].to_string();
+    assert!(
+        incomplete.contains(&blob),
+        "names the missing object: {incomplete}"
+    );
+
+    let out = keyguard(&["scan", "--history", "."], repo.path());
+    assert_eq!(out.code, 2);
+    assert!(out.stdout.contains("bot.env"), "{}", out.stdout);
+}
+
+#[test]
 fn history_covers_stashes_and_optionally_unreachable_blobs_and_messages() {
     let repo = Repo::new();
     repo.write("README.md", "bot\n");
