@@ -89,37 +89,7 @@ impl<'d> BlobScanner<'d> {
             };
             self.detections.clear();
             self.detector.detect(&self.buf, path, &mut self.detections);
-            for d in self.detections.drain(..) {
-                // The carried bytes were not reported by the previous chunk.
-                if d.start >= report_until {
-                    continue;
-                }
-                let rule = &self.detector.rules.rules[d.rule];
-                let finding = Finding {
-                    rule_id: rule.spec.id.clone(),
-                    rule_name: match &d.label {
-                        Some(owner) => format!("{} ({owner})", rule.spec.name),
-                        None => rule.spec.name.clone(),
-                    },
-                    credential: d.credential,
-                    path: path.to_string(),
-                    line: base_line + d.line,
-                    column: d.column,
-                    blob: None,
-                    commit: None,
-                    value: d.value,
-                    verification: Default::default(),
-                    verification_reason: None,
-                };
-                if d.allowed_inline {
-                    self.waived_inline += 1;
-                    if self.keep_waived {
-                        self.waived.push(finding);
-                    }
-                    continue;
-                }
-                sink(finding);
-            }
+            self.report(path, base_line, report_until, sink);
             if eof {
                 break;
             }
@@ -128,6 +98,48 @@ impl<'d> BlobScanner<'d> {
             self.buf.drain(..keep_from);
         }
         Ok(Outcome::Scanned { bytes: total })
+    }
+
+    /// This chunk's detections that start before `report_until` (the
+    /// carried bytes were not reported by the previous chunk), as
+    /// findings; inline-waived ones are counted (and kept if asked).
+    fn report(
+        &mut self,
+        path: &str,
+        base_line: usize,
+        report_until: usize,
+        sink: &mut dyn FnMut(Finding),
+    ) {
+        for d in self.detections.drain(..) {
+            if d.start >= report_until {
+                continue;
+            }
+            let rule = &self.detector.rules.rules[d.rule];
+            let finding = Finding {
+                rule_id: rule.spec.id.clone(),
+                rule_name: match &d.label {
+                    Some(owner) => format!("{} ({owner})", rule.spec.name),
+                    None => rule.spec.name.clone(),
+                },
+                credential: d.credential,
+                path: path.to_string(),
+                line: base_line + d.line,
+                column: d.column,
+                blob: None,
+                commit: None,
+                value: d.value,
+                verification: Default::default(),
+                verification_reason: None,
+            };
+            if d.allowed_inline {
+                self.waived_inline += 1;
+                if self.keep_waived {
+                    self.waived.push(finding);
+                }
+                continue;
+            }
+            sink(finding);
+        }
     }
 
     /// A UTF-16 text file, streamed through a converter and scanned as

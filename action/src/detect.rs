@@ -348,37 +348,12 @@ impl Detector {
         );
         for (_, marker) in self.base64_markers.iter().filter(|(i, _)| *i == index) {
             for pos in memchr::memmem::find_iter(&buf[ws..we], marker) {
-                let at = ws + pos;
-                let is_b64 =
-                    |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/');
-                let mut start = at;
-                while start > 0 && is_b64(buf[start - 1]) && at - start < 200 {
-                    start -= 1;
-                }
-                let mut end = at + marker.len();
-                while end < buf.len() && is_b64(buf[end]) && end - at < 200 {
-                    end += 1;
-                }
-                while end < buf.len() && buf[end] == b'=' {
-                    end += 1;
-                }
-                let token = &buf[start..end];
+                let (start, end) = widen_base64(buf, ws + pos, marker.len());
                 if out.iter().any(|d| d.start == start && d.rule == index) {
                     continue;
                 }
-                let Some(decoded) = decode_base64(token) else {
-                    continue;
-                };
-                let trimmed = decoded.strip_suffix(b"\n").unwrap_or(&decoded);
-                let printable = trimmed.iter().all(|b| b.is_ascii_graphic());
-                let len_ok = self.base64_shapes[index]
-                    .as_ref()
-                    .is_some_and(|r| r.is_match(token));
-                if !printable || !trimmed.ends_with(suffix.as_bytes()) || !len_ok {
-                    continue;
-                }
-                let body = &trimmed[..trimmed.len() - suffix.len()];
-                if body.len() < 8 || looks_like_placeholder(body) {
+                let token = &buf[start..end];
+                if !self.is_base64_token(token, index, suffix) {
                     continue;
                 }
                 out.push(Detection {
@@ -395,6 +370,24 @@ impl Detector {
                 });
             }
         }
+    }
+
+    /// Whether `token` decodes to printable text with the rule's suffix,
+    /// has the rule's length, and is no placeholder.
+    fn is_base64_token(&self, token: &[u8], index: usize, suffix: &str) -> bool {
+        let Some(decoded) = decode_base64(token) else {
+            return false;
+        };
+        let trimmed = decoded.strip_suffix(b"\n").unwrap_or(&decoded);
+        let printable = trimmed.iter().all(|b| b.is_ascii_graphic());
+        let len_ok = self.base64_shapes[index]
+            .as_ref()
+            .is_some_and(|r| r.is_match(token));
+        if !printable || !trimmed.ends_with(suffix.as_bytes()) || !len_ok {
+            return false;
+        }
+        let body = &trimmed[..trimmed.len() - suffix.len()];
+        body.len() >= 8 && !looks_like_placeholder(body)
     }
 
     /// `data:` values of a Kubernetes Secret are base64: decode each and
@@ -435,6 +428,24 @@ impl Detector {
             }
         }
     }
+}
+
+/// The run of base64 characters (at most 200 on each side) around a
+/// marker at `at`, with its padding.
+fn widen_base64(buf: &[u8], at: usize, len: usize) -> (usize, usize) {
+    let is_b64 = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/');
+    let mut start = at;
+    while start > 0 && is_b64(buf[start - 1]) && at - start < 200 {
+        start -= 1;
+    }
+    let mut end = at + len;
+    while end < buf.len() && is_b64(buf[end]) && end - at < 200 {
+        end += 1;
+    }
+    while end < buf.len() && buf[end] == b'=' {
+        end += 1;
+    }
+    (start, end)
 }
 
 /// A window of whole lines around a hit, at most WINDOW_RADIUS (plus the

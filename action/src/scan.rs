@@ -1,6 +1,6 @@
 //! One scan from options to report: pick the source, apply waivers, verify.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::detect::Detector;
 use crate::report::Report;
@@ -73,72 +73,106 @@ impl ScanOptions {
     }
 }
 
+/// A scan: detector → source → waivers → report → verification.
 pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
     let detector = match &opts.known {
         Some(path) => Detector::builtin().with_known(crate::known::Known::load(path)?),
         None => Detector::builtin(),
     };
-    // One path: its findings are matched against its ignore file first,
-    // then shown with the path's prefix. Several: shown (and matched
-    // against ./.keyguardignore) with each one's prefix.
-    let mut later_prefix = None;
-    let (root, output, target) = match &opts.target {
-        Target::Tree(paths) => {
-            let mut out = SourceOutput::default();
-            for path in paths {
-                if !path.exists() {
-                    return Err(Error::Usage(format!(
-                        "{}: no such file or directory",
-                        path.display()
-                    )));
-                }
-                let mut scanned = tree::scan_tree(
-                    path,
-                    &detector,
-                    tree::TreeOptions {
-                        no_ignore: opts.no_ignore,
-                        follow_links: opts.follow_links,
-                        threads: opts.threads,
-                    },
-                );
-                let prefix = opts.display_prefix.clone().or_else(|| display_prefix(path));
-                match paths.len() {
-                    1 => later_prefix = prefix,
-                    _ => prefix_paths(&mut scanned.findings, prefix.as_deref()),
-                }
-                out.absorb(scanned);
-            }
-            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-            let root = match paths.as_slice() {
-                [one] => one.clone(),
-                _ => PathBuf::from("."),
-            };
-            (Some(root), out, format!("tree {}", names.join(" ")))
-        }
-        Target::History(path) => (
-            Some(path.clone()),
-            history::scan_history(
-                path,
-                &detector,
-                history::HistoryOptions {
-                    threads: opts.threads,
-                    unreachable: opts.unreachable,
-                    commit_messages: opts.commit_messages,
-                },
-            )?,
-            format!("history of {}", path.display()),
-        ),
-        Target::Range(path, r) => (
-            Some(path.clone()),
-            range::scan_range(path, r, opts.commit_messages, &detector)?,
-            format!("range {r}"),
-        ),
-        Target::Stdin => (
-            None,
-            stdin::scan_reader(std::io::stdin().lock(), "<stdin>", &detector),
-            "stdin".to_string(),
-        ),
+    let scanned = scan_source(opts, &detector)?;
+    let mut report = waive(opts, scanned)?;
+    if let Some(v) = &opts.verify {
+        verify_findings(&mut report.findings, v);
+    }
+    Ok(report)
+}
+
+/// What a source gave, and how to show and waive it.
+struct Scanned {
+    /// Where the ignore file is looked for.
+    root: Option<PathBuf>,
+    output: SourceOutput,
+    /// What was scanned, for the report.
+    target: String,
+    /// A prefix for every path once waivers have matched them.
+    later_prefix: Option<String>,
+}
+
+fn scan_source(opts: &ScanOptions, detector: &Detector) -> Result<Scanned, Error> {
+    let scanned = |root: Option<&Path>, output, target| Scanned {
+        root: root.map(Path::to_path_buf),
+        output,
+        target,
+        later_prefix: None,
     };
+    Ok(match &opts.target {
+        Target::Tree(paths) => scan_trees(opts, paths, detector)?,
+        Target::History(path) => {
+            let history_opts = history::HistoryOptions {
+                threads: opts.threads,
+                unreachable: opts.unreachable,
+                commit_messages: opts.commit_messages,
+            };
+            let output = history::scan_history(path, detector, history_opts)?;
+            scanned(Some(path), output, format!("history of {}", path.display()))
+        }
+        Target::Range(path, r) => {
+            let output = range::scan_range(path, r, opts.commit_messages, detector)?;
+            scanned(Some(path), output, format!("range {r}"))
+        }
+        Target::Stdin => {
+            let output = stdin::scan_reader(std::io::stdin().lock(), "<stdin>", detector);
+            scanned(None, output, "stdin".to_string())
+        }
+    })
+}
+
+/// One path: its findings are matched against its ignore file first,
+/// then shown with the path's prefix. Several: shown (and matched
+/// against ./.keyguardignore) with each one's prefix.
+fn scan_trees(
+    opts: &ScanOptions,
+    paths: &[PathBuf],
+    detector: &Detector,
+) -> Result<Scanned, Error> {
+    let mut output = SourceOutput::default();
+    let mut later_prefix = None;
+    let tree_opts = tree::TreeOptions {
+        no_ignore: opts.no_ignore,
+        follow_links: opts.follow_links,
+        threads: opts.threads,
+    };
+    for path in paths {
+        if !path.exists() {
+            return Err(Error::Usage(format!(
+                "{}: no such file or directory",
+                path.display()
+            )));
+        }
+        let mut scanned = tree::scan_tree(path, detector, tree_opts);
+        let prefix = opts.display_prefix.clone().or_else(|| display_prefix(path));
+        match paths.len() {
+            1 => later_prefix = prefix,
+            _ => prefix_paths(&mut scanned.findings, prefix.as_deref()),
+        }
+        output.absorb(scanned);
+    }
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let root = match paths {
+        [one] => one.clone(),
+        _ => PathBuf::from("."),
+    };
+    Ok(Scanned {
+        root: Some(root),
+        output,
+        target: format!("tree {}", names.join(" ")),
+        later_prefix,
+    })
+}
+
+/// The report: findings the ignore file or baseline waive are counted,
+/// not listed; waivers the change adds are listed (range mode).
+fn waive(opts: &ScanOptions, scanned: Scanned) -> Result<Report, Error> {
     let SourceOutput {
         mut findings,
         warnings,
@@ -146,11 +180,14 @@ pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
         added_inline_waivers,
         skipped,
         incomplete,
-    } = output;
-
+    } = scanned.output;
     let (ignore, baseline, mut added_waivers) = match &opts.target {
         Target::Range(repo, range) => crate::base_waivers::load(repo, range, &opts.waiver_files())?,
-        _ => (ignore_file(opts, &root)?, baseline(opts)?, Vec::new()),
+        _ => (
+            ignore_file(opts, &scanned.root)?,
+            baseline(opts)?,
+            Vec::new(),
+        ),
     };
     if opts.allow_new_inline_waivers {
         added_waivers.extend(added_inline_waivers.iter().map(|f| AddedWaiver {
@@ -165,9 +202,8 @@ pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
     } else {
         findings.extend(added_inline_waivers);
     }
-
     let mut report = Report {
-        target,
+        target: scanned.target,
         warnings,
         incomplete,
         stats,
@@ -184,13 +220,10 @@ pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
             report.findings.push(f);
         }
     }
-    prefix_paths(&mut report.findings, later_prefix.as_deref());
+    prefix_paths(&mut report.findings, scanned.later_prefix.as_deref());
     report
         .findings
         .sort_by(|a, b| (&a.path, a.line, a.column).cmp(&(&b.path, b.line, b.column)));
-    if let Some(v) = &opts.verify {
-        verify_findings(&mut report.findings, v);
-    }
     Ok(report)
 }
 

@@ -266,83 +266,106 @@ fn run_step(env: &ActionEnv, sarif: &std::path::Path) -> Result<i32, Error> {
     let comment = env.bool_input("comment", false)?;
 
     let report = scan::run(&opts)?;
+    let json_path = write_reports(&report, sarif)?;
+    if let Some(out) = env.var("GITHUB_OUTPUT") {
+        write_outputs(out, &report, sarif, &json_path)?;
+    }
+    if comment {
+        comment_on_pull_request(env, &event, &report)?;
+    }
+    Ok(report.exit_code(fail))
+}
 
-    // Annotations on stdout, SARIF to its file, the job summary.
+/// Annotations on stdout, the JSON report beside the SARIF file, SARIF
+/// and the job summary; the JSON report's path.
+fn write_reports(
+    report: &crate::report::Report,
+    sarif: &std::path::Path,
+) -> Result<std::path::PathBuf, Error> {
     let mut annotations = Vec::new();
-    write_github(&report, &mut annotations).map_err(|source| Error::Io {
+    write_github(report, &mut annotations).map_err(|source| Error::Io {
         what: "writing annotations".into(),
         source,
     })?;
     std::io::stdout().write_all(&annotations).ok();
     let mut sink = Vec::new();
-    crate::report::write(&report, Format::Json, &mut sink).ok();
+    crate::report::write(report, Format::Json, &mut sink).ok();
     let json_path = crate::report::json_beside(sarif);
     std::fs::write(&json_path, &sink).map_err(|source| Error::Io {
         what: format!("writing {}", json_path.display()),
         source,
     })?;
-    emit_files(&report, sarif)?;
+    emit_files(report, sarif)?;
+    Ok(json_path)
+}
 
-    if let Some(out) = env.var("GITHUB_OUTPUT") {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(out)
-            .map_err(|source| Error::Io {
-                what: "opening $GITHUB_OUTPUT".into(),
-                source,
-            })?;
-        writeln!(
-            file,
-            "findings={}\nclean={}\nsarif-file={}\nreport-file={}",
-            report.findings.len(),
-            report.is_clean(),
-            sarif.display(),
-            json_path.display()
-        )
+/// The step's outputs, appended to `$GITHUB_OUTPUT`.
+fn write_outputs(
+    out: &str,
+    report: &crate::report::Report,
+    sarif: &std::path::Path,
+    json_path: &std::path::Path,
+) -> Result<(), Error> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out)
         .map_err(|source| Error::Io {
-            what: "writing $GITHUB_OUTPUT".into(),
+            what: "opening $GITHUB_OUTPUT".into(),
             source,
         })?;
-    }
+    writeln!(
+        file,
+        "findings={}\nclean={}\nsarif-file={}\nreport-file={}",
+        report.findings.len(),
+        report.is_clean(),
+        sarif.display(),
+        json_path.display()
+    )
+    .map_err(|source| Error::Io {
+        what: "writing $GITHUB_OUTPUT".into(),
+        source,
+    })
+}
 
-    if comment {
-        match (
-            event.pull_request,
-            env.input("github-token"),
-            env.var("GITHUB_REPOSITORY"),
-        ) {
-            (Some(number), Some(token), Some(repo)) => {
-                let api = env
-                    .var("GITHUB_API_URL")
-                    .unwrap_or("https://api.github.com");
-                // The comment is optional: however it fails, what was
-                // written (SARIF, summary, outputs) stands and the exit
-                // code still says whether credentials were found.
-                match super::comment::sync_comment(api, token, repo, number, &report) {
-                    Ok(()) => {}
-                    Err(Error::GitHubForbidden(why)) => println!(
-                        "::warning title=keyguard::{}",
-                        crate::report::escape_data(&format!("no PR comment: {why}. A pull request from a fork gets a read-only token; the findings are in the annotations and the job summary."))
-                    ),
-                    Err(e) => println!(
-                        "::warning title=keyguard::{}",
-                        crate::report::escape_data(&format!("no PR comment: {e}; the findings are in the annotations, the SARIF file and the job summary"))
-                    ),
-                }
-            }
-            (None, _, _) => println!("::notice title=keyguard::not a pull request: no comment"),
-            (_, None, _) => {
-                return Err(Error::Usage(
-                    "`comment: true` needs the `github-token` input (e.g. ${{ github.token }})"
-                        .into(),
-                ))
-            }
-            (_, _, None) => return Err(Error::Usage("GITHUB_REPOSITORY is not set".into())),
+/// The optional pull-request comment: however it fails, what was written
+/// (SARIF, summary, outputs) stands and the exit code still says whether
+/// credentials were found; only a missing input is an error.
+fn comment_on_pull_request(
+    env: &ActionEnv,
+    event: &EventContext,
+    report: &crate::report::Report,
+) -> Result<(), Error> {
+    let (number, token, repo) = match (
+        event.pull_request,
+        env.input("github-token"),
+        env.var("GITHUB_REPOSITORY"),
+    ) {
+        (Some(number), Some(token), Some(repo)) => (number, token, repo),
+        (None, _, _) => {
+            println!("::notice title=keyguard::not a pull request: no comment");
+            return Ok(());
         }
-    }
-
-    Ok(report.exit_code(fail))
+        (_, None, _) => {
+            return Err(Error::Usage(
+                "`comment: true` needs the `github-token` input (e.g. ${{ github.token }})".into(),
+            ))
+        }
+        (_, _, None) => return Err(Error::Usage("GITHUB_REPOSITORY is not set".into())),
+    };
+    let api = env
+        .var("GITHUB_API_URL")
+        .unwrap_or("https://api.github.com");
+    let why = match super::comment::sync_comment(api, token, repo, number, report) {
+        Ok(()) => return Ok(()),
+        Err(Error::GitHubForbidden(why)) => format!("no PR comment: {why}. A pull request from a fork gets a read-only token; the findings are in the annotations and the job summary."),
+        Err(e) => format!("no PR comment: {e}; the findings are in the annotations, the SARIF file and the job summary"),
+    };
+    println!(
+        "::warning title=keyguard::{}",
+        crate::report::escape_data(&why)
+    );
+    Ok(())
 }
 
 fn emit_files(report: &crate::report::Report, sarif: &std::path::Path) -> Result<(), Error> {

@@ -29,31 +29,10 @@ pub fn sync_comment(
             .build()
             .map_err(|e| Error::GitHub(e.to_string()))?;
         let issues = gh.issues(owner, name);
-        let mut existing = None;
-        let mut page: u32 = 1;
-        'pages: loop {
-            let comments = issues
-                .list_comments(pr)
-                .per_page(100)
-                .page(page)
-                .send()
-                .await
-                .map_err(|e| api_error(format!("listing comments on #{pr}"), &e))?;
-            let count = comments.items.len();
-            for c in comments.items {
-                if c.body.as_deref().is_some_and(|b| b.contains(MARKER)) {
-                    existing = Some(c.id);
-                    break 'pages;
-                }
-            }
-            if count < 100 {
-                break;
-            }
-            page += 1;
-        }
-        let body = markdown_summary(report);
+        let existing = find_own_comment(&issues, pr).await?;
         // Added waivers keep the comment: reviewers need to see them.
         let nothing_to_say = report.is_clean() && report.added_waivers.is_empty();
+        let body = markdown_summary(report);
         match (existing, nothing_to_say) {
             (Some(id), true) => issues
                 .delete_comment(id)
@@ -75,6 +54,34 @@ pub fn sync_comment(
         }
         Ok(())
     })
+}
+
+/// keyguard's comment on the pull request, if an earlier run left one.
+async fn find_own_comment(
+    issues: &octocrab::issues::IssueHandler<'_>,
+    pr: u64,
+) -> Result<Option<octocrab::models::CommentId>, Error> {
+    for page in 1u32.. {
+        let comments = issues
+            .list_comments(pr)
+            .per_page(100)
+            .page(page)
+            .send()
+            .await
+            .map_err(|e| api_error(format!("listing comments on #{pr}"), &e))?;
+        let count = comments.items.len();
+        if let Some(c) = comments
+            .items
+            .into_iter()
+            .find(|c| c.body.as_deref().is_some_and(|b| b.contains(MARKER)))
+        {
+            return Ok(Some(c.id));
+        }
+        if count < 100 {
+            break;
+        }
+    }
+    Ok(None)
 }
 
 /// An API error, forbidden writes apart (the caller may carry on).

@@ -14,56 +14,8 @@ fn cell(s: &str) -> String {
 pub fn markdown_summary(report: &Report) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "{COMMENT_MARKER}");
-    if report.findings.is_empty() && !report.incomplete.is_empty() {
-        let _ = writeln!(
-            md,
-            "### ❌ keyguard: incomplete scan: no X (Twitter) credential in what was read, but not everything was"
-        );
-    } else if report.findings.is_empty() {
-        let _ = writeln!(md, "### ✅ keyguard: no X (Twitter) credentials found");
-    } else {
-        let _ = writeln!(
-            md,
-            "### ❌ keyguard: {} X (Twitter) credential(s) found",
-            report.findings.len()
-        );
-        let _ = writeln!(md);
-        let _ = writeln!(md, "| Location | Credential | Rule | Redacted | Commit |");
-        let _ = writeln!(md, "|---|---|---|---|---|");
-        for f in &report.findings {
-            let commit = f
-                .commit
-                .as_ref()
-                .map(|c| c.commit[..c.commit.len().min(12)].to_string())
-                .unwrap_or_default();
-            let _ = writeln!(
-                md,
-                "| `{}:{}` | {} | `{}` | `{}` | {} |",
-                cell(&f.path),
-                f.line,
-                cell(f.credential.display_name()),
-                f.rule_id,
-                cell(&f.redacted()),
-                commit
-            );
-        }
-        let _ = writeln!(md);
-        let _ = writeln!(md, "Revoke or rotate each credential in the X developer portal, then remove it from the code. To accept a known finding, add its fingerprint to `.keyguardignore`.");
-    }
-    if !report.added_waivers.is_empty() {
-        let _ = writeln!(md);
-        let _ = writeln!(
-            md,
-            "#### ⚠️ This change adds {} waiver(s); review them, each hides a finding",
-            report.added_waivers.len()
-        );
-        let _ = writeln!(md);
-        let _ = writeln!(md, "| Location | Waiver |");
-        let _ = writeln!(md, "|---|---|");
-        for w in &report.added_waivers {
-            let _ = writeln!(md, "| `{}:{}` | {} |", cell(&w.path), w.line, cell(&w.what));
-        }
-    }
+    findings_section(&mut md, report);
+    added_waivers_section(&mut md, report);
     let _ = writeln!(md);
     let _ = writeln!(
         md,
@@ -82,4 +34,63 @@ pub fn markdown_summary(report: &Report) -> String {
         let _ = writeln!(md, "\n> ❌ incomplete scan: {}", cell(i));
     }
     md
+}
+
+/// The headline, and a table of the findings if there are any.
+fn findings_section(md: &mut String, report: &Report) {
+    if report.findings.is_empty() && !report.incomplete.is_empty() {
+        let _ = writeln!(
+            md,
+            "### ❌ keyguard: incomplete scan: no X (Twitter) credential in what was read, but not everything was"
+        );
+        return;
+    }
+    if report.findings.is_empty() {
+        let _ = writeln!(md, "### ✅ keyguard: no X (Twitter) credentials found");
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "### ❌ keyguard: {} X (Twitter) credential(s) found\n",
+        report.findings.len()
+    );
+    let _ = writeln!(md, "| Location | Credential | Rule | Redacted | Commit |");
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for f in &report.findings {
+        let commit = f
+            .commit
+            .as_ref()
+            .map(|c| c.commit[..c.commit.len().min(12)].to_string())
+            .unwrap_or_default();
+        let _ = writeln!(
+            md,
+            "| `{}:{}` | {} | `{}` | `{}` | {} |",
+            cell(&f.path),
+            f.line,
+            cell(f.credential.display_name()),
+            f.rule_id,
+            cell(&f.redacted()),
+            commit
+        );
+    }
+    let _ = writeln!(md);
+    let _ = writeln!(md, "Revoke or rotate each credential in the X developer portal, then remove it from the code. To accept a known finding, add its fingerprint to `.keyguardignore`.");
+}
+
+/// Waivers the change adds, for review.
+fn added_waivers_section(md: &mut String, report: &Report) {
+    if report.added_waivers.is_empty() {
+        return;
+    }
+    let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "#### ⚠️ This change adds {} waiver(s); review them, each hides a finding\n",
+        report.added_waivers.len()
+    );
+    let _ = writeln!(md, "| Location | Waiver |");
+    let _ = writeln!(md, "|---|---|");
+    for w in &report.added_waivers {
+        let _ = writeln!(md, "| `{}:{}` | {} |", cell(&w.path), w.line, cell(&w.what));
+    }
 }

@@ -20,6 +20,30 @@ pub fn scan_range(
     detector: &Detector,
 ) -> Result<SourceOutput, Error> {
     check_repository(repo)?;
+    let fetched = check_range(repo, range)?;
+    let changes = introduced_changes(repo, range)?;
+    let mut scan = RangeScan {
+        out: SourceOutput::default(),
+        cat: CatFile::new(repo)?,
+        scanner: BlobScanner::new(detector),
+        old_findings: HashMap::new(),
+    };
+    scan.out.warnings.extend(fetched);
+    scan.scanner.keep_waived = true;
+    for (commit, change) in changes {
+        scan.change(&commit, &change);
+    }
+    let mut out = scan.out;
+    out.stats.waived_inline = scan.scanner.waived_inline as u64;
+    if commit_messages {
+        super::history::scan_commit_messages(repo, &[range], detector, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Both ends of `BASE..HEAD` are commits here (a shallow clone fetches
+/// what it lacks first: what it fetched is returned, to be said).
+fn check_range(repo: &Path, range: &str) -> Result<Option<String>, Error> {
     if !range.contains("..") {
         return Err(Error::Usage(format!(
             "--range expects BASE..HEAD (got {range:?})"
@@ -38,6 +62,13 @@ pub fn scan_range(
             ))
         })?;
     }
+    Ok(fetched)
+}
+
+/// Each blob the range adds, with the first commit and path that added
+/// it, oldest first. Run in a subdirectory, only changes under it count
+/// (paths stay relative to the repository root).
+fn introduced_changes(repo: &Path, range: &str) -> Result<Vec<(CommitInfo, RawChange)>, Error> {
     let log = output(
         repo,
         &[
@@ -51,13 +82,10 @@ pub fn scan_range(
             range,
         ],
     )?;
-    // (new blob) -> (commit, path, old blob): first introduction only.
-    // Run in a subdirectory, only changes under it count (paths stay
-    // relative to the repository root).
     let subdir = output(repo, &["rev-parse", "--show-prefix"])?
         .trim()
         .to_string();
-    let mut changes: Vec<(CommitInfo, RawChange)> = Vec::new();
+    let mut changes = Vec::new();
     let mut seen = HashSet::new();
     let mut commit: Option<CommitInfo> = None;
     for line in log.lines() {
@@ -77,71 +105,83 @@ pub fn scan_range(
             }
         }
     }
+    Ok(changes)
+}
 
-    let mut out = SourceOutput::default();
-    out.warnings.extend(fetched);
-    let mut cat = CatFile::new(repo)?;
-    let mut scanner = BlobScanner::new(detector);
-    scanner.keep_waived = true;
-    let mut old_findings: HashMap<String, HashSet<String>> = HashMap::new();
-    for (commit, change) in changes {
-        let Some(new) = read(&mut cat, &change.new_blob, &change.path, &mut out) else {
-            continue;
+/// One range scan's state: findings are what a change's new content has
+/// that its old content did not.
+struct RangeScan<'d> {
+    out: SourceOutput,
+    cat: CatFile,
+    scanner: BlobScanner<'d>,
+    /// Fingerprints found (or waived) in an old blob, by blob.
+    old_findings: HashMap<String, HashSet<String>>,
+}
+
+impl RangeScan<'_> {
+    fn change(&mut self, commit: &CommitInfo, change: &RawChange) {
+        let Some(new) = read(&mut self.cat, &change.new_blob, &change.path, &mut self.out) else {
+            return;
         };
-        let before: HashSet<String> = if change.has_old() {
-            if let Some(cached) = old_findings.get(&change.old_blob) {
-                cached.clone()
-            } else {
-                let old =
-                    read(&mut cat, &change.old_blob, &change.path, &mut out).unwrap_or_default();
-                let mut prints = HashSet::new();
-                let _ = scanner.scan(&old[..], &change.path, &mut |f: Finding| {
-                    prints.insert(f.fingerprint().to_string());
-                });
-                // Already waived before the change: not a waiver it adds.
-                for f in scanner.waived.drain(..) {
-                    prints.insert(f.fingerprint().to_string());
-                }
-                old_findings.insert(change.old_blob.clone(), prints.clone());
-                prints
-            }
+        let before = if change.has_old() {
+            self.findings_before(change)
         } else {
             HashSet::new()
         };
         let mut found = Vec::new();
-        match scanner.scan(&new[..], &change.path, &mut |f| found.push(f)) {
+        match self
+            .scanner
+            .scan(&new[..], &change.path, &mut |f| found.push(f))
+        {
             Ok(Outcome::Scanned { bytes }) => {
-                out.stats.scanned += 1;
-                out.stats.bytes += bytes;
+                self.out.stats.scanned += 1;
+                self.out.stats.bytes += bytes;
             }
             Ok(Outcome::Binary) => {
-                out.stats.binary_skipped += 1;
-                out.skipped.push(format!("{} (binary)", change.path));
+                self.out.stats.binary_skipped += 1;
+                self.out.skipped.push(format!("{} (binary)", change.path));
             }
-            Err(e) => out.warnings.push(format!("skipped {}: {e}", change.path)),
+            Err(e) => self
+                .out
+                .warnings
+                .push(format!("skipped {}: {e}", change.path)),
         }
-        for mut f in found {
-            if before.contains(f.fingerprint().as_str()) {
-                continue;
-            }
+        let new_only = |f: &Finding| !before.contains(f.fingerprint().as_str());
+        let tag = |mut f: Finding| {
             f.blob = Some(change.new_blob.clone());
             f.commit = Some(commit.clone());
-            out.findings.push(f);
-        }
-        for mut f in scanner.waived.drain(..) {
-            if before.contains(f.fingerprint().as_str()) {
-                continue;
-            }
-            f.blob = Some(change.new_blob.clone());
-            f.commit = Some(commit.clone());
-            out.added_inline_waivers.push(f);
-        }
+            f
+        };
+        self.out
+            .findings
+            .extend(found.into_iter().filter(new_only).map(tag));
+        let waived: Vec<Finding> = self.scanner.waived.drain(..).collect();
+        self.out
+            .added_inline_waivers
+            .extend(waived.into_iter().filter(new_only).map(tag));
     }
-    out.stats.waived_inline = scanner.waived_inline as u64;
-    if commit_messages {
-        super::history::scan_commit_messages(repo, &[range], detector, &mut out)?;
+
+    /// What the change's old blob held, found or already waived (a waiver
+    /// there before is not one the change adds).
+    fn findings_before(&mut self, change: &RawChange) -> HashSet<String> {
+        if let Some(cached) = self.old_findings.get(&change.old_blob) {
+            return cached.clone();
+        }
+        let old =
+            read(&mut self.cat, &change.old_blob, &change.path, &mut self.out).unwrap_or_default();
+        let mut prints = HashSet::new();
+        let _ = self
+            .scanner
+            .scan(&old[..], &change.path, &mut |f: Finding| {
+                prints.insert(f.fingerprint().to_string());
+            });
+        for f in self.scanner.waived.drain(..) {
+            prints.insert(f.fingerprint().to_string());
+        }
+        self.old_findings
+            .insert(change.old_blob.clone(), prints.clone());
+        prints
     }
-    Ok(out)
 }
 
 fn read(cat: &mut CatFile, sha: &str, path: &str, out: &mut SourceOutput) -> Option<Vec<u8>> {
