@@ -75,177 +75,175 @@ struct RotationLabels {
     credential: String,
 }
 
+type RatioGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Metrics")
     }
 }
 
-/// Registers `metric` under `name` and hands it back.
-fn registered<M>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M
-where
-    M: prometheus_client::registry::Metric + Clone,
-{
-    registry.register(name, help, metric.clone());
-    metric
-}
-
-type RatioGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
-
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("keyguard");
-        let r = &mut registry;
-        let reconciles = registered(
-            r,
-            "reconciles",
-            "Reconciles of TwitterCredentials",
-            Family::default(),
-        );
-        let failures = registered(
-            r,
-            "reconcile_failures",
-            "Reconciles that failed and will be retried",
-            Family::default(),
-        );
-        let buckets = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-        let duration = registered(
-            r,
-            "reconcile_duration_seconds",
-            "Time spent in one reconcile",
-            Histogram::new(buckets),
-        );
-        let ready = registered(
-            r,
-            "credential_ready",
-            "1 when every environment of the TwitterCredential is synced",
-            Family::default(),
-        );
-        let synced = registered(
-            r,
-            "environment_synced",
-            "1 when the environment's target Secret is current",
-            Family::default(),
-        );
-        let revision = registered(
-            r,
-            "environment_revision",
-            "Revision of the environment's projected content",
-            Family::default(),
-        );
-        let rotations = registered(
-            r,
-            "rotations",
-            "Completed rotations, by credential kind",
-            Family::default(),
-        );
-        let credential_age = registered(
-            r,
-            "credential_age_seconds",
-            "Age of each source credential since the operator first saw its value",
-            Family::default(),
-        );
-        let verified = registered(
-            r,
-            "environment_verified",
-            "1 when the X API accepted the environment's credentials at the last verification",
-            Family::default(),
-        );
-        let usage = registered(
-            r,
-            "usage_ratio",
-            "The app's post usage as a fraction of its project cap",
-            Family::<ResourceLabels, RatioGauge>::default(),
-        );
-        let next_rotation = registered(
-            r,
-            "next_rotation_timestamp_seconds",
-            "When the environment's next scheduled rotation or refresh is due (Unix time)",
-            Family::default(),
-        );
-        let rate_limit_remaining = registered(
-            r,
-            "rate_limit_remaining",
-            "x-rate-limit-remaining seen at the environment's last verification",
-            Family::default(),
-        );
-        let rate_limit_limit = registered(
-            r,
-            "rate_limit_limit",
-            "x-rate-limit-limit seen at the environment's last verification",
-            Family::default(),
-        );
-        let rebuilds = registered(
-            r,
-            "controller_rebuilds",
-            "Times the controller was rebuilt to list afresh after its watches failed",
-            Counter::default(),
-        );
-        let queue_depth = registered(
-            r,
-            "reconcile_queue_depth",
-            "Reconciles waiting for a free slot (--max-concurrent-reconciles)",
-            Gauge::default(),
-        );
-        let running = registered(
-            r,
-            "reconciles_running",
-            "Reconciles running now",
-            Gauge::default(),
-        );
-        let orphans = registered(
-            r,
-            "orphans_removed",
-            "Objects removed because the TwitterCredential that created them is gone",
-            Counter::default(),
-        );
-        let x_api_requests = registered(
-            r,
-            "x_api_requests",
-            "X API calls, by endpoint and status (2xx, X's HTTP status, or transport)",
-            Family::default(),
-        );
-        let x_api_duration = registered(
-            r,
-            "x_api_request_duration_seconds",
-            "Time an X API call took, answer or not",
-            Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
+        let metrics = Metrics {
+            registry: Arc::default(),
+            reconciles: Family::default(),
+            failures: Family::default(),
+            duration: Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            ready: Family::default(),
+            synced: Family::default(),
+            revision: Family::default(),
+            orphans: Counter::default(),
+            rotations: Family::default(),
+            credential_age: Family::default(),
+            verified: Family::default(),
+            next_rotation: Family::default(),
+            rate_limit_remaining: Family::default(),
+            rate_limit_limit: Family::default(),
+            rebuilds: Counter::default(),
+            queue_depth: Gauge::default(),
+            running: Gauge::default(),
+            usage: Family::default(),
+            x_api_requests: Family::default(),
+            x_api_duration: Family::new_with_constructor(|| {
                 Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
             }),
+        };
+        // Families share their series between clones: the registry's
+        // copies are the ones the methods below update.
+        let mut registry = Registry::with_prefix("keyguard");
+        metrics.register_reconciles(&mut registry);
+        metrics.register_environments(&mut registry);
+        metrics.register_rotations(&mut registry);
+        metrics.register_operator(&mut registry);
+        Metrics {
+            registry: Arc::new(registry),
+            ..metrics
+        }
+    }
+}
+
+impl Metrics {
+    /// How reconciles go: counts, failures, time, the work queue.
+    fn register_reconciles(&self, r: &mut Registry) {
+        r.register(
+            "reconciles",
+            "Reconciles of TwitterCredentials",
+            self.reconciles.clone(),
         );
-        let build_info = registered(
-            r,
-            "build_info",
-            "Always 1; the operator's version as a label",
-            Family::<BuildLabels, Gauge>::default(),
+        r.register(
+            "reconcile_failures",
+            "Reconciles that failed and will be retried",
+            self.failures.clone(),
         );
+        r.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconcile",
+            self.duration.clone(),
+        );
+        r.register(
+            "reconcile_queue_depth",
+            "Reconciles waiting for a free slot (--max-concurrent-reconciles)",
+            self.queue_depth.clone(),
+        );
+        r.register(
+            "reconciles_running",
+            "Reconciles running now",
+            self.running.clone(),
+        );
+    }
+
+    /// The state of each resource and environment.
+    fn register_environments(&self, r: &mut Registry) {
+        r.register(
+            "credential_ready",
+            "1 when every environment of the TwitterCredential is synced",
+            self.ready.clone(),
+        );
+        r.register(
+            "environment_synced",
+            "1 when the environment's target Secret is current",
+            self.synced.clone(),
+        );
+        r.register(
+            "environment_revision",
+            "Revision of the environment's projected content",
+            self.revision.clone(),
+        );
+        r.register(
+            "environment_verified",
+            "1 when the X API accepted the environment's credentials at the last verification",
+            self.verified.clone(),
+        );
+        r.register(
+            "usage_ratio",
+            "The app's post usage as a fraction of its project cap",
+            self.usage.clone(),
+        );
+        r.register(
+            "rate_limit_remaining",
+            "x-rate-limit-remaining seen at the environment's last verification",
+            self.rate_limit_remaining.clone(),
+        );
+        r.register(
+            "rate_limit_limit",
+            "x-rate-limit-limit seen at the environment's last verification",
+            self.rate_limit_limit.clone(),
+        );
+    }
+
+    /// Rotations, credential ages and schedules, and cleanup.
+    fn register_rotations(&self, r: &mut Registry) {
+        r.register(
+            "rotations",
+            "Completed rotations, by credential kind",
+            self.rotations.clone(),
+        );
+        r.register(
+            "credential_age_seconds",
+            "Age of each source credential since the operator first saw its value",
+            self.credential_age.clone(),
+        );
+        r.register(
+            "next_rotation_timestamp_seconds",
+            "When the environment's next scheduled rotation or refresh is due (Unix time)",
+            self.next_rotation.clone(),
+        );
+        r.register(
+            "orphans_removed",
+            "Objects removed because the TwitterCredential that created them is gone",
+            self.orphans.clone(),
+        );
+    }
+
+    /// The operator itself: controller rebuilds, X API calls, build.
+    fn register_operator(&self, r: &mut Registry) {
+        r.register(
+            "controller_rebuilds",
+            "Times the controller was rebuilt to list afresh after its watches failed",
+            self.rebuilds.clone(),
+        );
+        r.register(
+            "x_api_requests",
+            "X API calls, by endpoint and status (2xx, X's HTTP status, or transport)",
+            self.x_api_requests.clone(),
+        );
+        r.register(
+            "x_api_request_duration_seconds",
+            "Time an X API call took, answer or not",
+            self.x_api_duration.clone(),
+        );
+        let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION").into(),
             })
             .set(1);
-        Metrics {
-            registry: Arc::new(registry),
-            reconciles,
-            failures,
-            duration,
-            ready,
-            synced,
-            revision,
-            orphans,
-            rotations,
-            credential_age,
-            verified,
-            next_rotation,
-            rate_limit_remaining,
-            rate_limit_limit,
-            rebuilds,
-            queue_depth,
-            running,
-            usage,
-            x_api_requests,
-            x_api_duration,
-        }
+        r.register(
+            "build_info",
+            "Always 1; the operator's version as a label",
+            build_info,
+        );
     }
 }
 

@@ -14,7 +14,6 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams};
-use kube::core::PartialObjectMeta;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -55,32 +54,19 @@ pub struct Owned {
 pub async fn list_owned(ctx: &Context, owner: Option<&Owner>) -> kube::Result<Vec<(Owner, Owned)>> {
     let selector = match owner {
         Some(o) => format!(
-            "{}={},{}",
+            "{}={},{}={}",
             MANAGED_BY.0,
             MANAGED_BY.1,
-            format_args!("{}={}", labels::OWNER_UID, o.uid)
+            labels::OWNER_UID,
+            o.uid
         ),
         None => format!("{}={}", MANAGED_BY.0, MANAGED_BY.1),
     };
     let lp = ListParams::default().labels(&selector);
-    let c = &ctx.client;
     let mut metas: Vec<(ObjectKind, ObjectMeta)> = Vec::new();
-    for api in ctx.scope.apis::<PartialObjectMeta<Secret>>(c) {
-        let items = api.list_metadata(&lp).await?.items;
-        metas.extend(items.into_iter().map(|m| (ObjectKind::Secret, m.metadata)));
-    }
-    for api in ctx.scope.apis::<PartialObjectMeta<Role>>(c) {
-        let items = api.list_metadata(&lp).await?.items;
-        metas.extend(items.into_iter().map(|m| (ObjectKind::Role, m.metadata)));
-    }
-    for api in ctx.scope.apis::<PartialObjectMeta<RoleBinding>>(c) {
-        let items = api.list_metadata(&lp).await?.items;
-        metas.extend(
-            items
-                .into_iter()
-                .map(|m| (ObjectKind::RoleBinding, m.metadata)),
-        );
-    }
+    list_metadata::<Secret>(ctx, &lp, ObjectKind::Secret, &mut metas).await?;
+    list_metadata::<Role>(ctx, &lp, ObjectKind::Role, &mut metas).await?;
+    list_metadata::<RoleBinding>(ctx, &lp, ObjectKind::RoleBinding, &mut metas).await?;
     Ok(metas
         .into_iter()
         .filter_map(|(kind, meta)| {
@@ -88,34 +74,50 @@ pub async fn list_owned(ctx: &Context, owner: Option<&Owner>) -> kube::Result<Ve
             if owner.is_some_and(|o| o != &verified) {
                 return None;
             }
-            let is_state = meta
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(labels::PART))
-                .is_some_and(|p| p == "state");
-            let retained = meta
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(labels::DELETION_POLICY))
-                .is_some_and(|p| p == "Retain");
-            Some((
-                verified,
-                Owned {
-                    retained,
-                    kind,
-                    namespace: meta.namespace.clone().unwrap_or_default(),
-                    name: meta.name.clone().unwrap_or_default(),
-                    is_state,
-                    existing: Existing {
-                        kind,
-                        name: meta.name.clone().unwrap_or_default(),
-                        uid: meta.uid.clone(),
-                        resource_version: meta.resource_version.clone(),
-                    },
-                },
-            ))
+            Some((verified, owned(kind, &meta)))
         })
         .collect())
+}
+
+/// The metadata of every `K` the selector picks, in every namespace the
+/// operator watches.
+async fn list_metadata<K>(
+    ctx: &Context,
+    lp: &ListParams,
+    kind: ObjectKind,
+    out: &mut Vec<(ObjectKind, ObjectMeta)>,
+) -> kube::Result<()>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+    K::DynamicType: Default,
+{
+    for api in ctx.scope.apis::<K>(&ctx.client) {
+        let items = api.list_metadata(lp).await?.items;
+        out.extend(items.into_iter().map(|m| (kind, m.metadata)));
+    }
+    Ok(())
+}
+
+/// Pure: what the operator knows of one object it owns.
+fn owned(kind: ObjectKind, meta: &ObjectMeta) -> Owned {
+    let label = |key: &str| meta.labels.as_ref().and_then(|l| l.get(key));
+    let annotation = |key: &str| meta.annotations.as_ref().and_then(|a| a.get(key));
+    Owned {
+        retained: annotation(labels::DELETION_POLICY).is_some_and(|p| p == "Retain"),
+        kind,
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+        is_state: label(labels::PART).is_some_and(|p| p == "state"),
+        existing: Existing {
+            kind,
+            name: meta.name.clone().unwrap_or_default(),
+            uid: meta.uid.clone(),
+            resource_version: meta.resource_version.clone(),
+        },
+    }
 }
 
 /// Disposes of `owner`'s objects as `decide` says; returns how many went.

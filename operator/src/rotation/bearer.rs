@@ -127,66 +127,68 @@ pub async fn mint_or_rotate(
         // A missing or broken source is sync's to report.
         return Ok((RotationInfo::default(), state));
     };
-    let ns = tc.namespace().unwrap_or_default();
     crate::state_record::ensure_ours(ctx, tc, state.as_ref())?;
     let schedule = super::due::bearer_schedule(env);
-    let last = state.as_ref().and_then(last_rotation);
     let requested = super::due::rotate_now_request(tc, state.as_ref());
-    let due = requested.is_some() || super::due::is_due(schedule, last, now);
-    // A token X refused though this environment never invalidated it
-    // (another resource of the app rotated it) counts as not minted: minting
-    // again invalidates nothing, and X answers with the app's current token.
-    let refused_by_x = |s: &Secret| {
-        token_of(s).is_some_and(|t| Some(t.fingerprint().to_string().as_str()) == rejected)
-    };
-    let minted = state.as_ref().is_some_and(|s| {
-        s.annotations().get(labels::MINTED_FROM) == Some(&keys.from)
-            && s.data
-                .as_ref()
-                .is_some_and(|d| d.contains_key(CredentialKey::BearerToken.as_str()))
-            && !refused_by_x(s)
-    });
+    let last = state.as_ref().and_then(last_rotation);
     let observation = Observation {
         step: Step::read(state.as_ref()),
-        minted,
-        due,
+        minted: is_minted(state.as_ref(), &keys, rejected),
+        due: requested.is_some() || super::due::is_due(schedule, last, now),
         can_invalidate: keys.owner.is_some(),
     };
-    let mut blocked = false;
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let state = match next(observation) {
-        Transition::Nothing => state,
-        Transition::Blocked => {
-            blocked = true;
-            state
-        }
-        Transition::Mint => Some(mint(ctx, tc, env, &api, &keys, state).await?),
-        Transition::Rotate => Some(
-            rotate(
-                ctx,
-                tc,
-                env,
-                &api,
-                &keys,
-                state.expect("minted"),
-                Step::Idle,
-                requested,
-            )
-            .await?,
-        ),
-        Transition::Resume(step) => match state {
-            Some(s) => Some(rotate(ctx, tc, env, &api, &keys, s, step, requested).await?),
-            None => None,
-        },
-    };
+    let transition = next(observation);
+    let state = act(ctx, tc, env, &keys, state, transition, requested).await?;
     let last = state.as_ref().and_then(last_rotation);
     let info = RotationInfo {
         last_rotation: last,
         next_rotation: schedule
             .and_then(|s| crate::schedule::next_after(s, last.unwrap_or(now)).ok()),
-        bearer_blocked: blocked,
+        bearer_blocked: transition == Transition::Blocked,
     };
     Ok((info, state))
+}
+
+/// Pure: whether the state record holds a token minted from these keys
+/// that X has not refused. A token X refused though this environment
+/// never invalidated it (another resource of the app rotated it) counts
+/// as not minted: minting again invalidates nothing, and X answers with
+/// the app's current token.
+fn is_minted(state: Option<&Secret>, keys: &Keys, rejected: Option<&str>) -> bool {
+    let refused_by_x = |s: &Secret| {
+        token_of(s).is_some_and(|t| Some(t.fingerprint().to_string().as_str()) == rejected)
+    };
+    state.is_some_and(|s| {
+        s.annotations().get(labels::MINTED_FROM) == Some(&keys.from)
+            && s.data
+                .as_ref()
+                .is_some_and(|d| d.contains_key(CredentialKey::BearerToken.as_str()))
+            && !refused_by_x(s)
+    })
+}
+
+/// Carries out a transition; the state record as it now is.
+async fn act(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    keys: &Keys,
+    state: Option<Secret>,
+    transition: Transition,
+    requested: Option<String>,
+) -> Result<Option<Secret>, Refusal> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &tc.namespace().unwrap_or_default());
+    Ok(match (transition, state) {
+        (Transition::Nothing | Transition::Blocked, state) => state,
+        (Transition::Mint, state) => Some(mint(ctx, tc, env, &api, keys, state).await?),
+        (Transition::Rotate, Some(s)) => {
+            Some(rotate(ctx, tc, env, &api, keys, s, Step::Idle, requested).await?)
+        }
+        (Transition::Resume(step), Some(s)) => {
+            Some(rotate(ctx, tc, env, &api, keys, s, step, requested).await?)
+        }
+        (Transition::Rotate | Transition::Resume(_), None) => None,
+    })
 }
 
 fn keys(source: &Data) -> Option<Keys> {

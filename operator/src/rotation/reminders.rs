@@ -146,19 +146,30 @@ pub async fn remind(
         News::StatusOrMessageChanged,
     );
     if warn {
-        let note = format!("{}: {message}", env.name);
-        ctx.events
-            .publish(
-                &kube::Resource::object_ref(tc, &()),
-                crate::events::Kind::Warning,
-                "RotationDue",
-                "Remind",
-                &note,
-                None,
-            )
-            .await;
+        warn_rotation_due(ctx, tc, &env.name, &message).await;
     }
     next
+}
+
+/// The Warning Event when a credential first passes its maxAge (or the
+/// list of those that have changes).
+async fn warn_rotation_due(
+    ctx: &crate::context::Context,
+    tc: &crate::resource::TwitterCredential,
+    environment: &str,
+    message: &str,
+) {
+    let note = format!("{environment}: {message}");
+    ctx.events
+        .publish(
+            &kube::Resource::object_ref(tc, &()),
+            crate::events::Kind::Warning,
+            "RotationDue",
+            "Remind",
+            &note,
+            None,
+        )
+        .await;
 }
 
 #[cfg(test)]

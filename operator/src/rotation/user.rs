@@ -139,15 +139,37 @@ pub async fn refresh(
         // Said before the access token expires; X is not sent the spent seed.
         return Err(no_refresh_token(&ns, env));
     }
+    let client = Client {
+        id: SecretValue::new(client_id.clone()),
+        secret: get(CredentialKey::ClientSecret).map(|s| SecretValue::new(s.clone())),
+    };
+    refresh_now(ctx, tc, env, &client, seed, state, before, now).await
+}
+
+/// The app's OAuth 2.0 client: a public one has no secret.
+struct Client {
+    id: SecretValue,
+    secret: Option<SecretValue>,
+}
+
+/// Asks X for new tokens with the current refresh token, keeps them in
+/// the state record, and says when the next refresh is due.
+#[allow(clippy::too_many_arguments)]
+async fn refresh_now(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    client: &Client,
+    seed: &[u8],
+    state: Option<Secret>,
+    before: Duration,
+    now: Timestamp,
+) -> Result<RotationInfo, Refusal> {
+    let ns = tc.namespace().unwrap_or_default();
     let refresh = SecretValue::new(refresh_token_to_use(seed, state.as_ref()));
-    let secret = get(CredentialKey::ClientSecret).map(|s| SecretValue::new(s.clone()));
     let tokens = ctx
         .xapi
-        .refresh_user_token(
-            &SecretValue::new(client_id.clone()),
-            secret.as_ref(),
-            &refresh,
-        )
+        .refresh_user_token(&client.id, client.secret.as_ref(), &refresh)
         .await
         .map_err(|e| refresh_refused(&e, &ns, env))?;
     ctx.crash_point(crate::context::CrashPoint::AfterRefresh)
@@ -155,13 +177,14 @@ pub async fn refresh(
     let expires = now
         .checked_add(SignedDuration::try_from(tokens.expires_in).unwrap_or_default())
         .unwrap_or(now);
+    let seed_fingerprint = fingerprint(seed).to_string();
     persist(
         ctx,
         tc,
         env,
         state,
         &tokens,
-        &fingerprint(seed).to_string(),
+        &seed_fingerprint,
         expires,
         now,
     )
