@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use percent_encoding::{AsciiSet, CONTROLS};
 use serde_json::{json, Value};
 
 use super::content::Report;
@@ -34,8 +34,10 @@ const URI_ESCAPE: &AsciiSet = &CONTROLS
     .add(b':');
 
 /// Pure: a path as a relative URI reference.
+/// A path that is not UTF-8 is encoded from its real bytes (see
+/// `path_text`).
 pub fn path_uri(path: &str) -> String {
-    utf8_percent_encode(path, URI_ESCAPE).to_string()
+    percent_encoding::percent_encode(&crate::path_text::to_bytes(path), URI_ESCAPE).to_string()
 }
 
 fn location(f: &Finding) -> Value {

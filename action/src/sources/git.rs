@@ -11,8 +11,9 @@ use crate::Error;
 pub(crate) fn git(repo: &Path) -> Command {
     let mut cmd = Command::new("git");
     cmd.arg("-C").arg(repo);
-    // Paths as they are: no octal quoting of non-ASCII names.
-    cmd.args(["-c", "core.quotePath=false"]);
+    // Git's own quoting (octal escapes for bytes past ASCII) keeps its
+    // text output ASCII; `RawChange::parse` unquotes paths to their bytes.
+    cmd.args(["-c", "core.quotePath=true"]);
     cmd
 }
 
@@ -104,14 +105,17 @@ pub(crate) enum Header {
 
 /// Reads a `--batch` header.
 pub(crate) fn read_header(r: &mut impl BufRead) -> std::io::Result<Header> {
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
+    // Bytes, not a String: the path after the size is whatever the
+    // repository holds, UTF-8 or not.
+    let mut raw = Vec::new();
+    if r.read_until(b'\n', &mut raw)? == 0 {
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
             "git cat-file ended early",
         ));
     }
-    let line = line.trim_end_matches('\n');
+    let line = crate::path_text::from_bytes(raw.strip_suffix(b"\n").unwrap_or(&raw));
+    let line = line.as_str();
     let mut parts = line.splitn(4, ' ');
     let sha = parts.next().unwrap_or_default();
     let kind = parts.next().unwrap_or_default();
@@ -199,7 +203,7 @@ impl RawChange {
             new_blob,
             new_mode,
             status,
-            path: path.to_string(),
+            path: crate::path_text::from_bytes(&crate::path_text::unquote_git(path)),
         })
     }
 

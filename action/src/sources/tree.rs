@@ -33,7 +33,12 @@ fn relative(root: &Path, path: &Path) -> String {
     } else {
         rel
     };
-    rel.to_string_lossy().replace('\\', "/")
+    let text = crate::path_text::from_bytes(rel.as_os_str().as_encoded_bytes());
+    if cfg!(windows) {
+        text.replace('\\', "/")
+    } else {
+        text
+    }
 }
 
 pub fn scan_tree(root: &Path, detector: &Detector, opts: TreeOptions) -> SourceOutput {

@@ -638,6 +638,51 @@ fn base64_of(s: &str) -> String {
 /// History reaches older stashes (the reflog) always, and on request blobs
 /// nothing reaches any more and commit messages.
 #[test]
+fn a_path_that_is_not_utf8_is_reported_exactly_in_every_mode() {
+    use std::os::unix::ffi::OsStrExt;
+    let repo = Repo::new();
+    repo.write("README.md", "# bot\n");
+    repo.commit("start");
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.env");
+    std::fs::write(repo.path().join(name), format!("X_BEARER_TOKEN={BEARER}\n")).unwrap();
+    repo.git(&["add", "-A"]);
+    repo.commit("a Latin-1 file name");
+    for mode in [
+        &["scan"][..],
+        &["scan", "--history"],
+        &["scan", "--range", "HEAD~1..HEAD"],
+    ] {
+        let args: Vec<&str> = mode
+            .iter()
+            .copied()
+            .chain(["--format", "sarif", "."])
+            .collect();
+        let out = keyguard(&args, repo.path());
+        assert!(
+            out.code == 1,
+            "{mode:?} exit {}: {}{}",
+            out.code,
+            out.stdout,
+            out.stderr
+        );
+        let sarif = json(&out);
+        let uri = &sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+            ["artifactLocation"]["uri"];
+        assert_eq!(
+            uri, "caf%E9.env",
+            "{mode:?}: the real bytes, percent-encoded"
+        );
+        let args: Vec<&str> = mode.iter().copied().chain(["."]).collect();
+        let out = keyguard(&args, repo.path());
+        assert!(
+            out.stdout.contains("caf\\xE9.env:1:"),
+            "{mode:?}: {}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
 fn a_missing_object_makes_history_incomplete_and_keeps_every_finding() {
     let repo = Repo::new();
     repo.write("bot.env", &format!("X_BEARER_TOKEN={BEARER}\n"));
