@@ -30,17 +30,69 @@ pub struct HistoryOptions {
     pub commit_messages: bool,
 }
 
-/// Blobs no ref or reflog reaches, as `git fsck` lists them.
-fn unreachable_blobs(repo: &Path) -> Result<Vec<String>, Error> {
-    let text = super::git::output(
-        repo,
-        &["fsck", "--unreachable", "--no-reflogs", "--no-progress"],
-    )?;
-    Ok(text
-        .lines()
-        .filter_map(|l| l.strip_prefix("unreachable blob "))
-        .map(|sha| format!("{sha} (unreachable blob)\n"))
-        .collect())
+/// Blobs no ref or reflog reaches, as `git fsck` lists them (a blob a
+/// reflog still reaches is read with the reachable ones, once), each
+/// named by the unreachable commit that added it and its path there when
+/// one did (a commit reset away), for cat-file's `%(rest)`; and those
+/// commits' attributions.
+fn unreachable_blobs(repo: &Path) -> Result<(Vec<String>, Attributions), Error> {
+    let text = super::git::output(repo, &["fsck", "--unreachable", "--no-progress"])?;
+    let of_type = |kind: &str| -> Vec<String> {
+        let prefix = format!("unreachable {kind} ");
+        text.lines()
+            .filter_map(|l| l.strip_prefix(prefix.as_str()))
+            .map(str::to_string)
+            .collect()
+    };
+    let blobs = of_type("blob");
+    let attributions = match of_type("commit") {
+        commits if commits.is_empty() || blobs.is_empty() => Attributions::new(),
+        commits => introductions(repo, &commits)?,
+    };
+    let lines = blobs
+        .iter()
+        .map(|sha| match attributions.get(sha) {
+            Some((_, path)) => format!("{sha} {path}\n"),
+            None => format!("{sha} (unreachable blob)\n"),
+        })
+        .collect();
+    Ok((lines, attributions))
+}
+
+/// Blob → the oldest commit that added it and its path there.
+type Attributions = std::collections::HashMap<String, (crate::finding::CommitInfo, String)>;
+
+/// Which commit first added each blob, walking back from `commits`.
+fn introductions(repo: &Path, commits: &[String]) -> Result<Attributions, Error> {
+    let mut args = vec![
+        "log",
+        "--reverse",
+        "--no-renames",
+        "--raw",
+        "--no-abbrev",
+        "--format=commit %H%x09%an%x09%aI",
+    ];
+    args.extend(commits.iter().map(String::as_str));
+    let log = super::git::output(repo, &args)?;
+    let mut found = Attributions::new();
+    let mut commit = None;
+    for line in log.lines() {
+        if let Some(rest) = line.strip_prefix("commit ") {
+            let mut f = rest.split('\t');
+            commit = Some(crate::finding::CommitInfo {
+                commit: f.next().unwrap_or_default().to_string(),
+                author: f.next().map(str::to_string),
+                date: f.next().map(str::to_string),
+            });
+        } else if let (Some(raw), Some(c)) = (super::git::RawChange::parse(line), &commit) {
+            if raw.adds_content() {
+                found
+                    .entry(raw.new_blob.clone())
+                    .or_insert((c.clone(), raw.path));
+            }
+        }
+    }
+    Ok(found)
 }
 
 pub fn scan_history(
@@ -49,9 +101,9 @@ pub fn scan_history(
     opts: HistoryOptions,
 ) -> Result<SourceOutput, Error> {
     check_repository(repo)?;
-    let extra = match opts.unreachable {
+    let (extra, unreachable) = match opts.unreachable {
         true => unreachable_blobs(repo)?,
-        false => Vec::new(),
+        false => (Vec::new(), Attributions::new()),
     };
     let mut stream = ObjectStream::start(repo, extra)?;
     let out = Mutex::new(SourceOutput::default());
@@ -66,7 +118,7 @@ pub fn scan_history(
             "shallow clone: only the fetched commits were scanned, not the whole history (use actions/checkout with `fetch-depth: 0`, or `git fetch --unshallow`)".into(),
         );
     }
-    attribute_commits(repo, &mut out);
+    attribute_commits(repo, &unreachable, &mut out);
     Ok(out)
 }
 
@@ -327,15 +379,16 @@ fn absorb(out: &Mutex<SourceOutput>, local: SourceOutput) {
 }
 
 /// Findings name the oldest commit that introduced their blob, and the
-/// path there (rev-list names a blob by the newest path it saw).
-fn attribute_commits(repo: &Path, out: &mut SourceOutput) {
+/// path there (rev-list names a blob by the newest path it saw); a blob
+/// only an unreachable commit holds, that commit.
+fn attribute_commits(repo: &Path, unreachable: &Attributions, out: &mut SourceOutput) {
     let mut cache: std::collections::HashMap<String, Option<(crate::finding::CommitInfo, String)>> =
         Default::default();
     for f in &mut out.findings {
         let Some(blob) = f.blob.clone() else { continue };
-        let first = cache
-            .entry(blob.clone())
-            .or_insert_with(|| first_appearance(repo, &blob));
+        let first = cache.entry(blob.clone()).or_insert_with(|| {
+            first_appearance(repo, &blob).or_else(|| unreachable.get(&blob).cloned())
+        });
         if let Some((commit, path)) = first {
             f.commit = Some(commit.clone());
             // An archive member keeps its place inside: `x.zip!/inner`.

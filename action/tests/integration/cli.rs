@@ -778,10 +778,43 @@ fn history_covers_stashes_and_optionally_unreachable_blobs_and_messages() {
     ]);
     assert!(all.contains(&"stashed.env".to_string()), "{all:?}");
     assert!(
-        all.iter()
-            .any(|p| p.contains("(unreachable blob)") || p == "gone.py"),
-        "{all:?}"
+        all.contains(&"gone.py".to_string()),
+        "the blob of a commit reset away is named by its path there: {all:?}"
     );
+    let out = keyguard(
+        &[
+            "scan",
+            "--history",
+            "--unreachable",
+            "--format",
+            "json",
+            ".",
+        ],
+        repo.path(),
+    );
+    let report = json(&out);
+    let findings = report["findings"].as_array().unwrap();
+    let gone: Vec<&serde_json::Value> =
+        findings.iter().filter(|f| f["path"] == "gone.py").collect();
+    assert!(
+        gone.iter().all(|f| f["commit"]["commit"]
+            .as_str()
+            .is_some_and(|c| c.len() == 40)),
+        "and by the unreachable commit that added it: {gone:?}"
+    );
+    let mut places: Vec<String> = findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{}:{}:{}:{}",
+                f["path"], f["line"], f["column"], f["ruleId"]
+            )
+        })
+        .collect();
+    let count = places.len();
+    places.sort();
+    places.dedup();
+    assert_eq!(places.len(), count, "each finding once: {places:?}");
     assert!(
         all.iter()
             .any(|p| p.starts_with("commit ") && p.ends_with("(message)")),
