@@ -94,6 +94,9 @@ pub struct EventContext {
     pub base: Option<String>,
     pub head: Option<String>,
     pub pull_request: Option<u64>,
+    /// Why a push brings no commit to scan (a new branch at a commit
+    /// that already exists, a force-push back to an older commit).
+    pub nothing_new: Option<&'static str>,
 }
 
 pub fn event_context(env: &ActionEnv) -> Result<EventContext, Error> {
@@ -112,20 +115,43 @@ pub fn event_context(env: &ActionEnv) -> Result<EventContext, Error> {
             base: s(&pr["base"]["sha"]),
             head: s(&pr["head"]["sha"]),
             pull_request: pr["number"].as_u64().or_else(|| event["number"].as_u64()),
+            nothing_new: None,
         });
     }
-    // A push: `before` is all zeros for a new branch; then the pushed
-    // commits (oldest first) start after the parent of the first.
+    Ok(push_context(&event))
+}
+
+/// Pure: what a push event asks to scan. `before` is all zeros for a new
+/// branch; then the pushed commits (oldest first) start after the parent
+/// of the first. A force-push's `before` left the history (a checkout
+/// cannot fetch it): its pushed commits are scanned instead.
+fn push_context(event: &serde_json::Value) -> EventContext {
+    let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
     let before = s(&event["before"]).filter(|b| !b.chars().all(|c| c == '0'));
-    let first_pushed = || {
-        let id = event["commits"].as_array()?.first()?["id"].as_str()?;
-        Some(format!("{id}^"))
+    let new_branch = before.is_none();
+    let forced = event["forced"].as_bool().unwrap_or(false);
+    let commits = event["commits"].as_array();
+    let first_pushed = commits
+        .and_then(|c| c.first())
+        .and_then(|c| c["id"].as_str())
+        .map(|id| format!("{id}^"));
+    let no_commits = commits.is_some_and(|c| c.is_empty());
+    let nothing_new = match (no_commits, new_branch, forced) {
+        (true, true, _) => Some("the push creates a branch at a commit that is already in the repository: it adds no commit"),
+        (true, false, true) => Some("the force-push moves the branch back to a commit that is already in the repository: it adds no commit"),
+        _ => None,
     };
-    Ok(EventContext {
-        base: before.or_else(first_pushed),
+    let base = match (nothing_new, forced) {
+        (Some(_), _) => None,
+        (None, true) => first_pushed.or(before),
+        (None, false) => before.or(first_pushed),
+    };
+    EventContext {
+        base,
         head: s(&event["after"]),
         pull_request: None,
-    })
+        nothing_new,
+    }
 }
 
 pub fn run_from_env() -> anyhow::Result<i32> {
@@ -247,6 +273,12 @@ fn target(env: &ActionEnv, event: &EventContext, path: &std::path::Path) -> Resu
                 .unwrap_or_else(|| "HEAD".into());
             match base {
                 Some(base) => Ok(Target::Range(path, format!("{base}..{head}"))),
+                // Nothing to scan, said; an empty range reports it clean.
+                None if env.input("base").is_none() && event.nothing_new.is_some() => {
+                    let why = event.nothing_new.unwrap_or_default();
+                    println!("::notice title=keyguard::{why}; nothing new to scan");
+                    Ok(Target::Range(path, format!("{head}..{head}")))
+                }
                 None => Err(Error::Usage(
                     "mode `pr` needs a base commit: run on a pull_request or push event, or set the `base` input".into(),
                 )),
@@ -374,4 +406,54 @@ fn emit_files(report: &crate::report::Report, sarif: &std::path::Path) -> Result
     let result = emit(report, Format::Text, Some(&devnull), Some(sarif));
     let _ = std::fs::remove_file(devnull);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ZERO: &str = "0000000000000000000000000000000000000000";
+
+    #[test]
+    fn a_push_event_says_what_to_scan() {
+        let cases = [
+            (
+                "an ordinary push: from before",
+                json!({"before": "b1", "after": "a1", "commits": [{"id": "c1"}]}),
+                Some("b1"),
+                false,
+            ),
+            (
+                "a new branch: after the first pushed commit's parent",
+                json!({"before": ZERO, "after": "a1", "commits": [{"id": "c1"}, {"id": "a1"}]}),
+                Some("c1^"),
+                false,
+            ),
+            (
+                "a force-push: its pushed commits, not the lost before",
+                json!({"before": "gone", "after": "a1", "forced": true, "commits": [{"id": "c1"}]}),
+                Some("c1^"),
+                false,
+            ),
+            (
+                "a new branch at an existing commit: nothing new",
+                json!({"before": ZERO, "after": "a1", "commits": []}),
+                None,
+                true,
+            ),
+            (
+                "a force-push back to an older commit: nothing new",
+                json!({"before": "gone", "after": "a1", "forced": true, "commits": []}),
+                None,
+                true,
+            ),
+        ];
+        for (what, event, base, nothing_new) in cases {
+            let context = push_context(&event);
+            assert_eq!(context.base.as_deref(), base, "{what}");
+            assert_eq!(context.nothing_new.is_some(), nothing_new, "{what}");
+            assert_eq!(context.head.as_deref(), Some("a1"), "{what}");
+        }
+    }
 }

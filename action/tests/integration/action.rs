@@ -501,6 +501,52 @@ async fn a_new_branch_push_scans_the_pushed_commits() {
     assert!(!out.stdout.contains("legacy.py"), "{}", out.stdout);
 }
 
+/// A force-push whose old head no clone can fetch scans the pushed
+/// commits; a push that adds no commit says so and is clean.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_force_push_scans_its_pushed_commits_and_an_empty_push_says_why() {
+    let (api, _) = github_api::start().await;
+    let repo = Repo::new();
+    repo.write("README.md", "bot\n");
+    let base = repo.commit("base");
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.write(".env", &format!("TWITTER_BEARER_TOKEN={BEARER}\n"));
+    let rewritten = repo.commit("add env, rewritten");
+    let push = |event: serde_json::Value| {
+        let mut step = pull_request_step(&repo, &api, "unused", "unused");
+        step.env.insert("GITHUB_EVENT_NAME".into(), "push".into());
+        std::fs::write(&step.env["GITHUB_EVENT_PATH"], event.to_string()).unwrap();
+        step.env.insert("INPUT_MODE".into(), "pr".into());
+        step.env.insert("INPUT_COMMENT".into(), "false".into());
+        step
+    };
+    let lost = "1234567890123456789012345678901234567890";
+    let step = push(
+        serde_json::json!({"before": lost, "after": rewritten, "forced": true,
+        "commits": [{"id": rewritten}]}),
+    );
+    let out = run_step(&repo, &step).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("::error file=.env,line=1,"),
+        "{}",
+        out.stdout
+    );
+
+    let step = push(
+        serde_json::json!({"before": "0000000000000000000000000000000000000000",
+        "after": base, "commits": []}),
+    );
+    let out = run_step(&repo, &step).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("it adds no commit; nothing new to scan"),
+        "{}",
+        out.stdout
+    );
+}
+
 /// `path:` a subdirectory: annotations and SARIF name files from the
 /// repository root.
 #[tokio::test(flavor = "multi_thread")]
