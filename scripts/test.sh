@@ -35,10 +35,15 @@ shellcheck -x scripts/*.sh action/install.sh hooks/keyguard-pre-commit .ci/run
 
 echo "==> layers: no import circle among the operator's or the scanner's modules"
 python3 scripts/check-layers.py operator/src action/src
+echo "==> function length: no non-test function over 60 lines in the libraries"
+python3 scripts/check-function-length.py operator/src action/src xapi/src credentials/src
 
 echo "==> rustfmt and clippy"
 cargo fmt --all --check
 cargo clippy -q --workspace --all-targets -- -D warnings
+echo "==> doc comments: every intra-doc link resolves (a removed item cannot stay named)"
+RUSTDOCFLAGS="-D rustdoc::broken_intra_doc_links -D rustdoc::private_intra_doc_links" \
+  cargo doc -q --no-deps --workspace --document-private-items
 
 echo "==> tests against the newest supported Kubernetes (v1.37.2); the operator binary is built first: a test runs it as the chart does"
 cargo build -q --workspace --bins
