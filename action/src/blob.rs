@@ -118,9 +118,10 @@ impl<'d> BlobScanner<'d> {
             let finding = Finding {
                 rule_id: rule.spec.id.clone(),
                 rule_name: match &d.label {
-                    Some(owner) => format!("{} ({owner})", rule.spec.name),
+                    Some(label) => format!("{} ({})", rule.spec.name, label.owner),
                     None => rule.spec.name.clone(),
                 },
+                next_step: d.label.as_ref().map(|l| l.next_step.clone()),
                 credential: d.credential,
                 path: path.to_string(),
                 line: base_line + d.line,

@@ -35,8 +35,8 @@ pub struct Detection {
     pub allowed_inline: bool,
     /// Found in a decoded view: several values may share one span.
     pub decoded: bool,
-    /// Whose it is, for a `--known` value.
-    pub label: Option<std::sync::Arc<str>>,
+    /// Whose it is, and what to do, for a `--known` value.
+    pub label: Option<crate::known::Label>,
 }
 
 /// Compiled detection machinery; cheap to share between threads.
@@ -197,7 +197,7 @@ impl Detector {
                 value: SecretValue::new(h.value),
                 allowed_inline: false,
                 decoded: false,
-                label: Some(h.label.owner.clone()),
+                label: Some(h.label.clone()),
             }));
         }
         if depth < crate::decode::MAX_DEPTH {

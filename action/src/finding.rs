@@ -45,6 +45,8 @@ pub struct Finding {
     pub verification: Verification,
     /// Why a verification came out as it did, where it needs saying.
     pub verification_reason: Option<&'static str>,
+    /// For a known live credential: what to do now, for its kind.
+    pub next_step: Option<std::sync::Arc<str>>,
 }
 
 impl Finding {
@@ -59,12 +61,16 @@ impl Finding {
 
     /// A one-line description for people; holds no value.
     pub fn message(&self) -> String {
-        format!(
+        let found = format!(
             "{} found ({}): {}",
             self.rule_name,
             self.rule_id,
             self.redacted()
-        )
+        );
+        match &self.next_step {
+            Some(step) => format!("{found}; next: {step}"),
+            None => found,
+        }
     }
 
     /// The serializable view, without the value.
@@ -83,6 +89,7 @@ impl Finding {
             length: self.value.expose().len(),
             verification: self.verification,
             verification_reason: self.verification_reason,
+            next_step: self.next_step.as_deref(),
         }
     }
 }
@@ -106,4 +113,6 @@ pub struct FindingRecord<'a> {
     pub verification: Verification,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification_reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_step: Option<&'a str>,
 }

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::detect::Detector;
-use crate::report::Report;
+use crate::report::{Example, Report};
+use crate::rules::RuleSet;
 use crate::sources::{history, range, stdin, tree, SourceOutput};
 use crate::verify::{verify_findings, VerifyOptions};
 use crate::waivers::{AddedWaiver, Baseline, IgnoreFile, IGNORE_FILE_NAME};
@@ -80,7 +81,7 @@ pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
         None => Detector::builtin(),
     };
     let scanned = scan_source(opts, &detector)?;
-    let mut report = waive(opts, scanned)?;
+    let mut report = waive(opts, &detector.rules, scanned)?;
     if let Some(v) = &opts.verify {
         verify_findings(&mut report.findings, v);
     }
@@ -170,9 +171,10 @@ fn scan_trees(
     })
 }
 
-/// The report: findings the ignore file or baseline waive are counted,
-/// not listed; waivers the change adds are listed (range mode).
-fn waive(opts: &ScanOptions, scanned: Scanned) -> Result<Report, Error> {
+/// The report: X's published examples are listed apart, never failing;
+/// findings the ignore file or baseline waive are counted, not listed;
+/// waivers the change adds are listed (range mode).
+fn waive(opts: &ScanOptions, rules: &RuleSet, scanned: Scanned) -> Result<Report, Error> {
     let SourceOutput {
         mut findings,
         warnings,
@@ -212,19 +214,42 @@ fn waive(opts: &ScanOptions, scanned: Scanned) -> Result<Report, Error> {
         ..Default::default()
     };
     for f in findings {
-        if ignore.ignores(&f) {
-            report.ignored += 1;
-        } else if baseline.as_ref().is_some_and(|b| b.contains(&f)) {
-            report.baselined += 1;
-        } else {
-            report.findings.push(f);
-        }
+        classify(&mut report, f, rules, &ignore, baseline.as_ref());
     }
     prefix_paths(&mut report.findings, scanned.later_prefix.as_deref());
+    for e in &mut report.examples {
+        prefix_paths(
+            std::slice::from_mut(&mut e.finding),
+            scanned.later_prefix.as_deref(),
+        );
+    }
     report
         .findings
         .sort_by(|a, b| (&a.path, a.line, a.column).cmp(&(&b.path, b.line, b.column)));
     Ok(report)
+}
+
+/// Puts one finding where it belongs: X's published examples apart,
+/// waived ones counted, the rest listed.
+fn classify(
+    report: &mut Report,
+    f: crate::finding::Finding,
+    rules: &RuleSet,
+    ignore: &IgnoreFile,
+    baseline: Option<&Baseline>,
+) {
+    if let Some(example) = rules.published_example(f.fingerprint().as_str()) {
+        report.examples.push(Example {
+            published_at: example.published_at.clone(),
+            finding: f,
+        });
+    } else if ignore.ignores(&f) {
+        report.ignored += 1;
+    } else if baseline.is_some_and(|b| b.contains(&f)) {
+        report.baselined += 1;
+    } else {
+        report.findings.push(f);
+    }
 }
 
 /// Pure: what goes before a directory's findings so they read as paths

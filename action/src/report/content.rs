@@ -23,6 +23,16 @@ pub struct Report {
     pub added_waivers: Vec<crate::waivers::AddedWaiver>,
     /// Inputs not scanned, with why (shown with `--verbose`).
     pub skipped: Vec<String>,
+    /// X's own published example values where they appear: no leak, so
+    /// never failing a scan, but listed.
+    pub examples: Vec<Example>,
+}
+
+/// A finding whose value X publishes as an example.
+#[derive(Debug)]
+pub struct Example {
+    pub finding: Finding,
+    pub published_at: String,
 }
 
 impl Report {

@@ -17,6 +17,11 @@ pub fn to_json(report: &Report) -> serde_json::Value {
         "warnings": report.warnings,
         "incomplete": report.incomplete,
         "addedWaivers": report.added_waivers,
+        "examples": report.examples.iter().map(|e| {
+            let mut record = serde_json::to_value(e.finding.record()).unwrap_or_default();
+            record["publishedAt"] = json!(e.published_at);
+            record
+        }).collect::<Vec<_>>(),
         "stats": report.stats,
     })
 }

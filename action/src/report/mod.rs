@@ -8,7 +8,7 @@ mod sarif;
 mod summary;
 mod text;
 
-pub use content::Report;
+pub use content::{Example, Report};
 pub use github::{escape_data, escape_property, write_github};
 pub use json::write_json;
 pub use sarif::{failed_sarif, write_sarif};

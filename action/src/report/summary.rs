@@ -15,6 +15,7 @@ pub fn markdown_summary(report: &Report) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "{COMMENT_MARKER}");
     findings_section(&mut md, report);
+    next_steps_section(&mut md, report);
     added_waivers_section(&mut md, report);
     let _ = writeln!(md);
     let _ = writeln!(
@@ -27,6 +28,13 @@ pub fn markdown_summary(report: &Report) -> String {
         report.ignored,
         report.baselined
     );
+    if !report.examples.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n> ℹ️ {} of X's own published documentation example(s) found; not leaks, listed in the JSON report.",
+            report.examples.len()
+        );
+    }
     for w in &report.warnings {
         let _ = writeln!(md, "\n> ⚠️ {}", cell(w));
     }
@@ -75,6 +83,29 @@ fn findings_section(md: &mut String, report: &Report) {
     }
     let _ = writeln!(md);
     let _ = writeln!(md, "Revoke or rotate each credential in the X developer portal, then remove it from the code. To accept a known finding, add its fingerprint to `.keyguardignore`.");
+}
+
+/// For each known live credential found: whose it is and what to do now.
+fn next_steps_section(md: &mut String, report: &Report) {
+    let known: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.next_step.is_some())
+        .collect();
+    if known.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "\n#### 🚨 Live credentials: do this now\n");
+    for f in known {
+        let _ = writeln!(
+            md,
+            "- `{}:{}` {}: {}",
+            cell(&f.path),
+            f.line,
+            cell(&f.rule_name),
+            cell(f.next_step.as_deref().unwrap_or_default())
+        );
+    }
 }
 
 /// Waivers the change adds, for review.

@@ -18,6 +18,19 @@ pub fn write_text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         }
         writeln!(out)?;
     }
+    for e in &report.examples {
+        let f = &e.finding;
+        writeln!(
+            out,
+            "{}:{}:{}: note: X's published example {} ({}), not a leak: {}",
+            f.path,
+            f.line,
+            f.column,
+            f.credential.display_name(),
+            e.published_at,
+            f.redacted()
+        )?;
+    }
     for w in &report.added_waivers {
         writeln!(
             out,

@@ -26,6 +26,19 @@ struct RulesFile {
     decoders: Vec<DecoderSpec>,
     #[serde(default)]
     calls: Vec<CallSpec>,
+    #[serde(default)]
+    published_examples: Vec<PublishedExample>,
+}
+
+/// A value X itself publishes as an example in its documentation, by
+/// fingerprint: found like any credential, reported as an example.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PublishedExample {
+    pub fingerprint: String,
+    pub credential: CredentialKey,
+    /// The page of X's documentation that prints it.
+    pub published_at: String,
 }
 
 /// Words looked for in their base64 forms (see the rules file).
@@ -180,6 +193,8 @@ pub struct RuleSet {
     pub base64_words: Base64Words,
     /// Lowercase words that name another vendor's credential.
     pub other_vendors: Vec<String>,
+    /// X's own documentation examples, by fingerprint.
+    pub published_examples: Vec<PublishedExample>,
 }
 
 /// Identifiers' characters, on either side of a rule's name.
@@ -238,12 +253,20 @@ impl RuleSet {
             keywords,
             markers,
             base64_words: file.base64_words,
+            published_examples: file.published_examples,
             other_vendors: file
                 .other_vendors
                 .iter()
                 .map(|v| v.to_ascii_lowercase())
                 .collect(),
         })
+    }
+
+    /// The published example a value with this fingerprint is, if any.
+    pub fn published_example(&self, fingerprint: &str) -> Option<&PublishedExample> {
+        self.published_examples
+            .iter()
+            .find(|e| e.fingerprint == fingerprint)
     }
 
     /// Whether an identifier names another vendor's credential

@@ -565,6 +565,7 @@ fn known_fingerprints_find_exact_values_and_name_their_owner() {
     let fp = |v: &str| keyguard_credentials::fingerprint(v.as_bytes()).to_string();
     let status = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [{
         "metadata": {"namespace": "team", "name": "bot"},
+        "spec": {"environments": [{"name": "prod", "source": {"secretRef": {"name": "bot-keys"}}}]},
         "status": {"environments": [{"name": "prod", "sourceCredentials": [
             {"key": "apiKeySecret", "fingerprint": fp(API_SECRET), "since": "2026-11-01T00:00:00Z"},
             {"key": "accessToken", "fingerprint": fp(ACCESS_TOKEN), "since": "2026-11-01T00:00:00Z"}
@@ -612,6 +613,27 @@ fn known_fingerprints_find_exact_values_and_name_their_owner() {
             ),
         ],
         "{report}"
+    );
+    // Each says what to do now, for its kind and where it lives.
+    let steps: Vec<&str> = findings
+        .iter()
+        .map(|f| f["nextStep"].as_str().unwrap())
+        .collect();
+    assert!(
+        steps
+            .iter()
+            .all(|s| s.contains("X developer portal") && s.contains("Secret team/bot-keys")),
+        "{steps:?}"
+    );
+    let text = keyguard(
+        &["scan", "--known", known.to_str().unwrap(), "notes.txt"],
+        repo.path(),
+    );
+    assert!(
+        text.stdout
+            .contains("; next: regenerate the API key and secret"),
+        "{}",
+        text.stdout
     );
     // Without --known the bare secret in prose is not a finding.
     let plain = keyguard(&["scan", "--format", "json", "notes.txt"], repo.path());
