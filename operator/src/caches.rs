@@ -40,6 +40,8 @@ pub struct Caches {
 
 /// One controller instance's stores; they live and die with its watches.
 pub struct Stores {
+    /// Every TwitterCredential, as the controller sees them.
+    pub credentials: Store<TwitterCredential>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub secrets: Scoped<Secret>,
     pub roles: Scoped<Role>,

@@ -40,10 +40,13 @@ pub enum ConditionType {
     /// A rotation is due that the operator cannot start (for a bearer
     /// token: the source lacks the app owner's access token).
     RotationBlocked,
+    /// Another environment (of this resource or another) projects the
+    /// same source credential.
+    CredentialShared,
 }
 
 impl ConditionType {
-    pub const ALL: [ConditionType; 10] = [
+    pub const ALL: [ConditionType; 11] = [
         ConditionType::Ready,
         ConditionType::Synced,
         ConditionType::TargetNotAllowed,
@@ -54,6 +57,7 @@ impl ConditionType {
         ConditionType::UsageHigh,
         ConditionType::ReauthorizationRequired,
         ConditionType::RotationBlocked,
+        ConditionType::CredentialShared,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +72,7 @@ impl ConditionType {
             ConditionType::UsageHigh => "UsageHigh",
             ConditionType::ReauthorizationRequired => "ReauthorizationRequired",
             ConditionType::RotationBlocked => "RotationBlocked",
+            ConditionType::CredentialShared => "CredentialShared",
         }
     }
 }
@@ -102,10 +107,14 @@ pub enum Reason {
     /// X invalidates a bearer token only with the app owner's access token,
     /// which the source lacks.
     OwnerTokenMissing,
+    /// A source credential is also another environment's.
+    CredentialShared,
+    /// No other environment projects the same source credential.
+    NotShared,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 22] = [
+    pub const ALL: [Reason; 24] = [
         Reason::Synced,
         Reason::TargetNotAllowed,
         Reason::Conflict,
@@ -128,6 +137,8 @@ impl Reason {
         Reason::ReauthorizationRequired,
         Reason::NamespaceNotManaged,
         Reason::OwnerTokenMissing,
+        Reason::CredentialShared,
+        Reason::NotShared,
     ];
 
     /// The reason a condition names, when it is one of the operator's.
@@ -159,6 +170,8 @@ impl Reason {
             Reason::ReauthorizationRequired => "ReauthorizationRequired",
             Reason::NamespaceNotManaged => "NamespaceNotManaged",
             Reason::OwnerTokenMissing => "OwnerTokenMissing",
+            Reason::CredentialShared => "CredentialShared",
+            Reason::NotShared => "NotShared",
         }
     }
 

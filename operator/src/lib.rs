@@ -45,6 +45,7 @@ pub mod schedule;
 pub mod scope;
 pub mod series;
 pub mod server;
+pub mod sharing;
 pub mod state_record;
 pub mod sync;
 pub mod target;

@@ -36,6 +36,7 @@ pub struct Metrics {
     ready: Family<ResourceLabels, Gauge>,
     synced: Family<EnvironmentLabels, Gauge>,
     revision: Family<EnvironmentLabels, Gauge>,
+    shared: Family<EnvironmentLabels, Gauge>,
     orphans: Counter,
     rotations: Family<RotationLabels, Counter>,
     credential_age: Family<RotationLabels, Gauge>,
@@ -93,6 +94,7 @@ impl Default for Metrics {
             ready: Family::default(),
             synced: Family::default(),
             revision: Family::default(),
+            shared: Family::default(),
             orphans: Counter::default(),
             rotations: Family::default(),
             credential_age: Family::default(),
@@ -169,6 +171,11 @@ impl Metrics {
             "environment_revision",
             "Revision of the environment's projected content",
             self.revision.clone(),
+        );
+        r.register(
+            "environment_credential_shared",
+            "1 when another environment projects one of this environment's source credentials",
+            self.shared.clone(),
         );
         r.register(
             "environment_verified",
@@ -316,6 +323,12 @@ impl Metrics {
                     crate::conditions::ConditionType::Synced,
                 ) as i64);
             self.revision.get_or_create(&el).set(e.revision);
+            self.shared
+                .get_or_create(&el)
+                .set(crate::conditions::is_true(
+                    &e.conditions,
+                    crate::conditions::ConditionType::CredentialShared,
+                ) as i64);
         }
     }
 
@@ -418,6 +431,7 @@ impl Metrics {
             };
             self.synced.remove(&el);
             self.revision.remove(&el);
+            self.shared.remove(&el);
             self.verified.remove(&el);
             self.next_rotation.remove(&el);
             self.rate_limit_remaining.remove(&el);

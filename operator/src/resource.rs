@@ -102,6 +102,14 @@ pub struct Environment {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub restart_targets: Vec<WorkloadRef>,
+
+    /// This environment shares its source credentials with another
+    /// environment on purpose (a canary that must use production's app,
+    /// say). Without it, a source credential another environment also
+    /// projects raises the `CredentialShared` warning: keys shared between
+    /// environments are rotated, revoked and leaked together.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_shared_credentials: bool,
 }
 
 /// The source of an environment's credentials.

@@ -1,7 +1,8 @@
 //! Which TwitterCredentials an event about another object concerns. Every
 //! input of a reconcile triggers it: source Secrets by name (they carry no
 //! label of ours; the operator never writes to them), target namespaces
-//! (opt-in given or withdrawn), and the objects the operator created.
+//! (opt-in given or withdrawn), the objects the operator created, and
+//! other resources' source credentials (`CredentialShared`).
 
 use std::sync::Arc;
 
@@ -33,6 +34,38 @@ pub fn for_secret(
         .collect();
     refs.extend(owner_of(meta));
     refs
+}
+
+/// Other resources whose `CredentialShared` a change of `changed` can
+/// alter: those holding one of its source credentials, and those already
+/// warned (`changed` may have stopped sharing with them).
+pub fn for_credential(
+    credentials: &[Arc<TwitterCredential>],
+    changed: &TwitterCredential,
+) -> Vec<ObjectRef<TwitterCredential>> {
+    let held = |tc: &TwitterCredential| -> Vec<(String, String)> {
+        tc.status
+            .iter()
+            .flat_map(|s| &s.environments)
+            .flat_map(|e| &e.source_credentials)
+            .map(|c| (c.key.clone(), c.fingerprint.clone()))
+            .collect()
+    };
+    let warned = |tc: &TwitterCredential| {
+        tc.status.iter().flat_map(|s| &s.environments).any(|e| {
+            crate::conditions::is_true(
+                &e.conditions,
+                crate::conditions::ConditionType::CredentialShared,
+            )
+        })
+    };
+    let mine = held(changed);
+    credentials
+        .iter()
+        .filter(|tc| tc.uid() != changed.uid())
+        .filter(|tc| warned(tc) || held(tc).iter().any(|c| mine.contains(c)))
+        .map(|tc| ObjectRef::from_obj(tc.as_ref()))
+        .collect()
 }
 
 /// Resources with an environment targeting namespace `meta`.

@@ -39,6 +39,38 @@ pub fn watch_inputs(
         kube::runtime::reflector(writer, watch).touched_objects(),
         move |n: PartialObjectMeta<Namespace>| triggers::for_namespace(&store.state(), &n.metadata),
     );
+    // Other resources' source credentials: key reuse (`sharing.rs`).
+    let store = credentials.clone();
+    controller = controller.watches(
+        Api::<TwitterCredential>::all(client.clone()),
+        watcher::Config::default(),
+        move |tc| triggers::for_credential(&store.state(), &tc),
+    );
+    let (controller, secrets) = watch_secrets(controller, ctx, &credentials, &managed);
+    let (controller, roles) = watch_owned(controller, ctx, &managed, caches::slim_role);
+    let (controller, bindings) = watch_owned(controller, ctx, &managed, caches::slim_binding);
+    let stores = caches::Stores {
+        credentials,
+        namespaces,
+        secrets: caches::Scoped(secrets),
+        roles: caches::Scoped(roles),
+        bindings: caches::Scoped(bindings),
+    };
+    (controller, stores)
+}
+
+/// Source Secrets (by name, metadata only) and the operator's own
+/// Secrets (cached, by label) as triggers; the caches of the latter.
+fn watch_secrets(
+    mut controller: Controller<TwitterCredential>,
+    ctx: &Arc<Context>,
+    credentials: &kube::runtime::reflector::Store<TwitterCredential>,
+    managed: &watcher::Config,
+) -> (
+    Controller<TwitterCredential>,
+    BTreeMap<Option<String>, kube::runtime::reflector::Store<Secret>>,
+) {
+    let client = &ctx.client;
     // Secrets not labeled as ours: sources (by name), as metadata only.
     // Secrets, Roles and RoleBindings labeled as ours are cached in full and
     // trigger from the same stream that fills their cache, so a reconcile
@@ -69,15 +101,7 @@ pub fn watch_inputs(
         );
         secrets.insert(namespace, reader);
     }
-    let (controller, roles) = watch_owned(controller, ctx, &managed, caches::slim_role);
-    let (controller, bindings) = watch_owned(controller, ctx, &managed, caches::slim_binding);
-    let stores = caches::Stores {
-        namespaces,
-        secrets: caches::Scoped(secrets),
-        roles: caches::Scoped(roles),
-        bindings: caches::Scoped(bindings),
-    };
-    (controller, stores)
+    (controller, secrets)
 }
 
 /// Watches, caches and triggers on the operator's own objects of kind `K`

@@ -75,6 +75,7 @@ async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
     if observed.is_none() || observed != tc.metadata.generation {
         remove_undeclared(tc, ctx).await?;
     }
+    crate::sharing::mark(ctx, tc, &mut outcomes).await;
     let mut wake = WakeUp::default();
     wake.add_opt(
         restart::restart_workloads(ctx, tc, &mut outcomes)

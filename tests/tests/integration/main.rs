@@ -19,6 +19,7 @@ mod operator_kill;
 mod operator_leader;
 mod operator_rotation;
 mod operator_security;
+mod operator_sharing;
 mod operator_sync;
 mod operator_verification;
 mod third_party_client;

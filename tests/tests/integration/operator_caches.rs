@@ -45,6 +45,7 @@ fn stores(
     bindings: Vec<RoleBinding>,
 ) -> Arc<Stores> {
     Arc::new(Stores {
+        credentials: listed(Vec::new()),
         namespaces: listed(namespaces),
         secrets: Scoped([(None, listed(secrets))].into()),
         roles: Scoped([(None, listed(roles))].into()),

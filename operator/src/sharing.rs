@@ -1,0 +1,253 @@
+//! Key reuse: an environment whose source credential (same key, same
+//! fingerprint) another environment also projects, of this resource or of
+//! any other the operator sees, gets the `CredentialShared` warning, unless
+//! it says `allowSharedCredentials`. Keys shared between environments are
+//! rotated, revoked and leaked together. The other environment is named
+//! only inside one namespace: a tenant learns of another namespace's
+//! environment only that one exists (the cluster admin sees every pair
+//! through `keyguard_environment_credential_shared`).
+
+use kube::ResourceExt;
+
+use crate::conditions::{self, ConditionType, News, Reason};
+use crate::context::Context;
+use crate::outcome::EnvOutcome;
+use crate::resource::{CredentialFingerprint, Environment, TwitterCredential};
+
+/// One environment's source credentials, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub namespace: String,
+    pub resource: String,
+    pub environment: String,
+    /// `(key, fingerprint)` of each source credential.
+    pub credentials: Vec<(String, String)>,
+}
+
+impl Holder {
+    fn of(
+        namespace: &str,
+        resource: &str,
+        environment: &str,
+        creds: &[CredentialFingerprint],
+    ) -> Self {
+        Holder {
+            namespace: namespace.to_string(),
+            resource: resource.to_string(),
+            environment: environment.to_string(),
+            credentials: creds
+                .iter()
+                .map(|c| (c.key.clone(), c.fingerprint.clone()))
+                .collect(),
+        }
+    }
+
+    fn is(&self, other: &Holder) -> bool {
+        (&self.namespace, &self.resource, &self.environment)
+            == (&other.namespace, &other.resource, &other.environment)
+    }
+}
+
+/// Pure: which of `this`'s credential keys another holder also has, and
+/// who, as the message may name them (sorted, each once).
+pub fn shared(this: &Holder, others: &[Holder]) -> (Vec<String>, Vec<String>) {
+    let mut keys = Vec::new();
+    let mut who = Vec::new();
+    for other in others.iter().filter(|o| !this.is(o)) {
+        let common: Vec<&String> = this
+            .credentials
+            .iter()
+            .filter(|c| other.credentials.contains(c))
+            .map(|(key, _)| key)
+            .collect();
+        if common.is_empty() {
+            continue;
+        }
+        keys.extend(common.into_iter().cloned());
+        who.push(if other.namespace == this.namespace {
+            format!(
+                "{}/{} environment {}",
+                other.namespace, other.resource, other.environment
+            )
+        } else {
+            "an environment in another namespace".to_string()
+        });
+    }
+    for list in [&mut keys, &mut who] {
+        list.sort();
+        list.dedup();
+    }
+    (keys, who)
+}
+
+/// Every environment the operator sees besides `tc`'s own, from the
+/// controller's cache of TwitterCredentials (their last written status),
+/// and `tc`'s as this reconcile found them.
+fn holders(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    outcomes: &[(&Environment, EnvOutcome)],
+) -> Vec<Holder> {
+    let (ns, name) = (tc.namespace().unwrap_or_default(), tc.name_any());
+    let mut all: Vec<Holder> = outcomes
+        .iter()
+        .map(|(env, o)| Holder::of(&ns, &name, &env.name, &o.status.source_credentials))
+        .collect();
+    let Some(stores) = ctx.caches.get() else {
+        return all;
+    };
+    for other in stores.credentials.state() {
+        if other.uid() == tc.uid() {
+            continue;
+        }
+        let other_ns = other.namespace().unwrap_or_default();
+        for e in other.status.iter().flat_map(|s| &s.environments) {
+            all.push(Holder::of(
+                &other_ns,
+                &other.name_any(),
+                &e.name,
+                &e.source_credentials,
+            ));
+        }
+    }
+    all
+}
+
+/// Sets each environment's `CredentialShared` condition, with a Warning
+/// Event when it starts.
+pub async fn mark(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    outcomes: &mut [(&Environment, EnvOutcome)],
+) {
+    let all = holders(ctx, tc, outcomes);
+    let (ns, name) = (tc.namespace().unwrap_or_default(), tc.name_any());
+    for (env, outcome) in outcomes.iter_mut() {
+        let status = &mut outcome.status;
+        if env.allow_shared_credentials {
+            conditions::clear(&mut status.conditions, ConditionType::CredentialShared);
+            continue;
+        }
+        let this = Holder::of(&ns, &name, &env.name, &status.source_credentials);
+        let (keys, who) = shared(&this, &all);
+        if keys.is_empty() {
+            let message = "no other environment projects these source credentials";
+            conditions::set(
+                &mut status.conditions,
+                ConditionType::CredentialShared,
+                false,
+                Reason::NotShared,
+                message,
+                tc.metadata.generation,
+            );
+            continue;
+        }
+        let message = format!(
+            "source credential {} also projected by {}: give each environment its own keys, or set allowSharedCredentials if the sharing is deliberate",
+            keys.join(", "),
+            who.join(", ")
+        );
+        let warn = conditions::set_warning(
+            &mut status.conditions,
+            ConditionType::CredentialShared,
+            true,
+            Reason::CredentialShared,
+            message.clone(),
+            tc.metadata.generation,
+            true,
+            News::StatusOrMessageChanged,
+        );
+        if warn {
+            let note = format!("{}: {message}", env.name);
+            let reference = kube::Resource::object_ref(tc, &());
+            ctx.events
+                .publish(
+                    &reference,
+                    crate::events::Kind::Warning,
+                    "CredentialShared",
+                    "Check",
+                    &note,
+                    None,
+                )
+                .await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(ns: &str, resource: &str, env: &str, creds: &[(&str, &str)]) -> Holder {
+        Holder {
+            namespace: ns.into(),
+            resource: resource.into(),
+            environment: env.into(),
+            credentials: creds
+                .iter()
+                .map(|(k, f)| (k.to_string(), f.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_shared_key_names_its_holders_only_inside_the_namespace() {
+        let this = holder(
+            "team",
+            "bot",
+            "prod",
+            &[("apiKey", "sha256:a"), ("apiKeySecret", "sha256:b")],
+        );
+        type Case = (
+            &'static str,
+            Vec<Holder>,
+            Vec<&'static str>,
+            Vec<&'static str>,
+        );
+        let cases: [Case; 5] = [
+            ("alone", vec![this.clone()], vec![], vec![]),
+            (
+                "another environment of the resource",
+                vec![
+                    this.clone(),
+                    holder("team", "bot", "staging", &[("apiKey", "sha256:a")]),
+                ],
+                vec!["apiKey"],
+                vec!["team/bot environment staging"],
+            ),
+            (
+                "another namespace is not named",
+                vec![holder(
+                    "other",
+                    "app",
+                    "prod",
+                    &[("apiKeySecret", "sha256:b")],
+                )],
+                vec!["apiKeySecret"],
+                vec!["an environment in another namespace"],
+            ),
+            (
+                "the same value under another key is no key reuse",
+                vec![holder("team", "x", "e", &[("accessToken", "sha256:a")])],
+                vec![],
+                vec![],
+            ),
+            (
+                "other values",
+                vec![holder("team", "x", "e", &[("apiKey", "sha256:c")])],
+                vec![],
+                vec![],
+            ),
+        ];
+        for (what, others, keys, who) in cases {
+            assert_eq!(
+                shared(&this, &others),
+                (
+                    keys.iter().map(|s| s.to_string()).collect(),
+                    who.iter().map(|s| s.to_string()).collect()
+                ),
+                "{what}"
+            );
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Key reuse: an environment whose source credential another environment
+//! also projects is warned (`CredentialShared`), naming the other only
+//! inside its namespace; the warning clears once each has its own keys,
+//! and an environment that shares deliberately can say so.
+
+use keyguard_tests::kube_helpers::eventually;
+use keyguard_tests::x_api::AccessLevel;
+use serde_json::{json, Value};
+
+use keyguard_tests::world::{World, WAIT};
+
+fn env(name: &str, source: &str, allow: bool) -> Value {
+    json!({"name": name, "source": {"secretRef": {"name": source}},
+        "target": {"secretName": format!("{name}-out"), "keys": ["apiKey"]},
+        "allowSharedCredentials": allow})
+}
+
+/// The environment's CredentialShared condition once it has one.
+async fn shared(w: &World, ns: &str, name: &str, env: &str) -> Option<Value> {
+    let status = w.status(ns, name).await;
+    let e = status["environments"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == env)?
+        .clone();
+    e["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "CredentialShared")
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shared_source_credential_is_flagged_named_only_in_its_namespace_and_cleared() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.namespace("other", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    w.source("other", "keys", &w.full_source()).await;
+
+    // Two environments of one resource from one source.
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [
+        env("prod", "keys", false), env("staging", "keys", false)]}}),
+    )
+    .await;
+    let c = w
+        .wait_condition("team", "bot", Some("staging"), "CredentialShared", "True")
+        .await;
+    assert_eq!(c["reason"], "CredentialShared");
+    let message = c["message"].as_str().unwrap();
+    assert!(
+        message.contains("apiKey") && message.contains("team/bot environment prod"),
+        "{message}"
+    );
+    w.wait_event("team", "CredentialShared").await;
+
+    // Another namespace's resource with the same keys: each learns of the
+    // other, and neither learns whose.
+    w.apply("other", json!({"metadata": {"name": "copy"}, "spec": {"environments": [env("prod", "keys", false)]}})).await;
+    let c = w
+        .wait_condition("other", "copy", Some("prod"), "CredentialShared", "True")
+        .await;
+    let message = c["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("an environment in another namespace"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("team"),
+        "no name from another namespace: {message}"
+    );
+    eventually(
+        "team/bot prod to learn of the other namespace",
+        WAIT,
+        || async {
+            let c = shared(&w, "team", "bot", "prod").await?;
+            c["message"]
+                .as_str()?
+                .contains("another namespace")
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Resolved: the other namespace gets its own app, staging its own keys.
+    let own = w.x.create_app(AccessLevel::Read);
+    w.source(
+        "other",
+        "own-keys",
+        &[
+            ("apiKey", own.api_key.as_str()),
+            ("apiKeySecret", own.api_key_secret.as_str()),
+        ],
+    )
+    .await;
+    w.apply(
+        "other",
+        json!({"metadata": {"name": "copy"}, "spec": {"environments": [env("prod", "own-keys", false)]}}),
+    )
+    .await;
+    let second = w.x.create_app(AccessLevel::Read);
+    w.source(
+        "team",
+        "staging-keys",
+        &[
+            ("apiKey", second.api_key.as_str()),
+            ("apiKeySecret", second.api_key_secret.as_str()),
+        ],
+    )
+    .await;
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [
+        env("prod", "keys", false), env("staging", "staging-keys", false)]}}),
+    )
+    .await;
+    let c = w
+        .wait_condition("team", "bot", Some("prod"), "CredentialShared", "False")
+        .await;
+    assert_eq!(c["reason"], "NotShared");
+    w.wait_condition("other", "copy", Some("prod"), "CredentialShared", "False")
+        .await;
+
+    // Deliberate sharing, said: no warning on the environment that says so.
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [
+        env("prod", "keys", false), env("staging", "keys", true)]}}),
+    )
+    .await;
+    w.wait_condition("team", "bot", Some("prod"), "CredentialShared", "True")
+        .await;
+    eventually(
+        "staging, which shares deliberately, to carry no CredentialShared",
+        WAIT,
+        || async {
+            shared(&w, "team", "bot", "staging")
+                .await
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+}
