@@ -128,6 +128,41 @@ fn nothing_but_the_root_ignore_file_and_gitignore_hides_a_file_in_a_tree_scan() 
 }
 
 #[test]
+fn x_s_published_examples_are_listed_as_examples_and_never_fail() {
+    let repo = Repo::new();
+    // X's own "Creating a signature" values, as SDK tests copy them.
+    repo.write(
+        "test_signature.py",
+        concat!(
+            "import tweepy\n",
+            "CONSUMER_KEY = \"xvz1evFS4wEEPTGEFPHBog\"\n", // keyguard:allow
+            "ACCESS_TOKEN = \"370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb\"\n", // keyguard:allow
+        ),
+    );
+    let out = keyguard(&["scan", "--format", "json", "."], repo.path());
+    assert_eq!(out.code, 0, "examples never fail: {}", out.stdout);
+    let report = json(&out);
+    assert_eq!(report["findings"].as_array().unwrap().len(), 0);
+    let examples = report["examples"].as_array().unwrap();
+    assert_eq!(examples.len(), 2, "{report}");
+    assert!(examples.iter().all(|e| e["publishedAt"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://docs.x.com/")));
+    let text = keyguard(&["scan", "."], repo.path());
+    assert!(
+        text.stdout.contains("note: X's published example"),
+        "{}",
+        text.stdout
+    );
+
+    // A real-shaped value beside them still fails.
+    repo.write("bot.env", &format!("X_BEARER_TOKEN={BEARER}\n"));
+    let out = keyguard(&["scan", "."], repo.path());
+    assert_eq!(out.code, 1, "{}", out.stdout);
+}
+
+#[test]
 fn baseline_fails_only_on_new_findings() {
     let repo = Repo::new();
     repo.write("old.py", &python_client());

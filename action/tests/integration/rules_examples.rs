@@ -111,3 +111,55 @@ fn every_decoder_finds_its_positives_and_not_its_negatives() {
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
+
+/// X's published example values, as X prints them, with the credential
+/// each is and the page that prints it.
+const X_EXAMPLES: [(&str, &str, &str); 7] = [
+    ("xvz1evFS4wEEPTGEFPHBog", "apiKey", "oauth-1-0a/creating-a-signature"), // keyguard:allow
+    ("kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw", "apiKeySecret", "oauth-1-0a/creating-a-signature"), // keyguard:allow
+    ("370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb", "accessToken", "oauth-1-0a/creating-a-signature"), // keyguard:allow
+    ("LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE", "accessTokenSecret", "oauth-1-0a/creating-a-signature"), // keyguard:allow
+    ("L8qq9PZyRg6ieKGEKhZolGC0vJWLw8iEJ88DRdyOg", "apiKeySecret", "oauth-2-0/bearer-tokens"), // keyguard:allow
+    ("AAAAAAAAAAAAAAAAAAAAAMLheAAAAAAA0%2BuSeid%2BULvsea4JtiGRiSDSJSI%3DEUifiRBkKG5E2XzMDjRfl76ZC9Ub0wnz4XsNiRVBChTYbJcE3F", "bearerToken", "oauth-2-0/bearer-tokens"), // keyguard:allow
+    ("AAAAAAAAAAAAAAAAAAAAAFnz2wAAAAAAxTmQbp%2BIHDtAhTBbyNJon%2BA72K4%3DeIaigY0QBrv6Rp8KZQQLOTpo9ubw5Jt", "bearerToken", "authentication/oauth-2-0"), // keyguard:allow
+];
+
+#[test]
+fn the_published_examples_list_is_x_s_values_and_nothing_else() {
+    let rules = keyguard_scan::rules::RuleSet::builtin();
+    let listed = &rules.published_examples;
+    assert_eq!(
+        listed.len(),
+        X_EXAMPLES.len(),
+        "one entry per known X example value"
+    );
+    for (value, credential, page) in X_EXAMPLES {
+        let fp = keyguard_credentials::fingerprint(value.as_bytes()).to_string();
+        let entry = listed
+            .iter()
+            .find(|e| e.fingerprint == fp)
+            .unwrap_or_else(|| panic!("{credential} from {page} ({fp}) is not listed"));
+        assert_eq!(entry.credential.as_str(), credential, "{fp}");
+        assert!(
+            entry.published_at.ends_with(page),
+            "{fp}: {}",
+            entry.published_at
+        );
+        assert!(
+            entry.published_at.starts_with("https://docs.x.com/")
+                || entry.published_at.starts_with("https://developer.x.com/"),
+            "{fp}: X's own pages only"
+        );
+        // And the scanner finds each one where people copy it.
+        let found = detect(
+            &Detector::builtin(),
+            &format!("TWITTER_{credential} = \"{value}\"\n"),
+        );
+        assert!(
+            found
+                .iter()
+                .any(|d| d.value.fingerprint().to_string() == fp),
+            "{credential} {fp} is not even found"
+        );
+    }
+}
