@@ -8,13 +8,22 @@
 
 use aho_corasick::AhoCorasick;
 use keyguard_credentials::base64_marker_variants;
-
-use crate::rules::Base64Words;
+use serde::Deserialize;
 
 use super::view::decode_base64;
 use super::view::{is_text, View, MAX_DEPTH, MAX_VIEW_BYTES};
 
 pub const ID: &str = "base64";
+
+/// Words looked for in their base64 forms (`base64_words` in the rules
+/// file).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Base64Words {
+    pub once: Vec<String>,
+    #[serde(default)]
+    pub nested: Vec<String>,
+}
 
 /// The base64 forms of the rules file's `base64_words`: `once` words
 /// encoded once, `nested` ones also encoded again at each depth the

@@ -17,9 +17,8 @@ mod pairs;
 mod structure;
 mod tables;
 mod tuples;
+pub use base64_blobs::Base64Words;
 pub use calls::CallSpec;
-
-use crate::rules::Base64Words;
 pub mod utf16;
 mod view;
 

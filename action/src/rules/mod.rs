@@ -7,7 +7,7 @@ use keyguard_credentials::{base64_marker_variants, CredentialKey, Shape, BEARER_
 use regex::bytes::Regex;
 use serde::Deserialize;
 
-use crate::decode::CallSpec;
+use crate::decode::{Base64Words, CallSpec};
 
 pub use plausible::{is_plausible, looks_like_placeholder};
 
@@ -39,15 +39,6 @@ pub struct PublishedExample {
     pub credential: CredentialKey,
     /// The page of X's documentation that prints it.
     pub published_at: String,
-}
-
-/// Words looked for in their base64 forms (see the rules file).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Base64Words {
-    pub once: Vec<String>,
-    #[serde(default)]
-    pub nested: Vec<String>,
 }
 
 /// A decoder as the rules file describes it (the decoding is code, in
