@@ -277,7 +277,7 @@ fn target(env: &ActionEnv, event: &EventContext, path: &std::path::Path) -> Resu
                 None if env.input("base").is_none() && event.nothing_new.is_some() => {
                     let why = event.nothing_new.unwrap_or_default();
                     println!("::notice title=keyguard::{why}; nothing new to scan");
-                    Ok(Target::Range(path, format!("{head}..{head}")))
+                    Ok(Target::Range(path, "HEAD..HEAD".into()))
                 }
                 None => Err(Error::Usage(
                     "mode `pr` needs a base commit: run on a pull_request or push event, or set the `base` input".into(),

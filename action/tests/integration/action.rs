@@ -215,8 +215,11 @@ async fn tree_mode_without_failing_and_bad_inputs() {
     step.env
         .insert("INPUT_FAIL-ON-FINDINGS".into(), "true".into());
     step.env.insert("INPUT_MODE".into(), "pr".into());
+    // An event that names no base and no pushed commits (a push that adds
+    // none is clean instead: see a_force_push_scans_its_pushed_commits…).
+    std::fs::write(&step.env["GITHUB_EVENT_PATH"], r#"{"after":"abc"}"#).unwrap();
     let out = run_step(&repo, &step).await;
-    assert_eq!(out.code, 2, "pr mode on a push without commits has no base");
+    assert_eq!(out.code, 2, "pr mode with no base to compare with");
     assert!(out.stderr.contains("needs a base commit"), "{}", out.stderr);
     // What later steps need is there anyway: the annotation, the outputs,
     // and SARIF that says the run failed.
