@@ -114,7 +114,7 @@ fn every_decoder_finds_its_positives_and_not_its_negatives() {
 
 /// X's published example values, as X prints them, with the credential
 /// each is and the page that prints it.
-const X_EXAMPLES: [(&str, &str, &str); 7] = [
+const X_EXAMPLES: [(&str, &str, &str); 22] = [
     ("xvz1evFS4wEEPTGEFPHBog", "apiKey", "oauth-1-0a/creating-a-signature"), // keyguard:allow
     ("kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw", "apiKeySecret", "oauth-1-0a/creating-a-signature"), // keyguard:allow
     ("370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb", "accessToken", "oauth-1-0a/creating-a-signature"), // keyguard:allow
@@ -122,6 +122,21 @@ const X_EXAMPLES: [(&str, &str, &str); 7] = [
     ("L8qq9PZyRg6ieKGEKhZolGC0vJWLw8iEJ88DRdyOg", "apiKeySecret", "oauth-2-0/bearer-tokens"), // keyguard:allow
     ("AAAAAAAAAAAAAAAAAAAAAMLheAAAAAAA0%2BuSeid%2BULvsea4JtiGRiSDSJSI%3DEUifiRBkKG5E2XzMDjRfl76ZC9Ub0wnz4XsNiRVBChTYbJcE3F", "bearerToken", "oauth-2-0/bearer-tokens"), // keyguard:allow
     ("AAAAAAAAAAAAAAAAAAAAAFnz2wAAAAAAxTmQbp%2BIHDtAhTBbyNJon%2BA72K4%3DeIaigY0QBrv6Rp8KZQQLOTpo9ubw5Jt", "bearerToken", "authentication/oauth-2-0"), // keyguard:allow
+    ("WTNrQS14bUhpMl83aU5adTd2NWM6MTpjaQ", "clientId", "oauth-2-0/user-access-token"), // keyguard:allow
+    ("-RoKx3x58JA8Sm9JIt2fmAjq3q5GX-bqZ3vjJxSeGsdmGtXEbP", "clientSecret", "oauth-2-0/user-access-token"), // keyguard:allow
+    ("M1M5R3BMVy13QmpScXkzTUt5OE46MTpjaQ", "clientId", "oauth-2-0/user-access-token"), // keyguard:allow
+    ("Q0Mzb0VhZ0V5dmNXSTEyNER2MFNfVW50RzdXdTN6STFxQlVkTGhTc1lCdlBiOjE2MjIxNDc3NDM5MTQ6MToxOmF0OjE", "userAccessToken", "oauth-2-0/user-access-token"), // keyguard:allow
+    ("bWRWa3gzdnk3WHRGU1o0bmRRcTJ5VUxWX1lZTDdJSUtmaWcxbTVxdEFXcW5tOjE2MjIxNDc3NDM5MTQ6MToxOnJ0OjE", "refreshToken", "oauth-2-0/user-access-token"), // keyguard:allow
+    ("rG9n6402A3dbUJKzXTNX4oWHJ", "apiKey", "oauth-2-0/user-access-token"), // keyguard:allow
+    ("cChZNFj6T5R0TigYB9yd1w", "apiKey", "oauth-1-0a/obtaining-user-access-tokens"), // keyguard:allow
+    ("veNRnAWe6inFuo8o2u8SLLZLjolYDmDP7SzL0YfYI", "accessTokenSecret", "oauth-1-0a/obtaining-user-access-tokens"), // keyguard:allow
+    ("7588892-kagSNqWge8gB1WwE3plnFsJHAZVfxWD7Vb57p0b4", "accessToken", "oauth-1-0a/obtaining-user-access-tokens"), // keyguard:allow
+    ("PbKfYqSryyeKDWz4ebtY3o5ogNLG11WJuZBc9fQrQo", "accessTokenSecret", "oauth-1-0a/obtaining-user-access-tokens"), // keyguard:allow
+    ("OqEqJeafRSF11jBMStrZz", "apiKey", "authentication/api-reference"), // keyguard:allow
+    ("Kd75W4OQfb2oJTV0vzGzeXftVAwgMnEK9MumzYcM", "accessTokenSecret", "authentication/api-reference"), // keyguard:allow
+    ("6253282-eWudHldSbIaelX7swmsiHImEL4KinwaGloHANdrY", "accessToken", "api-reference/access_token"), // keyguard:allow
+    ("2EEfA6BG5ly3sR3XjE0IBSnlQu4ZrUzPiYTmrkVU", "accessTokenSecret", "api-reference/access_token"), // keyguard:allow
+    ("2EEfA6BG3ly3sR3RjE0IBSnlQu4ZrUzPiYKmrkVU", "accessTokenSecret", "api-reference/access_token"), // keyguard:allow
 ];
 
 #[test]
