@@ -136,13 +136,12 @@ impl Known {
         if by_fingerprint.is_empty() {
             return Err("no fingerprints in it".into());
         }
-        let literal = r#"(?:"[A-Za-z0-9%+/=_\-]{2,200}"|'[A-Za-z0-9%+/=_\-]{2,200}')"#;
-        let glue = r"[ \t]*(?:\+|\.\.?|&|\|\|)?[ \t]*(?:\\?\r?\n[ \t]*(?:\+|\.\.?|&|\|\|)?[ \t]*)?";
+        use crate::decode::concat::{GLUE, LITERAL};
         Ok(Known {
             by_fingerprint,
             candidate: Regex::new(r"[A-Za-z0-9%+/_\-]{16,300}={0,2}").unwrap(),
-            joined: Regex::new(&format!("{literal}(?:{glue}{literal})+")).unwrap(),
-            literal: Regex::new(literal).unwrap(),
+            joined: Regex::new(&format!("{LITERAL}(?:{GLUE}{LITERAL})+")).unwrap(),
+            literal: Regex::new(LITERAL).unwrap(),
         })
     }
 

@@ -16,13 +16,16 @@ pub struct Concatenation {
     literal: Regex,
 }
 
-const LITERAL: &str = r#"(?:"[A-Za-z0-9%+/=_\-]{2,200}"|'[A-Za-z0-9%+/=_\-]{2,200}')"#;
+/// One quoted literal of credential characters.
+pub const LITERAL: &str = r#"(?:"[A-Za-z0-9%+/=_\-]{2,200}"|'[A-Za-z0-9%+/=_\-]{2,200}')"#;
+/// What may stand between two joined literals (an operator, a line break).
+pub const GLUE: &str =
+    r"[ \t]*(?:\+|\.\.?|&|\|\|)?[ \t]*(?:\\?\r?\n[ \t]*(?:\+|\.\.?|&|\|\|)?[ \t]*)?";
 
 impl Concatenation {
     pub fn new() -> Self {
-        let glue = r"[ \t]*(?:\+|\.\.?|&|\|\|)?[ \t]*(?:\\?\r?\n[ \t]*(?:\+|\.\.?|&|\|\|)?[ \t]*)?";
         Concatenation {
-            joined: Regex::new(&format!("{LITERAL}(?:{glue}{LITERAL})+")).unwrap(),
+            joined: Regex::new(&format!("{LITERAL}(?:{GLUE}{LITERAL})+")).unwrap(),
             literal: Regex::new(LITERAL).unwrap(),
         }
     }

@@ -11,7 +11,7 @@
 mod base64_blobs;
 mod basic_auth;
 mod calls;
-mod concat;
+pub(crate) mod concat;
 mod escapes;
 mod pairs;
 mod structure;

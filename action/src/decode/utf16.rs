@@ -39,21 +39,6 @@ pub fn detect(head: &[u8]) -> Option<Order> {
     }
 }
 
-/// Pure: UTF-16 bytes as UTF-8 (a mark dropped, unpaired halves replaced).
-pub fn to_utf8(bytes: &[u8], order: Order) -> Vec<u8> {
-    let units = bytes.chunks_exact(2).map(|p| match order {
-        Order::Little => u16::from_le_bytes([p[0], p[1]]),
-        Order::Big => u16::from_be_bytes([p[0], p[1]]),
-    });
-    let text: String = char::decode_utf16(units)
-        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
-        .collect();
-    text.strip_prefix('\u{FEFF}')
-        .unwrap_or(&text)
-        .as_bytes()
-        .to_vec()
-}
-
 /// UTF-16 bytes read as UTF-8, a piece at a time: a unit split between
 /// two reads and a surrogate pair split between two pieces are carried
 /// over; a byte-order mark at the start is dropped.
@@ -104,7 +89,7 @@ impl<R: Read> Utf16Reader<R> {
         // next piece, for the next piece; at the end decode what is left.
         let mut keep_from = input.len() - input.len() % 2;
         if !self.eof && keep_from >= 2 {
-            let last = self.unit(&input[keep_from - 2..keep_from]);
+            let last = unit(&input[keep_from - 2..keep_from], self.order);
             if (0xD800..0xDC00).contains(&last) {
                 keep_from -= 2;
             }
@@ -124,13 +109,6 @@ impl<R: Read> Utf16Reader<R> {
         self.out_pos = 0;
         Ok(!self.eof || !self.out.is_empty())
     }
-
-    fn unit(&self, pair: &[u8]) -> u16 {
-        match self.order {
-            Order::Little => u16::from_le_bytes([pair[0], pair[1]]),
-            Order::Big => u16::from_be_bytes([pair[0], pair[1]]),
-        }
-    }
 }
 
 impl<R: Read> Read for Utf16Reader<R> {
@@ -147,12 +125,17 @@ impl<R: Read> Read for Utf16Reader<R> {
     }
 }
 
+/// One UTF-16 code unit from its two bytes.
+fn unit(pair: &[u8], order: Order) -> u16 {
+    match order {
+        Order::Little => u16::from_le_bytes([pair[0], pair[1]]),
+        Order::Big => u16::from_be_bytes([pair[0], pair[1]]),
+    }
+}
+
 /// UTF-16 bytes as UTF-8, unpaired halves replaced, a mark kept.
 fn to_utf8_unmarked(bytes: &[u8], order: Order) -> Vec<u8> {
-    let units = bytes.chunks_exact(2).map(|p| match order {
-        Order::Little => u16::from_le_bytes([p[0], p[1]]),
-        Order::Big => u16::from_be_bytes([p[0], p[1]]),
-    });
+    let units = bytes.chunks_exact(2).map(|p| unit(p, order));
     char::decode_utf16(units)
         .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
         .collect::<String>()
@@ -213,11 +196,11 @@ mod tests {
         ] {
             let bytes = utf16(text, order, bom);
             assert_eq!(detect(&bytes), Some(order), "{order:?} bom={bom}");
-            assert_eq!(
-                to_utf8(&bytes, order),
-                text.as_bytes(),
-                "{order:?} bom={bom}"
-            );
+            let mut converted = Vec::new();
+            Utf16Reader::new(&bytes[..], order)
+                .read_to_end(&mut converted)
+                .unwrap();
+            assert_eq!(converted, text.as_bytes(), "{order:?} bom={bom}");
         }
         let cases: [(&str, &[u8]); 3] = [
             ("plain ASCII", b"plain text here"),

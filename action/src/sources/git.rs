@@ -144,36 +144,44 @@ pub(crate) fn read_header(r: &mut impl BufRead) -> std::io::Result<Header> {
 /// The oldest commit (over every ref) that introduced `blob`, and the path
 /// it had there.
 pub(crate) fn first_appearance(repo: &Path, blob: &str) -> Option<(CommitInfo, String)> {
-    let text = output(
-        repo,
-        &[
-            "log",
-            "--all",
-            "--reverse",
-            "--no-renames",
-            "--raw",
-            "--no-abbrev",
-            "--format=commit %H%x09%an%x09%aI",
-            &format!("--find-object={blob}"),
-        ],
-    )
-    .ok()?;
-    let mut commit = None;
-    for line in text.lines() {
+    let find = format!("--find-object={blob}");
+    raw_changes(repo, &["--all", "--reverse", &find])
+        .ok()?
+        .into_iter()
+        .find(|(_, raw)| raw.new_blob == blob)
+        .map(|(commit, raw)| (commit, raw.path))
+}
+
+/// Every change `git log --raw` lists for `args` (options and revisions),
+/// each with its commit, in the log's order.
+pub(crate) fn raw_changes(
+    repo: &Path,
+    args: &[&str],
+) -> Result<Vec<(CommitInfo, RawChange)>, Error> {
+    let mut all = vec![
+        "log",
+        "--no-renames",
+        "--raw",
+        "--no-abbrev",
+        "--format=commit %H%x09%an%x09%aI",
+    ];
+    all.extend_from_slice(args);
+    let log = output(repo, &all)?;
+    let mut changes = Vec::new();
+    let mut commit: Option<CommitInfo> = None;
+    for line in log.lines() {
         if let Some(rest) = line.strip_prefix("commit ") {
             let mut f = rest.split('\t');
             commit = Some(CommitInfo {
-                commit: f.next()?.to_string(),
+                commit: f.next().unwrap_or_default().to_string(),
                 author: f.next().map(str::to_string),
                 date: f.next().map(str::to_string),
             });
-        } else if let Some(raw) = RawChange::parse(line) {
-            if raw.new_blob == blob {
-                return Some((commit?, raw.path));
-            }
+        } else if let (Some(raw), Some(c)) = (RawChange::parse(line), &commit) {
+            changes.push((c.clone(), raw));
         }
     }
-    None
+    Ok(changes)
 }
 
 /// One line of `git log --raw --no-abbrev`.

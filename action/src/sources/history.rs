@@ -64,32 +64,14 @@ type Attributions = std::collections::HashMap<String, (crate::finding::CommitInf
 
 /// Which commit first added each blob, walking back from `commits`.
 fn introductions(repo: &Path, commits: &[String]) -> Result<Attributions, Error> {
-    let mut args = vec![
-        "log",
-        "--reverse",
-        "--no-renames",
-        "--raw",
-        "--no-abbrev",
-        "--format=commit %H%x09%an%x09%aI",
-    ];
+    let mut args = vec!["--reverse"];
     args.extend(commits.iter().map(String::as_str));
-    let log = super::git::output(repo, &args)?;
     let mut found = Attributions::new();
-    let mut commit = None;
-    for line in log.lines() {
-        if let Some(rest) = line.strip_prefix("commit ") {
-            let mut f = rest.split('\t');
-            commit = Some(crate::finding::CommitInfo {
-                commit: f.next().unwrap_or_default().to_string(),
-                author: f.next().map(str::to_string),
-                date: f.next().map(str::to_string),
-            });
-        } else if let (Some(raw), Some(c)) = (super::git::RawChange::parse(line), &commit) {
-            if raw.adds_content() {
-                found
-                    .entry(raw.new_blob.clone())
-                    .or_insert((c.clone(), raw.path));
-            }
+    for (commit, raw) in super::git::raw_changes(repo, &args)? {
+        if raw.adds_content() {
+            found
+                .entry(raw.new_blob.clone())
+                .or_insert((commit, raw.path));
         }
     }
     Ok(found)

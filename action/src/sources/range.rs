@@ -69,43 +69,16 @@ fn check_range(repo: &Path, range: &str) -> Result<Option<String>, Error> {
 /// it, oldest first. Run in a subdirectory, only changes under it count
 /// (paths stay relative to the repository root).
 fn introduced_changes(repo: &Path, range: &str) -> Result<Vec<(CommitInfo, RawChange)>, Error> {
-    let log = output(
-        repo,
-        &[
-            "log",
-            "--reverse",
-            "-m",
-            "--no-renames",
-            "--raw",
-            "--no-abbrev",
-            "--format=commit %H%x09%an%x09%aI",
-            range,
-        ],
-    )?;
     let subdir = output(repo, &["rev-parse", "--show-prefix"])?
         .trim()
         .to_string();
-    let mut changes = Vec::new();
     let mut seen = HashSet::new();
-    let mut commit: Option<CommitInfo> = None;
-    for line in log.lines() {
-        if let Some(rest) = line.strip_prefix("commit ") {
-            let mut f = rest.split('\t');
-            commit = Some(CommitInfo {
-                commit: f.next().unwrap_or_default().to_string(),
-                author: f.next().map(str::to_string),
-                date: f.next().map(str::to_string),
-            });
-        } else if let (Some(raw), Some(c)) = (RawChange::parse(line), &commit) {
-            if raw.adds_content()
-                && raw.path.starts_with(&subdir)
-                && seen.insert(raw.new_blob.clone())
-            {
-                changes.push((c.clone(), raw));
-            }
-        }
-    }
-    Ok(changes)
+    Ok(super::git::raw_changes(repo, &["--reverse", "-m", range])?
+        .into_iter()
+        .filter(|(_, raw)| {
+            raw.adds_content() && raw.path.starts_with(&subdir) && seen.insert(raw.new_blob.clone())
+        })
+        .collect())
 }
 
 /// One range scan's state: findings are what a change's new content has
