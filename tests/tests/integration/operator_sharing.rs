@@ -15,6 +15,27 @@ fn env(name: &str, source: &str, allow: bool) -> Value {
         "allowSharedCredentials": allow})
 }
 
+/// A source Secret `ns/name` holding a new X app's own key and secret.
+async fn new_app_keys(w: &World, ns: &str, name: &str) {
+    let app = w.x.create_app(AccessLevel::Read);
+    let keys = [
+        ("apiKey", app.api_key.as_str()),
+        ("apiKeySecret", app.api_key_secret.as_str()),
+    ];
+    w.source(ns, name, &keys).await;
+}
+
+/// Whether the operator's metrics say `ns/name`'s `env` shares a key.
+fn shared_metric(w: &World, ns: &str, name: &str, env: &str) -> Option<String> {
+    let rendered = w.operator.as_ref()?.metrics.render();
+    let series = format!("namespace=\"{ns}\",name=\"{name}\",environment=\"{env}\"");
+    rendered
+        .lines()
+        .filter(|l| l.starts_with("keyguard_environment_credential_shared{"))
+        .find(|l| l.contains(&series))
+        .and_then(|l| l.rsplit(' ').next().map(str::to_string))
+}
+
 /// The environment's CredentialShared condition once it has one.
 async fn shared(w: &World, ns: &str, name: &str, env: &str) -> Option<Value> {
     let status = w.status(ns, name).await;
@@ -55,6 +76,10 @@ async fn a_shared_source_credential_is_flagged_named_only_in_its_namespace_and_c
         "{message}"
     );
     w.wait_event("team", "CredentialShared").await;
+    eventually("the metric to say so", WAIT, || async {
+        (shared_metric(&w, "team", "bot", "staging")? == "1").then_some(())
+    })
+    .await;
 
     // Another namespace's resource with the same keys: each learns of the
     // other, and neither learns whose.
@@ -85,31 +110,13 @@ async fn a_shared_source_credential_is_flagged_named_only_in_its_namespace_and_c
     .await;
 
     // Resolved: the other namespace gets its own app, staging its own keys.
-    let own = w.x.create_app(AccessLevel::Read);
-    w.source(
-        "other",
-        "own-keys",
-        &[
-            ("apiKey", own.api_key.as_str()),
-            ("apiKeySecret", own.api_key_secret.as_str()),
-        ],
-    )
-    .await;
+    new_app_keys(&w, "other", "own-keys").await;
     w.apply(
         "other",
         json!({"metadata": {"name": "copy"}, "spec": {"environments": [env("prod", "own-keys", false)]}}),
     )
     .await;
-    let second = w.x.create_app(AccessLevel::Read);
-    w.source(
-        "team",
-        "staging-keys",
-        &[
-            ("apiKey", second.api_key.as_str()),
-            ("apiKeySecret", second.api_key_secret.as_str()),
-        ],
-    )
-    .await;
+    new_app_keys(&w, "team", "staging-keys").await;
     w.apply(
         "team",
         json!({"metadata": {"name": "bot"}, "spec": {"environments": [
@@ -120,6 +127,10 @@ async fn a_shared_source_credential_is_flagged_named_only_in_its_namespace_and_c
         .wait_condition("team", "bot", Some("prod"), "CredentialShared", "False")
         .await;
     assert_eq!(c["reason"], "NotShared");
+    eventually("the metric to clear", WAIT, || async {
+        (shared_metric(&w, "team", "bot", "prod")? == "0").then_some(())
+    })
+    .await;
     w.wait_condition("other", "copy", Some("prod"), "CredentialShared", "False")
         .await;
 
