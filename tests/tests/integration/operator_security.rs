@@ -836,10 +836,20 @@ async fn retain_is_kept_by_the_start_up_sweep() {
         role.is_none().then_some(())
     })
     .await;
-    let kept = w
-        .secret("team", "out")
-        .await
-        .expect("deletionPolicy Retain: the projected Secret is kept");
+    // The sweep removes access (the Role) before it releases the Secret:
+    // wait for the release too, rather than race it.
+    let kept = eventually(
+        "the retained Secret to be released from management",
+        WAIT,
+        || async {
+            let kept = w
+                .secret("team", "out")
+                .await
+                .expect("deletionPolicy Retain: the projected Secret is kept");
+            (!kept.labels().contains_key("app.kubernetes.io/managed-by")).then_some(kept)
+        },
+    )
+    .await;
     let labels = kept.labels();
     assert!(
         !labels.contains_key("app.kubernetes.io/managed-by"),
