@@ -8,7 +8,7 @@ use crate::conditions::{self, ConditionType, Reason};
 use crate::context::Context;
 use crate::events::Kind;
 use crate::outcome::EnvOutcome;
-use crate::reads::AlreadyRead;
+use crate::reads::{AlreadyRead, SourceReads};
 use crate::refusal::{Refusal, Teardown};
 use crate::resource::{Environment, EnvironmentStatus, TwitterCredential};
 use crate::target::Target;
@@ -35,6 +35,7 @@ pub async fn reconcile_environment(
     env: &Environment,
     previous: EnvironmentStatus,
     duplicate_of: Option<String>,
+    sources: &mut SourceReads,
 ) -> EnvOutcome {
     let target = Target::of(tc, env);
     if let Some(why) = ctx.scope.refusal(&target.namespace) {
@@ -43,7 +44,7 @@ pub async fn reconcile_environment(
         return refused(ctx, tc, env, previous, &target, &refusal).await;
     }
     let mut already = AlreadyRead::default();
-    let info = match rotation::rotate(ctx, tc, env, &previous, &mut already).await {
+    let info = match rotation::rotate(ctx, tc, env, &previous, sources, &mut already).await {
         Ok(info) => info,
         Err(refusal) => return refused(ctx, tc, env, previous, &target, &refusal).await,
     };

@@ -63,10 +63,12 @@ async fn run_reconcile(tc: Arc<TwitterCredential>, ctx: Arc<Context>) -> Result<
 
 async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
     let mut outcomes: Vec<(&Environment, EnvOutcome)> = Vec::new();
+    let mut sources = crate::reads::SourceReads::default();
     for (env, duplicate_of) in tc.spec.environments.iter().zip(status::duplicates(tc)) {
         let previous = status::previous(tc, &env.name);
         let outcome =
-            environment::reconcile_environment(ctx, tc, env, previous, duplicate_of).await;
+            environment::reconcile_environment(ctx, tc, env, previous, duplicate_of, &mut sources)
+                .await;
         outcomes.push((env, outcome));
     }
     // Objects become undeclared only when the spec changes; status records

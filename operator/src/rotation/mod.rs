@@ -34,7 +34,7 @@ use kube::{Api, ResourceExt};
 
 use crate::context::Context;
 use crate::objects::secret_data;
-use crate::reads::AlreadyRead;
+use crate::reads::{AlreadyRead, SourceReads};
 use crate::refusal::Refusal;
 use crate::resource::{Environment, TwitterCredential};
 use crate::state_record;
@@ -46,13 +46,14 @@ pub async fn rotate(
     tc: &TwitterCredential,
     env: &Environment,
     previous: &crate::resource::EnvironmentStatus,
+    sources: &mut SourceReads,
     already: &mut AlreadyRead,
 ) -> Result<RotationInfo, Refusal> {
     let ns = tc.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let read = |e: kube::Error| Refusal::read_failed(&e);
-    let source = api
-        .get_opt(&env.source.secret_ref.name)
+    let source = sources
+        .get(&api, &env.source.secret_ref.name)
         .await
         .map_err(read)?;
     already.source = Some(source.clone());

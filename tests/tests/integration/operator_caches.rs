@@ -238,9 +238,16 @@ async fn a_resync_of_a_synced_resource_reads_only_sources_and_state() {
         others.is_empty(),
         "read besides sources and state: {others:?}"
     );
-    let per_resync = gets.len() as f64 / resyncs as f64;
+    // Three environments share one source: one read of it and one of the
+    // state record per resync; a reconcile still in flight when the window
+    // closes adds at most one more of each.
+    let source_reads = gets.iter().filter(|p| **p == allowed[0]).count() as u64;
     assert!(
-        per_resync <= 4.0,
+        source_reads <= resyncs + 1,
+        "the shared source was read {source_reads} times in {resyncs} resyncs: {gets:?}"
+    );
+    assert!(
+        gets.len() as u64 <= 2 * (resyncs + 1),
         "{} reads in {resyncs} resyncs: {gets:?}",
         gets.len()
     );
