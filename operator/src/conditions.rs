@@ -111,10 +111,12 @@ pub enum Reason {
     CredentialShared,
     /// No other environment projects the same source credential.
     NotShared,
+    /// Another environment owns the app's bearer token and rotates it.
+    NotAppOwner,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 24] = [
+    pub const ALL: [Reason; 25] = [
         Reason::Synced,
         Reason::TargetNotAllowed,
         Reason::Conflict,
@@ -139,6 +141,7 @@ impl Reason {
         Reason::OwnerTokenMissing,
         Reason::CredentialShared,
         Reason::NotShared,
+        Reason::NotAppOwner,
     ];
 
     /// The reason a condition names, when it is one of the operator's.
@@ -172,6 +175,7 @@ impl Reason {
             Reason::OwnerTokenMissing => "OwnerTokenMissing",
             Reason::CredentialShared => "CredentialShared",
             Reason::NotShared => "NotShared",
+            Reason::NotAppOwner => "NotAppOwner",
         }
     }
 

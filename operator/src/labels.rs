@@ -39,6 +39,10 @@ pub const MINTED_FROM: &str = "keyguard.dev/minted-from";
 pub const ROTATION_STEP: &str = "keyguard.dev/rotation-step";
 /// On a state record: when its credential was last minted or rotated.
 pub const LAST_ROTATION: &str = "keyguard.dev/last-rotation";
+/// On a state record: when it was created, finer than the apiserver's
+/// whole-second `creationTimestamp` (which of an app's environments owns
+/// its bearer token, `rotation/app_owner.rs`).
+pub const CREATED_AT: &str = "keyguard.dev/created-at";
 /// On a TwitterCredential: set to a new value to rotate now.
 pub const ROTATE_NOW: &str = "keyguard.dev/rotate-now";
 /// On a state record: the last rotate-now value handled.

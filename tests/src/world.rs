@@ -23,7 +23,8 @@ pub const WAIT: Duration = Duration::from_secs(60);
 
 pub struct World {
     pub cp: ControlPlane,
-    pub x: XApiEmulator,
+    /// Shared with a world [`World::beside`] this one.
+    pub x: std::sync::Arc<XApiEmulator>,
     pub client: Client,
     pub app: AppCredentials,
     pub operator: Option<RunningOperator>,
@@ -40,8 +41,29 @@ impl World {
     ) -> World {
         let cp = ControlPlane::start().await.expect("control plane");
         install_crd(&cp).await;
-        let x = XApiEmulator::start().await;
+        let x = std::sync::Arc::new(XApiEmulator::start().await);
         let app = x.create_app(AccessLevel::Read);
+        Self::on(cp, x, app, configure).await
+    }
+
+    /// A second cluster (its own control plane and operator) whose
+    /// operator talks to this world's X API emulator, with the same app:
+    /// what two clusters sharing one X app look like.
+    pub async fn beside(
+        &self,
+        configure: impl FnOnce(&mut keyguard_operator::context::Context),
+    ) -> World {
+        let cp = ControlPlane::start().await.expect("control plane");
+        install_crd(&cp).await;
+        Self::on(cp, self.x.clone(), self.app.clone(), configure).await
+    }
+
+    async fn on(
+        cp: ControlPlane,
+        x: std::sync::Arc<XApiEmulator>,
+        app: AppCredentials,
+        configure: impl FnOnce(&mut keyguard_operator::context::Context),
+    ) -> World {
         let client = cp.client().await.unwrap();
         let operator = Some(
             RunningOperator::start_configured(cp.client().await.unwrap(), &x, None, configure)

@@ -1,11 +1,13 @@
 //! Which TwitterCredentials an event about another object concerns. Every
 //! input of a reconcile triggers it: source Secrets by name (they carry no
 //! label of ours; the operator never writes to them), target namespaces
-//! (opt-in given or withdrawn), the objects the operator created, and
-//! other resources' source credentials (`CredentialShared`).
+//! (opt-in given or withdrawn), the objects the operator created, other
+//! resources' source credentials (`CredentialShared`), and the state
+//! record of the environment that owns an app's bearer token.
 
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
@@ -66,6 +68,16 @@ pub fn for_credential(
         .filter(|tc| warned(tc) || held(tc).iter().any(|c| mine.contains(c)))
         .map(|tc| ObjectRef::from_obj(tc.as_ref()))
         .collect()
+}
+
+/// Resources following the app whose owner's state record `state` is
+/// (`rotation/app_owner.rs`): the owner's rotation reaches them at once,
+/// not at their next verification.
+pub fn for_app(ctx: &crate::context::Context, state: &Secret) -> Vec<ObjectRef<TwitterCredential>> {
+    let Some(stores) = ctx.caches.get() else {
+        return Vec::new();
+    };
+    crate::rotation::app_owner::followers_of(&stores, &ctx.claims, state)
 }
 
 /// Resources with an environment targeting namespace `meta`.

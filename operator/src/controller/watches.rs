@@ -93,10 +93,13 @@ fn watch_secrets(
         controller = controller.watches_stream(
             kube::runtime::reflector(writer, watch).touched_objects(),
             move |s: Secret| {
-                if ctx.own_writes.is_own(&s.metadata) {
-                    return Vec::new();
+                // The owner's rotation is the operator's own write, and
+                // still news to the environments that follow it.
+                let mut refs = triggers::for_app(&ctx, &s);
+                if !ctx.own_writes.is_own(&s.metadata) {
+                    refs.extend(triggers::for_secret(&store.state(), &s.metadata));
                 }
-                triggers::for_secret(&store.state(), &s.metadata)
+                refs
             },
         );
         secrets.insert(namespace, reader);

@@ -11,6 +11,7 @@ use crate::outcome::EnvOutcome;
 use crate::reads::{AlreadyRead, SourceReads};
 use crate::refusal::{Refusal, Teardown};
 use crate::resource::{Environment, EnvironmentStatus, TwitterCredential};
+use crate::rotation::due::BearerBlocked;
 use crate::target::Target;
 use crate::wake::{Wake, WakeUp};
 use crate::{rotation, sync, verification};
@@ -82,26 +83,18 @@ async fn rotation_blocked(
     tc: &TwitterCredential,
     env: &Environment,
     status: &mut EnvironmentStatus,
-    blocked: bool,
+    blocked: Option<BearerBlocked>,
 ) {
-    if !blocked {
+    let Some(blocked) = blocked else {
         conditions::clear(&mut status.conditions, ConditionType::RotationBlocked);
         return;
-    }
-    let source = format!(
-        "{}/{}",
-        tc.metadata.namespace.as_deref().unwrap_or_default(),
-        env.source.secret_ref.name
-    );
-    let message = format!(
-        "a bearer token rotation is due and was not started: {} (source Secret {source})",
-        rotation::bearer::OWNER_TOKEN_NEEDED
-    );
+    };
+    let (reason, message) = blocked_message(tc, env, blocked);
     let warn = conditions::set_warning(
         &mut status.conditions,
         ConditionType::RotationBlocked,
         true,
-        Reason::OwnerTokenMissing,
+        reason,
         message.clone(),
         tc.metadata.generation,
         true,
@@ -120,6 +113,34 @@ async fn rotation_blocked(
             )
             .await;
     }
+}
+
+/// Pure: the reason and message of `RotationBlocked`.
+fn blocked_message(
+    tc: &TwitterCredential,
+    env: &Environment,
+    blocked: BearerBlocked,
+) -> (Reason, String) {
+    let (reason, why) = match blocked {
+        BearerBlocked::OwnerTokenMissing => {
+            let source = format!(
+                "{}/{}",
+                tc.metadata.namespace.as_deref().unwrap_or_default(),
+                env.source.secret_ref.name
+            );
+            let why = format!(
+                "{} (source Secret {source})",
+                rotation::bearer::OWNER_TOKEN_NEEDED
+            );
+            (Reason::OwnerTokenMissing, why)
+        }
+        BearerBlocked::NotAppOwner { owner } => (
+            Reason::NotAppOwner,
+            format!("{owner} owns this app's bearer token and rotates it; this environment takes each new token without invalidating anything (X keeps one bearer token per app). Rotate it there, or give this environment its own app"),
+        ),
+    };
+    let message = format!("a bearer token rotation is due and was not started: {why}");
+    (reason, message)
 }
 
 async fn run_stage(

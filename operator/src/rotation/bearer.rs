@@ -17,7 +17,8 @@ use keyguard_credentials::{CredentialKey, SecretValue};
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 
-use super::due::RotationInfo;
+use super::app_owner::{self, AppRole};
+use super::due::{BearerBlocked, RotationInfo};
 use crate::conditions::Reason;
 use crate::context::Context;
 use crate::context::CrashPoint;
@@ -75,6 +76,21 @@ pub struct Observation {
     /// The source holds the app owner's access token and secret, which X
     /// requires to invalidate a bearer token.
     pub can_invalidate: bool,
+    /// Whether this environment owns the app's bearer token.
+    pub standing: Standing,
+}
+
+/// Where an environment stands among those deriving one app's bearer
+/// token (`app_owner.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// It alone may invalidate the token.
+    Owner,
+    /// Another environment rotates it; `owner_rotated`: it did since this
+    /// environment's last mint.
+    Follower { owner_rotated: bool },
+    /// The caches cannot tell yet.
+    Unknown,
 }
 
 /// What to do next.
@@ -90,16 +106,42 @@ pub enum Transition {
     /// A rotation is due but X would refuse the invalidation (no owner
     /// token in the source): nothing is sent to X; a person is told.
     Blocked,
+    /// Mint again without invalidating: the app's owner rotated the token
+    /// (X answers with the current one), or a follower's interrupted
+    /// rotation ends without one.
+    Follow,
+    /// A rotation is due but another environment owns the app's token:
+    /// nothing is sent to X; a person is told who rotates it.
+    NotOwner,
+    /// Whether this environment may invalidate is not known yet: nothing
+    /// is sent to X; tried again soon.
+    Wait,
 }
 
 /// Pure: the next transition of the bearer token's state machine.
 pub fn next(o: Observation) -> Transition {
-    match (o.step, o.minted, o.due) {
-        (Step::Invalidating | Step::Minting, _, _) => Transition::Resume(o.step),
-        (Step::Idle, false, _) => Transition::Mint,
-        (Step::Idle, true, true) if o.can_invalidate => Transition::Rotate,
-        (Step::Idle, true, true) => Transition::Blocked,
-        (Step::Idle, true, false) => Transition::Nothing,
+    let interrupted = o.step != Step::Idle;
+    let follower = matches!(o.standing, Standing::Follower { .. });
+    let owner_rotated = o.standing
+        == Standing::Follower {
+            owner_rotated: true,
+        };
+    if !o.minted && !interrupted {
+        Transition::Mint
+    } else if follower && (interrupted || owner_rotated) {
+        Transition::Follow
+    } else if !interrupted && !o.due {
+        Transition::Nothing
+    } else if o.standing == Standing::Unknown {
+        Transition::Wait
+    } else if interrupted {
+        Transition::Resume(o.step)
+    } else if follower {
+        Transition::NotOwner
+    } else if o.can_invalidate {
+        Transition::Rotate
+    } else {
+        Transition::Blocked
     }
 }
 
@@ -131,22 +173,58 @@ pub async fn mint_or_rotate(
     let schedule = super::due::bearer_schedule(env);
     let requested = super::due::rotate_now_request(tc, state.as_ref());
     let last = state.as_ref().and_then(last_rotation);
+    let (standing, app_owner) = app_standing(ctx, &keys, state.as_ref());
     let observation = Observation {
         step: Step::read(state.as_ref()),
         minted: is_minted(state.as_ref(), &keys, rejected),
         due: requested.is_some() || super::due::is_due(schedule, last, now),
         can_invalidate: keys.owner.is_some(),
+        standing,
     };
     let transition = next(observation);
     let state = act(ctx, tc, env, &keys, state, transition, requested).await?;
     let last = state.as_ref().and_then(last_rotation);
+    let ns = tc.namespace().unwrap_or_default();
     let info = RotationInfo {
         last_rotation: last,
         next_rotation: schedule
             .and_then(|s| crate::schedule::next_after(s, last.unwrap_or(now)).ok()),
-        bearer_blocked: transition == Transition::Blocked,
+        bearer_blocked: match transition {
+            Transition::Blocked => Some(BearerBlocked::OwnerTokenMissing),
+            Transition::NotOwner => app_owner.map(|o| BearerBlocked::NotAppOwner {
+                owner: o.described_to(&ns),
+            }),
+            _ => None,
+        },
     };
     Ok((info, state))
+}
+
+/// This environment's standing among those deriving the app's bearer
+/// token, and the owner when it is another environment. Without a state
+/// record there is no token of its own to invalidate.
+fn app_standing(
+    ctx: &Context,
+    keys: &Keys,
+    state: Option<&Secret>,
+) -> (Standing, Option<app_owner::Deriver>) {
+    let Some(this) = state.and_then(app_owner::Deriver::of) else {
+        return (Standing::Owner, None);
+    };
+    let others = ctx
+        .caches
+        .get()
+        .and_then(|stores| app_owner::derivers(&stores, &ctx.claims, &keys.from));
+    let Some(others) = others else {
+        return (Standing::Unknown, None);
+    };
+    match app_owner::role(&this, &others) {
+        AppRole::Owner => (Standing::Owner, None),
+        AppRole::Follower { owner } => {
+            let owner_rotated = app_owner::owner_rotated(&this, &owner);
+            (Standing::Follower { owner_rotated }, Some(owner))
+        }
+    }
 }
 
 /// Pure: whether the state record holds a token minted from these keys
@@ -179,8 +257,12 @@ async fn act(
 ) -> Result<Option<Secret>, Refusal> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &tc.namespace().unwrap_or_default());
     Ok(match (transition, state) {
-        (Transition::Nothing | Transition::Blocked, state) => state,
-        (Transition::Mint, state) => Some(mint(ctx, tc, env, &api, keys, state).await?),
+        (Transition::Nothing | Transition::Blocked | Transition::NotOwner, state) => state,
+        (Transition::Wait, _) => return Err(waiting_for_caches()),
+        (Transition::Mint, state) => Some(mint(ctx, tc, env, &api, keys, state, None).await?),
+        (Transition::Follow, state) => {
+            Some(mint(ctx, tc, env, &api, keys, state, requested).await?)
+        }
         (Transition::Rotate, Some(s)) => {
             Some(rotate(ctx, tc, env, &api, keys, s, Step::Idle, requested).await?)
         }
@@ -189,6 +271,18 @@ async fn act(
         }
         (Transition::Rotate | Transition::Resume(_), None) => None,
     })
+}
+
+/// A due or interrupted rotation waits until the caches tell whether this
+/// environment owns the app's token: guessing could invalidate another
+/// environment's token.
+fn waiting_for_caches() -> Refusal {
+    Refusal::new(
+        Reason::DerivedPending,
+        "waiting for the operator's caches to tell which environment owns the app's bearer token before rotating it",
+        crate::refusal::Teardown::Keep,
+    )
+    .soon()
 }
 
 fn keys(source: &Data) -> Option<Keys> {
@@ -215,7 +309,9 @@ fn x_api_refusal(doing: &str, e: XApiError) -> Refusal {
     Refusal::x_api(doing, &e)
 }
 
-/// First mint for these keys (X returns the same token on a repeat).
+/// Mints for these keys without invalidating anything: X returns the
+/// app's current token. A person's pending request is marked handled when
+/// the app's owner rotated the token (`requested`).
 async fn mint(
     ctx: &Context,
     tc: &TwitterCredential,
@@ -223,6 +319,7 @@ async fn mint(
     api: &Api<Secret>,
     keys: &Keys,
     existing: Option<Secret>,
+    requested: Option<String>,
 ) -> Result<Secret, Refusal> {
     let token = ctx
         .xapi
@@ -238,11 +335,20 @@ async fn mint(
         .get_or_insert_with(Default::default);
     annotations.insert(labels::MINTED_FROM.into(), keys.from.clone());
     annotations.insert(labels::LAST_ROTATION.into(), Timestamp::now().to_string());
-    if let Some(handled) = existing
+    // The record's age decides which environment owns the app's token.
+    if let Some(created) = existing
         .as_ref()
-        .and_then(|s| s.annotations().get(labels::ROTATE_NOW_HANDLED))
+        .and_then(|s| s.annotations().get(labels::CREATED_AT))
     {
-        annotations.insert(labels::ROTATE_NOW_HANDLED.into(), handled.clone());
+        annotations.insert(labels::CREATED_AT.into(), created.clone());
+    }
+    let handled = requested.or_else(|| {
+        existing
+            .as_ref()
+            .and_then(|s| s.annotations().get(labels::ROTATE_NOW_HANDLED).cloned())
+    });
+    if let Some(handled) = handled {
+        annotations.insert(labels::ROTATE_NOW_HANDLED.into(), handled);
     }
     state.data = Some(
         [(
@@ -524,6 +630,15 @@ mod tests {
             minted,
             due,
             can_invalidate: true,
+            standing: Standing::Owner,
+        };
+        let follower = |step, minted, due, owner_rotated| Observation {
+            standing: Standing::Follower { owner_rotated },
+            ..o(step, minted, due)
+        };
+        let unsure = |step, minted, due| Observation {
+            standing: Standing::Unknown,
+            ..o(step, minted, due)
         };
         let without_owner = |step, minted, due| Observation {
             can_invalidate: false,
@@ -564,6 +679,57 @@ mod tests {
                 "crashed while minting, keys replaced",
                 o(Minting, false, false),
                 Resume(Minting),
+            ),
+            (
+                "follower, due: nothing sent to X",
+                follower(Idle, true, true, false),
+                NotOwner,
+            ),
+            (
+                "follower, not due",
+                follower(Idle, true, false, false),
+                Nothing,
+            ),
+            (
+                "follower, the owner rotated: take the new token",
+                follower(Idle, true, false, true),
+                Follow,
+            ),
+            (
+                "follower, due and the owner rotated",
+                follower(Idle, true, true, true),
+                Follow,
+            ),
+            (
+                "follower, first mint",
+                follower(Idle, false, true, false),
+                Mint,
+            ),
+            (
+                "follower with an interrupted rotation: no invalidation",
+                follower(Invalidating, true, true, false),
+                Follow,
+            ),
+            (
+                "follower, crashed while minting",
+                follower(Minting, false, false, false),
+                Follow,
+            ),
+            (
+                "ownership unknown, not due",
+                unsure(Idle, true, false),
+                Nothing,
+            ),
+            ("ownership unknown, due", unsure(Idle, true, true), Wait),
+            (
+                "ownership unknown, interrupted",
+                unsure(Invalidating, true, false),
+                Wait,
+            ),
+            (
+                "ownership unknown, first mint",
+                unsure(Idle, false, true),
+                Mint,
             ),
         ];
         for (what, observation, want) in cases {

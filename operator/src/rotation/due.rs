@@ -11,13 +11,23 @@ use crate::resource::{Environment, Schedule, TwitterCredential};
 use crate::schedule;
 
 /// What status reports about an environment's rotations.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RotationInfo {
     pub last_rotation: Option<Timestamp>,
     pub next_rotation: Option<Timestamp>,
-    /// A bearer token rotation is due and cannot start (see
+    /// A bearer token rotation is due and this environment cannot start it.
+    pub bearer_blocked: Option<BearerBlocked>,
+}
+
+/// Why a due bearer token rotation was not started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BearerBlocked {
+    /// The source lacks the app owner's access token (see
     /// `bearer::OWNER_TOKEN_NEEDED`).
-    pub bearer_blocked: bool,
+    OwnerTokenMissing,
+    /// Another environment owns the app's bearer token (`app_owner.rs`);
+    /// it is named as a reader of this resource's namespace may see it.
+    NotAppOwner { owner: String },
 }
 
 impl RotationInfo {
@@ -29,7 +39,7 @@ impl RotationInfo {
                 .into_iter()
                 .flatten()
                 .min(),
-            bearer_blocked: self.bearer_blocked || other.bearer_blocked,
+            bearer_blocked: self.bearer_blocked.or(other.bearer_blocked),
         }
     }
 }

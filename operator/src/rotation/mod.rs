@@ -5,6 +5,8 @@
 //!
 //! - `bearer.rs`: the app-only bearer token (mint, and rotate on schedule
 //!   or on request: invalidate → mint → verify → store);
+//! - `app_owner.rs`: which one of the environments deriving an app's
+//!   bearer token may invalidate it; the others follow;
 //! - `portal.rs`: a person's new portal values are checked before they
 //!   replace a working projection;
 //! - `reminders.rs`: `RotationDue` for what only a person can replace;
@@ -20,6 +22,7 @@
 //! A person asks for a rotation now with the annotation
 //! `keyguard.dev/rotate-now: <anything new>`; each value is handled once.
 
+pub mod app_owner;
 pub mod bearer;
 pub mod due;
 pub mod portal;

@@ -272,6 +272,139 @@ async fn a_token_another_resource_of_the_app_invalidated_is_minted_again() {
     .await;
 }
 
+/// A TwitterCredential `bot` in `team` deriving the app's bearer token,
+/// with `rotation` (null for none).
+async fn bearer_resource(w: &World, team: &str, rotation: serde_json::Value) {
+    w.namespace(team, json!({})).await;
+    w.source(team, "keys", &w.full_source()).await;
+    w.apply(
+        team,
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+            "name": "prod",
+            "source": {"secretRef": {"name": "keys"}},
+            "target": {"secretName": "out", "keys": ["bearerToken"]},
+            "rotation": rotation
+        }]}}),
+    )
+    .await;
+    w.wait_condition(team, "bot", Some("prod"), "Synced", "True")
+        .await;
+}
+
+async fn ask_rotation(w: &World, team: &str, request: &str) {
+    let patch = json!({"metadata": {"annotations": {"keyguard.dev/rotate-now": request}}});
+    Api::<TwitterCredential>::namespaced(w.client.clone(), team)
+        .patch("bot", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+/// Practices issue, one owner per app's bearer token: of two resources
+/// (two teams) on one app, only the older one's environment invalidates;
+/// the other is told who rotates, takes each new token at once (without
+/// waiting for a verification), and becomes the owner when the first goes.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_resources_on_one_app_have_one_owner_and_the_follower_never_invalidates() {
+    let w = World::start().await;
+    let schedule = json!({"bearerToken": {"every": "720h"}});
+    bearer_resource(&w, "team", schedule.clone()).await;
+    bearer_resource(&w, "other", schedule).await;
+    let first = value(&w.secret("other", "out").await.unwrap(), "bearerToken").unwrap();
+
+    ask_rotation(&w, "other", "from-the-follower").await;
+    let blocked = w
+        .wait_condition("other", "bot", Some("prod"), "RotationBlocked", "True")
+        .await;
+    assert_eq!(blocked["reason"], "NotAppOwner", "{blocked}");
+    let message = blocked["message"].as_str().unwrap();
+    assert!(
+        message.contains("an environment in another namespace") && !message.contains("team"),
+        "the owner is not disclosed to another namespace: {message}"
+    );
+    assert_eq!(
+        invalidations(&w),
+        0,
+        "a follower invalidated the app's token"
+    );
+    assert_eq!(x_answers(&w, &first).await.0, 200);
+
+    rotate_now(&w, "from-the-owner").await;
+    let new = rotated_from(&w, &first).await;
+    eventually(
+        "the follower to take the owner's new token",
+        WAIT,
+        || async {
+            let theirs = value(&w.secret("other", "out").await?, "bearerToken")?;
+            (theirs == new).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(invalidations(&w), 1, "only the owner invalidated");
+    // The follower's request was answered by the owner's rotation.
+    eventually("the follower no longer RotationBlocked", WAIT, || async {
+        let status = w.status("other", "bot").await;
+        let blocked = status["environments"][0]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "RotationBlocked" && c["status"] == "True");
+        (!blocked).then_some(())
+    })
+    .await;
+
+    Api::<TwitterCredential>::namespaced(w.client.clone(), "team")
+        .delete("bot", &Default::default())
+        .await
+        .unwrap();
+    eventually("the first resource gone", WAIT, || async {
+        let gone = Api::<TwitterCredential>::namespaced(w.client.clone(), "team")
+            .get_opt("bot")
+            .await
+            .ok()?
+            .is_none();
+        gone.then_some(())
+    })
+    .await;
+    ask_rotation(&w, "other", "now-the-owner").await;
+    let newest = eventually("the new owner to rotate", WAIT, || async {
+        let theirs = value(&w.secret("other", "out").await?, "bearerToken")?;
+        let live = w.x.current_bearer(&w.app.api_key)?;
+        (theirs != new && theirs == live).then_some(theirs)
+    })
+    .await;
+    assert_eq!(invalidations(&w), 2);
+    assert_eq!(x_answers(&w, &newest).await.0, 200);
+}
+
+/// Across clusters no operator sees the other side: the documented mode
+/// is `rotation.bearerToken` on one side only; the other side learns of a
+/// rotation from X's 401 at its next verification and mints again.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_clusters_on_one_app_rotate_on_one_side_and_follow_on_the_other() {
+    let w = World::start().await;
+    let fast_verification = |ctx: &mut keyguard_operator::context::Context| {
+        ctx.verify_interval = std::time::Duration::from_secs(2)
+    };
+    let far = w.beside(fast_verification).await;
+    bearer_resource(&w, "team", json!({"bearerToken": {"every": "720h"}})).await;
+    bearer_resource(&far, "team", serde_json::Value::Null).await;
+    let first = value(&far.secret("team", "out").await.unwrap(), "bearerToken").unwrap();
+    assert_eq!(
+        first,
+        value(&w.secret("team", "out").await.unwrap(), "bearerToken").unwrap(),
+        "X returns one token per app"
+    );
+    rotate_now(&w, "1").await;
+    let new = rotated_from(&w, &first).await;
+    eventually("the far side to mint the app's new token", WAIT, || async {
+        let theirs = value(&far.secret("team", "out").await?, "bearerToken")?;
+        (theirs == new).then_some(())
+    })
+    .await;
+    assert_eq!(invalidations(&w), 1, "the far side invalidated nothing");
+    far.wait_condition("team", "bot", Some("prod"), "Verified", "True")
+        .await;
+}
+
 /// Round two, item 4: nothing that must follow an invalidation at X can
 /// fail for a reason known beforehand. A target someone made immutable is
 /// recreated (not replaced) with the new token, and a 262,000-byte
