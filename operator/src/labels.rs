@@ -50,6 +50,9 @@ pub const ROTATE_NOW_HANDLED: &str = "keyguard.dev/rotate-now-handled";
 /// On a state record: fingerprint of the refresh token a person seeded in
 /// the source, whose successors the record holds.
 pub const REFRESH_SEEDED_FROM: &str = "keyguard.dev/refresh-seeded-from";
+/// On a state record: the OAuth 2.0 scopes X granted at the last refresh,
+/// space-separated.
+pub const GRANTED_SCOPES: &str = "keyguard.dev/granted-scopes";
 /// On a state record: when its user access token expires.
 pub const USER_TOKEN_EXPIRES: &str = "keyguard.dev/user-token-expires";
 /// On a retirement record: when the retired access token is invalidated.

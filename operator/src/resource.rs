@@ -159,7 +159,9 @@ pub struct Target {
 #[serde(rename_all = "camelCase")]
 pub struct Access {
     /// The X app permission the credentials should have; a higher observed
-    /// level is reported as `OverPrivileged`.
+    /// level (OAuth 1.0a `x-access-level`), or an OAuth 2.0 scope X granted
+    /// above it (`tweet.write` for `read`, `dm.*` below
+    /// `read-write-directmessages`), is reported as `OverPrivileged`.
     #[serde(default)]
     pub permission: Permission,
 
@@ -409,6 +411,11 @@ pub struct EnvironmentStatus {
     /// Permission level X reported for the credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_level: Option<String>,
+
+    /// The OAuth 2.0 scopes X granted the user access token at its last
+    /// refresh (compared with `access.permission`: `OverPrivileged`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub granted_scopes: Vec<String>,
 
     /// A declared workload's restart after a change of this environment
     /// failed (the write was refused or lost); it is retried until done,

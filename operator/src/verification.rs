@@ -137,6 +137,7 @@ pub async fn verify(
     if findings.checked.is_empty() && findings.refused.is_empty() && findings.transient.is_none() {
         conditions::clear(&mut status.conditions, ConditionType::Verified);
         status.verification_owed = None;
+        privilege(ctx, tc, env, status).await;
         return (false, None);
     }
     if let Some(why) = &findings.transient {
@@ -256,8 +257,54 @@ async fn record(
     status.access_level = f.level.clone().or(status.access_level.take());
 }
 
-/// `OverPrivileged` from the last observed level and the declared
-/// permission, on every reconcile (a spec change needs no new X call).
+/// Pure: the permission one OAuth 2.0 scope amounts to, by X's scope list
+/// ("OAuth 2.0 Authorization Code Flow with PKCE"): `dm.*` needs direct
+/// messages, `*.write` writing, and `*.read`, `offline.access` and
+/// `users.email` reading. A scope not on that pattern counts as the widest,
+/// so a person looks at it.
+pub fn scope_permission(scope: &str) -> Permission {
+    if scope.starts_with("dm.") {
+        Permission::ReadWriteDirectMessages
+    } else if scope.ends_with(".write") {
+        Permission::ReadWrite
+    } else if scope.ends_with(".read") || matches!(scope, "offline.access" | "users.email") {
+        Permission::Read
+    } else {
+        Permission::ReadWriteDirectMessages
+    }
+}
+
+/// Pure: what exceeds `declared`, as sentences: the OAuth 1.0a level X
+/// reported (`x-access-level`), and the OAuth 2.0 scopes X granted above
+/// it. `None` when X reported neither.
+pub fn excess(level: &str, scopes: &[String], declared: Permission) -> Option<Vec<String>> {
+    let observed = level_of(level);
+    if observed.is_none() && scopes.is_empty() {
+        return None;
+    }
+    let mut over = Vec::new();
+    if observed.is_some_and(|l| l > declared) {
+        over.push(format!(
+            "X reports `{level}` for the OAuth 1.0a access token"
+        ));
+    }
+    let wide: Vec<String> = scopes
+        .iter()
+        .filter(|s| scope_permission(s) > declared)
+        .map(|s| format!("`{s}`"))
+        .collect();
+    if !wide.is_empty() {
+        over.push(format!(
+            "X granted the OAuth 2.0 user access token {}",
+            wide.join(", ")
+        ));
+    }
+    Some(over)
+}
+
+/// `OverPrivileged` from the last observed level and granted scopes and
+/// the declared permission, on every reconcile (a spec change needs no new
+/// X call).
 pub async fn privilege(
     ctx: &Context,
     tc: &TwitterCredential,
@@ -265,43 +312,50 @@ pub async fn privilege(
     status: &mut EnvironmentStatus,
 ) {
     let generation = tc.metadata.generation;
-    let observed = status.access_level.clone().unwrap_or_default();
-    let declared = env.access.as_ref().map(|a| a.permission);
-    match (level_of(&observed), declared) {
-        (Some(level), Some(declared)) if level > declared => {
-            let message = format!(
-                "X reports `{observed}` for these credentials; access.permission is `{}`: lower the app's permission in the developer portal",
-                serde_json::to_value(declared).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-            );
-            let warn = conditions::set_warning(
-                &mut status.conditions,
-                ConditionType::OverPrivileged,
-                true,
-                Reason::OverPrivileged,
-                message.clone(),
-                generation,
-                true,
-                News::StatusChanged,
-            );
-            if warn {
-                publish(
-                    ctx,
-                    tc,
-                    "OverPrivileged",
-                    &format!("{}: {message}", env.name),
-                )
-                .await;
-            }
-        }
-        (Some(_), Some(_)) => conditions::set(
+    let level = status.access_level.clone().unwrap_or_default();
+    let Some((declared, over)) = env.access.as_ref().and_then(|a| {
+        Some((
+            a.permission,
+            excess(&level, &status.granted_scopes, a.permission)?,
+        ))
+    }) else {
+        conditions::clear(&mut status.conditions, ConditionType::OverPrivileged);
+        return;
+    };
+    if over.is_empty() {
+        let message = "the observed permission does not exceed access.permission";
+        let (type_, reason) = (ConditionType::OverPrivileged, Reason::WithinPermission);
+        conditions::set(
             &mut status.conditions,
-            ConditionType::OverPrivileged,
+            type_,
             false,
-            Reason::WithinPermission,
-            "the observed permission does not exceed access.permission",
+            reason,
+            message,
             generation,
-        ),
-        _ => conditions::clear(&mut status.conditions, ConditionType::OverPrivileged),
+        );
+        return;
+    }
+    let declared = serde_json::to_value(declared)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let message = format!(
+        "{}; access.permission is `{declared}`: lower the app's permission in the developer portal, or authorize the user token again with only the scopes it needs",
+        over.join("; ")
+    );
+    let warn = conditions::set_warning(
+        &mut status.conditions,
+        ConditionType::OverPrivileged,
+        true,
+        Reason::OverPrivileged,
+        message.clone(),
+        generation,
+        true,
+        News::StatusChanged,
+    );
+    if warn {
+        let note = format!("{}: {message}", env.name);
+        publish(ctx, tc, "OverPrivileged", &note).await;
     }
 }
 
@@ -436,6 +490,66 @@ mod tests {
                 at(now),
             );
             assert_eq!(due, want, "{what}");
+        }
+    }
+
+    #[test]
+    fn granted_scopes_are_compared_with_the_declared_permission() {
+        use Permission::*;
+        let scopes = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        let read = "tweet.read users.read offline.access users.email";
+        // (level, scopes, declared, what exceeds: None when nothing seen)
+        let cases: [(&str, &str, Permission, Option<&[&str]>); 10] = [
+            ("", "", Read, None),
+            ("", read, Read, Some(&[])),
+            ("", "tweet.read tweet.write", Read, Some(&["`tweet.write`"])),
+            ("", "tweet.read tweet.write", ReadWrite, Some(&[])),
+            ("", "dm.read", ReadWrite, Some(&["`dm.read`"])),
+            (
+                "",
+                "dm.read dm.write tweet.write",
+                ReadWriteDirectMessages,
+                Some(&[]),
+            ),
+            (
+                "",
+                "tweet.moderate.write media.write",
+                Read,
+                Some(&["`tweet.moderate.write`", "`media.write`"]),
+            ),
+            ("", "some.future", ReadWrite, Some(&["`some.future`"])),
+            ("read-write", "", Read, Some(&["read-write"])),
+            ("read-write", "tweet.read", ReadWrite, Some(&[])),
+        ];
+        for (level, granted, declared, want) in cases {
+            let got = excess(level, &scopes(granted), declared);
+            match (got, want) {
+                (None, None) => {}
+                (Some(over), Some(want)) => {
+                    let text = over.join("; ");
+                    assert_eq!(
+                        over.is_empty(),
+                        want.is_empty(),
+                        "{granted} vs {declared:?}: {text}"
+                    );
+                    for w in want {
+                        assert!(
+                            text.contains(w),
+                            "{granted} vs {declared:?}: {text} lacks {w}"
+                        );
+                    }
+                    for s in scopes(granted)
+                        .iter()
+                        .filter(|s| scope_permission(s) <= declared)
+                    {
+                        assert!(
+                            !text.contains(&format!("`{s}`")),
+                            "{s} is within {declared:?}: {text}"
+                        );
+                    }
+                }
+                (got, want) => panic!("{level} {granted} {declared:?}: {got:?} vs {want:?}"),
+            }
         }
     }
 

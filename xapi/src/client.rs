@@ -534,6 +534,8 @@ impl XApi for XApiClient {
             access_token: String,
             refresh_token: Option<String>,
             expires_in: Option<u64>,
+            /// Space-separated, as OAuth 2.0 (RFC 6749 §3.3) says.
+            scope: Option<String>,
         }
         let a: Tokens = serde_json::from_str(&answer.body).map_err(|_| XApiError::Refused {
             endpoint: ENDPOINT,
@@ -544,6 +546,12 @@ impl XApi for XApiClient {
             access_token: SecretValue::new(a.access_token),
             refresh_token: a.refresh_token.map(SecretValue::new),
             expires_in: Duration::from_secs(a.expires_in.unwrap_or(7200)),
+            scopes: a
+                .scope
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
         })
     }
 

@@ -164,6 +164,11 @@ impl XApi for FakeXApi {
             access_token: SecretValue::new(format!("access-after-{sent}")),
             refresh_token: Some(SecretValue::new(format!("{sent}+"))),
             expires_in: Duration::from_secs(7200),
+            scopes: vec![
+                "tweet.read".into(),
+                "users.read".into(),
+                "offline.access".into(),
+            ],
         })
     }
 

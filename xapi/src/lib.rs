@@ -39,6 +39,9 @@ pub struct UserTokens {
     /// Comes only with `offline.access`; the one sent is spent either way.
     pub refresh_token: Option<SecretValue>,
     pub expires_in: std::time::Duration,
+    /// The scopes X granted (the answer's `scope`); empty when it named
+    /// none.
+    pub scopes: Vec<String>,
 }
 
 /// Everything the project asks of X. Controllers hold an `Arc<dyn XApi>`,

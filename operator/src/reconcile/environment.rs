@@ -53,6 +53,7 @@ pub async fn reconcile_environment(
         sync::environment(ctx, tc, env, previous, duplicate_of.as_deref(), already).await;
     outcome.status.last_rotation = info.last_rotation.map(conditions::whole_seconds);
     outcome.status.next_rotation = info.next_rotation.map(conditions::whole_seconds);
+    outcome.status.granted_scopes = info.granted_scopes.clone().unwrap_or_default();
     outcome.wake.add_opt(info.next_rotation.map(Wake::At));
     rotation_blocked(ctx, tc, env, &mut outcome.status, info.bearer_blocked).await;
     let now = Timestamp::now();

@@ -196,6 +196,7 @@ pub async fn mint_or_rotate(
             }),
             _ => None,
         },
+        granted_scopes: None,
     };
     Ok((info, state))
 }

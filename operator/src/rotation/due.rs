@@ -17,6 +17,8 @@ pub struct RotationInfo {
     pub next_rotation: Option<Timestamp>,
     /// A bearer token rotation is due and this environment cannot start it.
     pub bearer_blocked: Option<BearerBlocked>,
+    /// The OAuth 2.0 scopes X granted the user access token, when known.
+    pub granted_scopes: Option<Vec<String>>,
 }
 
 /// Why a due bearer token rotation was not started.
@@ -40,6 +42,7 @@ impl RotationInfo {
                 .flatten()
                 .min(),
             bearer_blocked: self.bearer_blocked.or(other.bearer_blocked),
+            granted_scopes: self.granted_scopes.or(other.granted_scopes),
         }
     }
 }

@@ -132,6 +132,7 @@ pub async fn refresh(
         return Ok(RotationInfo {
             last_rotation: last,
             next_rotation: Some(at),
+            granted_scopes: state.as_ref().and_then(granted_scopes),
             ..Default::default()
         });
     }
@@ -197,8 +198,15 @@ async fn refresh_now(
     Ok(RotationInfo {
         last_rotation: Some(now),
         next_rotation: next,
+        granted_scopes: Some(tokens.scopes.clone()),
         ..Default::default()
     })
+}
+
+/// The scopes the state record says X granted at the last refresh.
+fn granted_scopes(state: &Secret) -> Option<Vec<String>> {
+    let scopes = state.annotations().get(labels::GRANTED_SCOPES)?;
+    Some(scopes.split_whitespace().map(str::to_string).collect())
 }
 
 /// How long a new refresh token is held in memory while its write keeps
@@ -245,6 +253,7 @@ async fn persist(
             .get_or_insert_with(Default::default);
         a.insert(labels::REFRESH_SEEDED_FROM.into(), seeded_from.into());
         a.insert(labels::USER_TOKEN_EXPIRES.into(), expires.to_string());
+        a.insert(labels::GRANTED_SCOPES.into(), tokens.scopes.join(" "));
         a.insert(labels::LAST_ROTATION.into(), now.to_string());
         let written = match &state {
             None => api.create(&PostParams::default(), &record).await,

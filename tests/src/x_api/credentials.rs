@@ -100,6 +100,9 @@ pub struct App {
     /// The user's authorization lacks `offline.access`: a refresh answers
     /// without a new refresh token, as X does.
     pub no_offline_access: bool,
+    /// The scopes the user granted (besides `offline.access`), as the
+    /// token endpoint's `scope` names them.
+    pub granted_scopes: Vec<String>,
 }
 
 impl App {

@@ -170,6 +170,7 @@ impl XApiEmulator {
             project_cap: 10_000,
             tier_limited: false,
             no_offline_access: false,
+            granted_scopes: vec!["tweet.read".into(), "users.read".into()],
         });
         credentials
     }
@@ -212,6 +213,13 @@ impl XApiEmulator {
         {
             a.no_offline_access = true;
         }
+    }
+
+    /// The user's authorization grants `scopes` (besides `offline.access`)
+    /// from the next refresh on, as a new authorization would.
+    pub fn grant_scopes(&self, api_key: &str, scopes: &[&str]) {
+        let mut s = self.state.lock().unwrap();
+        s.app_mut(api_key).granted_scopes = scopes.iter().map(|s| s.to_string()).collect();
     }
 
     /// Issues a new refresh token for the app, as a person authorizing it
@@ -911,19 +919,20 @@ async fn oauth2_refresh(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes)
     let access = user_token();
     app.user_tokens
         .push((access.clone(), now() + lifetime.as_secs()));
+    let mut scopes = app.granted_scopes.clone();
     let mut answer = json!({
         "token_type": "bearer",
         "expires_in": lifetime.as_secs(),
         "access_token": access,
-        "scope": "tweet.read users.read",
     });
     // A new refresh token only with offline.access (X's OAuth 2.0 docs).
     if !app.no_offline_access {
         let next = refresh_token();
         app.refresh_tokens.push(next.clone());
-        answer["scope"] = json!("tweet.read users.read offline.access");
+        scopes.push("offline.access".into());
         answer["refresh_token"] = json!(next);
     }
+    answer["scope"] = json!(scopes.join(" "));
     Json(answer).into_response()
 }
 

@@ -758,6 +758,53 @@ async fn apply_user_resource(w: &World, rotation: serde_json::Value) {
     .await;
 }
 
+/// Practices issue, OAuth 2.0 scopes: the scopes X granted the user token
+/// are compared with `access.permission`. A `read` environment granted
+/// `tweet.write` and `dm.read` is `OverPrivileged` naming those two and no
+/// other; raising the permission (no new X call) ends it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_environment_granted_write_scopes_is_over_privileged() {
+    let w = World::start().await;
+    w.x.grant_scopes(
+        &w.app.api_key,
+        &["tweet.read", "users.read", "tweet.write", "dm.read"],
+    );
+    w.namespace("team", json!({})).await;
+    user_source(&w, &w.app.refresh_token).await;
+    let resource = |permission: &str| {
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+            "name": "prod",
+            "source": {"secretRef": {"name": "user-keys"}},
+            "target": {"secretName": "out", "keys": ["userAccessToken"]},
+            "access": {"permission": permission}
+        }]}})
+    };
+    w.apply("team", resource("read")).await;
+    let over = w
+        .wait_condition("team", "bot", Some("prod"), "OverPrivileged", "True")
+        .await;
+    let message = over["message"].as_str().unwrap();
+    for scope in ["`tweet.write`", "`dm.read`"] {
+        assert!(message.contains(scope), "{scope} named: {message}");
+    }
+    for scope in ["`tweet.read`", "`users.read`", "`offline.access`"] {
+        assert!(!message.contains(scope), "{scope} is within read: {message}");
+    }
+    let status = w.status("team", "bot").await;
+    assert_eq!(
+        status["environments"][0]["grantedScopes"],
+        json!(["tweet.read", "users.read", "tweet.write", "dm.read", "offline.access"])
+    );
+    w.wait_event("team", "OverPrivileged").await;
+    let refreshed = refreshes(&w);
+    w.apply("team", resource("read-write-directmessages")).await;
+    let within = w
+        .wait_condition("team", "bot", Some("prod"), "OverPrivileged", "False")
+        .await;
+    assert_eq!(within["reason"], "WithinPermission");
+    assert_eq!(refreshes(&w), refreshed, "a spec change needs no new X call");
+}
+
 async fn users_me(w: &World, token: &str) -> u16 {
     reqwest::Client::new()
         .get(format!("{}/2/users/me", w.x.base_url()))
