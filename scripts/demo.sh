@@ -48,7 +48,7 @@ x_pid=$!
 until [ -s "$work/x-api-url" ]; do kill -0 "$x_pid" || exit 1; sleep 0.1; done
 x_api="$(head -1 "$work/x-api-url")"
 echo "X API emulator at $x_api"
-target/debug/keyguard-operator run --lease-namespace default --x-api-base "$x_api" --http-addr 127.0.0.1:0 --log-filter info > "$work/operator.log" 2>&1 &
+target/debug/keyguard-operator run --lease-namespace default --x-api-base "$x_api" --http-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 --log-filter info > "$work/operator.log" 2>&1 &
 op_pid=$!
 
 step "Namespaces: the team's own, and two that opt in to receive its credentials"

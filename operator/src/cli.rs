@@ -7,6 +7,15 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::telemetry::LogFormat;
 
+/// Who may read /metrics (`--metrics-auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsAuthMode {
+    /// TLS, and the apiserver authorizes each scraper.
+    Kubernetes,
+    /// Plain HTTP, anyone who can reach the port.
+    None,
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "keyguard-operator",
@@ -48,9 +57,44 @@ pub struct RunArgs {
     #[arg(long, env = "KEYGUARD_MAX_CONCURRENT_RECONCILES", default_value_t = crate::context::DEFAULT_MAX_CONCURRENT_RECONCILES)]
     pub max_concurrent_reconciles: usize,
 
-    /// Address of the /metrics, /healthz and /readyz endpoints.
+    /// Address of the /healthz and /readyz endpoints (plain HTTP), and of
+    /// /metrics with `--metrics-auth=none`.
     #[arg(long, env = "KEYGUARD_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
+
+    /// Who may read /metrics, which names every tenant's namespaces,
+    /// resources and environments: `kubernetes` serves it over TLS on
+    /// `--metrics-addr` to bearer tokens the apiserver authenticates whose
+    /// user may `get` the non-resource URL /metrics (TokenReview and
+    /// SubjectAccessReview); `none` serves it to anyone on `--http-addr`.
+    #[arg(
+        long,
+        env = "KEYGUARD_METRICS_AUTH",
+        value_enum,
+        default_value = "kubernetes"
+    )]
+    pub metrics_auth: MetricsAuthMode,
+
+    /// Address of /metrics with `--metrics-auth=kubernetes` (TLS).
+    #[arg(long, env = "KEYGUARD_METRICS_ADDR", default_value = "0.0.0.0:8443")]
+    pub metrics_addr: SocketAddr,
+
+    /// PEM certificate chain for /metrics (with `--metrics-tls-key-file`);
+    /// a self-signed certificate is made at start when absent.
+    #[arg(
+        long,
+        env = "KEYGUARD_METRICS_TLS_CERT_FILE",
+        requires = "metrics_tls_key_file"
+    )]
+    pub metrics_tls_cert_file: Option<std::path::PathBuf>,
+
+    /// PEM private key of `--metrics-tls-cert-file`.
+    #[arg(
+        long,
+        env = "KEYGUARD_METRICS_TLS_KEY_FILE",
+        requires = "metrics_tls_cert_file"
+    )]
+    pub metrics_tls_key_file: Option<std::path::PathBuf>,
 
     /// Log line format.
     #[arg(long, env = "KEYGUARD_LOG_FORMAT", value_enum, default_value = "plain")]

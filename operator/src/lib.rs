@@ -6,7 +6,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | the binary | `main.rs`, `cli.rs`, `telemetry.rs`, `server.rs`, `leader.rs` |
+//! | the binary | `main.rs`, `cli.rs`, `telemetry.rs`, `server.rs`, `metrics_auth.rs`, `leader.rs` |
 //! | watches | `controller/` (watches, triggers, rebuilds, error policy) |
 //! | one resource | `reconcile/` (finalizer, the per-environment stage pipeline, status) |
 //! | stages | `rotation/` (every X API write), `sync/` (observe, check, plan, apply, record), `verification.rs`, `monitoring.rs`, `restart.rs`, `orphans.rs` |
@@ -27,6 +27,7 @@ pub mod events;
 pub mod labels;
 pub mod leader;
 pub mod metrics;
+pub mod metrics_auth;
 pub mod monitoring;
 pub mod object_kind;
 pub mod objects;
@@ -104,8 +105,17 @@ pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     ctx.verify_interval = Duration::from_secs(args.verify_interval_seconds);
     ctx.scope = scope::Scope::from_list(&args.watch_namespaces);
     ctx.workers = workers::Workers::new(args.max_concurrent_reconciles);
-    let server = tokio::spawn(server::serve(args.http_addr, metrics));
-    tracing::info!(x_api = %args.x_api_base, http = %args.http_addr, "keyguard-operator starting");
+    let secure =
+        (args.metrics_auth == cli::MetricsAuthMode::Kubernetes).then(|| server::SecureMetrics {
+            addr: args.metrics_addr,
+            auth: Arc::new(metrics_auth::MetricsAuth::new(ctx.client.clone())),
+            cert_and_key: args
+                .metrics_tls_cert_file
+                .clone()
+                .zip(args.metrics_tls_key_file.clone()),
+        });
+    let server = tokio::spawn(server::serve(args.http_addr, metrics, secure));
+    tracing::info!(x_api = %args.x_api_base, http = %args.http_addr, metrics_auth = ?args.metrics_auth, metrics = %args.metrics_addr, "keyguard-operator starting");
     let election = args.leader_election.then(|| {
         leader::LeaderElection::new(
             ctx.client.clone(),

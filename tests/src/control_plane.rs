@@ -625,10 +625,9 @@ current-context: keyguard-local
         Ok(Client::try_from(config)?)
     }
 
-    /// A kubeconfig that authenticates as a ServiceAccount with a real
-    /// token from the TokenRequest API (the ServiceAccount must exist), so a
-    /// program such as the operator runs with exactly that identity.
-    pub async fn service_account_kubeconfig(&self, namespace: &str, name: &str) -> Result<PathBuf> {
+    /// A real token of a ServiceAccount (which must exist) from the
+    /// TokenRequest API, valid for an hour.
+    pub async fn service_account_token(&self, namespace: &str, name: &str) -> Result<String> {
         let api: Api<ServiceAccount> = Api::namespaced(self.client().await?, namespace);
         let request = TokenRequest {
             spec: k8s_openapi::api::authentication::v1::TokenRequestSpec {
@@ -638,12 +637,19 @@ current-context: keyguard-local
             },
             ..Default::default()
         };
-        let token = api
+        Ok(api
             .create_token_request(name, &PostParams::default(), &request)
             .await?
             .status
             .map(|s| s.token)
-            .unwrap_or_default();
+            .unwrap_or_default())
+    }
+
+    /// A kubeconfig that authenticates as a ServiceAccount with a real
+    /// token from the TokenRequest API (the ServiceAccount must exist), so a
+    /// program such as the operator runs with exactly that identity.
+    pub async fn service_account_kubeconfig(&self, namespace: &str, name: &str) -> Result<PathBuf> {
+        let token = self.service_account_token(namespace, name).await?;
         let path = self
             .dir
             .path()

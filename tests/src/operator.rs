@@ -129,12 +129,25 @@ impl Drop for RunningOperator {
 
 /// The `keyguard-operator` binary (debug build) as the chart runs it,
 /// against `cp` and `x`: flags from the environment, JSON logs at
-/// `log_filter` on a piped stderr, HTTP endpoints on 127.0.0.1:`port`.
+/// `log_filter` on a piped stderr, probes on 127.0.0.1:`port` and the
+/// authorized TLS metrics on a free port of its own.
 pub fn binary_command(
     cp: &ControlPlane,
     x: &XApiEmulator,
     log_filter: &str,
     port: u16,
+) -> std::process::Command {
+    let metrics_port = crate::control_plane::free_port().expect("a free port");
+    binary_command_with_metrics(cp, x, log_filter, port, metrics_port)
+}
+
+/// `binary_command`, with the TLS metrics on 127.0.0.1:`metrics_port`.
+pub fn binary_command_with_metrics(
+    cp: &ControlPlane,
+    x: &XApiEmulator,
+    log_filter: &str,
+    port: u16,
+    metrics_port: u16,
 ) -> std::process::Command {
     let binary = crate::repo_root().join("target/debug/keyguard-operator");
     assert!(
@@ -151,6 +164,7 @@ pub fn binary_command(
         .env("KEYGUARD_LOG_FORMAT", "json")
         .env("KEYGUARD_LOG_FILTER", log_filter)
         .env("KEYGUARD_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("KEYGUARD_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     command

@@ -209,6 +209,36 @@ fn granted_scopes(state: &Secret) -> Option<Vec<String>> {
     Some(scopes.split_whitespace().map(str::to_string).collect())
 }
 
+/// Pure: `record` holding the new tokens and what is known about them.
+fn record_tokens(
+    record: &mut Secret,
+    tokens: &UserTokens,
+    seeded_from: &str,
+    expires: Timestamp,
+    now: Timestamp,
+) {
+    let data = record.data.get_or_insert_with(Default::default);
+    data.insert(
+        CredentialKey::UserAccessToken.as_str().into(),
+        ByteString(tokens.access_token.expose().to_vec()),
+    );
+    match &tokens.refresh_token {
+        Some(r) => data.insert(
+            CredentialKey::RefreshToken.as_str().into(),
+            ByteString(r.expose().to_vec()),
+        ),
+        None => data.remove(CredentialKey::RefreshToken.as_str()),
+    };
+    let a = record
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
+    a.insert(labels::REFRESH_SEEDED_FROM.into(), seeded_from.into());
+    a.insert(labels::USER_TOKEN_EXPIRES.into(), expires.to_string());
+    a.insert(labels::GRANTED_SCOPES.into(), tokens.scopes.join(" "));
+    a.insert(labels::LAST_ROTATION.into(), now.to_string());
+}
+
 /// How long a new refresh token is held in memory while its write keeps
 /// failing (an apiserver restart, an etcd leader election): it is the only
 /// token that works now, so outlasting an outage beats giving up.
@@ -235,26 +265,7 @@ async fn persist(
     let mut pause = Duration::from_millis(200);
     while tokio::time::Instant::now() < deadline {
         let mut record = state.clone().unwrap_or_else(|| new_record(ctx, tc, env));
-        let data = record.data.get_or_insert_with(Default::default);
-        data.insert(
-            CredentialKey::UserAccessToken.as_str().into(),
-            ByteString(tokens.access_token.expose().to_vec()),
-        );
-        match &tokens.refresh_token {
-            Some(r) => data.insert(
-                CredentialKey::RefreshToken.as_str().into(),
-                ByteString(r.expose().to_vec()),
-            ),
-            None => data.remove(CredentialKey::RefreshToken.as_str()),
-        };
-        let a = record
-            .metadata
-            .annotations
-            .get_or_insert_with(Default::default);
-        a.insert(labels::REFRESH_SEEDED_FROM.into(), seeded_from.into());
-        a.insert(labels::USER_TOKEN_EXPIRES.into(), expires.to_string());
-        a.insert(labels::GRANTED_SCOPES.into(), tokens.scopes.join(" "));
-        a.insert(labels::LAST_ROTATION.into(), now.to_string());
+        record_tokens(&mut record, tokens, seeded_from, expires, now);
         let written = match &state {
             None => api.create(&PostParams::default(), &record).await,
             Some(_) => api.replace(&name, &PostParams::default(), &record).await,

@@ -375,7 +375,14 @@ fn spawn_operator(
             "--x-api-base",
             x.base_url(),
         ])
-        .args(["--http-addr", &http_addr, "--log-filter"])
+        // Metrics on the plain address: the bench reads its own counters.
+        .args([
+            "--http-addr",
+            &http_addr,
+            "--metrics-auth",
+            "none",
+            "--log-filter",
+        ])
         .arg(std::env::var("KEYGUARD_BENCH_LOG_FILTER").unwrap_or_else(|_| "warn".into()))
         .args([
             "--resync-seconds",

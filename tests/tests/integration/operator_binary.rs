@@ -1,6 +1,7 @@
 //! The `keyguard-operator` binary as the chart runs it: flags from the
-//! environment, JSON logs at TRACE without a single credential value,
-//! and its /metrics, /healthz and /readyz endpoints.
+//! environment, JSON logs at TRACE without a single credential value, its
+//! /healthz and /readyz endpoints, and /metrics over TLS only to scrapers
+//! the apiserver authorizes.
 
 use std::io::{Read, Write};
 
@@ -11,7 +12,7 @@ use keyguard_operator::TwitterCredential;
 use keyguard_tests::control_plane::free_port;
 use keyguard_tests::kube_helpers::{eventually, install_crd};
 use keyguard_tests::leaks::{assert_no_leak, Secrets};
-use keyguard_tests::operator::{binary_command, drain_logs};
+use keyguard_tests::operator::{binary_command_with_metrics, drain_logs};
 use keyguard_tests::x_api::{AccessLevel, XApiEmulator};
 use keyguard_tests::ControlPlane;
 use kube::api::{Api, Patch, PatchParams};
@@ -36,7 +37,10 @@ async fn binary_logs_json_without_values_and_serves_metrics_and_health() {
     let x = XApiEmulator::start().await;
     let app = x.create_app(AccessLevel::Read);
     let port = free_port().unwrap();
-    let mut child = binary_command(&cp, &x, "trace", port).spawn().unwrap();
+    let metrics_port = free_port().unwrap();
+    let mut child = binary_command_with_metrics(&cp, &x, "trace", port, metrics_port)
+        .spawn()
+        .unwrap();
     let reader = drain_logs(&mut child);
 
     let client = cp.client().await.unwrap();
@@ -59,10 +63,27 @@ async fn binary_logs_json_without_values_and_serves_metrics_and_health() {
     })
     .await;
 
+    let scraper = Scraper::new(&cp, metrics_port).await;
     let metrics = eventually("/metrics", Duration::from_secs(10), || async {
-        http_get(port, "/metrics")
+        let (status, body) = scraper.get(Some(&scraper.allowed)).await?;
+        (status == 200).then_some(body)
     })
     .await;
+    assert_eq!(scraper.get(None).await.unwrap().0, 401, "no token");
+    assert_eq!(
+        scraper.get(Some("not-a-token")).await.unwrap().0,
+        401,
+        "a token the apiserver does not authenticate"
+    );
+    assert_eq!(
+        scraper.get(Some(&scraper.stranger)).await.unwrap().0,
+        403,
+        "a ServiceAccount not bound to the metrics reader"
+    );
+    assert!(
+        http_get(port, "/metrics").is_none(),
+        "no metrics on the plain address"
+    );
     assert!(metrics.contains("keyguard_reconciles_total"), "{metrics}");
     assert!(
         metrics
@@ -97,4 +118,92 @@ async fn binary_logs_json_without_values_and_serves_metrics_and_health() {
     .pair(&app.api_key, &app.api_key_secret);
     assert_no_leak("the operator's JSON logs at TRACE", &logs, &secrets);
     assert_no_leak("the metrics", &metrics, &secrets);
+}
+
+/// A client of the TLS metrics endpoint, with the tokens of two
+/// ServiceAccounts: one bound to a ClusterRole like the chart's
+/// metrics-reader, one bound to nothing.
+struct Scraper {
+    http: reqwest::Client,
+    url: String,
+    allowed: String,
+    stranger: String,
+}
+
+impl Scraper {
+    async fn new(cp: &ControlPlane, metrics_port: u16) -> Scraper {
+        let admin = cp.client().await.unwrap();
+        let apply = |kind: &str, body: serde_json::Value| {
+            let (admin, kind) = (admin.clone(), kind.to_string());
+            async move {
+                let (group, version) = match kind.as_str() {
+                    "ServiceAccount" => ("", "v1"),
+                    _ => ("rbac.authorization.k8s.io", "v1"),
+                };
+                let gvk = kube::api::GroupVersionKind::gvk(group, version, &kind);
+                let (resource, _) = kube::discovery::pinned_kind(&admin, &gvk).await.unwrap();
+                let api: Api<kube::api::DynamicObject> = match kind.as_str() {
+                    "ServiceAccount" => Api::namespaced_with(admin, "default", &resource),
+                    _ => Api::all_with(admin, &resource),
+                };
+                let name = body["metadata"]["name"].as_str().unwrap().to_string();
+                let mut body = body;
+                body["apiVersion"] = json!(resource.api_version);
+                body["kind"] = json!(kind);
+                api.patch(&name, &PatchParams::apply("test"), &Patch::Apply(&body))
+                    .await
+                    .unwrap();
+            }
+        };
+        for name in ["scraper", "stranger"] {
+            apply("ServiceAccount", json!({"metadata": {"name": name}})).await;
+        }
+        apply(
+            "ClusterRole",
+            json!({"metadata": {"name": "metrics-reader"},
+            "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]}),
+        )
+        .await;
+        apply("ClusterRoleBinding", json!({"metadata": {"name": "metrics-reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "metrics-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "scraper", "namespace": "default"}]}))
+        .await;
+        Scraper {
+            // The operator's certificate is self-signed, as Prometheus
+            // meets it with insecureSkipVerify.
+            http: reqwest::Client::builder()
+                .danger_accept_invalid_certs(true)
+                .build()
+                .unwrap(),
+            url: format!("https://127.0.0.1:{metrics_port}/metrics"),
+            allowed: cp
+                .service_account_token("default", "scraper")
+                .await
+                .unwrap(),
+            stranger: cp
+                .service_account_token("default", "stranger")
+                .await
+                .unwrap(),
+        }
+    }
+
+    /// The status and body of a scrape with `token`, once the endpoint
+    /// answers.
+    async fn get(&self, token: Option<&str>) -> Option<(u16, String)> {
+        let request = self.http.get(&self.url);
+        let request = match token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        };
+        let response = request.send().await.ok()?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = response.text().await.ok()?;
+        Some((status, format!("content-type: {content_type}\n{body}")))
+    }
 }

@@ -788,12 +788,21 @@ async fn a_read_environment_granted_write_scopes_is_over_privileged() {
         assert!(message.contains(scope), "{scope} named: {message}");
     }
     for scope in ["`tweet.read`", "`users.read`", "`offline.access`"] {
-        assert!(!message.contains(scope), "{scope} is within read: {message}");
+        assert!(
+            !message.contains(scope),
+            "{scope} is within read: {message}"
+        );
     }
     let status = w.status("team", "bot").await;
     assert_eq!(
         status["environments"][0]["grantedScopes"],
-        json!(["tweet.read", "users.read", "tweet.write", "dm.read", "offline.access"])
+        json!([
+            "tweet.read",
+            "users.read",
+            "tweet.write",
+            "dm.read",
+            "offline.access"
+        ])
     );
     w.wait_event("team", "OverPrivileged").await;
     let refreshed = refreshes(&w);
@@ -802,7 +811,11 @@ async fn a_read_environment_granted_write_scopes_is_over_privileged() {
         .wait_condition("team", "bot", Some("prod"), "OverPrivileged", "False")
         .await;
     assert_eq!(within["reason"], "WithinPermission");
-    assert_eq!(refreshes(&w), refreshed, "a spec change needs no new X call");
+    assert_eq!(
+        refreshes(&w),
+        refreshed,
+        "a spec change needs no new X call"
+    );
 }
 
 async fn users_me(w: &World, token: &str) -> u16 {
