@@ -96,6 +96,13 @@ pub struct RunArgs {
     )]
     pub metrics_tls_key_file: Option<std::path::PathBuf>,
 
+    /// A ServiceAccount name that resources without
+    /// `spec.serviceAccountName` are held to, in their own namespace: its
+    /// rights are checked on every reconcile (see `consent.rs`). Empty:
+    /// such resources are checked at admission only.
+    #[arg(long, env = "KEYGUARD_DEFAULT_SERVICE_ACCOUNT", default_value = "")]
+    pub default_service_account: String,
+
     /// Log line format.
     #[arg(long, env = "KEYGUARD_LOG_FORMAT", value_enum, default_value = "plain")]
     pub log_format: LogFormat,

@@ -113,10 +113,12 @@ pub enum Reason {
     NotShared,
     /// Another environment owns the app's bearer token and rotates it.
     NotAppOwner,
+    /// The resource's ServiceAccount may no longer do what it needs.
+    ConsentWithdrawn,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 25] = [
+    pub const ALL: [Reason; 26] = [
         Reason::Synced,
         Reason::TargetNotAllowed,
         Reason::Conflict,
@@ -142,6 +144,7 @@ impl Reason {
         Reason::CredentialShared,
         Reason::NotShared,
         Reason::NotAppOwner,
+        Reason::ConsentWithdrawn,
     ];
 
     /// The reason a condition names, when it is one of the operator's.
@@ -176,6 +179,7 @@ impl Reason {
             Reason::CredentialShared => "CredentialShared",
             Reason::NotShared => "NotShared",
             Reason::NotAppOwner => "NotAppOwner",
+            Reason::ConsentWithdrawn => "ConsentWithdrawn",
         }
     }
 

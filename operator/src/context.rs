@@ -46,6 +46,9 @@ pub struct Context {
     pub caches: Caches,
     /// The namespaces the operator may act in (see `scope.rs`).
     pub scope: Scope,
+    /// The ServiceAccount of a resource's namespace it is held to when it
+    /// names none (see `consent.rs`).
+    pub default_service_account: Option<String>,
     /// Tests only (cargo feature `test-hooks`, which release builds do not
     /// enable): stop dead at this point of a rotation, as if killed.
     #[cfg(feature = "test-hooks")]
@@ -76,6 +79,7 @@ impl Context {
             restart_min_interval: Duration::from_secs(60),
             verify_interval: Duration::from_secs(3600),
             scope: Scope::Cluster,
+            default_service_account: None,
             workers: Workers::new(DEFAULT_MAX_CONCURRENT_RECONCILES),
             own_writes: Default::default(),
             caches: Default::default(),

@@ -9,8 +9,8 @@
 //! | the binary | `main.rs`, `cli.rs`, `telemetry.rs`, `server.rs`, `metrics_auth.rs`, `leader.rs` |
 //! | watches | `controller/` (watches, triggers, rebuilds, error policy) |
 //! | one resource | `reconcile/` (finalizer, the per-environment stage pipeline, status) |
-//! | stages | `rotation/` (every X API write), `sync/` (observe, check, plan, apply, record), `verification.rs`, `monitoring.rs`, `restart.rs`, `orphans.rs` |
-//! | shared by the stages | `context.rs`, `reads.rs`, `outcome.rs`, `refusal.rs`, `wake.rs`, `target.rs`, `state_record.rs`, `objects.rs`, `schedule.rs` |
+//! | stages | `consent.rs` (the resource's ServiceAccount still allows it), `rotation/` (every X API write), `sync/` (observe, check, plan, apply, record), `verification.rs`, `monitoring.rs`, `restart.rs`, `orphans.rs` |
+//! | shared by the stages | `access_review.rs`, `context.rs`, `reads.rs`, `outcome.rs`, `refusal.rs`, `wake.rs`, `target.rs`, `state_record.rs`, `objects.rs`, `schedule.rs` |
 //! | vocabulary | `resource.rs` (what people declare), `conditions.rs`, `events.rs`, `labels.rs`, `object_kind.rs`, `ownership.rs`, `projection.rs`, `caches.rs`, `scope.rs`, `own_writes.rs`, `workers.rs`, `metrics.rs`, and the X API client (crate `keyguard-xapi`) |
 //!
 //! Start at `reconcile/mod.rs` to follow one TwitterCredential from its
@@ -18,9 +18,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access_review;
 pub mod caches;
 pub mod cli;
 pub mod conditions;
+pub mod consent;
 pub mod context;
 pub mod controller;
 pub mod events;
@@ -104,6 +106,8 @@ pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     ctx.restart_min_interval = Duration::from_secs(args.restart_min_interval_seconds);
     ctx.verify_interval = Duration::from_secs(args.verify_interval_seconds);
     ctx.scope = scope::Scope::from_list(&args.watch_namespaces);
+    ctx.default_service_account =
+        Some(args.default_service_account.clone()).filter(|s| !s.is_empty());
     ctx.workers = workers::Workers::new(args.max_concurrent_reconciles);
     let secure =
         (args.metrics_auth == cli::MetricsAuthMode::Kubernetes).then(|| server::SecureMetrics {

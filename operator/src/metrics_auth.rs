@@ -14,9 +14,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
-use k8s_openapi::api::authorization::v1::{
-    NonResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-};
 use kube::api::PostParams;
 use kube::{Api, Client};
 
@@ -101,24 +98,17 @@ impl MetricsAuth {
         let Some(user) = status.user.filter(|_| status.authenticated == Some(true)) else {
             return Ok(Decision::Unauthenticated);
         };
-        let access = SubjectAccessReview {
-            spec: SubjectAccessReviewSpec {
-                user: user.username,
-                groups: user.groups,
-                uid: user.uid,
-                extra: user.extra,
-                non_resource_attributes: Some(NonResourceAttributes {
-                    path: Some("/metrics".into()),
-                    verb: Some("get".into()),
-                }),
-                ..Default::default()
-            },
-            ..Default::default()
+        let subject = crate::access_review::Subject {
+            user: user.username,
+            groups: user.groups,
+            uid: user.uid,
+            extra: user.extra,
         };
-        let answered = Api::<SubjectAccessReview>::all(self.client.clone())
-            .create(&PostParams::default(), &access)
-            .await?;
-        let allowed = answered.status.is_some_and(|s| s.allowed);
+        let action = crate::access_review::Action::Path {
+            path: "/metrics".into(),
+            verb: "get".into(),
+        };
+        let allowed = crate::access_review::allowed(&self.client, &subject, &action).await?;
         Ok(if allowed {
             Decision::Allowed
         } else {

@@ -58,6 +58,15 @@ pub struct TwitterCredentialSpec {
     /// Watching the app's X API usage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<Monitoring>,
+
+    /// A ServiceAccount of this namespace whose rights the resource is
+    /// held to on every reconcile: it must be allowed to `get` each source
+    /// Secret and `patch` each restart target, or the environment projects
+    /// nothing new and makes no X API call (`ConsentWithdrawn`). Removing
+    /// its RoleBinding withdraws consent. Unset: the operator's
+    /// `--default-service-account`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<ServiceAccountName>,
 }
 
 /// What happens to projected Secrets when the TwitterCredential is deleted.

@@ -1,5 +1,6 @@
-//! One environment's stage pipeline: the operator's scope, rotation (every
-//! X API write), sync, then the stages that work from what sync projected.
+//! One environment's stage pipeline: the operator's scope, the resource's
+//! consent (`consent.rs`), rotation (every X API write), sync, then the
+//! stages that work from what sync projected.
 //! Each stage adds to one outcome and says when it wants looking at again.
 
 use k8s_openapi::jiff::Timestamp;
@@ -42,6 +43,9 @@ pub async fn reconcile_environment(
     if let Some(why) = ctx.scope.refusal(&target.namespace) {
         let message = format!("target {}: {why}", target.secret_ref());
         let refusal = Refusal::new(Reason::TargetNotAllowed, message, Teardown::Keep);
+        return refused(ctx, tc, env, previous, &target, &refusal).await;
+    }
+    if let Some(refusal) = crate::consent::check(ctx, tc, env).await {
         return refused(ctx, tc, env, previous, &target, &refusal).await;
     }
     let mut already = AlreadyRead::default();

@@ -1062,3 +1062,97 @@ async fn long_names_get_events_and_deleted_resources_leave_no_metrics() {
     })
     .await;
 }
+
+/// Round two, item 2: consent over time. A resource held to a
+/// ServiceAccount projects only while that ServiceAccount may read its
+/// source: removing its RoleBinding stops new values (`ConsentWithdrawn`,
+/// what is projected is kept), and granting it again resumes. A resource
+/// not held to one is unaffected.
+#[tokio::test(flavor = "multi_thread")]
+async fn consent_is_the_service_account_s_and_can_be_withdrawn() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
+        .await;
+    let sa: k8s_openapi::api::core::v1::ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "keyguard-bot"}})).unwrap();
+    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(w.client.clone(), "team")
+        .create(&PostParams::default(), &sa)
+        .await
+        .unwrap();
+    let role: Role = serde_json::from_value(json!({"metadata": {"name": "read-keys"},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["keys"], "verbs": ["get"]}]}))
+    .unwrap();
+    Api::<Role>::namespaced(w.client.clone(), "team")
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({"metadata": {"name": "read-keys"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-keys"},
+        "subjects": [{"kind": "ServiceAccount", "name": "keyguard-bot", "namespace": "team"}]}))
+    .unwrap();
+    let bindings = Api::<RoleBinding>::namespaced(w.client.clone(), "team");
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let held = |name: &str, secret: &str, sa: Option<&str>| {
+        let mut spec =
+            json!({"environments": [env("prod", "keys", None, secret, json!(["apiKey"]))]});
+        if let Some(sa) = sa {
+            spec["serviceAccountName"] = json!(sa);
+        }
+        json!({"metadata": {"name": name}, "spec": spec})
+    };
+    w.apply("team", held("bot", "out", Some("keyguard-bot")))
+        .await;
+    w.apply("team", held("free", "free-out", None)).await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+
+    bindings
+        .delete("read-keys", &DeleteParams::default())
+        .await
+        .unwrap();
+    w.source("team", "keys", &[("apiKey", "BBBBBBBBBBBBBBBBBBBBBBBBB")])
+        .await;
+    let refused = w
+        .wait_condition("team", "bot", Some("prod"), "Synced", "False")
+        .await;
+    assert_eq!(refused["reason"], "ConsentWithdrawn", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("ServiceAccount team/keyguard-bot"),
+        "{refused}"
+    );
+    eventually(
+        "the unheld resource to project the new value",
+        WAIT,
+        || async {
+            let v = value(&w.secret("team", "free-out").await?, "apiKey")?;
+            (v == "BBBBBBBBBBBBBBBBBBBBBBBBB").then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        value(&w.secret("team", "out").await.unwrap(), "apiKey").unwrap(),
+        "AAAAAAAAAAAAAAAAAAAAAAAAA",
+        "nothing new is projected without consent; what was is kept"
+    );
+
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    w.source("team", "keys", &[("apiKey", "CCCCCCCCCCCCCCCCCCCCCCCCC")])
+        .await;
+    eventually("consent given again, the new value", WAIT, || async {
+        let v = value(&w.secret("team", "out").await?, "apiKey")?;
+        (v == "CCCCCCCCCCCCCCCCCCCCCCCCC").then_some(())
+    })
+    .await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+}
