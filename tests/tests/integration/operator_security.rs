@@ -1156,3 +1156,82 @@ async fn consent_is_the_service_account_s_and_can_be_withdrawn() {
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
 }
+
+/// Round two, item 10: a claim binds an object's identity (kind,
+/// namespace, name, owner), not its content or uid, so someone who may
+/// write that kind in that namespace can delete a claimed object and
+/// re-create it with the claim copied. It gains them nothing: they could
+/// already edit the claimed object itself, and the operator puts back
+/// exactly what it declares. Shown here while the operator was down, for
+/// the target Secret (a planted key, a changed value) and the RoleBinding
+/// (an extra subject).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_re_created_copy_of_a_claimed_object_gains_nothing() {
+    let mut w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.namespace("prod", json!({"keyguard.dev/allow-from-team": "true"}))
+        .await;
+    w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
+        .await;
+    let mut e = env("prod", "keys", Some("prod"), "out", json!(["apiKey"]));
+    e["access"] = json!({"serviceAccounts": ["app"]});
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [e]}}),
+    )
+    .await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    drop(w.operator.take());
+
+    let secrets = Api::<Secret>::namespaced(w.client.clone(), "prod");
+    let bindings = Api::<RoleBinding>::namespaced(w.client.clone(), "prod");
+    let fresh = |meta: &mut kube::api::ObjectMeta| {
+        meta.uid = None;
+        meta.resource_version = None;
+        meta.creation_timestamp = None;
+        meta.managed_fields = None;
+    };
+    let mut copy = secrets.get("out").await.unwrap();
+    fresh(&mut copy.metadata);
+    copy.data = Some(BTreeMap::from([
+        (
+            "apiKey".into(),
+            k8s_openapi::ByteString(b"planted-value".to_vec()),
+        ),
+        ("planted".into(), k8s_openapi::ByteString(b"x".to_vec())),
+    ]));
+    secrets
+        .delete("out", &DeleteParams::default())
+        .await
+        .unwrap();
+    secrets.create(&PostParams::default(), &copy).await.unwrap();
+    let mut binding = bindings.get("keyguard-read-out").await.unwrap();
+    fresh(&mut binding.metadata);
+    let mut subjects = binding.subjects.clone().unwrap();
+    let mut intruder = subjects[0].clone();
+    intruder.name = "intruder".into();
+    subjects.push(intruder);
+    binding.subjects = Some(subjects);
+    bindings
+        .delete("keyguard-read-out", &DeleteParams::default())
+        .await
+        .unwrap();
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+
+    w.operator = Some(keyguard_tests::operator::RunningOperator::start(&w.cp, &w.x).await);
+    w.wait_secret("prod", "out", "exactly the declared content back", |s| {
+        keyguard_tests::world::keys(s) == ["apiKey"]
+            && value(s, "apiKey").as_deref() == Some("AAAAAAAAAAAAAAAAAAAAAAAAA")
+    })
+    .await;
+    eventually("only the declared subject", WAIT, || async {
+        let b = bindings.get("keyguard-read-out").await.ok()?;
+        let names: Vec<String> = b.subjects?.into_iter().map(|s| s.name).collect();
+        (names == ["app"]).then_some(())
+    })
+    .await;
+}
