@@ -10,6 +10,9 @@
 //! that would refuse or tear down on cached evidence looks again with
 //! fresh reads first (`sync/mod.rs`).
 //!
+//! Cached Secrets hold digests of their values, never the values: a sync
+//! only compares them with what it would write.
+//!
 //! A tenant may label any Secret of theirs as ours. Such objects are kept
 //! as metadata with a marker when their content is large, and read with a
 //! GET when needed, so they cannot make the operator hold their bulk.
@@ -20,9 +23,11 @@ use std::sync::{Arc, RwLock};
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::ByteString;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
+use sha2::{Digest, Sha256};
 
 use crate::resource::TwitterCredential;
 
@@ -128,6 +133,34 @@ pub fn slim_secret(secret: &mut Secret) {
         s.data = None;
         s.string_data = None;
     });
+    if secret.annotations().contains_key(TRIMMED) {
+        return;
+    }
+    // The operator never reads a value back from a Secret it wrote: it only
+    // compares, so the cache holds digests, never values.
+    if let Some(data) = secret.data.take() {
+        secret.data = Some(digests(data));
+        secret
+            .annotations_mut()
+            .insert(DIGESTED.to_string(), String::new());
+    }
+    // stringData is write-only: the apiserver never returns it.
+    secret.string_data = None;
+}
+
+/// Marks a cached Secret whose data values are digests (`digests`).
+const DIGESTED: &str = "keyguard.dev/cache-digested";
+
+/// Pure: each value replaced by its SHA-256.
+pub fn digests(data: BTreeMap<String, ByteString>) -> BTreeMap<String, ByteString> {
+    data.into_iter()
+        .map(|(k, v)| (k, ByteString(Sha256::digest(&v.0).to_vec())))
+        .collect()
+}
+
+/// Whether `secret` is a cached copy holding digests instead of values.
+pub fn is_digested(secret: &Secret) -> bool {
+    secret.annotations().contains_key(DIGESTED)
 }
 
 /// `slim`, and a Role with more rules than any the operator writes, or
@@ -255,6 +288,15 @@ mod tests {
                 "{data}/{annotations}"
             );
             assert_eq!(s.data.is_none(), trimmed, "{data}/{annotations}");
+            if !trimmed {
+                assert!(is_digested(&s));
+                let cached = s.data.as_ref().unwrap()["k"].0.clone();
+                assert_eq!(
+                    cached,
+                    Sha256::digest(vec![b'v'; data]).to_vec(),
+                    "a digest, not the value"
+                );
+            }
             assert_eq!(s.metadata.labels.is_none(), trimmed, "{labels}");
             assert!(!s
                 .annotations()

@@ -309,8 +309,14 @@ fn same_meta(current: &ObjectMeta, desired: &ObjectMeta) -> bool {
 }
 
 fn same_secret(current: &Secret, desired: &Secret) -> bool {
+    let desired_data = desired.data.clone().unwrap_or_default();
+    // A cached copy holds digests of its values (`caches.rs`).
+    let desired_data = match crate::caches::is_digested(current) {
+        true => crate::caches::digests(desired_data),
+        false => desired_data,
+    };
     same_meta(&current.metadata, &desired.metadata)
-        && current.data.clone().unwrap_or_default() == desired.data.clone().unwrap_or_default()
+        && current.data.clone().unwrap_or_default() == desired_data
         && current.string_data.is_none()
         && current.type_ == desired.type_
 }
