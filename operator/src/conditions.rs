@@ -43,10 +43,12 @@ pub enum ConditionType {
     /// Another environment (of this resource or another) projects the
     /// same source credential.
     CredentialShared,
+    /// Resource level: the declared access review by people is due.
+    AccessReviewDue,
 }
 
 impl ConditionType {
-    pub const ALL: [ConditionType; 11] = [
+    pub const ALL: [ConditionType; 12] = [
         ConditionType::Ready,
         ConditionType::Synced,
         ConditionType::TargetNotAllowed,
@@ -58,6 +60,7 @@ impl ConditionType {
         ConditionType::ReauthorizationRequired,
         ConditionType::RotationBlocked,
         ConditionType::CredentialShared,
+        ConditionType::AccessReviewDue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +76,7 @@ impl ConditionType {
             ConditionType::ReauthorizationRequired => "ReauthorizationRequired",
             ConditionType::RotationBlocked => "RotationBlocked",
             ConditionType::CredentialShared => "CredentialShared",
+            ConditionType::AccessReviewDue => "AccessReviewDue",
         }
     }
 }
@@ -115,10 +119,16 @@ pub enum Reason {
     NotAppOwner,
     /// The resource's ServiceAccount may no longer do what it needs.
     ConsentWithdrawn,
+    /// No access review was ever recorded (`accessReview.lastReviewed`).
+    NeverReviewed,
+    /// The last access review is older than `accessReview.every`.
+    ReviewOverdue,
+    /// The last access review is recent enough.
+    ReviewedRecently,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 26] = [
+    pub const ALL: [Reason; 29] = [
         Reason::Synced,
         Reason::TargetNotAllowed,
         Reason::Conflict,
@@ -145,6 +155,9 @@ impl Reason {
         Reason::NotShared,
         Reason::NotAppOwner,
         Reason::ConsentWithdrawn,
+        Reason::NeverReviewed,
+        Reason::ReviewOverdue,
+        Reason::ReviewedRecently,
     ];
 
     /// The reason a condition names, when it is one of the operator's.
@@ -180,6 +193,9 @@ impl Reason {
             Reason::NotShared => "NotShared",
             Reason::NotAppOwner => "NotAppOwner",
             Reason::ConsentWithdrawn => "ConsentWithdrawn",
+            Reason::NeverReviewed => "NeverReviewed",
+            Reason::ReviewOverdue => "ReviewOverdue",
+            Reason::ReviewedRecently => "ReviewedRecently",
         }
     }
 

@@ -12,7 +12,7 @@
 
 use kube::ResourceExt;
 
-use crate::access_review::{self, Action, Subject};
+use crate::authorization::{self, Action, Subject};
 use crate::conditions::Reason;
 use crate::context::Context;
 use crate::refusal::{Refusal, Teardown};
@@ -66,7 +66,7 @@ pub async fn check(ctx: &Context, tc: &TwitterCredential, env: &Environment) -> 
     let ns = tc.namespace().unwrap_or_default();
     let subject = Subject::service_account(&ns, sa);
     for action in needed(tc, env) {
-        match access_review::allowed(&ctx.client, &subject, &action).await {
+        match authorization::allowed(&ctx.client, &subject, &action).await {
             Ok(true) => {}
             Ok(false) => return Some(withdrawn(&ns, sa, &action)),
             Err(e) => return Some(Refusal::read_failed(&e)),

@@ -9,8 +9,8 @@
 //! | the binary | `main.rs`, `cli.rs`, `telemetry.rs`, `server.rs`, `metrics_auth.rs`, `leader.rs` |
 //! | watches | `controller/` (watches, triggers, rebuilds, error policy) |
 //! | one resource | `reconcile/` (finalizer, the per-environment stage pipeline, status) |
-//! | stages | `consent.rs` (the resource's ServiceAccount still allows it), `rotation/` (every X API write), `sync/` (observe, check, plan, apply, record), `verification.rs`, `monitoring.rs`, `restart.rs`, `orphans.rs` |
-//! | shared by the stages | `access_review.rs`, `context.rs`, `reads.rs`, `outcome.rs`, `refusal.rs`, `wake.rs`, `target.rs`, `state_record.rs`, `objects.rs`, `schedule.rs` |
+//! | stages | `consent.rs` (the resource's ServiceAccount still allows it), `rotation/` (every X API write), `sync/` (observe, check, plan, apply, record), `verification.rs`, `monitoring.rs`, `review_reminder.rs`, `restart.rs`, `orphans.rs` |
+//! | shared by the stages | `authorization.rs`, `context.rs`, `reads.rs`, `outcome.rs`, `refusal.rs`, `wake.rs`, `target.rs`, `state_record.rs`, `objects.rs`, `schedule.rs` |
 //! | vocabulary | `resource.rs` (what people declare), `conditions.rs`, `events.rs`, `labels.rs`, `object_kind.rs`, `ownership.rs`, `projection.rs`, `caches.rs`, `scope.rs`, `own_writes.rs`, `workers.rs`, `metrics.rs`, and the X API client (crate `keyguard-xapi`) |
 //!
 //! Start at `reconcile/mod.rs` to follow one TwitterCredential from its
@@ -18,7 +18,7 @@
 
 #![forbid(unsafe_code)]
 
-pub mod access_review;
+pub mod authorization;
 pub mod caches;
 pub mod cli;
 pub mod conditions;
@@ -43,6 +43,7 @@ pub mod reconcile;
 pub mod refusal;
 pub mod resource;
 pub mod restart;
+pub mod review_reminder;
 pub mod rotation;
 pub mod schedule;
 pub mod scope;

@@ -48,6 +48,7 @@ pub struct Metrics {
     queue_depth: Gauge,
     running: Gauge,
     usage: Family<ResourceLabels, RatioGauge>,
+    access_review_due: Family<ResourceLabels, Gauge>,
     x_api_requests: Family<XApiLabels, Counter>,
     x_api_duration: Family<EndpointLabels, Histogram>,
 }
@@ -106,6 +107,7 @@ impl Default for Metrics {
             queue_depth: Gauge::default(),
             running: Gauge::default(),
             usage: Family::default(),
+            access_review_due: Family::default(),
             x_api_requests: Family::default(),
             x_api_duration: Family::new_with_constructor(|| {
                 Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
@@ -181,6 +183,11 @@ impl Metrics {
             "environment_verified",
             "1 when the X API accepted the environment's credentials at the last verification",
             self.verified.clone(),
+        );
+        r.register(
+            "access_review_due",
+            "1 when the TwitterCredential's declared access review is due (accessReview)",
+            self.access_review_due.clone(),
         );
         r.register(
             "usage_ratio",
@@ -373,6 +380,20 @@ impl Metrics {
             .set(ok as i64);
     }
 
+    /// Whether the resource's access review is due; `None`: none declared.
+    pub fn access_review_due(&self, tc: &TwitterCredential, due: Option<bool>) {
+        match due {
+            Some(due) => {
+                self.access_review_due
+                    .get_or_create(&labels(tc))
+                    .set(due as i64);
+            }
+            None => {
+                self.access_review_due.remove(&labels(tc));
+            }
+        }
+    }
+
     pub fn usage_ratio(&self, tc: &TwitterCredential, ratio: f64) {
         self.usage.get_or_create(&labels(tc)).set(ratio);
     }
@@ -413,6 +434,7 @@ impl Metrics {
                 };
                 self.ready.remove(&l);
                 self.usage.remove(&l);
+                self.access_review_due.remove(&l);
                 self.reconciles.remove(&l);
                 self.failures.remove(&l);
                 seen

@@ -98,17 +98,17 @@ impl MetricsAuth {
         let Some(user) = status.user.filter(|_| status.authenticated == Some(true)) else {
             return Ok(Decision::Unauthenticated);
         };
-        let subject = crate::access_review::Subject {
+        let subject = crate::authorization::Subject {
             user: user.username,
             groups: user.groups,
             uid: user.uid,
             extra: user.extra,
         };
-        let action = crate::access_review::Action::Path {
+        let action = crate::authorization::Action::Path {
             path: "/metrics".into(),
             verb: "get".into(),
         };
-        let allowed = crate::access_review::allowed(&self.client, &subject, &action).await?;
+        let allowed = crate::authorization::allowed(&self.client, &subject, &action).await?;
         Ok(if allowed {
             Decision::Allowed
         } else {

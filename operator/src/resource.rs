@@ -59,6 +59,12 @@ pub struct TwitterCredentialSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<Monitoring>,
 
+    /// A periodic review, by people, of who can reach this app's
+    /// credentials (see `docs/practices.md`): `AccessReviewDue` and a
+    /// Warning Event once `every` has passed since `lastReviewed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_review: Option<AccessReview>,
+
     /// A ServiceAccount of this namespace whose rights the resource is
     /// held to on every reconcile: it must be allowed to `get` each source
     /// Secret and `patch` each restart target, or the environment projects
@@ -277,6 +283,28 @@ pub struct UserTokenRotation {
     pub refresh_before: String,
 }
 
+/// A review only people can do (who can sign in to the app's developer
+/// portal and whether they use 2FA, who may read the source Secrets, who
+/// is bound to the edit role), which the operator remembers.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessReview {
+    /// How often, e.g. `2160h` (90 days); at least `24h`.
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('24h')").message("`every` must be at least 24h"))]
+    pub every: String,
+
+    /// When the last review was done, set by whoever did it (RFC 3339,
+    /// e.g. `2026-12-01T00:00:00Z`). Unset: never, so one is due now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reviewed: Option<Time>,
+
+    /// Who did the last review, for the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub reviewed_by: Option<String>,
+}
+
 /// Age after which a credential only a person can replace is reported due.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -368,6 +396,10 @@ pub struct TwitterCredentialStatus {
     /// The app's post usage against its project cap (`monitoring.usage`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageStatus>,
+
+    /// When the next access review is due (`accessReview`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_access_review: Option<Time>,
 
     /// Per-environment state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

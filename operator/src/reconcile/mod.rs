@@ -91,6 +91,11 @@ async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
             .await
             .map(Wake::At),
     );
+    wake.add_opt(
+        crate::review_reminder::remind(ctx, tc, &mut status, Timestamp::now())
+            .await
+            .map(Wake::At),
+    );
     if tc.status.as_ref() != Some(&status) {
         match status::patch(tc, &status, ctx).await {
             Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => {

@@ -1121,3 +1121,50 @@ async fn a_replaced_access_token_is_invalidated_after_its_grace_period() {
         &secrets,
     );
 }
+
+/// Practices issue, access reviews: a declared review (`accessReview`)
+/// overdue since the last one raises `AccessReviewDue` with a Warning
+/// Event and the metric the alert reads; recording a review clears it and
+/// says when the next is due. The environment stays synced throughout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_declared_access_review_is_reminded_when_due_and_cleared_when_recorded() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
+        .await;
+    let resource = |last: &str| {
+        json!({"metadata": {"name": "bot"}, "spec": {
+            "accessReview": {"every": "24h", "lastReviewed": last, "reviewedBy": "alice"},
+            "environments": [{"name": "prod", "source": {"secretRef": {"name": "keys"}},
+                "target": {"secretName": "out", "keys": ["apiKey"]}}]}})
+    };
+    let two_days_ago = (k8s_openapi::jiff::Timestamp::now()
+        - k8s_openapi::jiff::SignedDuration::from_hours(48))
+    .to_string();
+    w.apply("team", resource(&two_days_ago)).await;
+    let due = w
+        .wait_condition("team", "bot", None, "AccessReviewDue", "True")
+        .await;
+    assert_eq!(due["reason"], "ReviewOverdue", "{due}");
+    assert!(
+        due["message"].as_str().unwrap().contains("last by alice"),
+        "{due}"
+    );
+    w.wait_event("team", "AccessReviewDue").await;
+    let series = "keyguard_access_review_due{namespace=\"team\",name=\"bot\"}";
+    let metrics = w.operator.as_ref().unwrap().metrics.render();
+    assert!(metrics.contains(&format!("{series} 1")), "{metrics}");
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    w.apply("team", resource(&now)).await;
+    let recent = w
+        .wait_condition("team", "bot", None, "AccessReviewDue", "False")
+        .await;
+    assert_eq!(recent["reason"], "ReviewedRecently", "{recent}");
+    let status = w.status("team", "bot").await;
+    assert!(status["nextAccessReview"].is_string(), "{status}");
+    let metrics = w.operator.as_ref().unwrap().metrics.render();
+    assert!(metrics.contains(&format!("{series} 0")), "{metrics}");
+}
