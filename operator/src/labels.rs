@@ -39,10 +39,17 @@ pub const MINTED_FROM: &str = "keyguard.dev/minted-from";
 pub const ROTATION_STEP: &str = "keyguard.dev/rotation-step";
 /// On a state record: when its credential was last minted or rotated.
 pub const LAST_ROTATION: &str = "keyguard.dev/last-rotation";
-/// On a state record: when it was created, finer than the apiserver's
-/// whole-second `creationTimestamp` (which of an app's environments owns
-/// its bearer token, `rotation/app_owner.rs`).
-pub const CREATED_AT: &str = "keyguard.dev/created-at";
+/// On a state record: when it first minted a bearer token from its current
+/// keys (`minted-from`): the oldest owns the app's token
+/// (`rotation/app_owner.rs`).
+pub const APP_SINCE: &str = "keyguard.dev/app-since";
+/// On a state record: when its bearer token was last minted or rotated
+/// (apart from the user token's refreshes, which `last-rotation` counts too).
+pub const BEARER_ROTATED_AT: &str = "keyguard.dev/bearer-rotated-at";
+/// On a state record: an HMAC, under the claim key, of its namespace, name,
+/// `minted-from`, `app-since` and `bearer-rotated-at`, so no one who may
+/// edit the record can make it the app's owner or feign a rotation.
+pub const APP_CLAIM: &str = "keyguard.dev/app-claim";
 /// On a TwitterCredential: set to a new value to rotate now.
 pub const ROTATE_NOW: &str = "keyguard.dev/rotate-now";
 /// On a state record: the last rotate-now value handled.

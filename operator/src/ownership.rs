@@ -90,39 +90,50 @@ impl ClaimKey {
 
     /// The claim for object `kind namespace/name` owned by `owner`.
     pub fn claim(&self, kind: ObjectKind, namespace: &str, name: &str, owner: &Owner) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        for part in [
+        self.mac(&[
             kind.as_str(),
             namespace,
             name,
             &owner.namespace,
             &owner.name,
             &owner.uid,
-        ] {
+        ])
+    }
+
+    /// An HMAC of `parts` (each length-prefixed, so no two lists collide).
+    pub fn mac(&self, parts: &[&str]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        for part in parts {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part.as_bytes());
         }
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// Whether `given` is the HMAC of `parts`, compared in constant time.
+    pub fn verify(&self, parts: &[&str], given: &str) -> bool {
+        let expected = self.mac(parts);
+        given.len() == expected.len()
+            && given
+                .bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+
     /// The owner whose claim `meta` carries, when the claim is genuine.
     pub fn verified_owner(&self, kind: ObjectKind, meta: &ObjectMeta) -> Option<Owner> {
         let owner = Owner::named_by(meta)?;
         let claim = meta.annotations.as_ref()?.get(labels::CLAIM)?;
-        let expected = self.claim(
-            kind,
+        let parts = [
+            kind.as_str(),
             meta.namespace.as_deref()?,
             meta.name.as_deref()?,
-            &owner,
-        );
-        // Constant-time comparison: the claim is a MAC.
-        let same = claim.len() == expected.len()
-            && claim
-                .bytes()
-                .zip(expected.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        same.then_some(owner)
+            &owner.namespace,
+            &owner.name,
+            &owner.uid,
+        ];
+        self.verify(&parts, claim).then_some(owner)
     }
 
     /// Whose `meta` is, from `owner`'s point of view.

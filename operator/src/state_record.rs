@@ -6,7 +6,6 @@
 //! Secret, so a value edited in a target is put back, never adopted.
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::jiff::Timestamp;
 use keyguard_credentials::CredentialKey;
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
@@ -83,9 +82,6 @@ pub fn new_record_named(
     meta.labels
         .get_or_insert_with(Default::default)
         .insert(labels::PART.into(), "state".into());
-    meta.annotations
-        .get_or_insert_with(Default::default)
-        .insert(labels::CREATED_AT.into(), Timestamp::now().to_string());
     Secret {
         metadata: meta,
         type_: Some("Opaque".into()),

@@ -2,17 +2,22 @@
 //! until it is invalidated, so two environments that derive it from the
 //! same keys (of one resource or of two, in any namespaces) would each
 //! invalidate the token the other projects. Exactly one of them, the
-//! owner, may invalidate it: the environment whose state record for these
-//! keys is the oldest (creation time, then namespace, resource and
-//! environment name). It stays the owner while others come and go, until
-//! it goes itself. The others follow: when the owner's record shows a
-//! rotation after their own mint they mint again, which invalidates
-//! nothing, and X answers with the app's current token.
+//! owner, may invalidate it: of the environments that declare
+//! `rotation.bearerToken` (of all, when none does), the one whose state
+//! record first minted from these keys (`app-since`; then namespace,
+//! resource and environment name). It stays the owner while others come
+//! and go, until it goes or its keys change. The others follow: when the
+//! owner's record shows a bearer rotation after their own mint, they mint
+//! again, which invalidates nothing, and X answers with the app's current
+//! token.
 //!
-//! Only state records whose claim verifies, of a resource that still
-//! declares the environment, count: a tenant's look-alike Secret cannot
-//! make itself the owner. The operator sees its own scope only; across
-//! clusters (or namespaced-mode scopes) see `docs/practices.md`.
+//! A record counts only when its claim verifies, its resource still
+//! declares the environment, and its app claim (an HMAC under the claim
+//! key of `minted-from`, `app-since` and `bearer-rotated-at`) holds: a
+//! tenant who may edit their own record cannot backdate it to become the
+//! owner of another team's app, nor feign rotations to make followers
+//! mint. The operator sees its own scope only; across clusters (or
+//! namespaced-mode scopes) see `docs/practices.md`.
 
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -34,9 +39,12 @@ pub struct Deriver {
     pub namespace: String,
     pub resource: String,
     pub environment: String,
-    /// When its state record was created; `None` before it exists.
+    /// When its record first minted from these keys; `None` before.
     pub since: Option<Timestamp>,
+    /// When its bearer token was last minted or rotated.
     pub last_rotation: Option<Timestamp>,
+    /// It declares `rotation.bearerToken`.
+    pub rotates: bool,
 }
 
 /// What an environment may do with its app's bearer token.
@@ -49,19 +57,18 @@ pub enum AppRole {
 }
 
 impl Deriver {
-    /// The deriver a state record describes, trusting its labels (checked
-    /// by the caller).
-    pub fn of(state: &Secret) -> Option<Deriver> {
+    /// The deriver a state record describes, trusting its labels and
+    /// annotations (the caller checks both claims).
+    pub fn of(state: &Secret, rotates: bool) -> Option<Deriver> {
         let owner = crate::ownership::Owner::named_by(&state.metadata)?;
+        let time = |key: &str| state.annotations().get(key).and_then(|t| t.parse().ok());
         Some(Deriver {
             namespace: owner.namespace,
             resource: owner.name,
             environment: state.labels().get(labels::ENVIRONMENT)?.clone(),
-            since: created(state),
-            last_rotation: state
-                .annotations()
-                .get(labels::LAST_ROTATION)
-                .and_then(|t| t.parse().ok()),
+            since: time(labels::APP_SINCE),
+            last_rotation: time(labels::BEARER_ROTATED_AT),
+            rotates,
         })
     }
 
@@ -85,26 +92,39 @@ impl Deriver {
     }
 }
 
-/// When a state record was created: the apiserver's `creationTimestamp`,
-/// refined within its second by the operator's own `created-at`. The
-/// refinement is ignored outside that second (clock skew, or an edit by
-/// someone who may write the record), so an edit can reorder records
-/// created in the same second at most.
-fn created(state: &Secret) -> Option<Timestamp> {
-    let second = state.metadata.creation_timestamp.as_ref()?.0;
-    let finer = state
+/// The parts the app claim binds.
+fn app_claim_parts(state: &Secret) -> [String; 5] {
+    let annotation = |k: &str| state.annotations().get(k).cloned().unwrap_or_default();
+    [
+        state.namespace().unwrap_or_default(),
+        state.name_any(),
+        annotation(labels::MINTED_FROM),
+        annotation(labels::APP_SINCE),
+        annotation(labels::BEARER_ROTATED_AT),
+    ]
+}
+
+/// Signs the record's app claim; called after every change of the parts.
+pub fn sign(claims: &ClaimKey, state: &mut Secret) {
+    let parts = app_claim_parts(state);
+    let mac = claims.mac(&parts.each_ref().map(String::as_str));
+    state
+        .annotations_mut()
+        .insert(labels::APP_CLAIM.into(), mac);
+}
+
+/// Whether the record's app claim holds.
+pub fn signed(claims: &ClaimKey, state: &Secret) -> bool {
+    let parts = app_claim_parts(state);
+    state
         .annotations()
-        .get(labels::CREATED_AT)
-        .and_then(|t| t.parse::<Timestamp>().ok());
-    match finer {
-        Some(t) if t >= second && t < second + std::time::Duration::from_secs(1) => Some(t),
-        _ => Some(second),
-    }
+        .get(labels::APP_CLAIM)
+        .is_some_and(|given| claims.verify(&parts.each_ref().map(String::as_str), given))
 }
 
 /// Pure: `this` environment's role among the app's `others`.
 pub fn role(this: &Deriver, others: &[Deriver]) -> AppRole {
-    // A record not created yet sorts after every existing one.
+    // A record that never minted sorts after every one that did.
     let age = |d: &Deriver| {
         (
             d.since.is_none(),
@@ -114,10 +134,15 @@ pub fn role(this: &Deriver, others: &[Deriver]) -> AppRole {
             d.environment.clone(),
         )
     };
-    let oldest = others
+    let all: Vec<&Deriver> = others
         .iter()
         .filter(|d| !d.is(this))
         .chain([this])
+        .collect();
+    let any_rotates = all.iter().any(|d| d.rotates);
+    let oldest = all
+        .into_iter()
+        .filter(|d| d.rotates || !any_rotates)
         .min_by_key(|d| age(d))
         .unwrap_or(this);
     if oldest.is(this) {
@@ -160,22 +185,26 @@ pub fn derivers(stores: &Stores, claims: &ClaimKey, minted_from: &str) -> Option
     Some(found)
 }
 
-/// The deriver `state` names, when its claim verifies and its resource
-/// still derives the bearer token in that environment.
+/// The deriver `state` names, when both its claims verify and its
+/// resource still derives the bearer token in that environment.
 fn genuine(state: &Secret, stores: &Stores, claims: &ClaimKey) -> Option<Deriver> {
     let owner = claims.verified_owner(ObjectKind::Secret, &state.metadata)?;
-    if state.labels().get(labels::PART).map(String::as_str) != Some("state") {
+    let is_state = state.labels().get(labels::PART).map(String::as_str) == Some("state");
+    if !is_state || !signed(claims, state) {
         return None;
     }
-    let deriver = Deriver::of(state)?;
     let tc = stores
         .credentials
         .get(&ObjectRef::new(&owner.name).within(&owner.namespace))?;
-    let declared = tc.uid().as_deref() == Some(owner.uid.as_str())
-        && tc.spec.environments.iter().any(|e| {
-            e.name == deriver.environment && e.target.keys.contains(&CredentialKey::BearerToken)
-        });
-    declared.then_some(deriver)
+    if tc.uid().as_deref() != Some(owner.uid.as_str()) {
+        return None;
+    }
+    let environment = state.labels().get(labels::ENVIRONMENT)?;
+    let env =
+        tc.spec.environments.iter().find(|e| {
+            &e.name == environment && e.target.keys.contains(&CredentialKey::BearerToken)
+        })?;
+    Deriver::of(state, super::due::bearer_schedule(env).is_some())
 }
 
 /// Resources of the environments following the owner whose state record
@@ -218,6 +247,7 @@ mod tests {
             environment: "prod".into(),
             since,
             last_rotation: since,
+            rotates: true,
         }
     }
 
@@ -246,10 +276,15 @@ mod tests {
     }
 
     #[test]
-    fn ties_and_missing_records_are_decided_the_same_way_everywhere() {
+    fn ties_records_that_never_minted_and_environments_that_never_rotate() {
         let a = deriver("team-a", "bot", at(0));
         let same_second = deriver("team-b", "bot", at(0));
         let unborn = deriver("aaa", "bot", None);
+        let idle_but_older = Deriver {
+            since: at(-100),
+            rotates: false,
+            ..deriver("idle", "bot", at(-100))
+        };
         assert_eq!(role(&a, std::slice::from_ref(&same_second)), AppRole::Owner);
         assert_eq!(
             role(&same_second, std::slice::from_ref(&a)),
@@ -261,6 +296,26 @@ mod tests {
         );
         // Its own record among the others is not a second deriver.
         assert_eq!(role(&a, &[a.clone(), same_second]), AppRole::Owner);
+        // An older environment that never rotates does not block the one
+        // that does; when none rotates, the oldest owns the token.
+        assert_eq!(
+            role(&a, std::slice::from_ref(&idle_but_older)),
+            AppRole::Owner
+        );
+        assert_eq!(
+            role(&idle_but_older, std::slice::from_ref(&a)),
+            AppRole::Follower { owner: a.clone() }
+        );
+        let idle_a = Deriver {
+            rotates: false,
+            ..a.clone()
+        };
+        assert_eq!(
+            role(&idle_a, std::slice::from_ref(&idle_but_older)),
+            AppRole::Follower {
+                owner: idle_but_older.clone()
+            }
+        );
     }
 
     #[test]
@@ -280,44 +335,34 @@ mod tests {
     }
 
     #[test]
-    fn the_finer_creation_time_orders_only_within_the_apiserver_second() {
-        let record = |created: &str, finer: Option<&str>| {
-            let mut annotations = serde_json::json!({});
-            if let Some(f) = finer {
-                annotations[labels::CREATED_AT] = f.into();
-            }
-            serde_json::from_value::<Secret>(serde_json::json!({"metadata": {
-                "name": "keyguard-state-0", "creationTimestamp": created,
-                "annotations": annotations}}))
-            .unwrap()
-        };
-        let t = |s: &str| Some(s.parse::<Timestamp>().unwrap());
-        let cases = [
-            ("no refinement", None, "2026-12-04T10:00:00Z"),
-            (
-                "within the second",
-                Some("2026-12-04T10:00:00.25Z"),
-                "2026-12-04T10:00:00.25Z",
-            ),
-            (
-                "an hour older: ignored",
-                Some("2026-12-04T09:00:00Z"),
-                "2026-12-04T10:00:00Z",
-            ),
-            (
-                "the next second: ignored",
-                Some("2026-12-04T10:00:01Z"),
-                "2026-12-04T10:00:00Z",
-            ),
-            ("not a time", Some("yesterday"), "2026-12-04T10:00:00Z"),
-        ];
-        for (what, finer, want) in cases {
-            assert_eq!(
-                created(&record("2026-12-04T10:00:00Z", finer)),
-                t(want),
-                "{what}"
-            );
+    fn an_edited_record_loses_its_app_claim() {
+        let key = ClaimKey::new(b"k".repeat(32));
+        let mut state: Secret = serde_json::from_value(serde_json::json!({"metadata": {
+            "name": "keyguard-state-0", "namespace": "team-b",
+            "annotations": {
+                labels::MINTED_FROM: "sha256:app",
+                labels::APP_SINCE: "2026-12-04T10:00:00Z",
+                labels::BEARER_ROTATED_AT: "2026-12-04T10:00:00Z"}}}))
+        .unwrap();
+        assert!(!signed(&key, &state), "unsigned");
+        sign(&key, &mut state);
+        assert!(signed(&key, &state));
+        for (part, edit) in [
+            (labels::APP_SINCE, "2020-01-01T00:00:00Z"),
+            (labels::BEARER_ROTATED_AT, "2099-01-01T00:00:00Z"),
+            (labels::MINTED_FROM, "sha256:other-app"),
+        ] {
+            let mut edited = state.clone();
+            edited.annotations_mut().insert(part.into(), edit.into());
+            assert!(!signed(&key, &edited), "{part} edited");
         }
+        let mut moved = state.clone();
+        moved.metadata.namespace = Some("team-c".into());
+        assert!(!signed(&key, &moved), "copied to another namespace");
+        assert!(
+            !signed(&ClaimKey::new(b"x".repeat(32)), &state),
+            "another key"
+        );
     }
 
     #[test]

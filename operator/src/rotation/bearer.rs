@@ -170,10 +170,12 @@ pub async fn mint_or_rotate(
         return Ok((RotationInfo::default(), state));
     };
     crate::state_record::ensure_ours(ctx, tc, state.as_ref())?;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &tc.namespace().unwrap_or_default());
+    let state = sign_if_unsigned(ctx, &api, state, &keys).await?;
     let schedule = super::due::bearer_schedule(env);
     let requested = super::due::rotate_now_request(tc, state.as_ref());
     let last = state.as_ref().and_then(last_rotation);
-    let (standing, app_owner) = app_standing(ctx, &keys, state.as_ref());
+    let (standing, app_owner) = app_standing(ctx, env, &keys, state.as_ref());
     let observation = Observation {
         step: Step::read(state.as_ref()),
         minted: is_minted(state.as_ref(), &keys, rejected),
@@ -206,11 +208,16 @@ pub async fn mint_or_rotate(
 /// record there is no token of its own to invalidate.
 fn app_standing(
     ctx: &Context,
+    env: &Environment,
     keys: &Keys,
     state: Option<&Secret>,
 ) -> (Standing, Option<app_owner::Deriver>) {
-    let Some(this) = state.and_then(app_owner::Deriver::of) else {
+    let Some(state) = state else {
         return (Standing::Owner, None);
+    };
+    let rotates = super::due::bearer_schedule(env).is_some();
+    let Some(this) = app_owner::Deriver::of(state, rotates) else {
+        return (Standing::Unknown, None);
     };
     let others = ctx
         .caches
@@ -296,8 +303,14 @@ fn keys(source: &Data) -> Option<Keys> {
     })
 }
 
+/// When the bearer token was last minted or rotated (a user token's
+/// refresh in the same record does not count), for its schedule.
 fn last_rotation(state: &Secret) -> Option<Timestamp> {
-    state.annotations().get(labels::LAST_ROTATION)?.parse().ok()
+    let a = state.annotations();
+    a.get(labels::BEARER_ROTATED_AT)
+        .or_else(|| a.get(labels::LAST_ROTATION))?
+        .parse()
+        .ok()
 }
 
 fn token_of(state: &Secret) -> Option<SecretValue> {
@@ -329,48 +342,120 @@ async fn mint(
         .map_err(|e| x_api_refusal("minting the bearer token", e))?;
     let ns = tc.namespace().unwrap_or_default();
     let name = state_name(tc, env);
-    let mut state = crate::state_record::new_record(ctx, tc, env);
-    let annotations = state
-        .metadata
-        .annotations
-        .get_or_insert_with(Default::default);
-    annotations.insert(labels::MINTED_FROM.into(), keys.from.clone());
-    annotations.insert(labels::LAST_ROTATION.into(), Timestamp::now().to_string());
-    // The record's age decides which environment owns the app's token.
-    if let Some(created) = existing
-        .as_ref()
-        .and_then(|s| s.annotations().get(labels::CREATED_AT))
-    {
-        annotations.insert(labels::CREATED_AT.into(), created.clone());
-    }
-    let handled = requested.or_else(|| {
-        existing
-            .as_ref()
-            .and_then(|s| s.annotations().get(labels::ROTATE_NOW_HANDLED).cloned())
-    });
-    if let Some(handled) = handled {
-        annotations.insert(labels::ROTATE_NOW_HANDLED.into(), handled);
-    }
-    state.data = Some(
-        [(
-            CredentialKey::BearerToken.as_str().to_string(),
-            ByteString(token.expose().to_vec()),
-        )]
-        .into(),
-    );
-    let written = match existing {
-        None => api.create(&PostParams::default(), &state).await,
-        Some(s) => {
-            state.metadata.resource_version = s.metadata.resource_version.clone();
-            state.metadata.uid = s.metadata.uid.clone();
-            api.replace(&name, &PostParams::default(), &state).await
-        }
+    let creating = existing.is_none();
+    let base = existing.unwrap_or_else(|| crate::state_record::new_record(ctx, tc, env));
+    let mut state = with_minted(base, &keys.from, &token, requested, Timestamp::now());
+    app_owner::sign(&ctx.claims, &mut state);
+    let written = match creating {
+        true => api.create(&PostParams::default(), &state).await,
+        false => api.replace(&name, &PostParams::default(), &state).await,
     };
     let written = written
         .map_err(|e| Refusal::write_failed(&format!("writing state Secret {ns}/{name}"), &e))?;
     ctx.own_writes.record(&written.metadata);
     tracing::info!(credential = %tc.name_any(), environment = %env.name, fingerprint = %token.fingerprint(), "minted a bearer token into the state record");
     Ok(written)
+}
+
+/// Pure: the state record holding a token just minted from keys `from`,
+/// everything else it holds (a user token, its refresh token) kept. Its
+/// `app-since` stays while the keys do (the record's age among the app's
+/// environments), and starts now when they change; an interrupted
+/// rotation's step is over; `requested` is marked handled.
+fn with_minted(
+    mut state: Secret,
+    from: &str,
+    token: &SecretValue,
+    requested: Option<String>,
+    now: Timestamp,
+) -> Secret {
+    let same_keys = state
+        .annotations()
+        .get(labels::MINTED_FROM)
+        .map(String::as_str)
+        == Some(from);
+    let since = same_keys
+        .then(|| app_since(&state))
+        .flatten()
+        .unwrap_or_else(|| now.to_string());
+    let a = state.annotations_mut();
+    a.insert(labels::MINTED_FROM.into(), from.to_string());
+    a.insert(labels::APP_SINCE.into(), since);
+    a.insert(labels::BEARER_ROTATED_AT.into(), now.to_string());
+    a.insert(labels::LAST_ROTATION.into(), now.to_string());
+    a.remove(labels::ROTATION_STEP);
+    if let Some(r) = requested {
+        a.insert(labels::ROTATE_NOW_HANDLED.into(), r);
+    }
+    state.data.get_or_insert_with(Default::default).insert(
+        CredentialKey::BearerToken.as_str().to_string(),
+        ByteString(token.expose().to_vec()),
+    );
+    state
+}
+
+/// When the record first minted from its current keys: its `app-since`,
+/// or, for a record written before there was one, its creation.
+fn app_since(state: &Secret) -> Option<String> {
+    state
+        .annotations()
+        .get(labels::APP_SINCE)
+        .cloned()
+        .or_else(|| {
+            state
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.to_string())
+        })
+}
+
+/// A record minted from the current keys whose app claim does not hold is
+/// signed again, trusting none of the parts it claims: one written before
+/// app claims existed keeps its creation as its age; one whose parts were
+/// edited (someone who may write it tried to make it the app's oldest)
+/// starts its age now. Either way it then counts among the app's
+/// environments (`app_owner.rs`).
+async fn sign_if_unsigned(
+    ctx: &Context,
+    api: &Api<Secret>,
+    state: Option<Secret>,
+    keys: &Keys,
+) -> Result<Option<Secret>, Refusal> {
+    let Some(s) = state else { return Ok(None) };
+    let current = s.annotations().get(labels::MINTED_FROM) == Some(&keys.from);
+    if !current || app_owner::signed(&ctx.claims, &s) {
+        return Ok(Some(s));
+    }
+    let now = Timestamp::now().to_string();
+    let (since, rotated) = match s.annotations().contains_key(labels::APP_CLAIM) {
+        true => {
+            tracing::warn!(state = %s.name_any(), "a state record's app claim does not hold: its age starts now");
+            (now.clone(), now)
+        }
+        false => {
+            let created = s
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.to_string());
+            let rotated = s.annotations().get(labels::LAST_ROTATION).cloned();
+            (
+                created.unwrap_or_else(|| now.clone()),
+                rotated.unwrap_or(now),
+            )
+        }
+    };
+    let claims = ctx.claims.clone();
+    let signed = record(api, s, move |r| {
+        let a = r.annotations_mut();
+        a.insert(labels::APP_SINCE.into(), since.clone());
+        a.insert(labels::BEARER_ROTATED_AT.into(), rotated.clone());
+        app_owner::sign(&claims, r);
+    })
+    .await?;
+    ctx.own_writes.record(&signed.metadata);
+    Ok(Some(signed))
 }
 
 /// Invalidate → mint → verify → store, from `from` on, recording each step
@@ -413,7 +498,7 @@ async fn rotate(
         Err(e) if e.is_tier_limited() => {}
         Err(e) => return Err(x_api_refusal("verifying the new bearer token", e)),
     }
-    let state = store_rotated(api, state, &new, requested).await?;
+    let state = store_rotated(api, &ctx.claims, state, &new, requested).await?;
     ctx.own_writes.record(&state.metadata);
     ctx.metrics.rotated(tc, &env.name, "bearerToken");
     announce_rotation(ctx, tc, env, &new).await;
@@ -423,6 +508,7 @@ async fn rotate(
 /// Records the new token, ends the rotation and marks a request handled.
 async fn store_rotated(
     api: &Api<Secret>,
+    claims: &crate::ownership::ClaimKey,
     state: Secret,
     new: &SecretValue,
     requested: Option<String>,
@@ -430,19 +516,19 @@ async fn store_rotated(
     let now = Timestamp::now().to_string();
     let new_bytes = new.expose().to_vec();
     record(api, state, |s| {
-        let a = s.metadata.annotations.get_or_insert_with(Default::default);
+        let a = s.annotations_mut();
         a.remove(labels::ROTATION_STEP);
         a.insert(labels::LAST_ROTATION.into(), now.clone());
+        a.insert(labels::BEARER_ROTATED_AT.into(), now.clone());
         if let Some(r) = &requested {
             a.insert(labels::ROTATE_NOW_HANDLED.into(), r.clone());
         }
-        s.data = Some(
-            [(
-                CredentialKey::BearerToken.as_str().to_string(),
-                ByteString(new_bytes.clone()),
-            )]
-            .into(),
+        // Only the bearer token: a user token in the same record stays.
+        s.data.get_or_insert_with(Default::default).insert(
+            CredentialKey::BearerToken.as_str().to_string(),
+            ByteString(new_bytes.clone()),
         );
+        app_owner::sign(claims, s);
     })
     .await
 }
@@ -619,6 +705,78 @@ mod tests {
         ];
         for (what, latest, want) in cases {
             assert_eq!(same_rotation(&ours, &latest), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_mint_keeps_the_rest_of_the_record_and_its_age_while_the_keys_stay() {
+        let now: Timestamp = "2026-12-04T12:00:00Z".parse().unwrap();
+        let record = |from: &str, since: Option<&str>| {
+            let mut a =
+                serde_json::json!({labels::MINTED_FROM: from, labels::ROTATION_STEP: "minting"});
+            if let Some(since) = since {
+                a[labels::APP_SINCE] = since.into();
+            }
+            let mut s: Secret = serde_json::from_value(serde_json::json!({"metadata": {
+                "name": "state", "creationTimestamp": "2026-01-01T00:00:00Z", "annotations": a}}))
+            .unwrap();
+            s.data = Some([("userAccessToken".to_string(), ByteString(b"user".to_vec()))].into());
+            s
+        };
+        let token = SecretValue::new("bearer-new");
+        // (what, record, keys now, app-since after)
+        let cases = [
+            (
+                "same keys",
+                record("k1", Some("2026-06-01T00:00:00Z")),
+                "k1",
+                "2026-06-01T00:00:00Z",
+            ),
+            (
+                "same keys, a record from before app-since",
+                record("k1", None),
+                "k1",
+                "2026-01-01T00:00:00Z",
+            ),
+            (
+                "keys replaced: young again",
+                record("k0", Some("2026-06-01T00:00:00Z")),
+                "k1",
+                "2026-12-04T12:00:00Z",
+            ),
+        ];
+        for (what, before, from, since) in cases {
+            let after = with_minted(before, from, &token, Some("req-1".into()), now);
+            let a = after.annotations();
+            assert_eq!(
+                a.get(labels::APP_SINCE).map(String::as_str),
+                Some(since),
+                "{what}"
+            );
+            assert_eq!(
+                a.get(labels::MINTED_FROM).map(String::as_str),
+                Some(from),
+                "{what}"
+            );
+            assert_eq!(
+                a.get(labels::BEARER_ROTATED_AT),
+                Some(&now.to_string()),
+                "{what}"
+            );
+            assert_eq!(
+                a.get(labels::ROTATE_NOW_HANDLED).map(String::as_str),
+                Some("req-1")
+            );
+            assert!(
+                !a.contains_key(labels::ROTATION_STEP),
+                "{what}: the step is over"
+            );
+            let data = after.data.as_ref().unwrap();
+            assert_eq!(
+                data["userAccessToken"].0, b"user",
+                "{what}: the user token stays"
+            );
+            assert_eq!(data["bearerToken"].0, b"bearer-new", "{what}");
         }
     }
 

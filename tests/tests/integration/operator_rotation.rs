@@ -328,6 +328,47 @@ async fn two_resources_on_one_app_have_one_owner_and_the_follower_never_invalida
     );
     assert_eq!(x_answers(&w, &first).await.0, 200);
 
+    // The follower's team may edit its own state record: backdating it
+    // breaks its app claim, so its age starts now and it stays a follower.
+    let states = Api::<Secret>::namespaced(w.client.clone(), "other");
+    let record = states
+        .list(&ListParams::default().labels("keyguard.dev/part=state"))
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let backdate =
+        json!({"metadata": {"annotations": {"keyguard.dev/app-since": "2000-01-01T00:00:00Z"}}});
+    states
+        .patch(
+            &record.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&backdate),
+        )
+        .await
+        .unwrap();
+    ask_rotation(&w, "other", "after-backdating").await;
+    eventually(
+        "the backdated record signed again with a fresh age",
+        WAIT,
+        || async {
+            let r = states.get(&record.name_any()).await.ok()?;
+            let since = r.annotations().get("keyguard.dev/app-since")?.clone();
+            (!since.starts_with("2000")).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let blocked = w
+        .wait_condition("other", "bot", Some("prod"), "RotationBlocked", "True")
+        .await;
+    assert_eq!(blocked["reason"], "NotAppOwner", "{blocked}");
+    assert_eq!(
+        invalidations(&w),
+        0,
+        "a backdated record made itself the owner"
+    );
+
     rotate_now(&w, "from-the-owner").await;
     let new = rotated_from(&w, &first).await;
     eventually(
