@@ -158,6 +158,15 @@ pub fn digests(data: BTreeMap<String, ByteString>) -> BTreeMap<String, ByteStrin
         .collect()
 }
 
+/// `secret` as read from the apiserver, without a digest marker that
+/// someone who may write it put there.
+pub fn without_digest_marker(mut secret: Secret) -> Secret {
+    if let Some(a) = secret.metadata.annotations.as_mut() {
+        a.remove(DIGESTED);
+    }
+    secret
+}
+
 /// Whether `secret` is a cached copy holding digests instead of values.
 pub fn is_digested(secret: &Secret) -> bool {
     secret.annotations().contains_key(DIGESTED)

@@ -96,10 +96,10 @@ pub struct RunArgs {
     )]
     pub metrics_tls_key_file: Option<std::path::PathBuf>,
 
-    /// A ServiceAccount name that resources without
-    /// `spec.serviceAccountName` are held to, in their own namespace: its
-    /// rights are checked on every reconcile (see `consent.rs`). Empty:
-    /// such resources are checked at admission only.
+    /// A ServiceAccount name every resource is held to in its own
+    /// namespace, besides the one it may name (`spec.serviceAccountName`):
+    /// its rights are checked on every reconcile (see `consent.rs`).
+    /// Empty: resources naming none are checked at admission only.
     #[arg(long, env = "KEYGUARD_DEFAULT_SERVICE_ACCOUNT", default_value = "")]
     pub default_service_account: String,
 

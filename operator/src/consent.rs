@@ -1,9 +1,9 @@
 //! Consent over time. The chart's admission policy checks, as the person
 //! who writes a TwitterCredential, that they may read its sources and
 //! restart its workloads, but only at that moment. A resource that names
-//! a ServiceAccount (`spec.serviceAccountName`, or the operator's
-//! `--default-service-account`) is held to that ServiceAccount's rights
-//! on every reconcile, as Flux and Argo CD hold their tenants: before any
+//! a ServiceAccount (`spec.serviceAccountName`), and every resource when
+//! the operator has a `--default-service-account`, is held to those
+//! ServiceAccounts' rights (all of them) on every reconcile, as Flux and Argo CD hold their tenants: before any
 //! X API call or write, the apiserver is asked (SubjectAccessReview)
 //! whether it may `get` each source Secret and `patch` each restart
 //! target. Whoever administers RBAC in the namespace withdraws consent by
@@ -19,14 +19,18 @@ use crate::refusal::{Refusal, Teardown};
 use crate::resource::{Environment, TwitterCredential, WorkloadKind};
 use crate::target::Target;
 
-/// Pure: the ServiceAccount a resource is held to, if any.
-pub fn service_account<'a>(tc: &'a TwitterCredential, default: Option<&'a str>) -> Option<&'a str> {
-    tc.spec
-        .service_account_name
-        .as_ref()
-        .map(|s| s.0.as_str())
-        .or(default)
+/// Pure: the ServiceAccounts a resource is held to: the one it names and
+/// the operator's default. Both, when both are set, so a tenant cannot
+/// escape the admin's default by naming a broadly bound ServiceAccount.
+pub fn service_accounts<'a>(tc: &'a TwitterCredential, default: Option<&'a str>) -> Vec<&'a str> {
+    let named = tc.spec.service_account_name.as_ref().map(|s| s.0.as_str());
+    let mut all: Vec<&str> = [named, default]
+        .into_iter()
+        .flatten()
         .filter(|s| !s.is_empty())
+        .collect();
+    all.dedup();
+    all
 }
 
 /// Pure: what the ServiceAccount must be allowed for `env`: `get` on its
@@ -62,17 +66,26 @@ pub fn needed(tc: &TwitterCredential, env: &Environment) -> Vec<Action> {
 /// needs (or the apiserver cannot say); `None` when it may, or when the
 /// resource is not held to a ServiceAccount.
 pub async fn check(ctx: &Context, tc: &TwitterCredential, env: &Environment) -> Option<Refusal> {
-    let sa = service_account(tc, ctx.default_service_account.as_deref())?;
     let ns = tc.namespace().unwrap_or_default();
-    let subject = Subject::service_account(&ns, sa);
-    for action in needed(tc, env) {
-        match authorization::allowed(&ctx.client, &subject, &action).await {
-            Ok(true) => {}
-            Ok(false) => return Some(withdrawn(&ns, sa, &action)),
-            Err(e) => return Some(Refusal::read_failed(&e)),
+    for sa in service_accounts(tc, ctx.default_service_account.as_deref()) {
+        let subject = Subject::service_account(&ns, sa);
+        for action in needed(tc, env) {
+            match authorization::allowed(&ctx.client, &subject, &action).await {
+                Ok(true) => {}
+                Ok(false) => return Some(withdrawn(&ns, sa, &action)),
+                Err(e) => return Some(Refusal::read_failed(&e)),
+            }
         }
     }
     None
+}
+
+/// Pure: whether an environment's consent was withdrawn at this reconcile
+/// (stages after sync, such as restarts and usage polling, then act for it
+/// no more than sync does).
+pub fn withdrawn_in(status: &crate::resource::EnvironmentStatus) -> bool {
+    crate::conditions::find(&status.conditions, crate::conditions::ConditionType::Synced)
+        .is_some_and(|c| c.reason == Reason::ConsentWithdrawn.as_str())
 }
 
 /// Pure: the refusal for a right the ServiceAccount lacks.
@@ -108,18 +121,19 @@ mod tests {
     const ENV: &str = "environments: [{name: prod, source: {secretRef: {name: keys}}, target: {namespace: prod, secretName: out, keys: [apiKey]}, restartTargets: [{kind: Deployment, name: web}, {kind: DaemonSet, name: agent}]}]";
 
     #[test]
-    fn the_resource_s_own_service_account_wins_over_the_default() {
+    fn a_resource_is_held_to_its_own_service_account_and_the_default() {
         let named = tc(&format!("{{serviceAccountName: keyguard-bot, {ENV}}}"));
         let unnamed = tc(&format!("{{{ENV}}}"));
-        let cases = [
-            (&named, None, Some("keyguard-bot")),
-            (&named, Some("default"), Some("keyguard-bot")),
-            (&unnamed, Some("default"), Some("default")),
-            (&unnamed, Some(""), None),
-            (&unnamed, None, None),
+        let cases: [(&TwitterCredential, Option<&str>, &[&str]); 6] = [
+            (&named, None, &["keyguard-bot"]),
+            (&named, Some("default"), &["keyguard-bot", "default"]),
+            (&named, Some("keyguard-bot"), &["keyguard-bot"]),
+            (&unnamed, Some("default"), &["default"]),
+            (&unnamed, Some(""), &[]),
+            (&unnamed, None, &[]),
         ];
         for (tc, default, want) in cases {
-            assert_eq!(service_account(tc, default), want, "{default:?}");
+            assert_eq!(service_accounts(tc, default), want, "{default:?}");
         }
     }
 

@@ -5,9 +5,10 @@
 //! kube-rbac-proxy and controller-runtime's secure metrics do. The chart's
 //! `<release>-metrics-reader` ClusterRole grants exactly that.
 //!
-//! Answers are kept for a minute per token fingerprint (never the token),
-//! so a scrape every 30 seconds costs the apiserver two reviews a minute
-//! per scraper, and a revoked binding stops scrapes within a minute.
+//! Answers are kept for a minute per token digest (never the token), so a
+//! scrape every 30 seconds costs the apiserver two reviews a minute per
+//! scraper, and a revoked binding stops scrapes within a minute. Made-up
+//! tokens are reviewed a few at a time and fill only the denied answers.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,11 +17,19 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use kube::api::PostParams;
 use kube::{Api, Client};
+use sha2::Digest;
 
 /// How long an answer is kept.
 const KEEP_FOR: Duration = Duration::from_secs(60);
-/// Answers kept at most (a flood of random tokens cannot grow memory).
+/// Answers kept at most, of each kind: a flood of made-up tokens fills
+/// only the denied answers, never pushing out a scraper's allowed one.
 const KEPT_AT_MOST: usize = 1024;
+/// Reviews in flight at once: a flood of made-up tokens costs the
+/// apiserver at most this many requests at a time on the operator's
+/// behalf (its priority level is shared with the reconciles).
+const REVIEWS_AT_ONCE: usize = 4;
+/// How long a scrape waits for a review slot before answering 503.
+const WAIT_FOR_SLOT: Duration = Duration::from_secs(2);
 
 /// The answer to one scrape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,14 +46,18 @@ pub enum Decision {
 /// Reviews scrapers' tokens with the apiserver.
 pub struct MetricsAuth {
     client: Client,
-    kept: Mutex<HashMap<String, (Instant, Decision)>>,
+    allowed: Mutex<HashMap<String, Instant>>,
+    denied: Mutex<HashMap<String, (Instant, Decision)>>,
+    slots: tokio::sync::Semaphore,
 }
 
 impl MetricsAuth {
     pub fn new(client: Client) -> MetricsAuth {
         MetricsAuth {
             client,
-            kept: Mutex::new(HashMap::new()),
+            allowed: Mutex::new(HashMap::new()),
+            denied: Mutex::new(HashMap::new()),
+            slots: tokio::sync::Semaphore::new(REVIEWS_AT_ONCE),
         }
     }
 
@@ -53,10 +66,13 @@ impl MetricsAuth {
         let Some(token) = bearer(authorization) else {
             return Decision::Unauthenticated;
         };
-        let key = keyguard_credentials::fingerprint(token.as_bytes()).to_string();
+        let key = hex::encode(sha2::Sha256::digest(token.as_bytes()));
         if let Some(kept) = self.kept_answer(&key) {
             return kept;
         }
+        let Ok(Ok(_slot)) = tokio::time::timeout(WAIT_FOR_SLOT, self.slots.acquire()).await else {
+            return Decision::Unavailable;
+        };
         let decision = match self.review(token).await {
             Ok(d) => d,
             Err(e) => {
@@ -69,14 +85,27 @@ impl MetricsAuth {
     }
 
     fn kept_answer(&self, key: &str) -> Option<Decision> {
-        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        let (at, decision) = kept.get(key)?;
-        (at.elapsed() < KEEP_FOR).then_some(*decision)
+        let fresh = |at: &Instant| at.elapsed() < KEEP_FOR;
+        let allowed = self.allowed.lock().unwrap_or_else(|p| p.into_inner());
+        if allowed.get(key).is_some_and(fresh) {
+            return Some(Decision::Allowed);
+        }
+        let denied = self.denied.lock().unwrap_or_else(|p| p.into_inner());
+        denied.get(key).filter(|(at, _)| fresh(at)).map(|(_, d)| *d)
     }
 
     fn keep(&self, key: String, decision: Decision) {
-        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        kept.retain(|_, (at, _)| at.elapsed() < KEEP_FOR);
+        let fresh = |at: &Instant| at.elapsed() < KEEP_FOR;
+        if decision == Decision::Allowed {
+            let mut kept = self.allowed.lock().unwrap_or_else(|p| p.into_inner());
+            kept.retain(|_, at| fresh(at));
+            if kept.len() < KEPT_AT_MOST {
+                kept.insert(key, Instant::now());
+            }
+            return;
+        }
+        let mut kept = self.denied.lock().unwrap_or_else(|p| p.into_inner());
+        kept.retain(|_, (at, _)| fresh(at));
         if kept.len() < KEPT_AT_MOST {
             kept.insert(key, (Instant::now(), decision));
         }

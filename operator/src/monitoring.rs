@@ -54,7 +54,7 @@ pub async fn monitor(
         return last.and_then(next);
     }
     let generation = tc.metadata.generation;
-    let Some(bearer) = a_bearer(ctx, tc).await else {
+    let Some(bearer) = a_bearer(ctx, tc, status).await else {
         conditions::set(
             &mut status.conditions,
             ConditionType::UsageHigh,
@@ -140,13 +140,25 @@ async fn record(
 }
 
 /// A bearer token from the first environment whose state record holds one.
-async fn a_bearer(ctx: &Context, tc: &TwitterCredential) -> Option<SecretValue> {
+/// A bearer token one of the environments holds, of those whose consent
+/// holds (`consent.rs`).
+async fn a_bearer(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    status: &TwitterCredentialStatus,
+) -> Option<SecretValue> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &tc.namespace().unwrap_or_default());
+    let withdrawn = |name: &str| {
+        status
+            .environments
+            .iter()
+            .any(|e| e.name == name && crate::consent::withdrawn_in(e))
+    };
     for env in tc
         .spec
         .environments
         .iter()
-        .filter(|e| state_record::needs_state(e))
+        .filter(|e| state_record::needs_state(e) && !withdrawn(&e.name))
     {
         if let Ok(Some(s)) = api.get_opt(&state_record::state_name(tc, env)).await {
             if let Some(token) = secret_data(&s).remove(CredentialKey::BearerToken.as_str()) {

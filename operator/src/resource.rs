@@ -69,8 +69,8 @@ pub struct TwitterCredentialSpec {
     /// held to on every reconcile: it must be allowed to `get` each source
     /// Secret and `patch` each restart target, or the environment projects
     /// nothing new and makes no X API call (`ConsentWithdrawn`). Removing
-    /// its RoleBinding withdraws consent. Unset: the operator's
-    /// `--default-service-account`, if any.
+    /// its RoleBinding withdraws consent. The operator's
+    /// `--default-service-account`, when set, is checked too, named or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<ServiceAccountName>,
 }

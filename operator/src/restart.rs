@@ -76,6 +76,9 @@ pub async fn restart_workloads(
 ) -> Option<Duration> {
     let mut workloads: BTreeMap<Workload, Dependents> = BTreeMap::new();
     for (env, outcome) in outcomes.iter() {
+        if crate::consent::withdrawn_in(&outcome.status) {
+            continue;
+        }
         let ns = Target::of(tc, env).namespace;
         for w in &env.restart_targets {
             let d = workloads

@@ -42,10 +42,10 @@ pub async fn serve(
         return axum::serve(TcpListener::bind(http_addr).await?, app).await;
     };
     let tls = tls_config(secure.cert_and_key.as_ref())?;
-    let listener = TlsListener {
-        tcp: TcpListener::bind(secure.addr).await?,
-        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
-    };
+    let listener = TlsListener::new(
+        TcpListener::bind(secure.addr).await?,
+        tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
+    )?;
     let app = Router::new()
         .route("/metrics", get(authorized_exposition))
         .with_state((secure.auth, metrics));
@@ -133,11 +133,50 @@ fn tls_config(files: Option<&(PathBuf, PathBuf)>) -> std::io::Result<rustls::Ser
 
 /// How long a client may take over its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// TLS handshakes in flight at most; connections beyond are dropped.
+const HANDSHAKES_AT_ONCE: usize = 64;
 
-/// Accepts TLS connections; a failed or slow handshake is dropped.
+type TlsConnection = (tokio_rustls::server::TlsStream<TcpStream>, SocketAddr);
+
+/// Accepts TLS connections. Each handshake runs in its own task, so a
+/// client that connects and says nothing delays no one else; a failed or
+/// slow one is dropped.
 struct TlsListener {
-    tcp: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    ready: tokio::sync::mpsc::Receiver<TlsConnection>,
+    local: SocketAddr,
+    _accepting: crate::AbortOnDrop,
+}
+
+impl TlsListener {
+    fn new(tcp: TcpListener, acceptor: tokio_rustls::TlsAcceptor) -> std::io::Result<TlsListener> {
+        let local = tcp.local_addr()?;
+        let (tx, ready) = tokio::sync::mpsc::channel(HANDSHAKES_AT_ONCE);
+        let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_AT_ONCE));
+        let accepting = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, addr)) = tcp.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    continue; // too many handshakes at once: drop this one
+                };
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    let handshake = acceptor.accept(tcp);
+                    if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                        let _ = tx.send((tls, addr)).await;
+                    }
+                });
+            }
+        });
+        Ok(TlsListener {
+            ready,
+            local,
+            _accepting: crate::AbortOnDrop(accepting),
+        })
+    }
 }
 
 impl axum::serve::Listener for TlsListener {
@@ -145,19 +184,14 @@ impl axum::serve::Listener for TlsListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((tcp, addr)) = self.tcp.accept().await else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
-            let handshake = self.acceptor.accept(tcp);
-            if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                return (tls, addr);
-            }
+        match self.ready.recv().await {
+            Some(connection) => connection,
+            // The accepting task ended (never, short of a panic): no more.
+            None => std::future::pending().await,
         }
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
+        Ok(self.local)
     }
 }

@@ -546,12 +546,7 @@ impl XApi for XApiClient {
             access_token: SecretValue::new(a.access_token),
             refresh_token: a.refresh_token.map(SecretValue::new),
             expires_in: Duration::from_secs(a.expires_in.unwrap_or(7200)),
-            scopes: a
-                .scope
-                .unwrap_or_default()
-                .split_whitespace()
-                .map(str::to_string)
-                .collect(),
+            scopes: scopes(a.scope.as_deref().unwrap_or_default()),
         })
     }
 
@@ -568,9 +563,51 @@ impl XApi for XApiClient {
     }
 }
 
+/// The scopes an OAuth 2.0 answer names, bounded: at most 32, each at
+/// most 64 characters of what scope names use. What X answers is kept in
+/// a state record, so an oversized or strange answer must not make that
+/// write fail (the refresh token it carries is the only one that works);
+/// anything else is named as `unrecognized`, which counts as the widest.
+pub fn scopes(answer: &str) -> Vec<String> {
+    const MOST: usize = 32;
+    let plausible = |s: &&str| {
+        s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._:-".contains(&b))
+    };
+    let mut kept: Vec<String> = Vec::new();
+    let mut strange = false;
+    for scope in answer.split_whitespace() {
+        match plausible(&scope) && kept.len() < MOST {
+            true => kept.push(scope.to_string()),
+            false => strange = true,
+        }
+    }
+    if strange {
+        kept.push("unrecognized".to_string());
+    }
+    kept
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn granted_scopes_are_bounded() {
+        assert_eq!(
+            scopes("tweet.read  users.read\toffline.access"),
+            ["tweet.read", "users.read", "offline.access"]
+        );
+        assert_eq!(scopes(""), Vec::<String>::new());
+        assert_eq!(
+            scopes("tweet.read <script>"),
+            ["tweet.read", "unrecognized"]
+        );
+        let many = vec!["a.read"; 100].join(" ");
+        assert_eq!(scopes(&many).len(), 33);
+        assert_eq!(scopes(&"x".repeat(100)), ["unrecognized"]);
+    }
 
     #[test]
     fn usage_parses_leniently() {

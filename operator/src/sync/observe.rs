@@ -95,7 +95,12 @@ pub async fn observe(
     let (secret, a) = cached_or_get(c, ns, &target.secret, stores.map(|s| &s.secrets)).await?;
     let (role, b) = cached_or_get(c, ns, &target.access, stores.map(|s| &s.roles)).await?;
     let (binding, d) = cached_or_get(c, ns, &target.access, stores.map(|s| &s.bindings)).await?;
-    observed.secret = secret;
+    // Only the cache's own copies hold digests: a marker someone put on
+    // the object itself means nothing.
+    observed.secret = secret.map(|s| match a {
+        true => s,
+        false => crate::caches::without_digest_marker(s),
+    });
     observed.role = role;
     observed.binding = binding;
     observed.from_cache |= a || b || d;

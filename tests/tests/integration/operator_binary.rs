@@ -64,6 +64,16 @@ async fn binary_logs_json_without_values_and_serves_metrics_and_health() {
     .await;
 
     let scraper = Scraper::new(&cp, metrics_port).await;
+    // Connections that never start their TLS handshake delay no one: each
+    // handshake has its own task (serially, ten would hold a scrape 50 s).
+    let mut idle = Vec::new();
+    while idle.len() < 10 {
+        if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", metrics_port)) {
+            idle.push(c);
+        } else {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     let metrics = eventually("/metrics", Duration::from_secs(10), || async {
         let (status, body) = scraper.get(Some(&scraper.allowed)).await?;
         (status == 200).then_some(body)
@@ -84,6 +94,7 @@ async fn binary_logs_json_without_values_and_serves_metrics_and_health() {
         http_get(port, "/metrics").is_none(),
         "no metrics on the plain address"
     );
+    drop(idle);
     assert!(metrics.contains("keyguard_reconciles_total"), "{metrics}");
     assert!(
         metrics
