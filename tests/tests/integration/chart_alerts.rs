@@ -76,3 +76,72 @@ fn alerts_read_only_metrics_the_operator_exports() {
     }
     assert!(read >= 7, "{rules}");
 }
+
+/// The Grafana dashboard the chart ships: the ConfigMap holds the file as
+/// it is in the repository, every query reads only metrics the operator
+/// exports, and every query parses as PromQL (promtool, with Grafana's
+/// variables filled in).
+#[test]
+fn the_dashboard_reads_only_exported_metrics_and_every_query_parses() {
+    let docs = render(&["grafanaDashboard.enabled=true"]).unwrap();
+    let map = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "kg-dashboard")
+        .expect("the dashboard ConfigMap");
+    assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
+    let shipped = map["data"]["twitter-keyguard.json"].as_str().unwrap();
+    let file = std::fs::read_to_string(
+        repo_root().join("charts/twitter-keyguard/files/dashboards/twitter-keyguard.json"),
+    )
+    .unwrap();
+    assert_eq!(shipped.trim_end(), file.trim_end());
+    let dashboard: serde_json::Value = serde_json::from_str(&file).unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect();
+    assert!(exprs.len() >= 12, "{exprs:?}");
+    let exported = keyguard_operator::metrics::Metrics::default().render();
+    for expr in &exprs {
+        let words = expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+        for word in words.filter(|w| w.starts_with("keyguard_")) {
+            let family = word
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_total");
+            assert!(
+                exported.contains(&format!("# TYPE {family} ")),
+                "the dashboard reads {word}, which the operator does not export"
+            );
+        }
+    }
+    let rules: Vec<serde_json::Value> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let filled = e
+                .replace("$__rate_interval", "5m")
+                .replace("$namespace", ".*");
+            serde_json::json!({"record": format!("dashboard:panel_{i}"), "expr": filled})
+        })
+        .collect();
+    let file = serde_json::json!({"groups": [{"name": "dashboard", "rules": rules}]});
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dashboard-rules.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&file).unwrap()).unwrap();
+    let promtool =
+        ensure_promtool().expect("promtool builds from tests/promtool/go.mod (needs Go)");
+    let out = Command::new(promtool)
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
