@@ -80,6 +80,25 @@ pub fn shared(this: &Holder, others: &[Holder]) -> (Vec<String>, Vec<String>) {
     (keys, who)
 }
 
+/// Holders a message names at most.
+const NAMED_AT_MOST: usize = 3;
+
+/// Pure: the first holders (sorted) and "others" beyond them. Not a count:
+/// a message that changed with every new holder would rewrite the status of
+/// every environment sharing a key, and warn again, each time one is added.
+pub fn named(who: &[String]) -> String {
+    let mut text = who
+        .iter()
+        .take(NAMED_AT_MOST)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if who.len() > NAMED_AT_MOST {
+        text.push_str(" and others");
+    }
+    text
+}
+
 /// Every environment the operator sees besides `tc`'s own, from the
 /// controller's cache of TwitterCredentials (their last written status),
 /// and `tc`'s as this reconcile found them.
@@ -145,7 +164,7 @@ pub async fn mark(
         let message = format!(
             "source credential {} also projected by {}: give each environment its own keys, or set allowSharedCredentials if the sharing is deliberate",
             keys.join(", "),
-            who.join(", ")
+            named(&who)
         );
         let warn = conditions::set_warning(
             &mut status.conditions,
@@ -177,6 +196,22 @@ pub async fn mark(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_names_a_few_holders_and_does_not_grow() {
+        let who = |n: usize| {
+            (0..n)
+                .map(|i| format!("team/bot-{i} environment prod"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(named(&who(1)), "team/bot-0 environment prod");
+        assert_eq!(
+            named(&who(3)),
+            "team/bot-0 environment prod, team/bot-1 environment prod, team/bot-2 environment prod"
+        );
+        assert_eq!(named(&who(4)), named(&who(1000)), "no count that changes");
+        assert!(named(&who(1000)).ends_with(" and others"));
+    }
 
     fn holder(ns: &str, resource: &str, env: &str, creds: &[(&str, &str)]) -> Holder {
         Holder {

@@ -38,35 +38,69 @@ pub fn for_secret(
     refs
 }
 
-/// Other resources whose `CredentialShared` a change of `changed` can
-/// alter: those holding one of its source credentials, and those already
-/// warned (`changed` may have stopped sharing with them).
+/// A resource's source credentials, as `(key, fingerprint)`.
+pub type Held = Vec<(String, String)>;
+
+fn held(tc: &TwitterCredential) -> Held {
+    let mut held: Held = tc
+        .status
+        .iter()
+        .flat_map(|s| &s.environments)
+        .flat_map(|e| &e.source_credentials)
+        .map(|c| (c.key.clone(), c.fingerprint.clone()))
+        .collect();
+    held.sort();
+    held.dedup();
+    held
+}
+
+fn warned(tc: &TwitterCredential) -> bool {
+    tc.status.iter().flat_map(|s| &s.environments).any(|e| {
+        crate::conditions::is_true(
+            &e.conditions,
+            crate::conditions::ConditionType::CredentialShared,
+        )
+    })
+}
+
+/// Other resources whose `CredentialShared` a change of `changed` (which
+/// held `before`) turns: those not warned that now share one of its
+/// credentials, and those warned that shared one it no longer holds and
+/// share nothing with anyone else. Not the others, whose condition stays
+/// (their message's examples are brought up to date at their next
+/// reconcile): with one key shared by a thousand resources, a change of
+/// one must not reconcile all of them.
 pub fn for_credential(
     credentials: &[Arc<TwitterCredential>],
     changed: &TwitterCredential,
+    before: &Held,
 ) -> Vec<ObjectRef<TwitterCredential>> {
-    let held = |tc: &TwitterCredential| -> Vec<(String, String)> {
-        tc.status
-            .iter()
-            .flat_map(|s| &s.environments)
-            .flat_map(|e| &e.source_credentials)
-            .map(|c| (c.key.clone(), c.fingerprint.clone()))
-            .collect()
-    };
-    let warned = |tc: &TwitterCredential| {
-        tc.status.iter().flat_map(|s| &s.environments).any(|e| {
-            crate::conditions::is_true(
-                &e.conditions,
-                crate::conditions::ConditionType::CredentialShared,
-            )
-        })
-    };
-    let mine = held(changed);
-    credentials
+    let now = held(changed);
+    let others: Vec<(&Arc<TwitterCredential>, Held)> = credentials
         .iter()
         .filter(|tc| tc.uid() != changed.uid())
-        .filter(|tc| warned(tc) || held(tc).iter().any(|c| mine.contains(c)))
-        .map(|tc| ObjectRef::from_obj(tc.as_ref()))
+        .map(|tc| (tc, held(tc)))
+        .collect();
+    let mut holders: std::collections::HashMap<&(String, String), usize> = Default::default();
+    for (_, h) in &others {
+        for c in h {
+            *holders.entry(c).or_default() += 1;
+        }
+    }
+    others
+        .iter()
+        .filter(|(tc, theirs)| {
+            let shares_now = theirs.iter().any(|c| now.contains(c));
+            if !warned(tc) {
+                return shares_now;
+            }
+            let lost = theirs
+                .iter()
+                .any(|c| before.contains(c) && !now.contains(c));
+            let still = shares_now || theirs.iter().any(|c| holders[c] > 1);
+            lost && !still
+        })
+        .map(|(tc, _)| ObjectRef::from_obj(tc.as_ref()))
         .collect()
 }
 
@@ -78,6 +112,30 @@ pub fn for_app(ctx: &crate::context::Context, state: &Secret) -> Vec<ObjectRef<T
         return Vec::new();
     };
     crate::rotation::app_owner::followers_of(&stores, &ctx.claims, state)
+}
+
+/// What each resource last held of source credentials, by uid: a
+/// resource's events concern the others only when that changed.
+#[derive(Default)]
+pub struct HeldCredentials(std::sync::Mutex<std::collections::HashMap<String, Held>>);
+
+impl HeldCredentials {
+    /// What `tc` held before, when it holds something else now (or is
+    /// being deleted, or is seen for the first time); `None` for an event
+    /// that changed nothing it holds (a status write, say).
+    pub fn changed(&self, tc: &TwitterCredential) -> Option<Held> {
+        let uid = tc.uid().unwrap_or_default();
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if tc.metadata.deletion_timestamp.is_some() {
+            // Its last events: the others are told it holds nothing now.
+            return Some(seen.remove(&uid).unwrap_or_default());
+        }
+        let now = held(tc);
+        match seen.insert(uid, now.clone()) {
+            Some(before) if before == now => None,
+            before => Some(before.unwrap_or_default()),
+        }
+    }
 }
 
 /// Resources with an environment targeting namespace `meta`.
@@ -108,6 +166,105 @@ pub fn owner_of(meta: &ObjectMeta) -> Option<ObjectRef<TwitterCredential>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A resource `name` holding `apiKey` with `fingerprint`, warned or
+    /// not, being deleted or not.
+    fn holder(
+        name: &str,
+        fingerprint: Option<&str>,
+        warned: bool,
+        deleting: bool,
+    ) -> TwitterCredential {
+        let mut v = serde_json::json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential",
+            "metadata": {"name": name, "namespace": "team", "uid": format!("uid-{name}")},
+            "spec": {"environments": []}});
+        if let Some(f) = fingerprint {
+            let status = if warned { "True" } else { "False" };
+            v["status"] = serde_json::json!({"environments": [{"name": "prod", "revision": 1,
+                "conditions": [{"type": "CredentialShared", "status": status, "reason": "x", "message": "",
+                    "lastTransitionTime": "2026-12-04T00:00:00Z"}],
+                "sourceCredentials": [{"key": "apiKey", "fingerprint": f, "since": "2026-12-04T00:00:00Z"}]}]});
+        }
+        if deleting {
+            v["metadata"]["deletionTimestamp"] = "2026-12-04T00:00:00Z".into();
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn only_a_change_of_what_a_resource_holds_concerns_the_others() {
+        let key = |f: &str| vec![("apiKey".to_string(), f.to_string())];
+        let held = HeldCredentials::default();
+        let steps: [(&str, TwitterCredential, Option<Held>); 6] = [
+            (
+                "first seen",
+                holder("bot", None, false, false),
+                Some(vec![]),
+            ),
+            (
+                "a status write without credentials",
+                holder("bot", None, false, false),
+                None,
+            ),
+            (
+                "credentials appear",
+                holder("bot", Some("sha256:a"), false, false),
+                Some(vec![]),
+            ),
+            (
+                "another status write",
+                holder("bot", Some("sha256:a"), true, false),
+                None,
+            ),
+            (
+                "a key replaced",
+                holder("bot", Some("sha256:b"), true, false),
+                Some(key("sha256:a")),
+            ),
+            (
+                "being deleted",
+                holder("bot", Some("sha256:b"), true, true),
+                Some(key("sha256:b")),
+            ),
+        ];
+        for (what, t, want) in steps {
+            assert_eq!(held.changed(&t), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_changed_key_reconciles_only_those_whose_warning_it_turns() {
+        let before = vec![("apiKey".to_string(), "sha256:a".to_string())];
+        let changed = holder("changed", Some("sha256:b"), true, false);
+        let credentials: Vec<Arc<TwitterCredential>> = [
+            // Still shares sha256:a with "also-a": stays warned.
+            holder("still-shared", Some("sha256:a"), true, false),
+            holder("also-a", Some("sha256:a"), true, false),
+            // Now shares sha256:b: warns.
+            holder("newly-shared", Some("sha256:b"), false, false),
+            holder("unrelated", Some("sha256:z"), false, false),
+            changed.clone(),
+        ]
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+        let mut names: Vec<String> = for_credential(&credentials, &changed, &before)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["newly-shared"]);
+        // The last of two holders of sha256:a changes its key: the other clears.
+        let pair: Vec<Arc<TwitterCredential>> = vec![
+            Arc::new(holder("left-alone", Some("sha256:a"), true, false)),
+            Arc::new(changed.clone()),
+        ];
+        let names: Vec<String> = for_credential(&pair, &changed, &before)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, ["left-alone"]);
+    }
     use std::collections::BTreeMap;
 
     fn tc(ns: &str, name: &str, source: &str, target_ns: Option<&str>) -> Arc<TwitterCredential> {

@@ -39,12 +39,18 @@ pub fn watch_inputs(
         kube::runtime::reflector(writer, watch).touched_objects(),
         move |n: PartialObjectMeta<Namespace>| triggers::for_namespace(&store.state(), &n.metadata),
     );
-    // Other resources' source credentials: key reuse (`sharing.rs`).
+    // Other resources' source credentials: key reuse (`sharing.rs`), only
+    // when what a resource holds changed (not at each of its status
+    // writes, which would reconcile every resource sharing a key with it).
     let store = credentials.clone();
+    let held = triggers::HeldCredentials::default();
     controller = controller.watches(
         Api::<TwitterCredential>::all(client.clone()),
         watcher::Config::default(),
-        move |tc| triggers::for_credential(&store.state(), &tc),
+        move |tc| match held.changed(&tc) {
+            Some(before) => triggers::for_credential(&store.state(), &tc, &before),
+            None => Vec::new(),
+        },
     );
     let (controller, secrets) = watch_secrets(controller, ctx, &credentials, &managed);
     let (controller, roles) = watch_owned(controller, ctx, &managed, caches::slim_role);

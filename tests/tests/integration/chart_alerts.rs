@@ -108,9 +108,7 @@ fn the_dashboard_reads_only_exported_metrics_and_every_query_parses() {
     for expr in &exprs {
         let words = expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
         for word in words.filter(|w| w.starts_with("keyguard_")) {
-            let family = word
-                .trim_end_matches("_bucket")
-                .trim_end_matches("_total");
+            let family = word.trim_end_matches("_bucket").trim_end_matches("_total");
             assert!(
                 exported.contains(&format!("# TYPE {family} ")),
                 "the dashboard reads {word}, which the operator does not export"
