@@ -134,13 +134,21 @@ pub async fn dispose(
         ObjectKind::Role => 1,
         _ => 2,
     });
+    // A 409 (the object changed since it was listed) is not a deletion:
+    // the others are still disposed of, and the error makes the caller
+    // look again, so a lost race never leaves a piece behind for good.
+    let mut lost_race = None;
     for (_, o) in owned {
         match decide(&o) {
             Disposal::Keep => {}
             Disposal::Delete => {
                 match delete(&ctx.client, &o.namespace, &o.existing).await {
                     Ok(()) => removed += 1,
-                    Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(kube::Error::Api(e)) if e.code == 409 => {
+                        lost_race = Some(kube::Error::Api(e));
+                        continue;
+                    }
                     Err(e) => return Err(e),
                 }
                 info!(owner = %format!("{}/{}", owner.namespace, owner.name), object = %format!("{} {}/{}", o.kind, o.namespace, o.name), "removed an object no longer declared");
@@ -148,7 +156,10 @@ pub async fn dispose(
             Disposal::Release => release(ctx, &o).await?,
         }
     }
-    Ok(removed)
+    match lost_race {
+        Some(e) => Err(e),
+        None => Ok(removed),
+    }
 }
 
 /// Drops the operator's labels and claim from a retained Secret.
