@@ -231,18 +231,7 @@ async fn a_token_another_resource_of_the_app_invalidated_is_minted_again() {
     let w = World::start_configured(|ctx| ctx.verify_interval = std::time::Duration::from_secs(2))
         .await;
     for team in ["team", "other"] {
-        w.namespace(team, json!({})).await;
-        w.source(team, "keys", &w.full_source()).await;
-        w.apply(
-            team,
-            json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-                "name": "prod",
-                "source": {"secretRef": {"name": "keys"}},
-                "target": {"secretName": "out", "keys": ["bearerToken"]},
-                "rotation": {"bearerToken": {"every": "720h"}}
-            }]}}),
-        )
-        .await;
+        bearer_resource(&w, team, json!({"bearerToken": {"every": "720h"}})).await;
         w.wait_condition(team, "bot", Some("prod"), "Verified", "True")
             .await;
     }
