@@ -32,6 +32,9 @@ pub enum Command {
     },
     /// Run as a GitHub Action step (reads INPUT_* and GITHUB_* variables).
     Action,
+    /// Merge the JSON reports of an organisation sweep's shards into one;
+    /// fails (exit 2) when a shard is missing.
+    Merge(MergeArgs),
     /// Print a shell completion script (e.g. `keyguard completions bash >
     /// /etc/bash_completion.d/keyguard`).
     Completions {
@@ -132,5 +135,81 @@ pub struct ScanArgs {
 
     /// Exit 0 even when credentials are found.
     #[arg(long, env = "KEYGUARD_NO_FAIL", value_parser = BoolishValueParser::new())]
+    pub no_fail: bool,
+
+    #[command(flatten)]
+    pub org: OrgArgs,
+}
+
+/// The organisation sweep's options.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Organisation sweep")]
+pub struct OrgArgs {
+    /// Scan every repository of a GitHub organisation, each in a fresh
+    /// clone (its default branch; with --history, every ref). The token
+    /// comes from GITHUB_TOKEN.
+    #[arg(long, value_name = "ORG", conflicts_with_all = ["range", "baseline", "paths"])]
+    pub github_org: Option<String>,
+
+    /// Also scan archived repositories.
+    #[arg(long, requires = "github_org")]
+    pub include_archived: bool,
+
+    /// Also scan forks.
+    #[arg(long, requires = "github_org")]
+    pub include_forks: bool,
+
+    /// Scan only shard INDEX of COUNT (1-based), e.g. a matrix job's.
+    #[arg(long, value_name = "INDEX/COUNT", requires = "github_org")]
+    pub shard: Option<crate::org::shard::Shard>,
+
+    /// Resume from FILE and record each repository's row in it; a rerun
+    /// scans only what failed or has had a push since.
+    #[arg(long, value_name = "FILE", requires = "github_org")]
+    pub state: Option<PathBuf>,
+
+    /// GitHub's REST API (GitHub Enterprise: https://HOST/api/v3).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: String,
+
+    /// Longest wait a rate limit may ask for before the sweep stops.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 900,
+        requires = "github_org"
+    )]
+    pub max_rate_limit_wait: u64,
+
+    /// Repositories cloned and scanned at once [default: twice the CPUs].
+    #[arg(long, requires = "github_org")]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' reports (`keyguard scan --github-org … --format json`).
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Also write a SARIF 2.1.0 report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub sarif_file: Option<PathBuf>,
+
+    /// Exit 0 even when credentials are found.
+    #[arg(long)]
     pub no_fail: bool,
 }

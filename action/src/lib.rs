@@ -16,6 +16,7 @@ pub mod detect;
 pub mod finding;
 pub mod github;
 pub mod known;
+pub mod org;
 pub mod path_text;
 pub mod report;
 pub mod rules;

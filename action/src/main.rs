@@ -8,6 +8,7 @@ fn main() {
         Command::Scan(args) => run_cli::scan(*args),
         Command::Rules { keywords } => run_cli::rules(keywords),
         Command::Action => github::action::run_from_env(),
+        Command::Merge(args) => run_cli::merge(args),
         Command::Completions { shell } => run_cli::completions(shell),
         Command::Man => run_cli::man(),
     };

@@ -1,11 +1,11 @@
 //! What the `scan` and `rules` subcommands do.
 
-use std::fs::File;
 use std::io::Write;
 use std::time::Duration;
 
-use crate::cli::ScanArgs;
-use crate::report::{self, markdown_summary, Format, Report};
+use crate::cli::{MergeArgs, ScanArgs};
+use crate::org::{self, report::Mode};
+use crate::report::{self, markdown_summary, write_file, Format, Report};
 use crate::rules::RuleSet;
 use crate::scan::{self, ScanOptions, Target};
 use crate::verify::VerifyOptions;
@@ -62,18 +62,6 @@ impl ScanArgs {
     }
 }
 
-fn write_file(
-    path: &std::path::Path,
-    f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<(), Error> {
-    let io = |source| Error::Io {
-        what: format!("writing {}", path.display()),
-        source,
-    };
-    let mut file = File::create(path).map_err(io)?;
-    f(&mut file).map_err(io)
-}
-
 /// Writes the report where the arguments say, and the job summary when
 /// running in GitHub Actions.
 pub fn emit(
@@ -82,42 +70,18 @@ pub fn emit(
     output: Option<&std::path::Path>,
     sarif: Option<&std::path::Path>,
 ) -> Result<(), Error> {
-    match output {
-        Some(path) => write_file(path, |w| report::write(report, format, w))?,
-        None => {
-            let stdout = std::io::stdout();
-            match report::write(report, format, &mut stdout.lock()) {
-                // `keyguard scan | head`: the reader has what it wanted.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-                other => other.map_err(|source| Error::Io {
-                    what: "writing the report".into(),
-                    source,
-                })?,
-            }
-        }
-    }
+    report::write_out(output, |w| report::write(report, format, w))?;
     if let Some(path) = sarif {
         write_file(path, |w| report::write_sarif(report, w))?;
     }
-    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&summary)
-            .map_err(|source| Error::Io {
-                what: "opening $GITHUB_STEP_SUMMARY".into(),
-                source,
-            })?;
-        file.write_all(markdown_summary(report).as_bytes())
-            .map_err(|source| Error::Io {
-                what: "writing $GITHUB_STEP_SUMMARY".into(),
-                source,
-            })?;
-    }
+    report::append_step_summary(&markdown_summary(report))?;
     Ok(())
 }
 
 pub fn scan(args: ScanArgs) -> anyhow::Result<i32> {
+    if let Some(organisation) = &args.org.github_org {
+        return sweep(&args, organisation);
+    }
     let report = scan::run(&args.options()?)?;
     if args.verbose {
         for s in &report.skipped {
@@ -136,6 +100,36 @@ pub fn scan(args: ScanArgs) -> anyhow::Result<i32> {
         args.sarif_file.as_deref(),
     )?;
     Ok(report.exit_code(!args.no_fail))
+}
+
+/// `scan --github-org`: every repository of an organisation.
+fn sweep(args: &ScanArgs, organisation: &str) -> anyhow::Result<i32> {
+    let opts = args.options()?;
+    let sweep_args = org::SweepArgs {
+        organisation,
+        api: &args.org.github_api_url,
+        mode: if args.history {
+            Mode::History
+        } else {
+            Mode::Tree
+        },
+        shard: args.org.shard.unwrap_or(org::shard::Shard::ALL),
+        include_archived: args.org.include_archived,
+        include_forks: args.org.include_forks,
+        state: args.org.state.as_deref(),
+        max_wait: Duration::from_secs(args.org.max_rate_limit_wait),
+        jobs: args.org.jobs.unwrap_or(2 * opts.threads).max(1),
+    };
+    let report = org::sweep(&sweep_args, &opts)?;
+    let output = (args.output.as_deref(), args.sarif_file.as_deref());
+    Ok(org::emit(&report, args.format, output, !args.no_fail)?)
+}
+
+/// `merge`: the shards' reports of a sweep as one.
+pub fn merge(args: MergeArgs) -> anyhow::Result<i32> {
+    let report = org::merge_files(&args.reports)?;
+    let output = (args.output.as_deref(), args.sarif_file.as_deref());
+    Ok(org::emit(&report, args.format, output, !args.no_fail)?)
 }
 
 pub fn rules(keywords: bool) -> anyhow::Result<i32> {

@@ -76,11 +76,21 @@ impl ScanOptions {
 
 /// A scan: detector → source → waivers → report → verification.
 pub fn run(opts: &ScanOptions) -> Result<Report, Error> {
-    let detector = match &opts.known {
+    run_with(opts, &detector_for(opts)?)
+}
+
+/// The detector a scan with `opts` uses (built rules and `--known`); many
+/// scans may share one (an organisation sweep builds it once).
+pub fn detector_for(opts: &ScanOptions) -> Result<Detector, Error> {
+    Ok(match &opts.known {
         Some(path) => Detector::builtin().with_known(crate::known::Known::load(path)?),
         None => Detector::builtin(),
-    };
-    let scanned = scan_source(opts, &detector)?;
+    })
+}
+
+/// A scan with a detector built already.
+pub fn run_with(opts: &ScanOptions, detector: &Detector) -> Result<Report, Error> {
+    let scanned = scan_source(opts, detector)?;
     let mut report = waive(opts, &detector.rules, scanned)?;
     if let Some(v) = &opts.verify {
         verify_findings(&mut report.findings, v);

@@ -2,6 +2,7 @@
 //! created on the first run with findings, updated on later runs (never a
 //! second one), deleted once the PR is clean.
 
+use super::describe;
 use crate::report::{markdown_summary, Report};
 use crate::Error;
 
@@ -92,24 +93,5 @@ fn api_error(doing: String, e: &octocrab::Error) -> Error {
             Error::GitHubForbidden(text)
         }
         _ => Error::GitHub(text),
-    }
-}
-
-/// octocrab's Display says only "GitHub"; people need the status and message.
-fn describe(e: &octocrab::Error) -> String {
-    match e {
-        octocrab::Error::GitHub { source, .. } => {
-            format!("{} {}", source.status_code, source.message)
-        }
-        other => {
-            let mut text = other.to_string();
-            let mut cause = std::error::Error::source(other);
-            while let Some(c) = cause {
-                text.push_str(": ");
-                text.push_str(&c.to_string());
-                cause = c.source();
-            }
-            text
-        }
     }
 }

@@ -11,7 +11,7 @@ mod text;
 pub use content::{Example, Report};
 pub use github::{escape_data, escape_property, write_github};
 pub use json::write_json;
-pub use sarif::{failed_sarif, write_sarif};
+pub use sarif::{failed_sarif, to_sarif, write_sarif};
 pub use summary::{markdown_summary, COMMENT_MARKER};
 pub use text::write_text;
 
@@ -43,4 +43,54 @@ pub fn write(report: &Report, format: Format, out: &mut dyn std::io::Write) -> s
         Format::Sarif => write_sarif(report, out),
         Format::Github => write_github(report, out),
     }
+}
+
+/// Writes a report file; the error names the file.
+pub fn write_file(
+    path: &std::path::Path,
+    f: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(), crate::Error> {
+    let io = |source| crate::Error::Io {
+        what: format!("writing {}", path.display()),
+        source,
+    };
+    let mut file = std::fs::File::create(path).map_err(io)?;
+    f(&mut file).map_err(io)
+}
+
+/// Writes a report to `output`, or to stdout when there is none.
+pub fn write_out(
+    output: Option<&std::path::Path>,
+    f: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(), crate::Error> {
+    if let Some(path) = output {
+        return write_file(path, f);
+    }
+    match f(&mut std::io::stdout().lock()) {
+        // `keyguard scan | head`: the reader has what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|source| crate::Error::Io {
+            what: "writing the report".into(),
+            source,
+        }),
+    }
+}
+
+/// Appends to the job summary when running in GitHub Actions.
+pub fn append_step_summary(markdown: &str) -> Result<(), crate::Error> {
+    use std::io::Write;
+    let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) else {
+        return Ok(());
+    };
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |source| crate::Error::Io { what, source }
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&summary)
+        .map_err(io("opening $GITHUB_STEP_SUMMARY"))?
+        .write_all(markdown.as_bytes())
+        .map_err(io("writing $GITHUB_STEP_SUMMARY"))
 }

@@ -294,7 +294,13 @@ fn action_yml_passes_every_input_to_the_binary() {
         .find(|s| s["id"] == "scan")
         .unwrap();
     let env = scan["env"].as_mapping().unwrap();
+    // `install-only` decides whether the scan step runs at all.
+    let condition = scan["if"].as_str().unwrap_or_default();
+    assert_eq!(condition, "inputs.install-only != 'true'");
     for name in inputs.keys().map(|k| k.as_str().unwrap()) {
+        if condition.contains(&format!("inputs.{name} ")) {
+            continue;
+        }
         let var = format!("INPUT_{}", name.to_ascii_uppercase().replace('-', "_"));
         let value = env
             .get(var.as_str())

@@ -7,6 +7,7 @@ mod archives;
 mod cli;
 mod encodings;
 mod install;
+mod org_sweep;
 mod pre_commit;
 mod rules_examples;
 mod sarif_schema;

@@ -1,5 +1,7 @@
 //! A local stand-in for the GitHub REST API's issue-comment endpoints, as
-//! octocrab calls them; it keeps comments in memory and records each call.
+//! octocrab calls them, and for an organisation's repository listing (paged
+//! as GitHub pages it, with rate limits it can be told to apply); it keeps
+//! comments and repositories in memory and records each call.
 
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +23,12 @@ pub struct Recorded {
     /// Answer every write with a 500 and a body that is no comment, as a
     /// GitHub outage does.
     pub broken: bool,
+    /// The organisation whose repositories `/orgs/{org}/repos` lists.
+    pub organisation: String,
+    /// Its repositories, as GitHub's repository objects.
+    pub repositories: Vec<Value>,
+    /// Pages answered once with a secondary rate limit (403, retry-after).
+    pub rate_limited_pages: Vec<(u32, u64)>,
 }
 
 pub type Shared = Arc<Mutex<Recorded>>;
@@ -56,6 +64,7 @@ pub async fn start() -> (String, Shared) {
             "/repos/{owner}/{repo}/issues/{number}/comments",
             get(list).post(create),
         )
+        .route("/orgs/{org}/repos", get(list_repositories))
         .route(
             "/repos/{owner}/{repo}/issues/comments/{id}",
             // GitHub takes POST as well as PATCH here, and octocrab uses POST.
@@ -80,8 +89,13 @@ async fn record(
 ) -> axum::response::Response {
     {
         let mut s = state.lock().unwrap();
+        let query = req
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
         s.calls
-            .push(format!("{} {}", req.method(), req.uri().path()));
+            .push(format!("{} {}{query}", req.method(), req.uri().path()));
         if let Some(h) = req.headers().get("authorization") {
             s.auth_headers
                 .push(h.to_str().unwrap_or_default().to_string());
@@ -160,4 +174,56 @@ async fn delete(State((s, _)): St, Path((_, _, id)): Path<(String, String, u64)>
     } else {
         StatusCode::NOT_FOUND
     }
+}
+
+/// A repository object as GitHub lists it (the fields a client reads).
+pub fn repository_json(full_name: &str, clone_url: &str, pushed_at: &str) -> Value {
+    json!({
+        "id": 1, "node_id": "R_1", "name": full_name.split('/').nth(1).unwrap_or_default(),
+        "full_name": full_name, "private": true, "archived": false, "disabled": false,
+        "fork": false, "pushed_at": pushed_at, "clone_url": clone_url,
+        "html_url": format!("https://github.example/{full_name}"),
+        "default_branch": "main", "visibility": "private"
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct Page {
+    page: Option<u32>,
+    per_page: Option<usize>,
+}
+
+async fn list_repositories(
+    State((s, _)): St,
+    Path(org): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<Page>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut s = s.lock().unwrap();
+    if !org.eq_ignore_ascii_case(&s.organisation) {
+        return (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response();
+    }
+    let page = q.page.unwrap_or(1).max(1);
+    if let Some(i) = s.rate_limited_pages.iter().position(|(p, _)| *p == page) {
+        let (_, retry_after) = s.rate_limited_pages.remove(i);
+        return (
+            StatusCode::FORBIDDEN,
+            [("retry-after", retry_after.to_string())],
+            Json(json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."})),
+        )
+            .into_response();
+    }
+    let per_page = q.per_page.unwrap_or(30).min(100);
+    let items: Vec<Value> = s
+        .repositories
+        .iter()
+        .skip((page as usize - 1) * per_page)
+        .take(per_page)
+        .cloned()
+        .collect();
+    (
+        [("x-ratelimit-remaining", "4000")],
+        Json(Value::Array(items)),
+    )
+        .into_response()
 }
