@@ -101,24 +101,7 @@ impl RangeScan<'_> {
         } else {
             HashSet::new()
         };
-        let mut found = Vec::new();
-        match self
-            .scanner
-            .scan(&new[..], &change.path, &mut |f| found.push(f))
-        {
-            Ok(Outcome::Scanned { bytes }) => {
-                self.out.stats.scanned += 1;
-                self.out.stats.bytes += bytes;
-            }
-            Ok(Outcome::Binary) => {
-                self.out.stats.binary_skipped += 1;
-                self.out.skipped.push(format!("{} (binary)", change.path));
-            }
-            Err(e) => self
-                .out
-                .warnings
-                .push(format!("skipped {}: {e}", change.path)),
-        }
+        let found = scan_content(&mut self.scanner, &new, &change.path, &mut self.out);
         let new_only = |f: &Finding| !before.contains(f.fingerprint().as_str());
         let tag = |mut f: Finding| {
             f.blob = Some(change.new_blob.clone());
@@ -142,12 +125,13 @@ impl RangeScan<'_> {
         }
         let old =
             read(&mut self.cat, &change.old_blob, &change.path, &mut self.out).unwrap_or_default();
-        let mut prints = HashSet::new();
-        let _ = self
-            .scanner
-            .scan(&old[..], &change.path, &mut |f: Finding| {
-                prints.insert(f.fingerprint().to_string());
-            });
+        // What reading the old content could not do is not this change's.
+        let mut unused = SourceOutput::default();
+        let mut prints: HashSet<String> =
+            scan_content(&mut self.scanner, &old, &change.path, &mut unused)
+                .iter()
+                .map(|f| f.fingerprint().to_string())
+                .collect();
         for f in self.scanner.waived.drain(..) {
             prints.insert(f.fingerprint().to_string());
         }
@@ -155,6 +139,37 @@ impl RangeScan<'_> {
             .insert(change.old_blob.clone(), prints.clone());
         prints
     }
+}
+
+/// The findings in a blob's content (an archive's in its members, as tree
+/// and history scans open them); counts, warnings and what a limit left
+/// unread go to `out`.
+fn scan_content(
+    scanner: &mut BlobScanner<'_>,
+    data: &[u8],
+    path: &str,
+    out: &mut SourceOutput,
+) -> Vec<Finding> {
+    if let Some(kind) = super::archive::kind_of(path) {
+        let mut part = SourceOutput::default();
+        super::archive::scan_into(kind, data, path, scanner, &mut part, &|_| {});
+        let found = std::mem::take(&mut part.findings);
+        out.absorb(part);
+        return found;
+    }
+    let mut found = Vec::new();
+    match scanner.scan(data, path, &mut |f| found.push(f)) {
+        Ok(Outcome::Scanned { bytes }) => {
+            out.stats.scanned += 1;
+            out.stats.bytes += bytes;
+        }
+        Ok(Outcome::Binary) => {
+            out.stats.binary_skipped += 1;
+            out.skipped.push(format!("{path} (binary)"));
+        }
+        Err(e) => out.warnings.push(format!("skipped {path}: {e}")),
+    }
+    found
 }
 
 fn read(cat: &mut CatFile, sha: &str, path: &str, out: &mut SourceOutput) -> Option<Vec<u8>> {

@@ -89,6 +89,73 @@ fn members_of_archives_are_scanned_and_named_inside_them() {
     );
 }
 
+/// A pull request that adds an archive has its members scanned (`--range`,
+/// the Action's pr mode), and one that changes an archive is charged only
+/// with what it adds inside it.
+#[test]
+fn a_range_opens_the_archives_it_adds_or_changes() {
+    let repo = Repo::new();
+    repo.write("README.md", "bot\n");
+    let base = repo.commit("base");
+    let bearer_env = format!("TWITTER_BEARER_TOKEN={BEARER}\n");
+    std::fs::write(
+        repo.path().join("deploy.zip"),
+        zip_of(&[("deploy/.env", bearer_env.as_bytes())]),
+    )
+    .unwrap();
+    let added = repo.commit("add the deploy bundle");
+    let out = keyguard(
+        &[
+            "scan",
+            "--range",
+            &format!("{base}..{added}"),
+            "--format",
+            "json",
+            ".",
+        ],
+        repo.path(),
+    );
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.assert_redacted();
+    let report = json(&out);
+    assert_eq!(
+        finding_paths(&report),
+        ["deploy.zip!/deploy/.env:x-bearer-token"]
+    );
+    assert_eq!(report["findings"][0]["commit"]["commit"], added.as_str());
+
+    // The next change keeps that member and adds another secret: only the
+    // new one is this change's.
+    let keys = format!("consumer_key = \"{API_KEY}\"\nconsumer_secret = \"{API_SECRET}\"\n");
+    std::fs::write(
+        repo.path().join("deploy.zip"),
+        zip_of(&[
+            ("deploy/.env", bearer_env.as_bytes()),
+            ("bot.py", keys.as_bytes()),
+        ]),
+    )
+    .unwrap();
+    let changed = repo.commit("add the bot to the bundle");
+    let out = keyguard(
+        &[
+            "scan",
+            "--range",
+            &format!("{added}..{changed}"),
+            "--format",
+            "json",
+            ".",
+        ],
+        repo.path(),
+    );
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let mut paths = finding_paths(&json(&out));
+    paths.sort();
+    assert!(
+        paths.iter().all(|p| p.starts_with("deploy.zip!/bot.py:")) && !paths.is_empty(),
+        "{paths:?}"
+    );
+}
+
 /// A limit never hides a leak (gitleaks finds both): a secret padded with
 /// 2 MB of spaces in a zip (an expansion ratio past any bomb guard) is
 /// found and the scan is complete; a secret on the first line of a log
