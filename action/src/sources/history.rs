@@ -87,11 +87,7 @@ pub fn scan_history(
         true => unreachable_blobs(repo)?,
         false => (Vec::new(), Attributions::new()),
     };
-    let mut stream = ObjectStream::start(repo, extra)?;
-    let out = Mutex::new(SourceOutput::default());
-    let read_result = scan_objects(&mut stream, detector, opts.threads, &out);
-    let mut out = out.into_inner().unwrap_or_else(|p| p.into_inner());
-    stream.finish(read_result, &mut out);
+    let mut out = read_every_object(repo, extra, detector, opts.threads);
     if opts.commit_messages {
         scan_commit_messages(repo, &["--all", "--reflog"], detector, &mut out)?;
     }
@@ -104,6 +100,55 @@ pub fn scan_history(
     Ok(out)
 }
 
+/// How many unreadable objects a scan steps over before it stops.
+const MAX_UNREADABLE: u64 = 16;
+
+/// Reads and scans every object. An object git cannot read (a corrupt
+/// one) ends cat-file: it is recorded as unread (the scan is incomplete)
+/// and a new stream goes on after it, so one bad object costs only itself.
+fn read_every_object(
+    repo: &Path,
+    extra: Vec<String>,
+    detector: &Detector,
+    threads: usize,
+) -> SourceOutput {
+    let out = Mutex::new(SourceOutput::default());
+    let mut skip = 0;
+    let mut local = SourceOutput::default();
+    for pass in 0..=MAX_UNREADABLE {
+        let mut stream = match ObjectStream::start(repo, extra.clone(), skip) {
+            Ok(stream) => stream,
+            Err(e) => {
+                local.incomplete.push(format!("reading git objects: {e}"));
+                break;
+            }
+        };
+        let read = scan_objects(&mut stream, detector, threads, &out);
+        let answered = stream.answered;
+        if stream.finish(read, &mut local) == Ended::Complete {
+            break;
+        }
+        // The object after the last one answered is the one git could not read.
+        skip += answered + 1;
+        if pass == MAX_UNREADABLE {
+            local.incomplete.push(format!(
+                "stopped after {MAX_UNREADABLE} unreadable objects: the rest of the history is unread"
+            ));
+        }
+    }
+    let mut out = out.into_inner().unwrap_or_else(|p| p.into_inner());
+    out.absorb(local);
+    out
+}
+
+/// How a stream of objects ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    Complete,
+    /// cat-file stopped before its input's end (an unreadable object).
+    CatFileFailed,
+}
+
 /// Every object `git rev-list --objects --all --reflog` names (blobs
 /// only, missing ones listed rather than fatal), then the unreachable
 /// blobs, read by one `git cat-file --batch`.
@@ -111,10 +156,14 @@ struct ObjectStream {
     rev_list: Child,
     cat: Child,
     feeder: std::thread::JoinHandle<std::io::Result<()>>,
+    /// Objects cat-file answered in full.
+    answered: u64,
 }
 
 impl ObjectStream {
-    fn start(repo: &Path, extra: Vec<String>) -> Result<Self, Error> {
+    /// Starts after the first `skip` objects (read, or unreadable, by an
+    /// earlier stream).
+    fn start(repo: &Path, extra: Vec<String>, skip: u64) -> Result<Self, Error> {
         let git_err = |command: &str, e: std::io::Error| Error::Git {
             command: command.to_string(),
             message: e.to_string(),
@@ -145,48 +194,86 @@ impl ObjectStream {
             .spawn()
             .map_err(|e| git_err("git cat-file", e))?;
         let mut objects = rev_list.stdout.take().expect("piped");
-        let mut feed = cat.stdin.take().expect("piped");
-        let feeder = std::thread::spawn(move || -> std::io::Result<()> {
-            use std::io::Write;
-            std::io::copy(&mut objects, &mut feed)?;
-            for line in extra {
-                feed.write_all(line.as_bytes())?;
-            }
-            Ok(())
-        });
+        let mut feed_to = cat.stdin.take().expect("piped");
+        let feeder = std::thread::spawn(move || feed(&mut objects, extra, skip, &mut feed_to));
         Ok(ObjectStream {
             rev_list,
             cat,
             feeder,
+            answered: 0,
         })
     }
 
     /// Waits for git; whatever kept an object unread makes the scan
-    /// incomplete, with the findings so far kept.
-    fn finish(mut self, read: std::io::Result<()>, out: &mut SourceOutput) {
+    /// incomplete, with the findings so far kept. When cat-file failed,
+    /// the others' failures follow from it and are not repeated.
+    fn finish(mut self, read: std::io::Result<()>, out: &mut SourceOutput) -> Ended {
+        let cat_failed = !self.cat.wait().is_ok_and(|status| status.success());
+        let fed = matches!(self.feeder.join(), Ok(Ok(())));
+        let rev_list_ok = self.rev_list.wait().is_ok_and(|status| status.success());
+        if cat_failed {
+            out.incomplete.push(format!(
+                "git cat-file could not read an object, skipped: {}",
+                stderr_of(&mut self.cat)
+            ));
+            return Ended::CatFileFailed;
+        }
         if let Err(e) = read {
             out.incomplete
                 .push(format!("reading git objects stopped early: {e}"));
         }
-        if !matches!(self.feeder.join(), Ok(Ok(()))) {
+        if !fed {
             out.incomplete
                 .push("feeding objects to git cat-file stopped early".into());
         }
-        for (what, child) in [
-            ("git rev-list --objects --all", &mut self.rev_list),
-            ("git cat-file --batch", &mut self.cat),
-        ] {
-            let failed = child.wait().map_or(true, |status| !status.success());
-            if failed {
-                let mut message = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = e.read_to_string(&mut message);
-                }
-                out.incomplete
-                    .push(format!("{what} failed: {}", message.trim()));
+        if !rev_list_ok {
+            out.incomplete.push(format!(
+                "git rev-list --objects --all failed: {}",
+                stderr_of(&mut self.rev_list)
+            ));
+        }
+        Ended::Complete
+    }
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    let mut message = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut message);
+    }
+    message.trim().to_string()
+}
+
+/// Feeds cat-file rev-list's objects, then `extra`, after the first `skip`.
+fn feed(
+    objects: &mut impl Read,
+    extra: Vec<String>,
+    skip: u64,
+    to: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    use std::io::BufRead;
+    if skip == 0 {
+        std::io::copy(objects, to)?;
+    } else {
+        let mut skipped = 0;
+        for line in BufReader::new(objects).split(b'\n') {
+            let line = line?;
+            skipped += 1;
+            if skipped > skip {
+                to.write_all(&line)?;
+                to.write_all(b"\n")?;
             }
         }
+        let from = (skip.saturating_sub(skipped)) as usize;
+        for line in extra.iter().skip(from) {
+            to.write_all(line.as_bytes())?;
+        }
+        return Ok(());
     }
+    for line in extra {
+        to.write_all(line.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Reads every object from the stream: small blobs go to `threads`
@@ -208,7 +295,7 @@ fn scan_objects(
         let mut big = BlobScanner::new(detector);
         let mut local = SourceOutput::default();
         let mut stdout = BufReader::with_capacity(1 << 20, stdout);
-        let result = read_objects(&mut stdout, &tx, &mut big, &mut local);
+        let result = read_objects(&mut stdout, &tx, &mut big, &mut local, &mut stream.answered);
         drop(tx);
         local.stats.waived_inline += big.waived_inline as u64;
         absorb(out, local);
@@ -254,11 +341,13 @@ fn read_objects(
     tx: &mpsc::SyncSender<Job>,
     big: &mut BlobScanner<'_>,
     local: &mut SourceOutput,
+    answered: &mut u64,
 ) -> std::io::Result<()> {
     loop {
         let (id, kind, size) = match read_header(stdout) {
             Ok(Header::Object { id, kind, size }) => (id, kind, size),
             Ok(Header::Missing(sha)) => {
+                *answered += 1;
                 local
                     .incomplete
                     .push(format!("object {sha} is missing from the repository"));
@@ -285,6 +374,7 @@ fn read_objects(
         std::io::copy(&mut body, &mut std::io::sink())?;
         let mut nl = [0u8; 1];
         stdout.read_exact(&mut nl)?;
+        *answered += 1;
     }
 }
 

@@ -403,6 +403,53 @@ fn strange_inputs_never_panic_nor_hide_the_rest() {
     );
 }
 
+/// One corrupt object costs only itself: git cat-file stops at it, and the
+/// scan goes on after it, finds what the rest of history holds, and is
+/// incomplete (exit 2) with the findings kept.
+#[test]
+fn one_unreadable_object_in_history_costs_only_itself() {
+    let repo = Repo::new();
+    repo.write("old.env", &format!("TWITTER_BEARER_TOKEN={BEARER}\n"));
+    repo.commit("old");
+    repo.write("notes.txt", "nothing here\n");
+    repo.commit("notes");
+    repo.write(
+        "new.py",
+        &format!("consumer_key = \"{API_KEY}\"\nconsumer_secret = \"{API_SECRET}\"\n"),
+    );
+    repo.commit("new");
+    let broken = repo.git(&["rev-parse", "HEAD:notes.txt"]);
+    let object = repo
+        .path()
+        .join(".git/objects")
+        .join(&broken[..2])
+        .join(&broken[2..]);
+    let mut perms = std::fs::metadata(&object).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&object, perms).unwrap();
+    // A stream cut short: git prints the object's header, then stops
+    // ("fatal: unable to stream"), ending cat-file for everything after it.
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut zlib, b"blob 13\0nothing here\n").unwrap();
+    let whole = zlib.finish().unwrap();
+    std::fs::write(&object, &whole[..whole.len() - 3]).unwrap();
+
+    let out = keyguard(&["scan", "--history", "--format", "json", "."], repo.path());
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    out.assert_redacted();
+    let report = json(&out);
+    let mut found: Vec<String> = finding_paths(&report)
+        .into_iter()
+        .map(|p| p.split(':').next().unwrap().to_string())
+        .collect();
+    found.sort();
+    found.dedup();
+    assert_eq!(found, ["new.py", "old.env"], "{report}");
+    let incomplete = report["incomplete"].to_string();
+    assert!(incomplete.contains(&broken), "{incomplete}");
+}
+
 #[test]
 fn corrupt_or_missing_repositories_are_errors_with_git_s_message() {
     let repo = Repo::new();
