@@ -85,6 +85,19 @@ pub fn unquote_git(path: &str) -> Vec<u8> {
     out
 }
 
+/// A path from its bytes as git gives them (on Unix, exactly those bytes).
+#[cfg(unix)]
+pub fn to_path(bytes: &[u8]) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(bytes).into()
+}
+
+/// A path from its bytes as git gives them (UTF-8 elsewhere than Unix).
+#[cfg(not(unix))]
+pub fn to_path(bytes: &[u8]) -> std::path::PathBuf {
+    String::from_utf8_lossy(bytes).into_owned().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

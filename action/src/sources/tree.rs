@@ -83,20 +83,18 @@ fn scan_tracked_but_ignored(root: &Path, detector: &Detector, out: &mut SourceOu
     if !root.is_dir() {
         return;
     }
-    let args = [
-        "ls-files",
-        "-z",
-        "--cached",
-        "--ignored",
-        "--exclude-standard",
-    ];
+    // Quoted (core.quotePath), not -z: the text stays ASCII, and each
+    // name is unquoted to its exact bytes, UTF-8 or not.
+    let args = ["ls-files", "--cached", "--ignored", "--exclude-standard"];
     let Ok(listed) = super::git::output(root, &args) else {
         return; // not a git work tree
     };
     let mut scanner = BlobScanner::new(detector);
     let mut local = SourceOutput::default();
-    for rel in listed.split('\0').filter(|r| !r.is_empty()) {
-        let path = root.join(rel);
+    for quoted in listed.lines().filter(|r| !r.is_empty()) {
+        let path = root.join(crate::path_text::to_path(&crate::path_text::unquote_git(
+            quoted,
+        )));
         if path.is_file() && !is_nested_ignore_file(root, &path) {
             scan_file(root, &path, &mut scanner, &mut local);
         }

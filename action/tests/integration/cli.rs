@@ -101,8 +101,15 @@ fn nothing_but_the_root_ignore_file_and_gitignore_hides_a_file_in_a_tree_scan() 
     repo.write("tools/creds.env", &format!("X_BEARER_TOKEN={BEARER}\n"));
     repo.write("config/.gitignore", "*.env\n");
     repo.write("config/prod.env", &format!("X_BEARER_TOKEN={BEARER}\n"));
+    // A Latin-1 name (not UTF-8), force-added too: read by its exact bytes.
+    let latin1 = {
+        use std::os::unix::ffi::OsStrExt;
+        repo.path()
+            .join(std::ffi::OsStr::from_bytes(b"config/caf\xe9.env"))
+    };
+    std::fs::write(&latin1, format!("X_BEARER_TOKEN={BEARER}\n")).unwrap();
     repo.git(&["add", "-A"]);
-    repo.git(&["add", "-f", "config/prod.env"]);
+    repo.git(&["add", "-f", "config"]);
     repo.commit("three ways to hide a file");
     // Ignored and untracked: still skipped.
     repo.write("config/local.env", &format!("X_BEARER_TOKEN={BEARER}\n"));
@@ -114,6 +121,7 @@ fn nothing_but_the_root_ignore_file_and_gitignore_hides_a_file_in_a_tree_scan() 
     assert_eq!(
         paths,
         [
+            "config/caf\\xE9.env:x-bearer-token",
             "config/prod.env:x-bearer-token",
             "services/bot/creds.env:x-bearer-token",
             "tools/creds.env:x-bearer-token",
