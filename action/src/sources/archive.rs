@@ -164,8 +164,8 @@ impl Walk<'_, '_> {
         if bytes.len() as u64 > budget {
             bytes.truncate(budget as usize);
             self.out.incomplete.push(format!(
-                "{name}: only the first {} MiB were scanned (limits: {} MiB per member, {} MiB per archive)",
-                budget >> 20,
+                "{name}: only the first {} were scanned (limits: {} MiB per member, {} MiB per archive)",
+                size_text(budget),
                 MAX_MEMBER >> 20,
                 MAX_TOTAL >> 20
             ));
@@ -214,9 +214,32 @@ pub fn scan_into(
     out.incomplete.extend(scanned.incomplete);
 }
 
+/// Pure: a byte count as people read it (no "0 MiB" for what is left of
+/// a budget).
+fn size_text(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_as_people_read_them() {
+        let cases = [
+            (64 << 20, "64 MiB"),
+            ((1 << 20) + 5, "1 MiB"),
+            (300 << 10, "300 KiB"),
+            (12, "12 bytes"),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(size_text(bytes), want);
+        }
+    }
 
     #[test]
     fn archive_kinds_come_from_the_name() {
