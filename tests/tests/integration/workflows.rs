@@ -121,3 +121,88 @@ fn the_release_signs_and_publishes_images_chart_and_sbom() {
     let on = &workflow["on"];
     assert_eq!(on["push"]["tags"][0], "v*.*.*");
 }
+
+/// Every third-party action is pinned by a full commit SHA with its version
+/// in a comment (GitHub's hardening guide, Scorecard's Pinned-Dependencies):
+/// a moved tag cannot change what runs. This repository's own action is
+/// exempt (a reusable workflow of a release calls that release's action).
+#[test]
+fn every_third_party_action_is_pinned_by_sha_with_its_version() {
+    let dir = repo_root().join(".github/workflows");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let Some(rest) = line
+                .trim_start()
+                .trim_start_matches("- ")
+                .strip_prefix("uses: ")
+            else {
+                continue;
+            };
+            let (target, comment) = rest.split_once(" # ").unwrap_or((rest, ""));
+            if target.starts_with("./") || target.starts_with("twitter-keyguard/twitter-keyguard") {
+                continue;
+            }
+            let (_, sha) = target
+                .split_once('@')
+                .unwrap_or_else(|| panic!("{}:{}: no ref in {rest}", path.display(), n + 1));
+            assert!(
+                sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()),
+                "{}:{}: {target} is not pinned by a commit SHA",
+                path.display(),
+                n + 1
+            );
+            assert!(
+                !comment.trim().is_empty(),
+                "{}:{}: {target} has no version comment",
+                path.display(),
+                n + 1
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} uses: lines found");
+}
+
+/// Dependabot updates the crates, the pinned actions and every Go module
+/// the tests build from: a new module under tests/ must be added there.
+#[test]
+fn dependabot_covers_every_ecosystem_pinned_here() {
+    let path = repo_root().join(".github/dependabot.yml");
+    let config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let updates = config["updates"].as_sequence().unwrap();
+    let of = |ecosystem: &str| {
+        updates
+            .iter()
+            .find(|u| u["package-ecosystem"] == ecosystem)
+            .unwrap_or_else(|| panic!("no {ecosystem} updates"))
+    };
+    assert_eq!(of("cargo")["directory"], "/");
+    assert_eq!(of("github-actions")["directory"], "/");
+    let listed: Vec<&str> = of("gomod")["directories"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    let mut modules = Vec::new();
+    for entry in std::fs::read_dir(repo_root().join("tests")).unwrap() {
+        let dir = entry.unwrap().path();
+        if dir.join("go.mod").exists() {
+            modules.push(format!(
+                "/tests/{}",
+                dir.file_name().unwrap().to_str().unwrap()
+            ));
+        }
+    }
+    assert!(modules.len() >= 4, "{modules:?}");
+    for module in modules {
+        assert!(
+            listed.contains(&module.as_str()),
+            "{module} is not in dependabot.yml"
+        );
+    }
+}
