@@ -31,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the TwitterCredential CustomResourceDefinition as YAML.
     Crd,
+    /// Print the CRD reference (Markdown, docs/crd-reference.md).
+    CrdReference,
     /// Run the controller.
     Run(Box<RunArgs>),
 }

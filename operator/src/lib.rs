@@ -25,6 +25,7 @@ pub mod conditions;
 pub mod consent;
 pub mod context;
 pub mod controller;
+pub mod crd_reference;
 pub mod events;
 pub mod labels;
 pub mod leader;
