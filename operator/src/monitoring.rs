@@ -68,7 +68,7 @@ pub async fn monitor(
     let (used, cap) = match ctx.xapi.usage(&bearer).await {
         Ok(u) => u,
         Err(e) => {
-            tracing::info!(credential = %tc.name_any(), error = %e, "usage poll failed; will retry");
+            tracing::info!(error = %e, "usage poll failed; will retry");
             return Some(
                 now.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(60))
                     .unwrap_or(now),

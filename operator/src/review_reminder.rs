@@ -8,7 +8,6 @@
 //! review sets. Nothing else changes: a reminder never blocks a sync.
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::ResourceExt;
 
 use crate::conditions::{self, ConditionType, News, Reason};
 use crate::context::Context;
@@ -101,7 +100,7 @@ pub async fn remind(
         News::StatusChanged,
     );
     if warn {
-        tracing::info!(credential = %tc.name_any(), "access review due");
+        tracing::info!("access review due");
         let reference = kube::Resource::object_ref(tc, &());
         ctx.events
             .publish(

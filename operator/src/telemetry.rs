@@ -15,7 +15,14 @@ pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Plain => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        // `spans`: the reconcile's namespace, resource and id, and the
+        // environment, on every line logged inside them.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .try_init(),
     }
     .map_err(|e| anyhow::anyhow!("{e}"))
 }

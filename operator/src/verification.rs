@@ -141,7 +141,7 @@ pub async fn verify(
         return (false, None);
     }
     if let Some(why) = &findings.transient {
-        tracing::info!(credential = %tc.name_any(), environment = %env.name, %why, "verification will be retried");
+        tracing::info!(%why, "verification will be retried");
         // Rate limited: at the reset; an earlier retry only costs reads
         // and X calls. Otherwise after the usual short wait.
         // Whole seconds in status, so rounded up: never before the reset.

@@ -151,7 +151,7 @@ impl Rebuilder {
 }
 
 fn error_policy(tc: Arc<TwitterCredential>, error: &Error, ctx: Arc<Context>) -> Action {
-    warn!(name = %tc.name_any(), namespace = ?tc.namespace(), %error, "will retry");
+    warn!(namespace = %tc.namespace().unwrap_or_default(), resource = %tc.name_any(), %error, "will retry");
     ctx.metrics.reconcile_failed(&tc);
     Action::requeue(retry_after(error).mul_f64(1.0 + fastrand::f64() / 2.0))
 }

@@ -10,6 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::{Api, ResourceExt};
+use tracing::Instrument;
 
 use crate::context::Context;
 use crate::events::Kind;
@@ -32,8 +33,18 @@ pub mod status;
 /// resource at once does not cost that much memory per resource.
 pub async fn reconcile(tc: Arc<TwitterCredential>, ctx: Arc<Context>) -> Result<Action> {
     let _slot = ctx.workers.slot(&ctx.metrics).await;
-    Box::pin(run_reconcile(tc, ctx.clone())).await
+    // Every log line of one reconcile carries the same resource and id.
+    let span = tracing::info_span!(
+        "reconcile",
+        namespace = %tc.namespace().unwrap_or_default(),
+        resource = %tc.name_any(),
+        id = RECONCILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+    );
+    Box::pin(run_reconcile(tc, ctx.clone()).instrument(span)).await
 }
+
+/// Numbers each reconcile's span.
+static RECONCILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Apply or clean up, inside the finalizer.
 async fn run_reconcile(tc: Arc<TwitterCredential>, ctx: Arc<Context>) -> Result<Action> {
@@ -66,8 +77,10 @@ async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
     let mut sources = crate::reads::SourceReads::default();
     for (env, duplicate_of) in tc.spec.environments.iter().zip(status::duplicates(tc)) {
         let previous = status::previous(tc, &env.name);
+        let span = tracing::info_span!("environment", environment = %env.name);
         let outcome =
             environment::reconcile_environment(ctx, tc, env, previous, duplicate_of, &mut sources)
+                .instrument(span)
                 .await;
         outcomes.push((env, outcome));
     }
@@ -122,7 +135,7 @@ async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
 /// finalizer stripped, so nothing waited for cleanup): the orphan sweep ran
 /// at the deletion, maybe before these writes, so they are removed here.
 async fn gone_mid_reconcile(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
-    tracing::info!(credential = %tc.name_any(), "deleted while reconciling: removing what it wrote");
+    tracing::info!("deleted while reconciling: removing what it wrote");
     let policy = orphans::on_delete(tc.spec.deletion_policy);
     orphans::dispose(ctx, &Owner::of(tc), policy).await?;
     Ok(Action::await_change())

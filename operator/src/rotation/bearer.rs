@@ -353,7 +353,7 @@ async fn mint(
     let written = written
         .map_err(|e| Refusal::write_failed(&format!("writing state Secret {ns}/{name}"), &e))?;
     ctx.own_writes.record(&written.metadata);
-    tracing::info!(credential = %tc.name_any(), environment = %env.name, fingerprint = %token.fingerprint(), "minted a bearer token into the state record");
+    tracing::info!(fingerprint = %token.fingerprint(), "minted a bearer token into the state record");
     Ok(written)
 }
 

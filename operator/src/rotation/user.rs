@@ -191,7 +191,7 @@ async fn refresh_now(
     )
     .await?;
     ctx.metrics.rotated(tc, &env.name, "userAccessToken");
-    tracing::info!(credential = %tc.name_any(), environment = %env.name, fingerprint = %tokens.access_token.fingerprint(), "refreshed the user access token");
+    tracing::info!(fingerprint = %tokens.access_token.fingerprint(), "refreshed the user access token");
     let next = expires
         .checked_sub(SignedDuration::try_from(before).unwrap_or_default())
         .ok();
@@ -276,7 +276,7 @@ async fn persist(
                 state = api.get_opt(&name).await.ok().flatten();
             }
             Err(e) => {
-                tracing::error!(credential = %tc.name_any(), environment = %env.name, error = %e, "could not store a new refresh token; retrying");
+                tracing::error!(error = %e, "could not store a new refresh token; retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
                 state = api.get_opt(&name).await.ok().flatten();

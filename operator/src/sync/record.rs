@@ -184,7 +184,7 @@ pub async fn announce(
     } else {
         "created"
     };
-    tracing::info!(credential = %tc.meta().name.clone().unwrap_or_default(), environment = %env.name, target = %target.secret_ref(), fingerprint = ?status.fingerprint, revision = status.revision, "projected Secret {verb}");
+    tracing::info!(target = %target.secret_ref(), fingerprint = ?status.fingerprint, revision = status.revision, "projected Secret {verb}");
     let note = format!(
         "{}: Secret {} {verb} with {} key(s), revision {}, fingerprint {}",
         env.name,

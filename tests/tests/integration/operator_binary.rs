@@ -118,6 +118,27 @@ async fn binary_logs_json_without_values_and_serves_metrics_and_health() {
             .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
         assert!(parsed.get("level").is_some(), "{line}");
     }
+    // A line logged inside a reconcile names the resource, the reconcile
+    // and the environment, in the same fields wherever it comes from.
+    let projected: serde_json::Value = lines
+        .iter()
+        .find(|l| l.contains("projected Secret"))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap_or_else(|| panic!("no 'projected Secret' line: {logs}"));
+    let spans = projected["spans"].as_array().expect("a span list");
+    assert!(
+        spans.iter().any(|s| s["name"] == "reconcile"
+            && s["namespace"] == "default"
+            && s["resource"] == "bot"
+            && s["id"].is_u64()),
+        "{projected}"
+    );
+    assert!(
+        spans
+            .iter()
+            .any(|s| s["name"] == "environment" && s["environment"] == "production"),
+        "{projected}"
+    );
     let bearer = x.current_bearer(&app.api_key).unwrap();
     let secrets = Secrets::new([
         &app.api_key,
