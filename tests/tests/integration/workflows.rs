@@ -88,7 +88,11 @@ fn the_release_publishes_what_the_action_installs() {
         );
     }
     let jobs = all_steps(&workflow);
-    assert!(jobs.contains(r#"dist/$bin-$GITHUB_REF_NAME-$TARGET.tar.gz"#));
+    assert!(jobs.contains(r#"dist/$bin-$TAG-$TARGET.tar.gz"#));
+    assert_eq!(
+        workflow["jobs"]["check-version"]["outputs"]["tag"],
+        "${{ steps.version.outputs.tag }}"
+    );
     assert!(install.contains(r#"asset="keyguard-v$version-$target.tar.gz""#));
     assert!(install.contains("sha256sums.txt"));
     assert!(jobs.contains("sha256sum -- *.tar.gz *.yaml > sha256sums.txt"));
@@ -120,6 +124,79 @@ fn the_release_signs_and_publishes_images_chart_and_sbom() {
     assert_eq!(workflow["permissions"]["contents"], "read");
     let on = &workflow["on"];
     assert_eq!(on["push"]["tags"][0], "v*.*.*");
+}
+
+/// A dry run by hand builds everything and publishes nothing: every step
+/// that publishes, signs, pushes or logs in to a registry runs only for a
+/// pushed tag. The SBOM lists what ships (the binaries, built with their
+/// dependency list embedded), and the binaries carry build provenance.
+#[test]
+fn a_dispatched_release_is_a_dry_run_and_the_sbom_is_of_what_ships() {
+    let workflow = release();
+    assert!(
+        workflow["on"]["workflow_dispatch"].is_null()
+            || workflow["on"]["workflow_dispatch"].is_mapping()
+    );
+    assert!(workflow["on"]
+        .as_mapping()
+        .unwrap()
+        .contains_key("workflow_dispatch"));
+    assert_eq!(
+        workflow["env"]["PUBLISH"],
+        "${{ github.event_name == 'push' }}"
+    );
+    let publishes = [
+        "gh release create",
+        "git push",
+        "helm push",
+        "cosign sign",
+        "helm registry login",
+    ];
+    let mut guarded = 0;
+    for (job, spec) in workflow["jobs"].as_mapping().unwrap() {
+        for step in spec["steps"].as_sequence().unwrap() {
+            let run = step["run"].as_str().unwrap_or_default();
+            let uses = step["uses"].as_str().unwrap_or_default();
+            let publishing = publishes.iter().any(|p| run.contains(p))
+                || [
+                    "docker/login-action",
+                    "sigstore/cosign-installer",
+                    "actions/attest-build-provenance",
+                ]
+                .iter()
+                .any(|a| uses.starts_with(a));
+            if publishing {
+                assert_eq!(
+                    step["if"], "env.PUBLISH == 'true'",
+                    "{job:?}: {step:?} runs in a dry run"
+                );
+                guarded += 1;
+            }
+            if uses.starts_with("docker/build-push-action") {
+                assert_eq!(
+                    step["with"]["push"], "${{ env.PUBLISH == 'true' }}",
+                    "{job:?} pushes in a dry run"
+                );
+            }
+            if uses.starts_with("anchore/sbom-action") {
+                assert_eq!(
+                    step["with"]["path"], "shipped",
+                    "the SBOM is of the source tree, not of what ships"
+                );
+            }
+        }
+    }
+    assert!(guarded >= 9, "only {guarded} publishing steps found");
+    let jobs = all_steps(&workflow);
+    assert!(
+        jobs.contains("cargo auditable build --release --locked"),
+        "binaries without their dependency list"
+    );
+    assert!(jobs.contains("actions/attest-build-provenance@"));
+    assert_eq!(
+        workflow["jobs"]["release"]["permissions"]["attestations"],
+        "write"
+    );
 }
 
 /// Every third-party action is pinned by a full commit SHA with its version
