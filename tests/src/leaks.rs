@@ -49,9 +49,57 @@ pub fn forms(value: &str) -> Vec<(&'static str, String)> {
                 .to_string(),
         ),
         ("JSON \\u-escaped", unicode_escaped(&decoded)),
+        ("raw, lower-case %xx", lower_escapes(value)),
+        (
+            "URL-encoded, lower-case %xx",
+            lower_escapes(&utf8_percent_encode(&decoded, UNRESERVED).to_string()),
+        ),
     ];
+    for k in 1..3 {
+        out.push((
+            "base64, inside a larger blob",
+            inside_base64(value, k, &b64),
+        ));
+        out.push((
+            "base64url, inside a larger blob",
+            inside_base64(value, k, &base64::engine::general_purpose::URL_SAFE_NO_PAD),
+        ));
+    }
+    out.push((
+        "base64, inside a larger blob",
+        inside_base64(value, 0, &b64),
+    ));
     out.sort_by(|a, b| a.1.cmp(&b.1));
     out.dedup_by(|a, b| a.1 == b.1);
+    out
+}
+
+/// What base64 of a larger blob holds for `value` when it starts `offset`
+/// bytes (mod 3) into it: only the groups made of the value's bytes alone
+/// (the groups it shares with the bytes around it differ from blob to blob).
+fn inside_base64(value: &str, offset: usize, engine: &impl Engine) -> String {
+    let mut bytes = vec![0u8; offset];
+    bytes.extend_from_slice(value.as_bytes());
+    let encoded = engine.encode(&bytes);
+    let start = if offset == 0 { 0 } else { 4 };
+    let end = (bytes.len() / 3) * 4;
+    encoded
+        .get(start..end.max(start))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `%2B` as some encoders write it: `%2b`.
+fn lower_escapes(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let escape = rest.get(at..at + 3).unwrap_or(&rest[at..]);
+        out.push_str(&escape.to_ascii_lowercase());
+        rest = &rest[at + escape.len()..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -145,7 +193,17 @@ mod tests {
                 "hdr: {}",
                 keyguard_credentials::basic_authorization(b"consumerKey123", b"consumerSecret456")
             ),
+            "log: AAAAAAAAAAAAAAAAAAAAAabc%2bdef%3dghijklmnop".to_string(),
         ];
+        // The value in the middle of a larger base64 blob, at each of the
+        // three alignments.
+        let cases: Vec<String> = cases
+            .into_iter()
+            .chain((0..3).map(|k| {
+                let blob = format!("{}{v}{}", "x".repeat(7 + k), "y".repeat(5));
+                format!("data: {}", b64.encode(blob))
+            }))
+            .collect();
         for text in cases {
             let caught = std::panic::catch_unwind(|| assert_no_leak("text", &text, &secrets));
             let message = caught.expect_err(&text);

@@ -50,15 +50,17 @@ async fn verify_tells_live_from_dead_without_spending_anything() {
     .await
     .unwrap();
     assert_eq!(out.code, 1, "{}", out.stderr);
-    for secret in [
-        &limited_bearer,
-        &live_bearer,
-        &user_token,
-        &app.api_key_secret,
-        &app.refresh_token,
-    ] {
-        assert!(!out.stdout.contains(secret.as_str()) && !out.stderr.contains(secret.as_str()));
-    }
+    // Every form a value travels in, not only the raw one.
+    let secrets = keyguard_tests::leaks::Secrets::new([
+        limited_bearer.as_str(),
+        live_bearer.as_str(),
+        user_token.as_str(),
+        app.api_key_secret.as_str(),
+        app.refresh_token.as_str(),
+    ])
+    .pair(&app.api_key, &app.api_key_secret);
+    keyguard_tests::leaks::assert_no_leak("stdout", &out.stdout, &secrets);
+    keyguard_tests::leaks::assert_no_leak("stderr", &out.stderr, &secrets);
     let report = json(&out);
     let verification = |path: &str, rule: &str| {
         report["findings"]
