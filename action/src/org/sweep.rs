@@ -82,10 +82,17 @@ impl Sweeper<'_> {
     /// Clones into `dir`; the commit scanned in tree mode.
     fn clone(&self, url: &str, dir: &Path) -> Result<Option<String>, String> {
         let mut cmd = Command::new("git");
+        // No prompt, no protocol but the listing's, no redirect (the token
+        // stays with the host it was meant for), no trace of the request
+        // headers in the error text a row keeps.
         cmd.env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_ALLOW_PROTOCOL", allowed_protocols(self.api))
-            .arg("clone")
-            .arg("--quiet");
+            .env("GIT_TRACE_REDACT", "1")
+            .env_remove("GIT_TRACE")
+            .env_remove("GIT_TRACE_CURL")
+            .env_remove("GIT_CURL_VERBOSE")
+            .env_remove("GIT_TRACE_PACKET")
+            .args(["-c", "http.followRedirects=false", "clone", "--quiet"]);
         match self.mode {
             Mode::Tree => cmd.args(["--depth", "1", "--no-tags", "--single-branch"]),
             Mode::History => cmd.arg("--mirror"),
@@ -133,6 +140,9 @@ impl Sweeper<'_> {
             opts.ignore_file = ignore_file_at_head(dir)?;
         }
         opts.display_prefix = Some(String::new());
+        // A repository's symbolic links point into the machine running the
+        // sweep, not into the repository.
+        opts.follow_links = false;
         opts.threads = (self.scan.threads / self.jobs.max(1)).max(1);
         scan::run_with(&opts, self.detector).map_err(|e| format!("the scan could not run: {e}"))
     }
