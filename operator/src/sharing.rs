@@ -49,34 +49,43 @@ impl Holder {
 }
 
 /// Pure: which of `this`'s credential keys another holder also has, and
-/// who, as the message may name them (sorted, each once).
+/// who, as the message may name them (sorted, each once; no more names
+/// than the message shows and one to say there are others, so a key a
+/// thousand environments share costs a few names, not a thousand).
 pub fn shared(this: &Holder, others: &[Holder]) -> (Vec<String>, Vec<String>) {
     let mut keys = Vec::new();
-    let mut who = Vec::new();
+    let mut inside = Vec::new();
+    let mut elsewhere = false;
     for other in others.iter().filter(|o| !this.is(o)) {
-        let common: Vec<&String> = this
-            .credentials
-            .iter()
-            .filter(|c| other.credentials.contains(c))
-            .map(|(key, _)| key)
-            .collect();
-        if common.is_empty() {
+        let before = keys.len();
+        keys.extend(
+            this.credentials
+                .iter()
+                .filter(|c| other.credentials.contains(c))
+                .map(|(key, _)| key.clone()),
+        );
+        if keys.len() == before {
             continue;
         }
-        keys.extend(common.into_iter().cloned());
-        who.push(if other.namespace == this.namespace {
-            format!(
-                "{}/{} environment {}",
-                other.namespace, other.resource, other.environment
-            )
+        if other.namespace == this.namespace {
+            inside.push((&other.namespace, &other.resource, &other.environment));
         } else {
-            "an environment in another namespace".to_string()
-        });
+            elsewhere = true;
+        }
     }
-    for list in [&mut keys, &mut who] {
-        list.sort();
-        list.dedup();
+    keys.sort();
+    keys.dedup();
+    inside.sort();
+    inside.dedup();
+    let mut who: Vec<String> = inside
+        .into_iter()
+        .take(NAMED_AT_MOST + 1)
+        .map(|(ns, resource, env)| format!("{ns}/{resource} environment {env}"))
+        .collect();
+    if elsewhere {
+        who.push("an environment in another namespace".to_string());
     }
+    who.sort();
     (keys, who)
 }
 
@@ -115,18 +124,31 @@ fn holders(
     let Some(stores) = ctx.caches.get() else {
         return all;
     };
+    // Only environments holding one of these values can share: the rest
+    // (nearly every resource of a large cluster) cost a comparison each.
+    let ours: std::collections::HashSet<&str> = outcomes
+        .iter()
+        .flat_map(|(_, o)| &o.status.source_credentials)
+        .map(|c| c.fingerprint.as_str())
+        .collect();
     for other in stores.credentials.state() {
         if other.uid() == tc.uid() {
             continue;
         }
         let other_ns = other.namespace().unwrap_or_default();
         for e in other.status.iter().flat_map(|s| &s.environments) {
-            all.push(Holder::of(
-                &other_ns,
-                &other.name_any(),
-                &e.name,
-                &e.source_credentials,
-            ));
+            let holds_ours = e
+                .source_credentials
+                .iter()
+                .any(|c| ours.contains(c.fingerprint.as_str()));
+            if holds_ours {
+                all.push(Holder::of(
+                    &other_ns,
+                    &other.name_any(),
+                    &e.name,
+                    &e.source_credentials,
+                ));
+            }
         }
     }
     all
@@ -211,6 +233,22 @@ mod tests {
         );
         assert_eq!(named(&who(4)), named(&who(1000)), "no count that changes");
         assert!(named(&who(1000)).ends_with(" and others"));
+    }
+
+    #[test]
+    fn a_key_a_thousand_environments_share_costs_a_few_names() {
+        let this = holder("team", "bot", "prod", &[("apiKey", "sha256:a")]);
+        let mut others: Vec<Holder> = (0..1000)
+            .map(|i| holder("team", &format!("bot-{i}"), "prod", &[("apiKey", "sha256:a")]))
+            .collect();
+        others.push(holder("other", "app", "prod", &[("apiKey", "sha256:a")]));
+        let (keys, who) = shared(&this, &others);
+        assert_eq!(keys, ["apiKey"]);
+        assert_eq!(who.len(), NAMED_AT_MOST + 2, "{who:?}");
+        assert_eq!(
+            named(&who),
+            "an environment in another namespace, team/bot-0 environment prod, team/bot-1 environment prod and others"
+        );
     }
 
     fn holder(ns: &str, resource: &str, env: &str, creds: &[(&str, &str)]) -> Holder {
