@@ -239,7 +239,14 @@ mod tests {
     fn a_key_a_thousand_environments_share_costs_a_few_names() {
         let this = holder("team", "bot", "prod", &[("apiKey", "sha256:a")]);
         let mut others: Vec<Holder> = (0..1000)
-            .map(|i| holder("team", &format!("bot-{i}"), "prod", &[("apiKey", "sha256:a")]))
+            .map(|i| {
+                holder(
+                    "team",
+                    &format!("bot-{i}"),
+                    "prod",
+                    &[("apiKey", "sha256:a")],
+                )
+            })
             .collect();
         others.push(holder("other", "app", "prod", &[("apiKey", "sha256:a")]));
         let (keys, who) = shared(&this, &others);

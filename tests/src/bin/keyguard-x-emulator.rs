@@ -7,6 +7,9 @@
 //!
 //! Each `--source-secret` gets a fresh app; the file receives Secret
 //! manifests holding its credentials, ready for `kubectl apply`.
+//! `--tier free` puts every app on X's Free access tier, which lacks the
+//! read endpoints (X answers 403 with error 453 to valid credentials
+//! there); `basic` (the default) and `pro` have them.
 
 use std::fmt::Write;
 
@@ -19,6 +22,7 @@ async fn main() -> anyhow::Result<()> {
     let mut namespace = "default".to_string();
     let mut secrets = Vec::new();
     let mut out = None;
+    let mut free_tier = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -27,6 +31,13 @@ async fn main() -> anyhow::Result<()> {
             "--namespace" => namespace = value()?,
             "--source-secret" => secrets.push(value()?),
             "--write-secrets" => out = Some(value()?),
+            "--tier" => {
+                free_tier = match value()?.as_str() {
+                    "free" => true,
+                    "basic" | "pro" => false,
+                    other => bail!("--tier {other}: expected free, basic or pro"),
+                }
+            }
             other => bail!("unknown flag {other}; see the comment at the top of this file"),
         }
     }
@@ -34,6 +45,9 @@ async fn main() -> anyhow::Result<()> {
     let mut manifests = String::new();
     for name in &secrets {
         let app = x.create_app(AccessLevel::Read);
+        if free_tier {
+            x.limit_access_tier(&app.api_key);
+        }
         let _ = write!(
             manifests,
             "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\nstringData:\n  apiKey: {}\n  apiKeySecret: {}\n  accessToken: {}\n  accessTokenSecret: {}\n  clientId: {}\n  clientSecret: {}\n  refreshToken: {}\n",

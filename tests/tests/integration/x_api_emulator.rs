@@ -387,3 +387,69 @@ async fn documented_limits_per_endpoint_one_window_per_app_and_v11_code_88() {
     let body: serde_json::Value = limited.json().await.unwrap();
     assert_eq!(body["errors"][0]["code"], 88, "{body}");
 }
+
+/// `keyguard-x-emulator --tier free` (for people trying the operator on a
+/// Free-tier app): its apps' valid credentials mint a bearer token, and the
+/// app-only reads answer X's 403 with error 453; `--tier basic` serves them.
+#[tokio::test]
+async fn the_emulator_binary_serves_the_tier_it_is_told() {
+    for (tier, want) in [("free", 403), ("basic", 200)] {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("sources.yaml");
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keyguard-x-emulator"))
+            .args(["--tier", tier, "--source-secret", "keys", "--write-secrets"])
+            .arg(&secrets)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+        let mut base = String::new();
+        tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut base)
+            .await
+            .unwrap();
+        let base = base.trim().to_string();
+        let manifest: serde_yaml::Value = serde_yaml::from_str(
+            std::fs::read_to_string(&secrets)
+                .unwrap()
+                .trim_start_matches("---\n"),
+        )
+        .unwrap();
+        let data = &manifest["stringData"];
+        let basic = keyguard_credentials::basic_authorization(
+            data["apiKey"].as_str().unwrap().as_bytes(),
+            data["apiKeySecret"].as_str().unwrap().as_bytes(),
+        );
+        let http = reqwest::Client::new();
+        let minted: serde_json::Value = http
+            .post(format!("{base}/oauth2/token"))
+            .header("Authorization", basic)
+            .header(
+                "Content-Type",
+                "application/x-www-form-urlencoded;charset=UTF-8",
+            )
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let bearer = minted["access_token"]
+            .as_str()
+            .expect("a bearer token on every tier");
+        let read = http
+            .get(format!("{base}/1.1/application/rate_limit_status.json"))
+            .header("Authorization", format!("Bearer {bearer}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status().as_u16(), want, "tier {tier}");
+        if tier == "free" {
+            let body: serde_json::Value = read.json().await.unwrap();
+            assert_eq!(body["errors"][0]["code"], 453, "{body}");
+        }
+        child.kill().await.unwrap();
+    }
+}
