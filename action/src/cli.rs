@@ -159,6 +159,11 @@ pub struct OrgArgs {
     #[arg(long, requires = "github_org")]
     pub include_forks: bool,
 
+    /// Sweep without GITHUB_TOKEN: GitHub then lists public repositories
+    /// only (without this flag a missing token is an error).
+    #[arg(long, requires = "github_org")]
+    pub public_only: bool,
+
     /// Scan only shard INDEX of COUNT (1-based), e.g. a matrix job's.
     #[arg(long, value_name = "INDEX/COUNT", requires = "github_org")]
     pub shard: Option<crate::org::shard::Shard>,

@@ -119,6 +119,7 @@ fn sweep(args: &ScanArgs, organisation: &str) -> anyhow::Result<i32> {
         state: args.org.state.as_deref(),
         max_wait: Duration::from_secs(args.org.max_rate_limit_wait),
         jobs: args.org.jobs.unwrap_or(2 * opts.threads).max(1),
+        public_only: args.org.public_only,
     };
     let report = org::sweep(&sweep_args, &opts)?;
     let output = (args.output.as_deref(), args.sarif_file.as_deref());

@@ -25,9 +25,33 @@ pub struct IgnoreFile {
     fingerprints: HashSet<String>,
 }
 
+/// An ignore file is read at most this large.
+pub const MAX_IGNORE_FILE: u64 = 1 << 20;
+
+/// Why `path` is not read as an ignore file (none when it is missing or a
+/// regular file of a sane size).
+pub fn unreadable_ignore_file(path: &Path) -> Option<String> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.is_file() {
+        Some("not a regular file (a symbolic link or a device is never followed)".into())
+    } else if meta.len() > MAX_IGNORE_FILE {
+        Some(format!("larger than {} KiB", MAX_IGNORE_FILE >> 10))
+    } else {
+        None
+    }
+}
+
 impl IgnoreFile {
-    /// Reads `path`; a missing file is an empty ignore list.
+    /// Reads `path`; a missing file is an empty ignore list. Only a
+    /// regular file of at most 1 MiB is read: a symbolic link to a device
+    /// or a host file is refused, never followed.
     pub fn load(root: &Path, path: &Path) -> Result<Self, Error> {
+        if let Some(why) = unreadable_ignore_file(path) {
+            return Err(Error::Usage(format!(
+                "ignore file {}: {why}",
+                path.display()
+            )));
+        }
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
@@ -53,14 +77,15 @@ impl IgnoreFile {
             if line.starts_with("sha256:") {
                 fingerprints.insert(line.split_whitespace().next().unwrap().to_string());
             } else {
-                builder
-                    .add_line(None, line)
-                    .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+                // The pattern is not quoted: a file's text stays out of reports.
+                builder.add_line(None, line).map_err(|_| {
+                    Error::Usage(format!("{}: a line is no valid pattern", path.display()))
+                })?;
             }
         }
         let paths = builder
             .build()
-            .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+            .map_err(|_| Error::Usage(format!("{}: its patterns do not build", path.display())))?;
         Ok(IgnoreFile {
             paths: Some(paths),
             fingerprints,

@@ -64,6 +64,14 @@ impl Listing<'_> {
                 break;
             }
             if let Some(wait) = rate_limit::before_next_request(&answer, now()) {
+                if wait > self.max_wait {
+                    return Err(Error::GitHub(format!(
+                        "listing the repositories of {}: the primary rate limit resets in {}s, more than --max-rate-limit-wait ({}s); run again later (with --state the sweep resumes where it stopped)",
+                        self.organisation,
+                        wait.as_secs(),
+                        self.max_wait.as_secs()
+                    )));
+                }
                 self.wait(wait, "the primary rate limit is spent").await?;
             }
         }

@@ -34,6 +34,8 @@ pub struct SweepArgs<'a> {
     pub state: Option<&'a Path>,
     pub max_wait: Duration,
     pub jobs: usize,
+    /// Sweep without a token: only public repositories are listed.
+    pub public_only: bool,
 }
 
 /// Repositories a policy leaves out, counted for the report.
@@ -72,6 +74,13 @@ pub fn select(repos: Vec<Repository>, args: &SweepArgs<'_>) -> (Vec<Repository>,
 /// Runs a sweep; the report holds one row per repository of the shard.
 pub fn sweep(args: &SweepArgs<'_>, scan: &ScanOptions) -> Result<SweepReport, Error> {
     let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
+    if token.is_none() && !args.public_only {
+        // Anonymous, GitHub lists public repositories only: a sweep of
+        // them must not read as a sweep of the organisation.
+        return Err(Error::Usage(
+            "GITHUB_TOKEN is not set: without it GitHub lists only public repositories. Set a token that can read the organisation's repositories (metadata and contents: read), or pass --public-only".into(),
+        ));
+    }
     let listing = Listing {
         api: args.api,
         token: token.as_deref(),
@@ -82,7 +91,7 @@ pub fn sweep(args: &SweepArgs<'_>, scan: &ScanOptions) -> Result<SweepReport, Er
     let count = listed.len();
     let (repos, left) = select(listed, args);
     let done = match args.state {
-        Some(path) => state::load(path, args.organisation, args.mode)?,
+        Some(path) => state::load(path, args.organisation, args.mode, &settings(scan))?,
         None => state::Done::new(),
     };
     let (mut rows, to_scan) = state::plan(repos, &done);
@@ -92,7 +101,7 @@ pub fn sweep(args: &SweepArgs<'_>, scan: &ScanOptions) -> Result<SweepReport, Er
     );
     let writer = args
         .state
-        .map(|path| state::Writer::open(path, args.organisation, args.mode))
+        .map(|path| state::Writer::open(path, args.organisation, args.mode, &settings(scan)))
         .transpose()?;
     let work = WorkDir::create()?;
     let detector = crate::scan::detector_for(scan)?;
@@ -117,16 +126,40 @@ pub fn sweep(args: &SweepArgs<'_>, scan: &ScanOptions) -> Result<SweepReport, Er
     })
 }
 
-/// The clones' parent directory, removed with everything in it.
+/// What a state file's rows were scanned with: rows of another version
+/// or other options are never reused.
+fn settings(scan: &ScanOptions) -> String {
+    format!(
+        "keyguard {}; no-ignore {}; unreachable {}; commit-messages {}; ignore-file {:?}; known {:?}",
+        env!("CARGO_PKG_VERSION"),
+        scan.no_ignore,
+        scan.unreachable,
+        scan.commit_messages,
+        scan.ignore_file,
+        scan.known
+    )
+}
+
+/// The clones' parent directory: a fresh one only this user can read
+/// (private repositories are cloned into it), removed with its contents.
 struct WorkDir(PathBuf);
 
 impl WorkDir {
     fn create() -> Result<WorkDir, Error> {
-        let dir = std::env::temp_dir().join(format!("keyguard-sweep-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            what: format!("creating {}", dir.display()),
+        let io = |source| Error::Io {
+            what: "creating the sweep's work directory".into(),
             source,
-        })?;
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("keyguard-sweep-")
+            .tempdir()
+            .map_err(io)?
+            .keep();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        }
         Ok(WorkDir(dir))
     }
 }
@@ -200,6 +233,7 @@ mod tests {
             state: None,
             max_wait: Duration::from_secs(1),
             jobs: 1,
+            public_only: false,
         }
     }
 

@@ -175,6 +175,9 @@ pub fn merge(reports: Vec<SweepReport>) -> Result<SweepReport, String> {
     let mut shards = BTreeSet::new();
     let mut names = BTreeSet::new();
     let mut rows = Vec::new();
+    if count == 0 {
+        return Err("a report of 0 shards covers nothing".into());
+    }
     for report in reports {
         if !report.organisation.eq_ignore_ascii_case(&organisation)
             || report.mode != mode
@@ -185,12 +188,25 @@ pub fn merge(reports: Vec<SweepReport>) -> Result<SweepReport, String> {
                 organisation, mode, report.organisation, report.mode, report.shard_count
             ));
         }
-        for shard in report.shards {
+        for &shard in &report.shards {
+            if shard == 0 || shard > count {
+                return Err(format!("shard {shard} of {count} does not exist"));
+            }
             if !shards.insert(shard) {
                 return Err(format!("shard {shard} of {count} is in two of the reports"));
             }
         }
         for row in report.repositories {
+            let owned = report
+                .shards
+                .iter()
+                .any(|&index| crate::org::shard::Shard { index, count }.contains(&row.repository));
+            if !owned {
+                return Err(format!(
+                    "{} is not in the shard(s) of the report that holds it",
+                    row.repository
+                ));
+            }
             if !names.insert(row.repository.to_ascii_lowercase()) {
                 return Err(format!("{} is in two of the reports", row.repository));
             }
@@ -276,7 +292,7 @@ fn finding_line(f: &Value) -> String {
         text("message")
     );
     if let Some(commit) = f["commit"]["commit"].as_str() {
-        let _ = write!(line, " in commit {}", &commit[..commit.len().min(12)]);
+        let _ = write!(line, " in commit {}", commit.get(..12).unwrap_or(commit));
     }
     line
 }
@@ -353,6 +369,15 @@ mod tests {
         row
     }
 
+    /// A repository name (starting with `prefix`) that shard `index` of
+    /// `count` holds.
+    fn name_in(prefix: &str, index: u32, count: u32) -> String {
+        (0..)
+            .map(|i| format!("acme/{prefix}-{i}"))
+            .find(|n| crate::org::shard::Shard { index, count }.contains(n))
+            .unwrap()
+    }
+
     fn shard(index: u32, count: u32, rows: Vec<Row>) -> SweepReport {
         SweepReport {
             organisation: "acme".into(),
@@ -391,9 +416,10 @@ mod tests {
 
     #[test]
     fn shards_merge_into_one_sorted_report() {
+        let (a, b) = (name_in("a", 1, 2), name_in("b", 2, 2));
         let merged = merge(vec![
-            shard(2, 2, vec![row("acme/b", Status::Found, 1)]),
-            shard(1, 2, vec![row("acme/a", Status::Clean, 0)]),
+            shard(2, 2, vec![row(&b, Status::Found, 1)]),
+            shard(1, 2, vec![row(&a, Status::Clean, 0)]),
         ])
         .unwrap();
         assert_eq!(merged.shards, vec![1, 2]);
@@ -402,7 +428,7 @@ mod tests {
             .iter()
             .map(|r| r.repository.as_str())
             .collect();
-        assert_eq!(names, ["acme/a", "acme/b"]);
+        assert_eq!(names, [a.as_str(), b.as_str()]);
         assert_eq!(merged.summary().with_findings, 1);
     }
 
@@ -412,11 +438,20 @@ mod tests {
         assert!(missing.unwrap_err().contains("shard(s) 2 of 3 are missing"));
         let twice = merge(vec![shard(1, 2, vec![]), shard(1, 2, vec![])]);
         assert!(twice.unwrap_err().contains("in two of the reports"));
-        let repeated = merge(vec![
-            shard(1, 2, vec![row("acme/a", Status::Clean, 0)]),
-            shard(2, 2, vec![row("ACME/a", Status::Clean, 0)]),
+        // A repository in a report whose shard does not hold it (a forged
+        // or mixed-up report), or in two reports.
+        let a = name_in("a", 1, 2);
+        let misplaced = merge(vec![
+            shard(1, 2, vec![row(&a, Status::Clean, 0)]),
+            shard(2, 2, vec![row(&a.to_uppercase(), Status::Clean, 0)]),
         ]);
-        assert!(repeated.unwrap_err().contains("in two of the reports"));
+        assert!(misplaced.unwrap_err().contains("is not in the shard"));
+        assert!(merge(vec![shard(3, 2, vec![])])
+            .unwrap_err()
+            .contains("does not exist"));
+        assert!(merge(vec![shard(1, 0, vec![])])
+            .unwrap_err()
+            .contains("0 shards"));
         let mut other = shard(2, 2, vec![]);
         other.organisation = "other".into();
         assert!(merge(vec![shard(1, 2, vec![]), other])

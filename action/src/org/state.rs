@@ -21,6 +21,9 @@ struct Header {
     keyguard_sweep: u32,
     organisation: String,
     mode: Mode,
+    /// The version and options the rows were scanned with.
+    #[serde(default)]
+    settings: String,
 }
 
 /// Rows a state file holds, by lower-case repository name.
@@ -28,7 +31,7 @@ pub type Done = HashMap<String, Row>;
 
 /// Reads the rows of an earlier run of the same sweep (none when the file
 /// does not exist). A torn last line (a run killed mid-write) is skipped.
-pub fn load(path: &Path, organisation: &str, mode: Mode) -> Result<Done, Error> {
+pub fn load(path: &Path, organisation: &str, mode: Mode, settings: &str) -> Result<Done, Error> {
     let io = |source| Error::Io {
         what: format!("reading the state file {}", path.display()),
         source,
@@ -55,6 +58,15 @@ pub fn load(path: &Path, organisation: &str, mode: Mode) -> Result<Done, Error> 
             header.organisation,
             header.mode
         )));
+    }
+    if header.settings != settings {
+        // Rows of another version or other options prove nothing now.
+        eprintln!(
+            "keyguard: the state file {} was written with other settings ({}): every repository is scanned again",
+            path.display(),
+            header.settings
+        );
+        return Ok(Done::new());
     }
     let mut done = Done::new();
     for line in lines {
@@ -91,22 +103,34 @@ pub struct Writer {
 
 impl Writer {
     /// Opens the file for appending; a new file starts with the header.
-    pub fn open(path: &Path, organisation: &str, mode: Mode) -> Result<Writer, Error> {
+    /// A file of other settings starts afresh.
+    pub fn open(
+        path: &Path,
+        organisation: &str,
+        mode: Mode,
+        settings: &str,
+    ) -> Result<Writer, Error> {
         let io = |source| Error::Io {
             what: format!("writing the state file {}", path.display()),
             source,
         };
-        let fresh = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
+        let stale = read_header(path).is_some_and(|h| h.settings != settings);
+        let fresh = stale || std::fs::metadata(path).map_or(true, |m| m.len() == 0);
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
+            .truncate(false)
             .open(path)
             .map_err(io)?;
+        if stale {
+            file.set_len(0).map_err(io)?;
+        }
         if fresh {
             let header = Header {
                 keyguard_sweep: 1,
                 organisation: organisation.to_string(),
                 mode,
+                settings: settings.to_string(),
             };
             let line = serde_json::to_string(&header).expect("a header serializes") + "\n";
             file.write_all(line.as_bytes()).map_err(io)?;
@@ -125,6 +149,12 @@ impl Writer {
         file.write_all(line.as_bytes())?;
         file.flush()
     }
+}
+
+fn read_header(path: &Path) -> Option<Header> {
+    let file = File::open(path).ok()?;
+    let first = BufReader::new(file).lines().next()?.ok()?;
+    serde_json::from_str(&first).ok()
 }
 
 fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
@@ -194,29 +224,32 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("state.jsonl");
         let _ = std::fs::remove_file(&path);
-        let writer = Writer::open(&path, "acme", Mode::Tree).unwrap();
+        let writer = Writer::open(&path, "acme", Mode::Tree, "v1").unwrap();
         writer.append(&row("acme/a", "t1", Status::Clean)).unwrap();
         drop(writer);
         // A run killed mid-line leaves a torn row: skipped, not fatal.
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"repository\":\"acme/b\",\"sta").unwrap();
         drop(file);
-        let done = load(&path, "ACME", Mode::Tree).unwrap();
+        let done = load(&path, "ACME", Mode::Tree, "v1").unwrap();
         assert_eq!(done.keys().collect::<Vec<_>>(), ["acme/a"]);
         // The next run's rows start on a line of their own.
-        let writer = Writer::open(&path, "acme", Mode::Tree).unwrap();
+        let writer = Writer::open(&path, "acme", Mode::Tree, "v1").unwrap();
         writer.append(&row("acme/c", "t1", Status::Clean)).unwrap();
-        let mut names: Vec<_> = load(&path, "acme", Mode::Tree)
-            .unwrap()
-            .into_keys()
-            .collect();
+        let loaded = load(&path, "acme", Mode::Tree, "v1").unwrap();
+        let mut names: Vec<_> = loaded.into_keys().collect();
         names.sort();
         assert_eq!(names, ["acme/a", "acme/c"]);
-        assert!(load(&path, "acme", Mode::History).is_err());
-        assert!(load(&path, "other", Mode::Tree).is_err());
-        assert!(load(&dir.join("none"), "acme", Mode::Tree)
-            .unwrap()
-            .is_empty());
+        assert!(load(&path, "acme", Mode::History, "v1").is_err());
+        assert!(load(&path, "other", Mode::Tree, "v1").is_err());
+        let none = dir.join("none");
+        assert!(load(&none, "acme", Mode::Tree, "v1").unwrap().is_empty());
+        // Other settings (a new version, other options): nothing is reused,
+        // and the file starts afresh.
+        assert!(load(&path, "acme", Mode::Tree, "v2").unwrap().is_empty());
+        drop(Writer::open(&path, "acme", Mode::Tree, "v2").unwrap());
+        assert!(load(&path, "acme", Mode::Tree, "v2").unwrap().is_empty());
+        assert!(load(&path, "acme", Mode::Tree, "v1").unwrap().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -92,12 +92,19 @@ impl Sweeper<'_> {
             .env_remove("GIT_TRACE_CURL")
             .env_remove("GIT_CURL_VERBOSE")
             .env_remove("GIT_TRACE_PACKET")
-            .args(["-c", "http.followRedirects=false", "clone", "--quiet"]);
+            .args([
+                "-c",
+                "http.followRedirects=false",
+                "-c",
+                "credential.helper=",
+            ])
+            .args(["clone", "--quiet"]);
         match self.mode {
             Mode::Tree => cmd.args(["--depth", "1", "--no-tags", "--single-branch"]),
             Mode::History => cmd.arg("--mirror"),
         };
-        if let (Some(token), Some(host)) = (self.token, https_host(url)) {
+        let host = https_host(url).filter(|host| is_api_git_host(self.api, host));
+        if let (Some(token), Some(host)) = (self.token, host) {
             // In the environment, never on the command line (which other
             // users of the machine can read), and only for the API's host.
             let basic =
@@ -226,6 +233,17 @@ fn allowed_protocols(api: &str) -> &'static str {
     } else {
         "https"
     }
+}
+
+/// Pure: whether `host` serves the git repositories of the API at `api`
+/// (github.com for api.github.com; the same host for GitHub Enterprise's
+/// `https://HOST/api/v3`). The token goes nowhere else.
+fn is_api_git_host(api: &str, host: &str) -> bool {
+    let api_host = https_host(api).unwrap_or_default();
+    api_host.eq_ignore_ascii_case(host)
+        || api_host
+            .strip_prefix("api.")
+            .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
 }
 
 fn https_host(url: &str) -> Option<&str> {

@@ -56,9 +56,17 @@ pub fn scan_tree(root: &Path, detector: &Detector, opts: TreeOptions) -> SourceO
         .filter_entry(|e| e.file_name() != ".git");
     let root_ignore = root.join(IGNORE_FILE_NAME);
     if !opts.no_ignore && root_ignore.is_file() {
-        if let Some(err) = builder.add_ignore(&root_ignore) {
+        let refused = crate::waivers::unreadable_ignore_file(&root_ignore);
+        // Neither git's message nor the file's text: a line of a host
+        // file must not reach a report.
+        let failed = refused.or_else(|| {
+            builder
+                .add_ignore(&root_ignore)
+                .map(|_| "a line is no valid pattern".to_string())
+        });
+        if let Some(why) = failed {
             return SourceOutput {
-                incomplete: vec![format!("{IGNORE_FILE_NAME}: {err}")],
+                incomplete: vec![format!("{IGNORE_FILE_NAME}: {why}")],
                 ..SourceOutput::default()
             };
         }
@@ -72,14 +80,19 @@ pub fn scan_tree(root: &Path, detector: &Detector, opts: TreeOptions) -> SourceO
     builder.build_parallel().visit(&mut visitors);
     let mut out = out.into_inner().unwrap_or_else(|p| p.into_inner());
     if !opts.no_ignore {
-        scan_tracked_but_ignored(root, detector, &mut out);
+        scan_tracked_but_ignored(root, detector, opts.follow_links, &mut out);
     }
     out
 }
 
 /// Files git tracks although a `.gitignore` matches them (added with
 /// `git add -f`): the walker skips them, but they are in the repository.
-fn scan_tracked_but_ignored(root: &Path, detector: &Detector, out: &mut SourceOutput) {
+fn scan_tracked_but_ignored(
+    root: &Path,
+    detector: &Detector,
+    follow_links: bool,
+    out: &mut SourceOutput,
+) {
     if !root.is_dir() {
         return;
     }
@@ -95,7 +108,13 @@ fn scan_tracked_but_ignored(root: &Path, detector: &Detector, out: &mut SourceOu
         let path = root.join(crate::path_text::to_path(&crate::path_text::unquote_git(
             quoted,
         )));
-        if path.is_file() && !is_nested_ignore_file(root, &path) {
+        // A tracked symbolic link points outside the tree: followed only
+        // when asked, as the walker does.
+        let regular = match follow_links {
+            true => path.is_file(),
+            false => std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()),
+        };
+        if regular && !is_nested_ignore_file(root, &path) {
             scan_file(root, &path, &mut scanner, &mut local);
         }
     }

@@ -982,3 +982,22 @@ fn version_completions_and_manual() {
         &man.stdout[..200.min(man.stdout.len())]
     );
 }
+
+/// A tracked symbolic link that .gitignore matches points outside the
+/// tree: it is not followed (as the walker follows none) unless --follow.
+#[test]
+fn a_tracked_but_ignored_symbolic_link_is_not_followed() {
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("host.env");
+    std::fs::write(&target, format!("X_BEARER_TOKEN={BEARER}\n")).unwrap();
+    let repo = Repo::new();
+    repo.write(".gitignore", "*.env\n");
+    std::os::unix::fs::symlink(&target, repo.path().join("linked.env")).unwrap();
+    repo.git(&["add", "-A"]);
+    repo.git(&["add", "-f", "linked.env"]);
+    repo.commit("a link into the machine");
+    let out = keyguard(&["scan", "."], repo.path());
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let followed = keyguard(&["scan", "--follow", "--no-ignore", "."], repo.path());
+    assert_eq!(followed.code, 1, "{}{}", followed.stdout, followed.stderr);
+}

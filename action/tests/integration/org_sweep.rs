@@ -396,7 +396,11 @@ async fn a_rate_limit_longer_than_allowed_stops_the_sweep_with_a_way_on() {
     let unknown = keyguard_env(
         &["scan", "--github-org", "nobody"],
         work.path(),
-        &[("GITHUB_API_URL".to_string(), api.clone())].into(),
+        &[
+            ("GITHUB_API_URL".to_string(), api.clone()),
+            ("GITHUB_TOKEN".to_string(), TOKEN.to_string()),
+        ]
+        .into(),
         None,
     );
     assert_eq!(unknown.code, 2);
@@ -486,4 +490,70 @@ async fn the_reusable_workflow_s_shard_and_merge_steps_sweep_the_organisation() 
     );
     assert_eq!(merged["summary"]["repositories"], 38);
     assert!(work.path().join("keyguard-org.sarif").exists());
+}
+
+/// Without a token GitHub lists public repositories only: a sweep refuses
+/// to run as if it had seen the organisation, unless told --public-only.
+/// A repository's ignore file that is a symbolic link (to a host file or a
+/// device) is never followed: its row says so and is not clean.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_token_is_refused_and_a_linked_ignore_file_is_never_followed() {
+    let f = fixtures();
+    let linked = Repo::new();
+    linked.write("app.py", "print('hi')\n");
+    std::os::unix::fs::symlink("/etc/passwd", linked.path().join(".keyguardignore")).unwrap();
+    linked.commit("an ignore file that points into the machine");
+    let mut repos = organisation(&f, 6);
+    repos.push(repository_json(
+        "acme/linked",
+        &url(&linked),
+        "2026-12-01T00:00:00Z",
+    ));
+    let (api, _) = stand_in(repos).await;
+    let work = tempfile::tempdir().unwrap();
+    let env = |token: bool| -> HashMap<String, String> {
+        let mut env: HashMap<String, String> = [("GITHUB_API_URL".to_string(), api.clone())].into();
+        if token {
+            env.insert("GITHUB_TOKEN".into(), TOKEN.into());
+        }
+        env
+    };
+    let anonymous = keyguard_env(
+        &["scan", "--github-org", "acme"],
+        work.path(),
+        &env(false),
+        None,
+    );
+    assert_eq!(anonymous.code, 2, "{}", anonymous.stdout);
+    assert!(
+        anonymous.stderr.contains("GITHUB_TOKEN") && anonymous.stderr.contains("--public-only"),
+        "{}",
+        anonymous.stderr
+    );
+    let public = keyguard_env(
+        &[
+            "scan",
+            "--github-org",
+            "acme",
+            "--public-only",
+            "--format",
+            "json",
+        ],
+        work.path(),
+        &env(false),
+        None,
+    );
+    let rows = rows(&report(&public));
+    assert_eq!(rows["acme/leaky-config"].0, "found");
+    let (status, _) = &rows["acme/linked"];
+    assert_ne!(status, "clean", "{rows:?}");
+    assert!(
+        !public.stdout.contains("root:"),
+        "a host file's text reached the report"
+    );
+    assert!(
+        public.stdout.contains("not a regular file"),
+        "{}",
+        public.stdout
+    );
 }
