@@ -188,14 +188,7 @@ pub fn merge(reports: Vec<SweepReport>) -> Result<SweepReport, String> {
                 organisation, mode, report.organisation, report.mode, report.shard_count
             ));
         }
-        for &shard in &report.shards {
-            if shard == 0 || shard > count {
-                return Err(format!("shard {shard} of {count} does not exist"));
-            }
-            if !shards.insert(shard) {
-                return Err(format!("shard {shard} of {count} is in two of the reports"));
-            }
-        }
+        claim_shards(&report.shards, count, &mut shards)?;
         for row in report.repositories {
             let owned = report
                 .shards
@@ -231,6 +224,19 @@ pub fn merge(reports: Vec<SweepReport>) -> Result<SweepReport, String> {
         shards: shards.into_iter().collect(),
         repositories: rows,
     })
+}
+
+/// Adds a report's shards to those seen; each must exist and come once.
+fn claim_shards(claimed: &[u32], count: u32, seen: &mut BTreeSet<u32>) -> Result<(), String> {
+    for &shard in claimed {
+        if shard == 0 || shard > count {
+            return Err(format!("shard {shard} of {count} does not exist"));
+        }
+        if !seen.insert(shard) {
+            return Err(format!("shard {shard} of {count} is in two of the reports"));
+        }
+    }
+    Ok(())
 }
 
 pub fn write_json(report: &SweepReport, out: &mut dyn Write) -> std::io::Result<()> {
