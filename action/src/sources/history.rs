@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use super::git::{check_repository, first_appearance, git, read_header, Header};
 use super::SourceOutput;
-use crate::blob::{BlobScanner, Outcome, CHUNK};
+use crate::blob::{BlobScanner, CHUNK};
 use crate::detect::Detector;
 use crate::Error;
 
@@ -390,19 +390,7 @@ fn scan_job(
         f.blob = Some(blob.to_string());
         findings.push(f)
     });
-    match outcome {
-        Ok(Outcome::Scanned { bytes }) => {
-            out.stats.scanned += 1;
-            out.stats.bytes += bytes;
-        }
-        Ok(Outcome::Binary) => {
-            out.stats.binary_skipped += 1;
-            out.skipped.push(format!("{path} in blob {blob} (binary)"));
-        }
-        Err(e) => out
-            .warnings
-            .push(format!("skipped blob {blob} ({path}): {e}")),
-    }
+    out.count(outcome, &format!("{path} in blob {blob}"));
 }
 
 /// The messages of the commits `revs` selects (git log's arguments), each

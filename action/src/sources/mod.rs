@@ -41,6 +41,22 @@ pub struct SourceOutput {
 }
 
 impl SourceOutput {
+    /// Counts how one input went: scanned, skipped as binary (listed for
+    /// `--verbose`), or unreadable (a warning). `name` says which input.
+    pub fn count(&mut self, outcome: std::io::Result<crate::blob::Outcome>, name: &str) {
+        match outcome {
+            Ok(crate::blob::Outcome::Scanned { bytes }) => {
+                self.stats.scanned += 1;
+                self.stats.bytes += bytes;
+            }
+            Ok(crate::blob::Outcome::Binary) => {
+                self.stats.binary_skipped += 1;
+                self.skipped.push(format!("{name} (binary)"));
+            }
+            Err(e) => self.warnings.push(format!("skipped {name}: {e}")),
+        }
+    }
+
     /// Adds another source's results to these.
     pub fn absorb(&mut self, mut other: SourceOutput) {
         self.findings.append(&mut other.findings);

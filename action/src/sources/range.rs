@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::git::{check_repository, output, CatFile, RawChange};
 use super::SourceOutput;
-use crate::blob::{BlobScanner, Outcome};
+use crate::blob::BlobScanner;
 use crate::detect::Detector;
 use crate::finding::{CommitInfo, Finding};
 use crate::Error;
@@ -158,17 +158,8 @@ fn scan_content(
         return found;
     }
     let mut found = Vec::new();
-    match scanner.scan(data, path, &mut |f| found.push(f)) {
-        Ok(Outcome::Scanned { bytes }) => {
-            out.stats.scanned += 1;
-            out.stats.bytes += bytes;
-        }
-        Ok(Outcome::Binary) => {
-            out.stats.binary_skipped += 1;
-            out.skipped.push(format!("{path} (binary)"));
-        }
-        Err(e) => out.warnings.push(format!("skipped {path}: {e}")),
-    }
+    let outcome = scanner.scan(data, path, &mut |f| found.push(f));
+    out.count(outcome, path);
     found
 }
 

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use ignore::{ParallelVisitor, ParallelVisitorBuilder, WalkBuilder, WalkState};
 
 use super::SourceOutput;
-use crate::blob::{BlobScanner, Outcome};
+use crate::blob::BlobScanner;
 use crate::detect::Detector;
 use crate::waivers::IGNORE_FILE_NAME;
 
@@ -216,15 +216,6 @@ fn scan_file(root: &Path, path: &Path, scanner: &mut BlobScanner<'_>, out: &mut 
         }
     };
     let findings = &mut out.findings;
-    match scanner.scan(file, &rel, &mut |f| findings.push(f)) {
-        Ok(Outcome::Scanned { bytes }) => {
-            out.stats.scanned += 1;
-            out.stats.bytes += bytes;
-        }
-        Ok(Outcome::Binary) => {
-            out.stats.binary_skipped += 1;
-            out.skipped.push(format!("{rel} (binary)"));
-        }
-        Err(err) => out.warnings.push(format!("skipped {rel}: {err}")),
-    }
+    let outcome = scanner.scan(file, &rel, &mut |f| findings.push(f));
+    out.count(outcome, &rel);
 }
