@@ -71,8 +71,20 @@ pub fn select(repos: Vec<Repository>, args: &SweepArgs<'_>) -> (Vec<Repository>,
     (kept, left)
 }
 
+/// Pure: whether `name` can be a GitHub organisation (letters, digits and
+/// hyphens, at most 39): it goes into the listing's URL path as it is.
+pub fn is_organisation_name(name: &str) -> bool {
+    (1..=39).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 /// Runs a sweep; the report holds one row per repository of the shard.
 pub fn sweep(args: &SweepArgs<'_>, scan: &ScanOptions) -> Result<SweepReport, Error> {
+    if !is_organisation_name(args.organisation) {
+        return Err(Error::Usage(format!(
+            "--github-org {:?} is no GitHub organisation name (letters, digits and hyphens)",
+            args.organisation
+        )));
+    }
     let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
     if token.is_none() && !args.public_only {
         // Anonymous, GitHub lists public repositories only: a sweep of
@@ -234,6 +246,21 @@ mod tests {
             max_wait: Duration::from_secs(1),
             jobs: 1,
             public_only: false,
+        }
+    }
+
+    #[test]
+    fn only_an_organisation_name_goes_into_the_listing_s_url() {
+        for (name, ok) in [
+            ("acme", true),
+            ("acme-labs-2", true),
+            ("", false),
+            ("acme/x", false),
+            ("acme?per_page=1", false),
+            ("../users", false),
+            (&"a".repeat(40), false),
+        ] {
+            assert_eq!(is_organisation_name(name), ok, "{name}");
         }
     }
 
