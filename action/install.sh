@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Puts the keyguard that matches this action on the runner's PATH.
 #
-# A tagged ref (`uses: …@v1.2.3` or `@v1`) downloads the release asset for
-# the runner's platform, checks its SHA-256 against the release's
-# sha256sums.txt and keeps it in the runner's tool cache; a keyguard already
-# on PATH is used only when it is that exact version. A ref with no release
-# (`@main`, a commit) builds this checkout with `cargo install --locked`.
+# The commit a release's Action tags point to holds action/sha256sums.txt
+# (written by scripts/pin-action-checksums.sh): then, whatever the ref
+# (`@v1`, `@<40-hex sha>`), the step downloads that release's asset and
+# accepts only the bytes this tree pins, and a keyguard on PATH or in the
+# tool cache only when its SHA-256 is the pinned one. Without pins, a
+# version ref (`@v1.2.3`) checks the asset against the release's
+# sha256sums.txt and a keyguard on PATH must be that exact version. A ref
+# with neither (`@main`, a commit of main) builds this checkout with
+# `cargo install --locked`: the source itself is what the ref pins.
 #
 # Environment (the action sets these from its context):
 #   KEYGUARD_ACTION_REPOSITORY  owner/name of the action (github.action_repository)
@@ -39,56 +43,101 @@ case "${RUNNER_OS:-$(uname -s)}/${RUNNER_ARCH:-$(uname -m)}" in
   *) target="" ;;
 esac
 
-# 1. A keyguard already on PATH, when it is this version.
-if existing="$(command -v keyguard 2>/dev/null)"; then
-  found="$(version_of "$existing")"
-  if [ "$found" = "$version" ]; then
-    echo "keyguard $version already on PATH: $existing"
-    exit 0
-  fi
-  echo "ignoring keyguard ${found:-of unknown version} at $existing: this action needs $version"
-fi
-
-# 2. The tool cache, filled by an earlier step or job on this runner.
-cached="$tool_cache/keyguard/$version/${target:-source}"
-if [ -x "$cached/keyguard" ] && [ -f "$cached.complete" ] && [ "$(version_of "$cached/keyguard")" = "$version" ]; then
-  use_dir "$cached"
-  exit 0
-fi
-
+asset="keyguard-v$version-$target.tar.gz"
 sha256() {
   if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | awk '{print $1}'
   else shasum -a 256 "$1" | awk '{print $1}'; fi
 }
 
-# 3. The release asset, for a tag.
+# What this tree pins, if anything: the asset's and its binary's SHA-256.
+pins="$here/sha256sums.txt"
+pinned_asset="" pinned_binary=""
+if [ -f "$pins" ] && [ -n "$target" ]; then
+  pinned_asset="$(awk -v a="$asset" '$2 == a {print $1}' "$pins")"
+  pinned_binary="$(awk -v a="keyguard-v$version-$target/keyguard" '$2 == a {print $1}' "$pins")"
+  if [ -z "$pinned_asset" ] || [ -z "$pinned_binary" ]; then
+    echo "::warning title=keyguard install::action/sha256sums.txt pins no keyguard $version for $target"
+    pinned_asset="" pinned_binary=""
+  fi
+fi
+
+# Is the keyguard at $1 the one this action may run? The pinned bytes, or
+# without pins, this version.
+trusted() {
+  if [ -n "$pinned_binary" ]; then [ "$(sha256 "$1")" = "$pinned_binary" ]
+  else [ "$(version_of "$1")" = "$version" ]; fi
+}
+
+# 1. A keyguard already on PATH.
+if existing="$(command -v keyguard 2>/dev/null)"; then
+  if trusted "$existing"; then
+    echo "keyguard $version already on PATH: $existing"
+    exit 0
+  elif [ -n "$pinned_binary" ]; then
+    echo "ignoring keyguard at $existing: its SHA-256 is not the $pinned_binary this action pins"
+  else
+    found="$(version_of "$existing")"
+    echo "ignoring keyguard ${found:-of unknown version} at $existing: this action needs $version"
+  fi
+fi
+
+# 2. The tool cache, filled by an earlier step or job on this runner.
+cached="$tool_cache/keyguard/$version/${target:-source}"
+if [ -x "$cached/keyguard" ] && [ -f "$cached.complete" ]; then
+  if trusted "$cached/keyguard"; then
+    use_dir "$cached"
+    exit 0
+  fi
+  echo "ignoring the tool cache's keyguard at $cached: not the one this action pins; downloading again"
+  rm -rf "$cached" "$cached.complete"
+fi
+
+# 3. The release asset: checked against this tree's pins, else against
+# the release's sha256sums.txt.
 download() {
-  local tag="v$version" asset="keyguard-v$version-$target.tar.gz"
-  local base="$server/$repository/releases/download/$tag" work
+  local tag="v$version"
+  local base="$server/$repository/releases/download/$tag" work want got says
   work="$(mktemp -d "${RUNNER_TEMP:-/tmp}/keyguard-install.XXXXXX")"
-  if ! curl -fsSL --retry 3 --retry-all-errors -o "$work/sha256sums.txt" "$base/sha256sums.txt" 2>"$work/err"; then
-    echo "no release $tag of $repository ($(tail -1 "$work/err"))"
+  if [ -n "$pinned_asset" ]; then
+    want="$pinned_asset" says="this action pins"
+  else
+    says="sha256sums.txt says"
+    if ! curl -fsSL --retry 3 --retry-all-errors -o "$work/sha256sums.txt" "$base/sha256sums.txt" 2>"$work/err"; then
+      echo "no release $tag of $repository ($(tail -1 "$work/err"))"
+      return 1
+    fi
+    want="$(awk -v a="$asset" '$2 == a || $2 == "*" a {print $1}' "$work/sha256sums.txt")"
+    [ -n "$want" ] || fail "release $tag lists no checksum for $asset in sha256sums.txt"
+  fi
+  if ! curl -fsSL --retry 3 --retry-all-errors -o "$work/$asset" "$base/$asset" 2>"$work/err"; then
+    [ -n "$pinned_asset" ] || fail "release $tag has sha256sums.txt but $asset could not be downloaded"
+    echo "release $tag's $asset could not be downloaded ($(tail -1 "$work/err"))"
     return 1
   fi
-  local want
-  want="$(awk -v a="$asset" '$2 == a || $2 == "*" a {print $1}' "$work/sha256sums.txt")"
-  [ -n "$want" ] || fail "release $tag lists no checksum for $asset in sha256sums.txt"
-  curl -fsSL --retry 3 --retry-all-errors -o "$work/$asset" "$base/$asset" \
-    || fail "release $tag has sha256sums.txt but $asset could not be downloaded"
-  local got
   got="$(sha256 "$work/$asset")"
   [ "$got" = "$want" ] \
-    || fail "checksum mismatch for $asset: sha256sums.txt says $want, the download is $got; refusing to install it"
+    || fail "checksum mismatch for $asset: $says $want, the download is $got; refusing to install it"
   mkdir -p "$cached"
   tar -xzf "$work/$asset" -C "$cached" keyguard
+  if [ -n "$pinned_binary" ] && [ "$(sha256 "$cached/keyguard")" != "$pinned_binary" ]; then
+    rm -rf "$cached"
+    fail "$asset holds a keyguard whose SHA-256 is not the $pinned_binary this action pins; refusing to install it"
+  fi
   [ "$(version_of "$cached/keyguard")" = "$version" ] \
     || fail "$asset does not hold keyguard $version (it says: $("$cached/keyguard" --version 2>&1 | head -1))"
   touch "$cached.complete"
   rm -rf "$work"
 }
 
-# A ref that names a version (v1, v1.2, v1.2.3) has a release.
-if [[ "$ref" =~ ^v[0-9]+(\.[0-9]+){0,2}$ ]] && [ -n "$target" ]; then
+if [ -n "$pinned_asset" ]; then
+  # Pinned: the ref may be anything (a commit SHA is the secure way).
+  if download; then
+    use_dir "$cached"
+    exit 0
+  fi
+  echo "::warning title=keyguard install::release v$version of $repository could not be downloaded; building this pinned checkout from source"
+elif [[ "$ref" =~ ^v[0-9]+(\.[0-9]+){0,2}$ ]] && [ -n "$target" ]; then
+  # A ref that names a version (v1, v1.2, v1.2.3) has a release.
   if download; then
     use_dir "$cached"
     exit 0

@@ -2,7 +2,9 @@
 //! it, against a local stand-in for GitHub's release downloads: a tagged
 //! ref gets the release asset for its version, checked against
 //! sha256sums.txt and cached; a tampered checksum is refused; a ref with no
-//! release builds from source.
+//! release builds from source. An Action tree that pins its release's
+//! checksums (as the commit the release tags does) accepts only those
+//! bytes, whatever the ref and whatever the release itself says.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -45,7 +47,12 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// Files of a release `v{VERSION}` of acme/keyguard, with the checksum
 /// file `sums` makes from the asset's true digest.
 fn release(sums: impl Fn(&str) -> String) -> HashMap<String, Vec<u8>> {
-    let bytes = asset();
+    release_of(asset(), sums)
+}
+
+/// As [`release`], of the asset `bytes` (two calls of [`asset`] differ:
+/// tar keeps the copy's modification time).
+fn release_of(bytes: Vec<u8>, sums: impl Fn(&str) -> String) -> HashMap<String, Vec<u8>> {
     let base = format!("/acme/keyguard/releases/download/v{VERSION}");
     let listed = format!("{}  {}\n", sums(&sha256_hex(&bytes)), asset_name());
     HashMap::from([
@@ -78,12 +85,23 @@ impl Runner {
     /// Runs the install step for `ref_` with `extra_path` in front of a
     /// PATH that holds no keyguard.
     async fn install(&self, server: &str, ref_: &str, extra_path: Option<&Path>) -> Installed {
+        let script = keyguard_tests::repo_root().join("action/install.sh");
+        self.install_from(&script, server, ref_, extra_path).await
+    }
+
+    /// Runs the install step of the Action tree `script` belongs to.
+    async fn install_from(
+        &self,
+        script: &Path,
+        server: &str,
+        ref_: &str,
+        extra_path: Option<&Path>,
+    ) -> Installed {
         let github_path = self.dir.path().join("github_path");
         let _ = std::fs::remove_file(&github_path);
         let temp = self.dir.path().join("temp");
         std::fs::create_dir_all(&temp).unwrap();
         let path = path_without_keyguard(extra_path);
-        let script = keyguard_tests::repo_root().join("action/install.sh");
         let mut cmd = Command::new("bash");
         cmd.arg(script)
             .env_clear()
@@ -279,4 +297,134 @@ async fn a_ref_without_a_release_builds_from_source() {
     );
     assert_eq!(main.path_lines, vec![built]);
     assert_eq!(requests.lock().unwrap().len(), asked);
+}
+
+/// An Action tree as the release's tags point to it: install.sh, the
+/// workspace version, and action/sha256sums.txt written by the release's
+/// own script from `asset`. Returns the tree and its install.sh.
+fn pinned_action_tree(asset: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    let root = keyguard_tests::repo_root();
+    let tree = tempfile::tempdir().unwrap();
+    let dist = tree.path().join("dist");
+    std::fs::create_dir_all(tree.path().join("action")).unwrap();
+    std::fs::create_dir_all(&dist).unwrap();
+    std::fs::copy(root.join("Cargo.toml"), tree.path().join("Cargo.toml")).unwrap();
+    let script = tree.path().join("action/install.sh");
+    std::fs::copy(root.join("action/install.sh"), &script).unwrap();
+    std::fs::write(dist.join(asset_name()), asset).unwrap();
+    let out = Command::new("bash")
+        .arg(root.join("scripts/pin-action-checksums.sh"))
+        .arg(&dist)
+        .arg(format!("v{VERSION}"))
+        .arg(tree.path().join("action/sha256sums.txt"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pins = std::fs::read_to_string(tree.path().join("action/sha256sums.txt")).unwrap();
+    assert!(pins.contains(&format!("  {}\n", asset_name())), "{pins}");
+    assert!(
+        pins.contains(&format!("  keyguard-v{VERSION}-{ASSET_TARGET}/keyguard\n")),
+        "{pins}"
+    );
+    (tree, script)
+}
+
+/// A script that says it is keyguard of this version.
+fn impostor(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("keyguard");
+    std::fs::write(&path, format!("#!/bin/sh\necho 'keyguard {VERSION} (0000000)'\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+const COMMIT_REF: &str = "3f1c9a0b7d2e4f6a8c0e1b3d5f7a9c1e3b5d7f90";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_pinned_action_installs_only_the_bytes_its_tree_pins() {
+    let bytes = asset();
+    let (_tree, script) = pinned_action_tree(&bytes);
+    // The release's own sha256sums.txt is wrong: a pinned tree never reads it.
+    let (server, requests) = releases::start(release_of(bytes, |_| "0".repeat(64))).await;
+    let runner = Runner::new();
+
+    let first = runner.install_from(&script, &server, COMMIT_REF, None).await;
+    assert_eq!(first.code, Some(0), "{}", first.log);
+    let dir = runner
+        .tool_cache()
+        .join(format!("keyguard/{VERSION}/{ASSET_TARGET}"));
+    assert_eq!(first.path_lines, vec![dir.clone()], "{}", first.log);
+    assert!(version_of(&dir).starts_with(&format!("keyguard {VERSION}")));
+    assert_eq!(
+        *requests.lock().unwrap(),
+        vec![format!(
+            "/acme/keyguard/releases/download/v{VERSION}/{}",
+            asset_name()
+        )]
+    );
+
+    // A keyguard on PATH that claims the right version is not the pinned
+    // binary: ignored, the cached one is used.
+    let fake = impostor(&runner.dir.path().join("fake"));
+    let out = runner
+        .install_from(&script, &server, COMMIT_REF, fake.parent())
+        .await;
+    assert_eq!(out.code, Some(0), "{}", out.log);
+    assert!(out.log.contains("its SHA-256 is not the"), "{}", out.log);
+    assert_eq!(out.path_lines, vec![dir.clone()], "{}", out.log);
+
+    // A tool cache someone replaced: ignored and downloaded again.
+    impostor(&dir);
+    let out = runner.install_from(&script, &server, COMMIT_REF, None).await;
+    assert_eq!(out.code, Some(0), "{}", out.log);
+    assert!(out.log.contains("ignoring the tool cache's keyguard"), "{}", out.log);
+    assert_eq!(
+        std::fs::read(dir.join("keyguard")).unwrap(),
+        std::fs::read(env!("CARGO_BIN_EXE_keyguard")).unwrap()
+    );
+    assert_eq!(requests.lock().unwrap().len(), 2, "{}", out.log);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replaced_release_asset_is_refused_by_a_pinned_action() {
+    let (_tree, script) = pinned_action_tree(&asset());
+    // Someone with write access to the release replaced the asset and its
+    // line in sha256sums.txt: consistent with each other, not with the pins.
+    let other = tempfile::tempdir().unwrap();
+    impostor(other.path());
+    let tarball = other.path().join("asset.tar.gz");
+    assert!(Command::new("tar")
+        .args(["-czf", tarball.to_str().unwrap(), "-C"])
+        .arg(other.path())
+        .arg("keyguard")
+        .status()
+        .unwrap()
+        .success());
+    let replaced = std::fs::read(&tarball).unwrap();
+    let base = format!("/acme/keyguard/releases/download/v{VERSION}");
+    let sums = format!("{}  {}\n", sha256_hex(&replaced), asset_name());
+    let (server, _) = releases::start(HashMap::from([
+        (format!("{base}/{}", asset_name()), replaced),
+        (format!("{base}/sha256sums.txt"), sums.into_bytes()),
+    ]))
+    .await;
+    let runner = Runner::new();
+
+    for ref_ in [COMMIT_REF, &format!("v{VERSION}")] {
+        let out = runner.install_from(&script, &server, ref_, None).await;
+        assert_eq!(out.code, Some(1), "{ref_}: {}", out.log);
+        assert!(
+            out.log.contains("checksum mismatch for")
+                && out.log.contains("this action pins")
+                && out.log.contains("refusing to install"),
+            "{ref_}: {}",
+            out.log
+        );
+        assert!(out.path_lines.is_empty(), "nothing may go on PATH");
+        assert!(!runner
+            .tool_cache()
+            .join(format!("keyguard/{VERSION}/{ASSET_TARGET}.complete"))
+            .exists());
+    }
 }

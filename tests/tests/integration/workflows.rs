@@ -98,6 +98,33 @@ fn the_release_publishes_what_the_action_installs() {
     assert!(jobs.contains("sha256sum -- *.tar.gz *.yaml > sha256sums.txt"));
     // The kubectl-only install is attached and checksummed too.
     assert!(jobs.contains("cp deploy/install.yaml dist/install.yaml"));
+    // The Action's tags point to a commit whose tree pins the assets'
+    // checksums (what install.sh trusts for a SHA-pinned `uses:`), kept
+    // reachable by its own tag; the dry run writes the pins too.
+    let steps = workflow["jobs"]["release"]["steps"].as_sequence().unwrap();
+    let step = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("release.yml has no step {name:?}"))
+    };
+    let pin = step("Pin the checksums in the Action's tree");
+    assert_eq!(
+        pin["run"].as_str().unwrap(),
+        r#"scripts/pin-action-checksums.sh dist "$TAG" action/sha256sums.txt && cat action/sha256sums.txt"#
+    );
+    assert!(pin["if"].is_null(), "the dry run must pin too");
+    let tags = step("Move the Action's tags to the pinned commit")["run"]
+        .as_str()
+        .unwrap();
+    for line in [
+        "git add action/sha256sums.txt",
+        r#"git tag -f "$major" HEAD"#,
+        r#"git push origin "refs/tags/action/$TAG""#,
+    ] {
+        assert!(tags.contains(line), "the tag step lacks {line:?}");
+    }
+    assert!(install.contains(r#"pins="$here/sha256sums.txt""#));
 }
 
 /// The tag publishes signed artifacts, images for both architectures and
