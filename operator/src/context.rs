@@ -49,6 +49,8 @@ pub struct Context {
     /// The ServiceAccount of a resource's namespace it is held to when it
     /// names none (see `consent.rs`).
     pub default_service_account: Option<String>,
+    /// Refresh tokens X refused (see `refused_tokens.rs`).
+    pub refused_refresh_tokens: crate::refused_tokens::RefusedTokens,
     /// Tests only (cargo feature `test-hooks`, which release builds do not
     /// enable): stop dead at this point of a rotation, as if killed.
     #[cfg(feature = "test-hooks")]
@@ -83,6 +85,7 @@ impl Context {
             workers: Workers::new(DEFAULT_MAX_CONCURRENT_RECONCILES),
             own_writes: Default::default(),
             caches: Default::default(),
+            refused_refresh_tokens: Default::default(),
             #[cfg(feature = "test-hooks")]
             crash_at: None,
             #[cfg(feature = "test-hooks")]

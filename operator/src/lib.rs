@@ -42,6 +42,7 @@ pub mod projection;
 pub mod reads;
 pub mod reconcile;
 pub mod refusal;
+pub mod refused_tokens;
 pub mod resource;
 pub mod restart;
 pub mod review_reminder;

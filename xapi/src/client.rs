@@ -1,8 +1,10 @@
 //! The HTTP implementation of `XApi`. Every call waits for one of a
 //! bounded number of places in flight; idempotent calls (reads, minting the
-//! bearer token, invalidations) are retried on 5xx and transport errors with
-//! jittered backoff (`retry.rs`); a refresh is never retried, since X spends
-//! the refresh token even when the answer is lost. Errors describe X's
+//! bearer token, retiring an access token) are retried on 5xx and transport
+//! errors with jittered backoff (`retry.rs`); a refresh is never retried,
+//! since X spends the refresh token even when the answer is lost, nor a
+//! bearer token's invalidation, which its caller resumes from a recorded
+//! step. Errors describe X's
 //! answer and never carry a credential value.
 
 use std::sync::Arc;
@@ -436,10 +438,10 @@ impl XApi for XApiClient {
         let token = bearer_for_header(bearer.expose());
         let body = format!("access_token={}", encode(token.as_bytes()));
         let url = self.url("/oauth2/invalidate_token");
-        // A retry after a lost answer may find the token already gone
-        // (code 348): the caller, which recorded the step, treats that as
-        // done when resuming.
-        self.send("POST /oauth2/invalidate_token", Idempotent::Yes, || {
+        // Never retried here: after a lost answer the caller, which
+        // recorded the step, resumes by asking X about the old token first
+        // (401: the invalidation happened), so X is sent it at most once.
+        self.send("POST /oauth2/invalidate_token", Idempotent::No, || {
             let header = Self::oauth1_header(owner, "POST", &url, &[("access_token", &token)]);
             let (k, v) = form_header();
             self.http

@@ -79,15 +79,40 @@ fn refresh_before(env: &Environment) -> Duration {
         .unwrap_or(Duration::from_secs(15 * 60))
 }
 
-/// Why a refresh failed: a refused refresh token needs a person.
-fn refresh_refused(e: &crate::xapi::XApiError, ns: &str, env: &Environment) -> Refusal {
-    if !e.needs_reauthorization() {
-        return Refusal::x_api("refreshing the user access token", e);
+/// Sends X the refresh token, unless X refused it before; a refused one is
+/// remembered (by fingerprint) and needs a person.
+async fn exchange(
+    ctx: &Context,
+    client: &Client,
+    refresh: &SecretValue,
+    ns: &str,
+    env: &Environment,
+) -> Result<UserTokens, Refusal> {
+    let fingerprint = refresh.fingerprint().to_string();
+    if let Some(answer) = ctx.refused_refresh_tokens.answer_for(&fingerprint) {
+        return Err(reauthorization_required(&answer, ns, env));
     }
+    let refreshed = ctx
+        .xapi
+        .refresh_user_token(&client.id, client.secret.as_ref(), refresh)
+        .await;
+    refreshed.map_err(|e| {
+        if !e.needs_reauthorization() {
+            return Refusal::x_api("refreshing the user access token", &e);
+        }
+        ctx.refused_refresh_tokens
+            .remember(fingerprint, e.to_string());
+        reauthorization_required(&e.to_string(), ns, env)
+    })
+}
+
+/// X refused the refresh token (`answer`): only a person can authorize the
+/// app again.
+fn reauthorization_required(answer: &str, ns: &str, env: &Environment) -> Refusal {
     Refusal::new(
         Reason::ReauthorizationRequired,
         format!(
-            "X refused the refresh token ({e}): authorize the app again and put the new refresh token in Secret {ns}/{}",
+            "X refused the refresh token ({answer}): authorize the app again and put the new refresh token in Secret {ns}/{}",
             env.source.secret_ref.name
         ),
         Teardown::Keep,
@@ -168,11 +193,7 @@ async fn refresh_now(
 ) -> Result<RotationInfo, Refusal> {
     let ns = tc.namespace().unwrap_or_default();
     let refresh = SecretValue::new(refresh_token_to_use(seed, state.as_ref()));
-    let tokens = ctx
-        .xapi
-        .refresh_user_token(&client.id, client.secret.as_ref(), &refresh)
-        .await
-        .map_err(|e| refresh_refused(&e, &ns, env))?;
+    let tokens = exchange(ctx, client, &refresh, &ns, env).await?;
     ctx.crash_point(crate::context::CrashPoint::AfterRefresh)
         .await;
     let expires = now

@@ -27,12 +27,20 @@ pub enum Fault {
     ServerError(u16),
     /// Answer normally, but only after this long.
     Latency(Duration),
+    /// X processes the call, and its answer never reaches the client (a
+    /// connection cut after the work was done): the client gets a 504 from
+    /// the edge, with no body it could learn the result from.
+    AnswerLost,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     apps: Vec<App>,
     faults: VecDeque<Fault>,
+    /// Faults for the next request to one endpoint ("POST /path").
+    targeted: Vec<(String, Fault)>,
+    /// Which request each injected fault hit: ("METHOD /path", fault).
+    faulted: Vec<(String, Fault)>,
     /// (method path) of every request, in order.
     requests: Vec<String>,
     /// Rate-limit windows, per app (credential) and endpoint.
@@ -291,6 +299,19 @@ impl XApiEmulator {
         self.state.lock().unwrap().faults.extend(faults);
     }
 
+    /// Injects `fault` into the next request to `endpoint` ("POST /path"),
+    /// whatever comes before it.
+    pub fn inject_at(&self, endpoint: &str, fault: Fault) {
+        let mut s = self.state.lock().unwrap();
+        s.targeted.push((endpoint.to_string(), fault));
+    }
+
+    /// The requests injected faults hit, in order: ("METHOD /path", fault).
+    /// A fault test asserts its fault landed where it names.
+    pub fn faulted(&self) -> Vec<(String, Fault)> {
+        self.state.lock().unwrap().faulted.clone()
+    }
+
     /// How many bearer tokens of the app X has invalidated (requests that
     /// failed, e.g. with an injected 5xx, do not count).
     pub fn bearer_invalidations(&self, api_key: &str) -> usize {
@@ -350,7 +371,10 @@ async fn faults_and_rate_limits(
         let mut s = ctx.state.lock().unwrap();
         let caller = caller_identity(&s, req.headers());
         s.requests.push(endpoint.clone());
-        let fault = s.faults.pop_front();
+        let fault = match s.targeted.iter().position(|(e, _)| *e == endpoint) {
+            Some(i) => Some(s.targeted.remove(i).1),
+            None => s.faults.pop_front(),
+        };
         let limit = s
             .rate_limit
             .unwrap_or_else(|| documented_limit(req.uri().path()));
@@ -371,13 +395,17 @@ async fn faults_and_rate_limits(
         if limited && !exhausted {
             w.remaining -= 1;
         }
+        let w = *w;
+        if let (Some(f), false) = (fault, exhausted) {
+            s.faulted.push((endpoint.clone(), f));
+        }
         (
             if exhausted {
                 Some(Fault::RateLimited)
             } else {
                 fault
             },
-            *w,
+            w,
             limit,
         )
     };
@@ -423,6 +451,14 @@ async fn answer(
         Some(Fault::Latency(d)) => {
             tokio::time::sleep(d).await;
             next.run(req).await
+        }
+        Some(Fault::AnswerLost) => {
+            drop(next.run(req).await);
+            (
+                StatusCode::GATEWAY_TIMEOUT,
+                Json(json!({"title": "Gateway Timeout", "detail": "Gateway Timeout", "type": "about:blank", "status": 504})),
+            )
+                .into_response()
         }
         None => next.run(req).await,
     }

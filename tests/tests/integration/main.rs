@@ -17,6 +17,7 @@ mod operator_conflicts;
 mod operator_faults;
 mod operator_kill;
 mod operator_leader;
+mod operator_lost_answers;
 mod operator_rotation;
 mod operator_security;
 mod operator_sharing;
