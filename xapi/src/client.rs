@@ -43,18 +43,36 @@ struct Answer {
     access_level: Option<String>,
 }
 
+fn header_number(headers: &reqwest::header::HeaderMap, name: &str) -> Option<u64> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
 fn rate_limit(headers: &reqwest::header::HeaderMap) -> RateLimit {
-    let num = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-    };
+    let num = |name: &str| header_number(headers, name);
     RateLimit {
         limit: num("x-rate-limit-limit"),
         remaining: num("x-rate-limit-remaining"),
         reset: num("x-rate-limit-reset"),
     }
+}
+
+/// The windows X limits calls in: 15 minutes, and on the Free tier 24
+/// hours per app and per user, each with its own headers.
+const LIMIT_WINDOWS: [&str; 3] = ["x-rate-limit", "x-app-limit-24hour", "x-user-limit-24hour"];
+
+/// When a 429's limit lifts: the latest reset of the windows X says are
+/// spent (a spent 24-hour window outlasts the 15-minute one).
+fn limit_lifts_at(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let num = |window: &str, part: &str| header_number(headers, &format!("{window}-{part}"));
+    LIMIT_WINDOWS
+        .iter()
+        .filter(|w| num(w, "remaining") == Some(0))
+        .filter_map(|w| num(w, "reset"))
+        .max()
+        .or_else(|| num("x-rate-limit", "reset"))
 }
 
 /// `project_usage` and `project_cap` from a usage answer, numbers or strings.
@@ -71,13 +89,13 @@ pub fn parse_usage(body: &str) -> Option<(u64, u64)> {
 fn check_status(
     endpoint: &'static str,
     status: u16,
-    limits: &RateLimit,
+    lifts_at: Option<u64>,
     body: &str,
 ) -> Result<(), XApiError> {
     if status == 429 {
         return Err(XApiError::RateLimited {
             endpoint,
-            reset: limits.reset,
+            reset: lifts_at,
         });
     }
     if !(200..300).contains(&status) {
@@ -337,6 +355,7 @@ impl XApiClient {
         })?;
         let status = resp.status().as_u16();
         let limits = rate_limit(resp.headers());
+        let lifts_at = limit_lifts_at(resp.headers());
         let access_level = resp
             .headers()
             .get("x-access-level")
@@ -349,7 +368,7 @@ impl XApiClient {
             });
         }
         let body = read_bounded(endpoint, resp).await?;
-        check_status(endpoint, status, &limits, &body)?;
+        check_status(endpoint, status, lifts_at, &body)?;
         Ok(Answer {
             body,
             limits,
@@ -594,6 +613,44 @@ pub fn scopes(answer: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_429_lifts_when_the_latest_spent_window_resets() {
+        let cases: &[(&[(&str, &str)], Option<u64>)] = &[
+            (&[("x-rate-limit-remaining", "0"), ("x-rate-limit-reset", "100")], Some(100)),
+            // Free: the 24-hour window per user is spent, the 15-minute one is not.
+            (
+                &[
+                    ("x-rate-limit-remaining", "70"),
+                    ("x-rate-limit-reset", "100"),
+                    ("x-user-limit-24hour-remaining", "0"),
+                    ("x-user-limit-24hour-reset", "80000"),
+                ],
+                Some(80000),
+            ),
+            (
+                &[
+                    ("x-rate-limit-remaining", "0"),
+                    ("x-rate-limit-reset", "100"),
+                    ("x-app-limit-24hour-remaining", "0"),
+                    ("x-app-limit-24hour-reset", "90000"),
+                    ("x-user-limit-24hour-remaining", "3"),
+                    ("x-user-limit-24hour-reset", "95000"),
+                ],
+                Some(90000),
+            ),
+            // No window says it is spent: the 15-minute reset, if any.
+            (&[("x-rate-limit-reset", "100")], Some(100)),
+            (&[], None),
+        ];
+        for (headers, want) in cases {
+            let mut map = reqwest::header::HeaderMap::new();
+            for (k, v) in *headers {
+                map.insert(*k, v.parse().unwrap());
+            }
+            assert_eq!(limit_lifts_at(&map), *want, "{headers:?}");
+        }
+    }
 
     #[test]
     fn granted_scopes_are_bounded() {

@@ -72,8 +72,8 @@ impl XApiError {
         matches!(self, XApiError::Refused { status: 400 | 401, endpoint, .. } if endpoint.contains("oauth2/token"))
     }
 
-    /// How long until a rate limit resets (at least a second, at most the
-    /// 15-minute window), for a 429.
+    /// How long until a rate limit resets (at least a second, at most a
+    /// day: X's longest window is the Free tier's 24 hours), for a 429.
     pub fn retry_after(&self) -> Option<Duration> {
         let XApiError::RateLimited { reset, .. } = self else {
             return None;
@@ -83,7 +83,7 @@ impl XApiError {
             .map(|d| d.as_secs())
             .unwrap_or_default();
         let wait = reset.map_or(60, |r| r.saturating_sub(now));
-        Some(Duration::from_secs(wait.clamp(1, 900)))
+        Some(Duration::from_secs(wait.clamp(1, 24 * 3600)))
     }
 
     /// Whether retrying later may succeed (rate limits, 5xx, network).
@@ -218,8 +218,8 @@ mod tests {
         );
         assert_eq!(
             secs(limited(Some(now + 99_999))),
-            Some(900),
-            "never past X's 15-minute window"
+            Some(24 * 3600),
+            "never past X's longest window, the Free tier's 24 hours"
         );
         assert_eq!(secs(limited(None)), Some(60));
         let refused = XApiError::Refused {

@@ -45,6 +45,10 @@ struct Inner {
     requests: Vec<String>,
     /// Rate-limit windows, per app (credential) and endpoint.
     windows: HashMap<String, Window>,
+    /// The Free tier's 24-hour windows, per user and endpoint.
+    daily_windows: HashMap<String, Window>,
+    /// A test's 24-hour limit instead of X's documented Free-tier one.
+    daily_limit: Option<u32>,
     /// Calls allowed per window on each read endpoint.
     /// A test's limit for every GET instead of X's documented ones.
     rate_limit: Option<u32>,
@@ -65,6 +69,11 @@ struct Window {
     reset: u64,
     remaining: u32,
 }
+
+/// The Free tier's 24-hour limit on `GET /2/users/me`, per user (X's
+/// "Rate limits" page, Free column).
+const FREE_USERS_ME_PER_DAY: u32 = 25;
+const DAY_SECS: u64 = 24 * 3600;
 
 /// How far an OAuth 1.0a timestamp may be from the server's clock.
 const TIMESTAMP_WINDOW_SECS: u64 = 300;
@@ -266,8 +275,9 @@ impl XApiEmulator {
             .unwrap_or_default()
     }
 
-    /// Puts the app on an access tier without the read endpoints: its valid
-    /// credentials get X's 403 with error 453 there.
+    /// Puts the app on the Free tier: its valid credentials get X's 403
+    /// with error 453 on the app-only and v1.1 reads, and `GET /2/users/me`
+    /// answers within a 24-hour limit per user.
     pub fn limit_access_tier(&self, api_key: &str) {
         let mut s = self.state.lock().unwrap();
         if let Some(a) = s.apps.iter_mut().find(|a| a.credentials.api_key == api_key) {
@@ -292,6 +302,11 @@ impl XApiEmulator {
     /// Lifetime of user access tokens issued from now on.
     pub fn set_user_token_lifetime(&self, lifetime: Duration) {
         self.state.lock().unwrap().user_token_lifetime = lifetime;
+    }
+
+    /// The Free tier's 24-hour limit per user, for a test (X's is 25).
+    pub fn set_daily_limit(&self, calls: u32) {
+        self.state.lock().unwrap().daily_limit = Some(calls);
     }
 
     /// Injects faults into the next requests, one each.
@@ -985,20 +1000,53 @@ async fn oauth2_revoke(State(ctx): State<Ctx>, body: Bytes) -> Response {
 
 async fn users_me(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
     let token = bearer(&headers).unwrap_or_default();
-    let s = ctx.state.lock().unwrap();
+    let mut s = ctx.state.lock().unwrap();
     let live = |a: &&App| {
         a.user_tokens
             .iter()
             .any(|(t, expires)| *t == token && now() < *expires)
     };
-    match s.apps.iter().find(live) {
-        Some(app) if app.tier_limited => tier_limited(),
-        Some(app) => Json(json!({"data": {
-            "id": app.credentials.user_id.to_string(),
-            "name": "Keyguard Test",
-            "username": format!("user{}", app.credentials.user_id)
-        }}))
-        .into_response(),
-        None => problem(StatusCode::UNAUTHORIZED, "Unauthorized"),
+    let found = s
+        .apps
+        .iter()
+        .find(live)
+        .map(|a| (a.credentials.user_id.to_string(), a.tier_limited));
+    let Some((user, free)) = found else {
+        return problem(StatusCode::UNAUTHORIZED, "Unauthorized");
+    };
+    let me = json!({"data": {
+        "id": user,
+        "name": "Keyguard Test",
+        "username": format!("user{user}")
+    }});
+    if !free {
+        return Json(me).into_response();
     }
+    // Free serves it, within a 24-hour limit per user.
+    let limit = s.daily_limit.unwrap_or(FREE_USERS_ME_PER_DAY);
+    let w = s
+        .daily_windows
+        .entry(format!("{user} GET /2/users/me"))
+        .or_insert(Window {
+            reset: now() + DAY_SECS,
+            remaining: limit,
+        });
+    if now() >= w.reset {
+        *w = Window {
+            reset: now() + DAY_SECS,
+            remaining: limit,
+        };
+    }
+    let spent = w.remaining == 0;
+    w.remaining = w.remaining.saturating_sub(1);
+    let mut r = if spent {
+        problem(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests")
+    } else {
+        Json(me).into_response()
+    };
+    let h = r.headers_mut();
+    h.insert("x-user-limit-24hour-limit", HeaderValue::from(limit));
+    h.insert("x-user-limit-24hour-remaining", HeaderValue::from(w.remaining));
+    h.insert("x-user-limit-24hour-reset", HeaderValue::from(w.reset));
+    r
 }

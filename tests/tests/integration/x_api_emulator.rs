@@ -453,3 +453,48 @@ async fn the_emulator_binary_serves_the_tier_it_is_told() {
         child.kill().await.unwrap();
     }
 }
+
+/// X's Free tier serves `GET /2/users/me` within a 24-hour limit per user,
+/// announced in `x-user-limit-24hour-*` headers; past it, 429. The client
+/// waits for that window's reset, not the 15-minute one.
+#[tokio::test]
+async fn the_free_tier_limits_users_me_per_user_per_day_and_the_client_waits_for_it() {
+    use keyguard_operator::xapi::{XApi, XApiClient, XApiError};
+    let x = XApiEmulator::start().await;
+    let app = x.create_app(AccessLevel::Read);
+    x.limit_access_tier(&app.api_key);
+    x.set_daily_limit(2);
+    let token = x.mint_user_token(&app.api_key);
+    let me = || async {
+        reqwest::Client::new()
+            .get(format!("{}/2/users/me", x.base_url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+    };
+    let header = |r: &reqwest::Response, name: &str| -> u64 {
+        r.headers()[name].to_str().unwrap().parse().unwrap()
+    };
+    let first = me().await;
+    assert_eq!(first.status(), 200, "Free serves users/me");
+    assert_eq!(header(&first, "x-user-limit-24hour-limit"), 2);
+    assert_eq!(header(&first, "x-user-limit-24hour-remaining"), 1);
+    let reset = header(&first, "x-user-limit-24hour-reset");
+    assert!((now() + 24 * 3600 - 5..=now() + 24 * 3600).contains(&reset));
+    assert_eq!(me().await.status(), 200);
+    let spent = me().await;
+    assert_eq!(spent.status(), 429);
+    assert_eq!(header(&spent, "x-user-limit-24hour-remaining"), 0);
+
+    let client = XApiClient::new(x.base_url(), Duration::from_secs(5)).unwrap();
+    let answer = client
+        .verify_user_token(&keyguard_credentials::SecretValue::new(token.clone()))
+        .await;
+    let Err(e @ XApiError::RateLimited { .. }) = answer else {
+        panic!("a spent daily window is a rate limit: {answer:?}");
+    };
+    let wait = e.retry_after().unwrap().as_secs();
+    assert!(wait > 23 * 3600, "waits for the 24-hour reset, not 15 minutes: {wait}s");
+    assert!(e.to_string().contains("rate limited until"), "{e}");
+}
