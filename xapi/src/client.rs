@@ -616,7 +616,8 @@ mod tests {
 
     #[test]
     fn a_429_lifts_when_the_latest_spent_window_resets() {
-        let cases: &[(&[(&str, &str)], Option<u64>)] = &[
+        type Headers<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(Headers, Option<u64>)] = &[
             (&[("x-rate-limit-remaining", "0"), ("x-rate-limit-reset", "100")], Some(100)),
             // Free: the 24-hour window per user is spent, the 15-minute one is not.
             (
