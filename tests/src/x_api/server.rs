@@ -304,6 +304,16 @@ impl XApiEmulator {
         self.state.lock().unwrap().user_token_lifetime = lifetime;
     }
 
+    /// Makes the app's OAuth 2.0 client a public one (no client secret, as
+    /// for a native or single-page app): it refreshes with its `client_id`
+    /// alone.
+    pub fn make_public_client(&self, api_key: &str) {
+        let mut s = self.state.lock().unwrap();
+        if let Some(a) = s.apps.iter_mut().find(|a| a.credentials.api_key == api_key) {
+            a.credentials.client_secret.clear();
+        }
+    }
+
     /// The Free tier's 24-hour limit per user, for a test (X's is 25).
     pub fn set_daily_limit(&self, calls: u32) {
         self.state.lock().unwrap().daily_limit = Some(calls);
@@ -987,14 +997,30 @@ async fn oauth2_refresh(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes)
     Json(answer).into_response()
 }
 
-async fn oauth2_revoke(State(ctx): State<Ctx>, body: Bytes) -> Response {
+/// X's OAuth 2.0 guide: `token` and `client_id`, and a confidential client
+/// authenticates with Basic as at the token endpoint; a token of another
+/// client is not revoked.
+async fn oauth2_revoke(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
     let f = form(&body);
     let token = f.get("token").cloned().unwrap_or_default();
+    let client_id = f.get("client_id").cloned().unwrap_or_default();
     let mut s = ctx.state.lock().unwrap();
-    for app in &mut s.apps {
-        app.user_tokens.retain(|(t, _)| *t != token);
-        app.refresh_tokens.retain(|t| *t != token);
+    let Some(app) = s
+        .apps
+        .iter_mut()
+        .find(|a| !client_id.is_empty() && a.credentials.client_id == client_id)
+    else {
+        return oauth2_error(StatusCode::UNAUTHORIZED, "unauthorized_client", "Missing valid authorization header");
+    };
+    let confidential = !app.credentials.client_secret.is_empty();
+    let authenticated = basic_auth(&headers).is_some_and(|(id, secret)| {
+        id == app.credentials.client_id && secret == app.credentials.client_secret
+    });
+    if confidential && !authenticated {
+        return oauth2_error(StatusCode::UNAUTHORIZED, "unauthorized_client", "Missing valid authorization header");
     }
+    app.user_tokens.retain(|(t, _)| *t != token);
+    app.refresh_tokens.retain(|t| *t != token);
     Json(json!({"revoked": true})).into_response()
 }
 

@@ -1198,3 +1198,29 @@ async fn a_declared_access_review_is_reminded_when_due_and_cleared_when_recorded
     let metrics = w.operator.as_ref().unwrap().metrics.render();
     assert!(metrics.contains(&format!("{series} 0")), "{metrics}");
 }
+
+/// A public OAuth 2.0 client (a native or single-page app: no client
+/// secret) refreshes with its client id alone, as X's OAuth 2.0 guide
+/// says; the emulator refuses Basic-less refreshes only for confidential
+/// clients.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_public_client_refreshes_with_its_client_id_alone() {
+    let w = World::start().await;
+    w.x.make_public_client(&w.app.api_key);
+    w.namespace("team", json!({})).await;
+    w.source(
+        "team",
+        "user-keys",
+        &[
+            ("clientId", w.app.client_id.as_str()),
+            ("refreshToken", w.app.refresh_token.as_str()),
+        ],
+    )
+    .await;
+    apply_user_resource(&w, serde_json::Value::Null).await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    let token = value(&w.secret("team", "out").await.unwrap(), "userAccessToken").unwrap();
+    assert_eq!(users_me(&w, &token).await, 200);
+    assert_eq!(refreshes(&w), 1);
+}

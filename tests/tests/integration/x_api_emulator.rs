@@ -498,3 +498,48 @@ async fn the_free_tier_limits_users_me_per_user_per_day_and_the_client_waits_for
     assert!(wait > 23 * 3600, "waits for the 24-hour reset, not 15 minutes: {wait}s");
     assert!(e.to_string().contains("rate limited until"), "{e}");
 }
+
+/// `POST /2/oauth2/revoke` as X's OAuth 2.0 guide describes it: the
+/// client's id, and Basic for a confidential client; a public client
+/// revokes with its id alone.
+#[tokio::test]
+async fn revoking_a_token_needs_the_client_to_authenticate() {
+    let x = XApiEmulator::start().await;
+    let app = x.create_app(AccessLevel::Read);
+    let token = x.mint_user_token(&app.api_key);
+    let revoke = |basic: Option<String>, token: String, client_id: String| {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/2/oauth2/revoke", x.base_url()))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "token={}&client_id={}&token_type_hint=access_token",
+                enc(&token),
+                enc(&client_id)
+            ));
+        if let Some(b) = basic {
+            req = req.header("Authorization", b);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let me = |token: String| {
+        let url = format!("{}/2/users/me", x.base_url());
+        async move {
+            let r = reqwest::Client::new().get(url).bearer_auth(token).send();
+            r.await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(revoke(None, token.clone(), app.client_id.clone()).await, 401);
+    assert_eq!(me(token.clone()).await, 200, "not revoked without Basic");
+    let basic = keyguard_credentials::basic_authorization(
+        app.client_id.as_bytes(),
+        app.client_secret.as_bytes(),
+    );
+    assert_eq!(revoke(Some(basic), token.clone(), app.client_id.clone()).await, 200);
+    assert_eq!(me(token).await, 401, "revoked");
+
+    x.make_public_client(&app.api_key);
+    let token = x.mint_user_token(&app.api_key);
+    assert_eq!(revoke(None, token.clone(), String::new()).await, 401, "no client_id");
+    assert_eq!(revoke(None, token.clone(), app.client_id.clone()).await, 200);
+    assert_eq!(me(token).await, 401);
+}
