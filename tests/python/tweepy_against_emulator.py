@@ -79,3 +79,59 @@ gone = requests.get(
 )
 assert gone.status_code == 401 and gone.json()["errors"][0]["code"] == 89, (gone.status_code, gone.text)
 print("bearer invalidation: OAuth 1.0a with the owner's token accepted, Basic refused, old token then 401/89")
+
+# OAuth 2.0 user context. tweepy's OAuth2UserHandler is requests-oauthlib's
+# OAuth2Session: its refresh, as X's OAuth 2.0 guide describes it (form
+# grant_type=refresh_token with client_id; Basic for a confidential client).
+client_id, client_secret = os.environ["X_CLIENT_ID"], os.environ["X_CLIENT_SECRET"]
+handler = tweepy.OAuth2UserHandler(
+    client_id=client_id,
+    redirect_uri="https://keyguard.invalid/callback",
+    scope=["tweet.read", "users.read", "offline.access"],
+    client_secret=client_secret,
+)
+tokens = handler.refresh_token(
+    f"{api}/2/oauth2/token",
+    refresh_token=os.environ["X_REFRESH_TOKEN"],
+    auth=handler.auth,
+    client_id=client_id,
+)
+assert tokens["refresh_token"] and tokens["expires_in"] > 0, sorted(tokens)
+print("OAuth 2.0 refresh: new access and refresh tokens")
+try:
+    handler.refresh_token(
+        f"{api}/2/oauth2/token",
+        refresh_token=os.environ["X_REFRESH_TOKEN"],
+        auth=handler.auth,
+        client_id=client_id,
+    )
+except Exception as spent:  # oauthlib raises InvalidRequestError for a 400
+    assert "invalid_request" in repr(spent) or "400" in repr(spent), repr(spent)
+    print("OAuth 2.0 refresh with a spent token: refused")
+else:
+    sys.exit("a spent refresh token was accepted")
+
+me = tweepy.Client(bearer_token=tokens["access_token"]).get_me(user_auth=False)
+assert me.data.username, me
+print("GET /2/users/me with the user access token:", me.data.username)
+
+# An app on the Free tier: X authenticates its bearer token and refuses
+# the v1.1 read with 403 code 453; users/me is served within a 24-hour
+# limit per user (the test sets it to one call), then 429.
+free = tweepy.API(tweepy.OAuth2AppHandler(os.environ["X_FREE_API_KEY"], os.environ["X_FREE_API_KEY_SECRET"]))
+try:
+    free.rate_limit_status()
+except tweepy.errors.Forbidden as refused:
+    assert 453 in refused.api_codes, refused.api_codes
+    print("Free tier v1.1 read: 403 with code 453")
+else:
+    sys.exit("a Free-tier app read rate_limit_status")
+free_user = tweepy.Client(bearer_token=os.environ["X_FREE_USER_TOKEN"])
+free_user.get_me(user_auth=False)
+try:
+    free_user.get_me(user_auth=False)
+except tweepy.errors.TooManyRequests as limited:
+    assert limited.response.headers["x-user-limit-24hour-remaining"] == "0", dict(limited.response.headers)
+    print("Free tier users/me past its 24-hour limit: 429")
+else:
+    sys.exit("the Free tier's 24-hour limit was not enforced")

@@ -1,7 +1,10 @@
 //! The emulator follows the X API protocol, not only our client: tweepy
 //! (the Python X client from PyPI, installed by scripts/test.sh into a
 //! virtualenv in the cache) mints a bearer token, uses it, and signs an
-//! OAuth 1.0a request against it.
+//! OAuth 1.0a request against it; its OAuth 2.0 handler refreshes a user
+//! token, whose access token reads /2/users/me; it parses X's 453 and a
+//! Free-tier 429. requests-oauthlib signs the bearer invalidation, which
+//! tweepy has no call for.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -33,6 +36,10 @@ async fn tweepy_authenticates_against_the_emulator() {
     let python = python();
     let x = XApiEmulator::start().await;
     let app = x.create_app(AccessLevel::Read);
+    let free = x.create_app(AccessLevel::Read);
+    x.limit_access_tier(&free.api_key);
+    x.set_daily_limit(1);
+    let free_user_token = x.mint_user_token(&free.api_key);
     let script = repo_root().join("tests/python/tweepy_against_emulator.py");
     let base = x.base_url().to_string();
     let out = tokio::task::spawn_blocking(move || {
@@ -43,6 +50,12 @@ async fn tweepy_authenticates_against_the_emulator() {
             .env("X_API_KEY_SECRET", &app.api_key_secret)
             .env("X_ACCESS_TOKEN", &app.access_token)
             .env("X_ACCESS_TOKEN_SECRET", &app.access_token_secret)
+            .env("X_CLIENT_ID", &app.client_id)
+            .env("X_CLIENT_SECRET", &app.client_secret)
+            .env("X_REFRESH_TOKEN", &app.refresh_token)
+            .env("X_FREE_API_KEY", &free.api_key)
+            .env("X_FREE_API_KEY_SECRET", &free.api_key_secret)
+            .env("X_FREE_USER_TOKEN", &free_user_token)
             .output()
             .unwrap()
     })
@@ -59,6 +72,11 @@ async fn tweepy_authenticates_against_the_emulator() {
         "OAuth 1.0a user context: verified",
         "OAuth 1.0a with a wrong token secret: refused",
         "bearer invalidation: OAuth 1.0a with the owner's token accepted, Basic refused, old token then 401/89",
+        "OAuth 2.0 refresh: new access and refresh tokens",
+        "OAuth 2.0 refresh with a spent token: refused",
+        "GET /2/users/me with the user access token:",
+        "Free tier v1.1 read: 403 with code 453",
+        "Free tier users/me past its 24-hour limit: 429",
     ] {
         assert!(stdout.contains(line), "{stdout}");
     }
@@ -68,6 +86,8 @@ async fn tweepy_authenticates_against_the_emulator() {
         "GET /1.1/application/rate_limit_status.json",
         "GET /1.1/account/verify_credentials.json",
         "POST /oauth2/invalidate_token",
+        "POST /2/oauth2/token",
+        "GET /2/users/me",
     ] {
         assert!(
             requests.iter().any(|r| r == endpoint),
