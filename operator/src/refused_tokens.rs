@@ -41,7 +41,10 @@ mod tests {
         let tokens = RefusedTokens::default();
         assert_eq!(tokens.answer_for("a"), None);
         tokens.remember("a".into(), "400 invalid_request".into());
-        assert_eq!(tokens.answer_for("a").as_deref(), Some("400 invalid_request"));
+        assert_eq!(
+            tokens.answer_for("a").as_deref(),
+            Some("400 invalid_request")
+        );
         for i in 0..REMEMBERED_AT_MOST {
             tokens.remember(format!("t{i}"), String::new());
         }

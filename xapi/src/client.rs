@@ -618,7 +618,13 @@ mod tests {
     fn a_429_lifts_when_the_latest_spent_window_resets() {
         type Headers<'a> = &'a [(&'a str, &'a str)];
         let cases: &[(Headers, Option<u64>)] = &[
-            (&[("x-rate-limit-remaining", "0"), ("x-rate-limit-reset", "100")], Some(100)),
+            (
+                &[
+                    ("x-rate-limit-remaining", "0"),
+                    ("x-rate-limit-reset", "100"),
+                ],
+                Some(100),
+            ),
             // Free: the 24-hour window per user is spent, the 15-minute one is not.
             (
                 &[

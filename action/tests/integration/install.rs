@@ -319,7 +319,11 @@ fn pinned_action_tree(asset: &[u8]) -> (tempfile::TempDir, PathBuf) {
         .arg(tree.path().join("action/sha256sums.txt"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pins = std::fs::read_to_string(tree.path().join("action/sha256sums.txt")).unwrap();
     assert!(pins.contains(&format!("  {}\n", asset_name())), "{pins}");
     assert!(
@@ -334,7 +338,11 @@ fn impostor(dir: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("keyguard");
-    std::fs::write(&path, format!("#!/bin/sh\necho 'keyguard {VERSION} (0000000)'\n")).unwrap();
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\necho 'keyguard {VERSION} (0000000)'\n"),
+    )
+    .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
 }
@@ -349,7 +357,9 @@ async fn a_commit_pinned_action_installs_only_the_bytes_its_tree_pins() {
     let (server, requests) = releases::start(release_of(bytes, |_| "0".repeat(64))).await;
     let runner = Runner::new();
 
-    let first = runner.install_from(&script, &server, COMMIT_REF, None).await;
+    let first = runner
+        .install_from(&script, &server, COMMIT_REF, None)
+        .await;
     assert_eq!(first.code, Some(0), "{}", first.log);
     let dir = runner
         .tool_cache()
@@ -376,9 +386,15 @@ async fn a_commit_pinned_action_installs_only_the_bytes_its_tree_pins() {
 
     // A tool cache someone replaced: ignored and downloaded again.
     impostor(&dir);
-    let out = runner.install_from(&script, &server, COMMIT_REF, None).await;
+    let out = runner
+        .install_from(&script, &server, COMMIT_REF, None)
+        .await;
     assert_eq!(out.code, Some(0), "{}", out.log);
-    assert!(out.log.contains("ignoring the tool cache's keyguard"), "{}", out.log);
+    assert!(
+        out.log.contains("ignoring the tool cache's keyguard"),
+        "{}",
+        out.log
+    );
     assert_eq!(
         std::fs::read(dir.join("keyguard")).unwrap(),
         std::fs::read(env!("CARGO_BIN_EXE_keyguard")).unwrap()

@@ -928,6 +928,25 @@ async fn oauth1_invalidate(
     }
 }
 
+/// X's answer to a client that did not authenticate.
+fn unauthorized_client() -> Response {
+    oauth2_error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized_client",
+        "Missing valid authorization header",
+    )
+}
+
+/// A confidential client (one with a client secret) authenticates with
+/// Basic of its id and secret; a public client has nothing to send.
+fn client_authenticated(app: &App, headers: &HeaderMap) -> bool {
+    let confidential = !app.credentials.client_secret.is_empty();
+    let basic = basic_auth(headers).is_some_and(|(id, secret)| {
+        id == app.credentials.client_id && secret == app.credentials.client_secret
+    });
+    !confidential || basic
+}
+
 async fn oauth2_refresh(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
     let f = if is_form(&headers) {
         form(&body)
@@ -950,24 +969,12 @@ async fn oauth2_refresh(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes)
         .iter_mut()
         .find(|a| a.credentials.client_id == client_id)
     else {
-        return oauth2_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized_client",
-            "Missing valid authorization header",
-        );
+        return unauthorized_client();
     };
     // Confidential clients (those with a client secret) must authenticate
     // with Basic auth of their id and secret.
-    let confidential = !app.credentials.client_secret.is_empty();
-    let authenticated = basic_auth(&headers).is_some_and(|(id, secret)| {
-        id == app.credentials.client_id && secret == app.credentials.client_secret
-    });
-    if confidential && !authenticated {
-        return oauth2_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized_client",
-            "Missing valid authorization header",
-        );
+    if !client_authenticated(app, &headers) {
+        return unauthorized_client();
     }
     let Some(pos) = app.refresh_tokens.iter().position(|t| *t == refresh) else {
         return oauth2_error(
@@ -1010,14 +1017,10 @@ async fn oauth2_revoke(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) 
         .iter_mut()
         .find(|a| !client_id.is_empty() && a.credentials.client_id == client_id)
     else {
-        return oauth2_error(StatusCode::UNAUTHORIZED, "unauthorized_client", "Missing valid authorization header");
+        return unauthorized_client();
     };
-    let confidential = !app.credentials.client_secret.is_empty();
-    let authenticated = basic_auth(&headers).is_some_and(|(id, secret)| {
-        id == app.credentials.client_id && secret == app.credentials.client_secret
-    });
-    if confidential && !authenticated {
-        return oauth2_error(StatusCode::UNAUTHORIZED, "unauthorized_client", "Missing valid authorization header");
+    if !client_authenticated(app, &headers) {
+        return unauthorized_client();
     }
     app.user_tokens.retain(|(t, _)| *t != token);
     app.refresh_tokens.retain(|t| *t != token);
@@ -1072,7 +1075,10 @@ async fn users_me(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
     };
     let h = r.headers_mut();
     h.insert("x-user-limit-24hour-limit", HeaderValue::from(limit));
-    h.insert("x-user-limit-24hour-remaining", HeaderValue::from(w.remaining));
+    h.insert(
+        "x-user-limit-24hour-remaining",
+        HeaderValue::from(w.remaining),
+    );
     h.insert("x-user-limit-24hour-reset", HeaderValue::from(w.reset));
     r
 }

@@ -18,7 +18,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::ResourceExt;
 use serde_json::json;
 
-async fn setup(w: &World, rotation: serde_json::Value) -> String {
+pub(crate) async fn setup(w: &World, rotation: serde_json::Value) -> String {
     setup_from(w, &w.full_source(), rotation).await
 }
 
@@ -40,7 +40,7 @@ async fn setup_from(w: &World, source: &[(&str, &str)], rotation: serde_json::Va
     value(&w.secret("team", "out").await.unwrap(), "bearerToken").unwrap()
 }
 
-async fn rotate_now(w: &World, token: &str) {
+pub(crate) async fn rotate_now(w: &World, token: &str) {
     let patch = json!({"metadata": {"annotations": {"keyguard.dev/rotate-now": token}}});
     Api::<TwitterCredential>::namespaced(w.client.clone(), "team")
         .patch("bot", &PatchParams::default(), &Patch::Merge(&patch))
@@ -50,7 +50,7 @@ async fn rotate_now(w: &World, token: &str) {
 
 /// Waits until the target holds a bearer token other than `old`, the one
 /// X now accepts, and returns it.
-async fn rotated_from(w: &World, old: &str) -> String {
+pub(crate) async fn rotated_from(w: &World, old: &str) -> String {
     eventually(
         "the target to hold the new, working token",
         WAIT,
@@ -65,7 +65,7 @@ async fn rotated_from(w: &World, old: &str) -> String {
 
 /// What X answers a request made with `token` (as a client sends it):
 /// the HTTP status and the v1.1 error code, if any.
-async fn x_answers(w: &World, token: &str) -> (u16, Option<i64>) {
+pub(crate) async fn x_answers(w: &World, token: &str) -> (u16, Option<i64>) {
     let header = keyguard_credentials::bearer_for_header(token.as_bytes());
     let resp = reqwest::Client::new()
         .get(format!(
@@ -757,7 +757,7 @@ async fn credentials_only_a_person_can_replace_are_reminded_past_their_max_age()
     );
 }
 
-async fn user_source(w: &World, refresh_token: &str) {
+pub(crate) async fn user_source(w: &World, refresh_token: &str) {
     w.source(
         "team",
         "user-keys",
@@ -772,7 +772,7 @@ async fn user_source(w: &World, refresh_token: &str) {
 
 /// `bot`, projecting the user access token refreshed from `user-keys`,
 /// with `rotation` when it is not null.
-async fn apply_user_resource(w: &World, rotation: serde_json::Value) {
+pub(crate) async fn apply_user_resource(w: &World, rotation: serde_json::Value) {
     let mut env = json!({
         "name": "prod",
         "source": {"secretRef": {"name": "user-keys"}},
@@ -859,7 +859,7 @@ async fn users_me(w: &World, token: &str) -> u16 {
         .as_u16()
 }
 
-fn refreshes(w: &World) -> usize {
+pub(crate) fn refreshes(w: &World) -> usize {
     w.x.requests()
         .iter()
         .filter(|r| r.as_str() == "POST /2/oauth2/token")
@@ -1092,16 +1092,16 @@ async fn new_values_x_refuses_never_replace_a_working_projection() {
 /// A person authorizes the app again and puts the new OAuth 1.0a access
 /// token in the source: it is checked, projected, and the replaced token
 /// keeps working for `gracePeriod`, then X invalidates it, exactly once.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_replaced_access_token_is_invalidated_after_its_grace_period() {
-    let w = World::start().await;
+/// `bot` projecting the app's OAuth 1.0a access token with `gracePeriod`;
+/// waits for the first projection and returns that token.
+pub(crate) async fn project_access_token(w: &World, grace: &str) -> String {
     w.namespace("team", json!({})).await;
     w.source("team", "keys", &w.full_source()).await;
     let resource = json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
         "name": "prod",
         "source": {"secretRef": {"name": "keys"}},
         "target": {"secretName": "out", "keys": ["accessToken", "accessTokenSecret"]},
-        "rotation": {"gracePeriod": "6s"}
+        "rotation": {"gracePeriod": grace}
     }]}});
     w.apply("team", resource).await;
     let old = w.app.access_token.clone();
@@ -1109,12 +1109,25 @@ async fn a_replaced_access_token_is_invalidated_after_its_grace_period() {
         value(s, "accessToken").as_deref() == Some(old.as_str())
     })
     .await;
+    old
+}
 
+/// A person authorizes the app again and puts the new access token and
+/// secret in the source; returns them.
+pub(crate) async fn replace_access_token(w: &World) -> (String, String) {
     let (token, token_secret) = w.x.issue_access_token(&w.app.api_key);
     let mut replaced = w.full_source();
     replaced[2].1 = &token;
     replaced[3].1 = &token_secret;
     w.source("team", "keys", &replaced).await;
+    (token, token_secret)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replaced_access_token_is_invalidated_after_its_grace_period() {
+    let w = World::start().await;
+    let old = project_access_token(&w, "6s").await;
+    let (token, token_secret) = replace_access_token(&w).await;
     w.wait_secret("team", "out", "the new token projected", |s| {
         value(s, "accessToken").as_deref() == Some(token.as_str())
     })

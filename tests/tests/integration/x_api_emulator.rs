@@ -495,7 +495,10 @@ async fn the_free_tier_limits_users_me_per_user_per_day_and_the_client_waits_for
         panic!("a spent daily window is a rate limit: {answer:?}");
     };
     let wait = e.retry_after().unwrap().as_secs();
-    assert!(wait > 23 * 3600, "waits for the 24-hour reset, not 15 minutes: {wait}s");
+    assert!(
+        wait > 23 * 3600,
+        "waits for the 24-hour reset, not 15 minutes: {wait}s"
+    );
     assert!(e.to_string().contains("rate limited until"), "{e}");
 }
 
@@ -528,18 +531,31 @@ async fn revoking_a_token_needs_the_client_to_authenticate() {
             r.await.unwrap().status().as_u16()
         }
     };
-    assert_eq!(revoke(None, token.clone(), app.client_id.clone()).await, 401);
+    assert_eq!(
+        revoke(None, token.clone(), app.client_id.clone()).await,
+        401
+    );
     assert_eq!(me(token.clone()).await, 200, "not revoked without Basic");
     let basic = keyguard_credentials::basic_authorization(
         app.client_id.as_bytes(),
         app.client_secret.as_bytes(),
     );
-    assert_eq!(revoke(Some(basic), token.clone(), app.client_id.clone()).await, 200);
+    assert_eq!(
+        revoke(Some(basic), token.clone(), app.client_id.clone()).await,
+        200
+    );
     assert_eq!(me(token).await, 401, "revoked");
 
     x.make_public_client(&app.api_key);
     let token = x.mint_user_token(&app.api_key);
-    assert_eq!(revoke(None, token.clone(), String::new()).await, 401, "no client_id");
-    assert_eq!(revoke(None, token.clone(), app.client_id.clone()).await, 200);
+    assert_eq!(
+        revoke(None, token.clone(), String::new()).await,
+        401,
+        "no client_id"
+    );
+    assert_eq!(
+        revoke(None, token.clone(), app.client_id.clone()).await,
+        200
+    );
     assert_eq!(me(token).await, 401);
 }
