@@ -304,6 +304,17 @@ impl XApiEmulator {
         self.state.lock().unwrap().user_token_lifetime = lifetime;
     }
 
+    /// Moves the app's user access tokens past their expiry, as the clock
+    /// would: tests control time instead of racing a short lifetime.
+    pub fn expire_user_tokens(&self, api_key: &str) {
+        let mut s = self.state.lock().unwrap();
+        if let Some(a) = s.apps.iter_mut().find(|a| a.credentials.api_key == api_key) {
+            for (_, expires) in &mut a.user_tokens {
+                *expires = now();
+            }
+        }
+    }
+
     /// Makes the app's OAuth 2.0 client a public one (no client secret, as
     /// for a native or single-page app): it refreshes with its `client_id`
     /// alone.

@@ -19,6 +19,8 @@ use serde_json::json;
 const RESYNC: Duration = Duration::from_secs(600);
 /// How long the control plane stays down.
 const DOWN: Duration = Duration::from_secs(3);
+const INVALIDATE: &str = "POST /oauth2/invalidate_token";
+const REFRESH: &str = "POST /2/oauth2/token";
 
 fn bearer_resource(name: &str, source: &str, target: &str) -> serde_json::Value {
     json!({"metadata": {"name": name}, "spec": {"environments": [{
@@ -38,16 +40,32 @@ async fn a_control_plane_restart_mid_rotation_and_mid_sync_loses_and_repeats_not
         .await;
     let first = value(&w.secret("team", "out").await.unwrap(), "bearerToken").unwrap();
 
-    // Mid-rotation: X answers slowly, and while its answer is on the way
-    // the control plane goes down.
-    w.x.inject([Fault::Latency(Duration::from_secs(2))]);
+    // Mid-rotation: X answers the invalidation slowly, and while its
+    // answer is on the way the control plane goes down.
+    w.x.inject_at(INVALIDATE, Fault::Latency(Duration::from_secs(3)));
     let patch = json!({"metadata": {"annotations": {"keyguard.dev/rotate-now": "during-outage"}}});
     Api::<TwitterCredential>::namespaced(w.client.clone(), "team")
         .patch("bot", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("the invalidation to reach X", WAIT, || async {
+        w.x.requests().iter().any(|r| r == INVALIDATE).then_some(())
+    })
+    .await;
+    assert_eq!(
+        crate::operator_rotation::state_step(&w).await.as_deref(),
+        Some("invalidating"),
+        "the step is recorded before X is asked"
+    );
     w.cp.restart(DOWN).await.unwrap();
+    assert_eq!(
+        w.x.faulted(),
+        vec![(
+            INVALIDATE.to_string(),
+            Fault::Latency(Duration::from_secs(3))
+        )],
+        "the slow answer was the invalidation's"
+    );
     let rotated = eventually("the rotation, finished after the outage", WAIT, || async {
         let now = value(&w.secret("team", "out").await?, "bearerToken")?;
         let live = w.x.current_bearer(&w.app.api_key)?;
@@ -142,19 +160,24 @@ async fn a_control_plane_restart_during_a_refresh_keeps_the_new_refresh_token() 
     let refreshes = |w: &World| {
         w.x.requests()
             .iter()
-            .filter(|r| r.as_str() == "POST /2/oauth2/token")
+            .filter(|r| r.as_str() == REFRESH)
             .count()
     };
     let before = refreshes(&w);
     // The next refresh is answered slowly; the control plane goes down
     // while the answer is on its way, so the write of the new refresh
     // token meets the outage.
-    w.x.inject([Fault::Latency(Duration::from_secs(2))]);
+    w.x.inject_at(REFRESH, Fault::Latency(Duration::from_secs(2)));
     eventually("the next refresh to be asked", WAIT, || async {
         (refreshes(&w) > before).then_some(())
     })
     .await;
     w.cp.restart(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        w.x.faulted(),
+        vec![(REFRESH.to_string(), Fault::Latency(Duration::from_secs(2)))],
+        "the slow answer was the refresh's"
+    );
     // Two more refreshes after the outage: each needs the refresh token
     // the one before issued (the emulator refuses a spent one).
     eventually("refreshes to go on after the outage", WAIT, || async {

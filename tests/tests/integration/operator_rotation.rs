@@ -86,7 +86,7 @@ fn invalidations(w: &World) -> usize {
     w.x.bearer_invalidations(&w.app.api_key)
 }
 
-async fn state_step(w: &World) -> Option<String> {
+pub(crate) async fn state_step(w: &World) -> Option<String> {
     let states = Api::<Secret>::namespaced(w.client.clone(), "team")
         .list(&ListParams::default().labels("keyguard.dev/part=state"))
         .await
