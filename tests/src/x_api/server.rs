@@ -31,6 +31,9 @@ pub enum Fault {
     /// connection cut after the work was done): the client gets a 504 from
     /// the edge, with no body it could learn the result from.
     AnswerLost,
+    /// A careless server: 403 with an error message that quotes the
+    /// request's `Authorization` header and body, credentials and all.
+    RefusedEchoing,
 }
 
 #[derive(Debug, Default)]
@@ -487,6 +490,22 @@ async fn answer(
         Some(Fault::Latency(d)) => {
             tokio::time::sleep(d).await;
             next.run(req).await
+        }
+        Some(Fault::RefusedEchoing) => {
+            let authorization = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .unwrap_or_default();
+            let message = format!(
+                "Could not authenticate you. Authorization: {authorization}; body: {}",
+                String::from_utf8_lossy(&body)
+            );
+            v11_error(StatusCode::FORBIDDEN, 32, &message)
         }
         Some(Fault::AnswerLost) => {
             drop(next.run(req).await);

@@ -303,3 +303,56 @@ async fn usage_near_the_cap_raises_usage_high() {
         "{metrics}"
     );
 }
+
+/// A careless X answers with an error message that quotes the credentials
+/// it was sent (the `Authorization` header and the form body). The error
+/// text the operator keeps is scrubbed: no value reaches status, Events or
+/// logs at any level, and the refusal is still reported.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_error_body_that_echoes_credentials_leaks_nothing() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    w.x.inject_at(
+        "GET /1.1/account/verify_credentials.json",
+        Fault::RefusedEchoing,
+    );
+    w.apply("team", access_token_resource()).await;
+    let refused = w
+        .wait_condition("team", "bot", Some("prod"), "Verified", "False")
+        .await;
+    assert_eq!(
+        w.x.faulted(),
+        vec![(
+            "GET /1.1/account/verify_credentials.json".to_string(),
+            Fault::RefusedEchoing
+        )]
+    );
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("403"),
+        "the refusal is still reported: {refused}"
+    );
+    let event = w.wait_event("team", "VerificationFailed").await;
+    let secrets = Secrets::new([
+        w.app.access_token_secret.as_str(),
+        w.app.api_key_secret.as_str(),
+        w.app.access_token.as_str(),
+        w.app.api_key.as_str(),
+    ]);
+    assert_no_leak(
+        "status",
+        &w.status("team", "bot").await.to_string(),
+        &secrets,
+    );
+    assert_no_leak("Event", &serde_json::to_string(&event).unwrap(), &secrets);
+    assert_no_leak(
+        "logs at TRACE",
+        &keyguard_tests::operator::captured_logs(),
+        &secrets,
+    );
+    let metrics = w.operator.as_ref().unwrap().metrics.render();
+    assert_no_leak("metrics", &metrics, &secrets);
+}
