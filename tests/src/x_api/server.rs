@@ -60,7 +60,7 @@ struct Inner {
     /// Lifetime of OAuth 2.0 user access tokens (`expires_in`).
     user_token_lifetime: Duration,
     /// Bearer tokens invalidated, by API key.
-    invalidated: HashMap<String, usize>,
+    invalidated: HashMap<String, Vec<String>>,
     /// Requests being answered now, and the most there ever were at once.
     in_flight: usize,
     max_in_flight: usize,
@@ -354,13 +354,15 @@ impl XApiEmulator {
     /// How many bearer tokens of the app X has invalidated (requests that
     /// failed, e.g. with an injected 5xx, do not count).
     pub fn bearer_invalidations(&self, api_key: &str) -> usize {
-        self.state
-            .lock()
-            .unwrap()
-            .invalidated
-            .get(api_key)
-            .copied()
-            .unwrap_or(0)
+        self.invalidated_bearers(api_key).len()
+    }
+
+    /// The app's bearer tokens X has invalidated, oldest first: the values
+    /// a leak check must look for too (an invalidated token is the one a
+    /// careless operator would log).
+    pub fn invalidated_bearers(&self, api_key: &str) -> Vec<String> {
+        let s = self.state.lock().unwrap();
+        s.invalidated.get(api_key).cloned().unwrap_or_default()
     }
 
     /// The most requests the emulator was answering at once.
@@ -866,7 +868,7 @@ async fn oauth2_invalidate(
     }
     app.bearer = None;
     let key = app.credentials.api_key.clone();
-    *s.invalidated.entry(key).or_default() += 1;
+    s.invalidated.entry(key).or_default().push(token.clone());
     Json(json!({"access_token": token})).into_response()
 }
 

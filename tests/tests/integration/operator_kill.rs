@@ -272,7 +272,9 @@ async fn sigkill_of_the_leader_during_100_rotations_loses_and_repeats_nothing() 
     let secrets = Secrets::new(
         apps.iter()
             .flat_map(|a| [a.api_key_secret.clone()])
-            .chain(apps.iter().filter_map(|a| x.current_bearer(&a.api_key))),
+            .chain(apps.iter().filter_map(|a| x.current_bearer(&a.api_key)))
+            // The invalidated tokens too: the likeliest to be logged.
+            .chain(apps.iter().flat_map(|a| x.invalidated_bearers(&a.api_key))),
     );
     assert_no_leak("the replicas' logs at DEBUG", &logs, &secrets);
 }

@@ -901,6 +901,18 @@ async fn user_tokens_are_refreshed_before_expiry_keeping_each_new_refresh_token(
             .any(|c| c["type"] == "ReauthorizationRequired"),
         "{status}"
     );
+    // OAuth 2.0 values, searched everywhere output goes.
+    let secrets = Secrets::new([w.app.refresh_token.clone(), first, latest])
+        .pair(&w.app.client_id, &w.app.client_secret);
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(w.client.clone(), "team")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_no_leak("Events", &serde_json::to_string(&events).unwrap(), &secrets);
+    assert_no_leak("status", &status.to_string(), &secrets);
+    assert_no_leak("logs at TRACE", &captured_logs(), &secrets);
+    let metrics = w.operator.as_ref().unwrap().metrics.render();
+    assert_no_leak("metrics", &metrics, &secrets);
 }
 
 /// A spent refresh token is reported; nothing is overwritten; a person's
