@@ -462,11 +462,9 @@ async fn a_rotation_lands_in_an_immutable_target_and_a_huge_request_is_handled_o
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_rotation_comes_when_its_schedule_says() {
-    let w = World::start().await;
-    let old = setup(&w, json!({"bearerToken": {"every": "1m"}})).await;
-    // Make the last rotation two minutes old, as if time had passed.
+/// Writes an older last rotation into the state record, as someone who may
+/// edit Secrets in the namespace could.
+async fn forge_last_rotation(w: &World, secs: i64) {
     let states = Api::<Secret>::namespaced(w.client.clone(), "team");
     let state = states
         .list(&ListParams::default().labels("keyguard.dev/part=state"))
@@ -475,9 +473,12 @@ async fn a_rotation_comes_when_its_schedule_says() {
         .items
         .remove(0);
     let past = (k8s_openapi::jiff::Timestamp::now()
-        - k8s_openapi::jiff::SignedDuration::from_secs(120))
+        - k8s_openapi::jiff::SignedDuration::from_secs(secs))
     .to_string();
-    let patch = json!({"metadata": {"annotations": {"keyguard.dev/last-rotation": past}}});
+    let patch = json!({"metadata": {"annotations": {
+        "keyguard.dev/last-rotation": past,
+        "keyguard.dev/bearer-rotated-at": past
+    }}});
     states
         .patch(
             &state.name_any(),
@@ -486,7 +487,68 @@ async fn a_rotation_comes_when_its_schedule_says() {
         )
         .await
         .unwrap();
-    rotated_from(&w, &old).await;
+}
+
+/// The README's cron form: a bearer rotation on `schedule:` comes at the
+/// schedule's next time after the last rotation, and the next one is
+/// announced on the schedule (here every minute, on the minute). A last
+/// rotation forged into the state record does not make one due: the
+/// record's age is signed, and a broken signature starts it anew.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bearer_rotation_on_a_cron_schedule_comes_when_it_says() {
+    let w = World::start().await;
+    let old = setup(&w, json!({"bearerToken": {"schedule": "0 3 * * *"}})).await;
+    forge_last_rotation(&w, 2 * 24 * 3600).await;
+    w.force_sync_and_wait("team", "bot", "forged").await;
+    assert_eq!(invalidations(&w), 0, "a forged age rotates nothing");
+
+    let every_minute = json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+        "name": "prod",
+        "source": {"secretRef": {"name": "keys"}},
+        "target": {"secretName": "out", "keys": ["bearerToken"]},
+        "rotation": {"bearerToken": {"schedule": "* * * * *"}}
+    }]}});
+    w.apply("team", every_minute).await;
+    let new = eventually("the rotation on the next minute", 2 * WAIT, || async {
+        let now = value(&w.secret("team", "out").await?, "bearerToken")?;
+        (now != old && Some(&now) == w.x.current_bearer(&w.app.api_key).as_ref()).then_some(now)
+    })
+    .await;
+    assert_eq!(invalidations(&w), 1);
+    assert_eq!(x_answers(&w, &new).await.0, 200);
+    let (last, next) = eventually("status after the rotation", WAIT, || async {
+        let status = w.status("team", "bot").await;
+        let env = &status["environments"][0];
+        let at = |k: &str| {
+            env[k]
+                .as_str()?
+                .parse::<k8s_openapi::jiff::Timestamp>()
+                .ok()
+        };
+        (env["revision"] == 2).then(|| Some((at("lastRotation")?, at("nextRotation")?)))?
+    })
+    .await;
+    let utc = next.to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC);
+    assert_eq!(utc.second(), 0, "on the minute: {next}");
+    let gap = next.duration_since(last).as_secs();
+    assert!(
+        (1..=60).contains(&gap),
+        "the next minute after {last}: {next}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_comes_when_its_schedule_says() {
+    let w = World::start().await;
+    let old = setup(&w, json!({"bearerToken": {"every": "1m"}})).await;
+    // The interval passes (the record's age is signed: a test cannot
+    // backdate it, see the cron test).
+    let new = eventually("the scheduled rotation", 2 * WAIT, || async {
+        let now = value(&w.secret("team", "out").await?, "bearerToken")?;
+        (now != old && Some(&now) == w.x.current_bearer(&w.app.api_key).as_ref()).then_some(now)
+    })
+    .await;
+    assert_ne!(new, old);
     assert_eq!(invalidations(&w), 1);
     let status = w.status("team", "bot").await;
     let last: k8s_openapi::jiff::Timestamp = status["environments"][0]["lastRotation"]
@@ -662,6 +724,91 @@ async fn without_offline_access_reauthorization_is_asked_for_before_expiry() {
     );
 }
 
+/// Two hours pass for source credential `key` (as far as status knows)
+/// until `RotationDue` turns on; returns that condition. The operator may
+/// be writing status at the same moment and win: backdate until it takes.
+async fn aged_past_max_age(w: &World, key: &str) -> serde_json::Value {
+    let api = Api::<TwitterCredential>::namespaced(w.client.clone(), "team");
+    let past = (k8s_openapi::jiff::Timestamp::now()
+        - k8s_openapi::jiff::SignedDuration::from_secs(7200))
+    .to_string();
+    eventually("RotationDue after the key aged", WAIT, || async {
+        let mut status = w.status("team", "bot").await;
+        let env = &status["environments"][0];
+        if let Some(c) = env["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "RotationDue" && c["status"] == "True")
+        {
+            return Some(c.clone());
+        }
+        for c in status["environments"][0]["sourceCredentials"].as_array_mut()? {
+            if c["key"] == key {
+                c["since"] = json!(past);
+            }
+        }
+        api.patch_status(
+            "bot",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": status})),
+        )
+        .await
+        .ok()?;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        None
+    })
+    .await
+}
+
+/// `rotation.accessTokens.maxAge`: an OAuth 1.0a access token only a
+/// person can replace is reminded past its age, naming the key and the
+/// Secret; the person's new token starts a new age.
+#[tokio::test(flavor = "multi_thread")]
+async fn access_tokens_are_reminded_past_their_max_age() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+            "name": "prod",
+            "source": {"secretRef": {"name": "keys"}},
+            "target": {"secretName": "out", "keys": ["accessToken", "accessTokenSecret"]},
+            "rotation": {"accessTokens": {"maxAge": "1h"}}
+        }]}}),
+    )
+    .await;
+    let fresh = w
+        .wait_condition("team", "bot", Some("prod"), "RotationDue", "False")
+        .await;
+    assert_eq!(fresh["reason"], "WithinMaxAge");
+    let due = aged_past_max_age(&w, "accessToken").await;
+    assert_eq!(due["reason"], "MaxAgeExceeded");
+    let message = due["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("accessToken is 2h old (maxAge 1h)") && message.contains("team/keys"),
+        "{message}"
+    );
+    let event = w.wait_event("team", "RotationDue").await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+
+    let (token, token_secret) = replace_access_token(&w).await;
+    w.wait_condition("team", "bot", Some("prod"), "RotationDue", "False")
+        .await;
+    let secrets = Secrets::new([
+        w.app.access_token.as_str(),
+        w.app.access_token_secret.as_str(),
+        token.as_str(),
+        token_secret.as_str(),
+    ]);
+    assert_no_leak(
+        "status",
+        &w.status("team", "bot").await.to_string(),
+        &secrets,
+    );
+    assert_no_leak("Event", &serde_json::to_string(&event).unwrap(), &secrets);
+}
+
 /// Credentials only a person can replace are tracked from when the
 /// operator first saw them and reminded past `maxAge`; a new value (put in
 /// the source by a person) starts a new age.
@@ -685,38 +832,7 @@ async fn credentials_only_a_person_can_replace_are_reminded_past_their_max_age()
         .await;
     assert_eq!(fresh["reason"], "WithinMaxAge");
 
-    // Two hours pass (as far as status knows). The operator may be writing
-    // status at the same moment and win: backdate until it takes.
-    let api = Api::<TwitterCredential>::namespaced(w.client.clone(), "team");
-    let past = (k8s_openapi::jiff::Timestamp::now()
-        - k8s_openapi::jiff::SignedDuration::from_secs(7200))
-    .to_string();
-    let due = eventually("RotationDue after the key aged", WAIT, || async {
-        let mut status = w.status("team", "bot").await;
-        let env = &status["environments"][0];
-        if let Some(c) = env["conditions"]
-            .as_array()?
-            .iter()
-            .find(|c| c["type"] == "RotationDue" && c["status"] == "True")
-        {
-            return Some(c.clone());
-        }
-        for c in status["environments"][0]["sourceCredentials"].as_array_mut()? {
-            if c["key"] == "apiKey" {
-                c["since"] = json!(past);
-            }
-        }
-        api.patch_status(
-            "bot",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"status": status})),
-        )
-        .await
-        .ok()?;
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        None
-    })
-    .await;
+    let due = aged_past_max_age(&w, "apiKey").await;
     assert_eq!(due["reason"], "MaxAgeExceeded");
     let message = due["message"].as_str().unwrap();
     assert!(
