@@ -1365,3 +1365,120 @@ async fn a_public_client_refreshes_with_its_client_id_alone() {
     assert_eq!(users_me(&w, &token).await, 200);
     assert_eq!(refreshes(&w), 1);
 }
+
+/// The README's grace-period promises, with a grace period (1h) that never
+/// ends during the test, so each outcome comes from a swap, not a clock:
+/// putting the old token back cancels its invalidation; a second swap
+/// within the grace period ends the first one's early; deleting the
+/// resource during a grace period leaves the retired token valid.
+#[tokio::test(flavor = "multi_thread")]
+async fn grace_periods_end_early_on_a_second_swap_and_never_for_a_token_put_back() {
+    let w = World::start().await;
+    let a = project_access_token(&w, "1h").await;
+    let projected = |token: String| {
+        let w = &w;
+        async move {
+            w.wait_secret("team", "out", "the token projected", |s| {
+                value(s, "accessToken").as_deref() == Some(token.as_str())
+            })
+            .await;
+        }
+    };
+    let (b, _) = replace_access_token(&w).await;
+    projected(b.clone()).await;
+    w.wait_event("team", "AccessTokenRetired").await;
+
+    // A person puts A back: A's retirement is forgotten (B, now replaced,
+    // is retired instead).
+    w.source("team", "keys", &w.full_source()).await;
+    projected(a.clone()).await;
+    w.force_sync_and_wait("team", "bot", "a-is-back").await;
+    assert!(w.x.revoked_access_tokens(&w.app.api_key).is_empty());
+
+    // A second swap within B's grace period ends it early: B is invalidated
+    // now, and A (the token put back) never is.
+    let (c, _) = replace_access_token(&w).await;
+    projected(c.clone()).await;
+    eventually("B's grace period to end early", WAIT, || async {
+        (w.x.revoked_access_tokens(&w.app.api_key) == vec![b.clone()]).then_some(())
+    })
+    .await;
+
+    // A is retired now, in its grace period. Deleting the resource leaves
+    // it valid: the operator invalidates nothing on the way out.
+    let secrets = Api::<Secret>::namespaced(w.client.clone(), "team");
+    let records = secrets.list(&ListParams::default()).await.unwrap();
+    assert!(
+        records
+            .items
+            .iter()
+            .any(|s| s.name_any().starts_with("keyguard-retired-")),
+        "a retirement record holds A"
+    );
+    Api::<TwitterCredential>::namespaced(w.client.clone(), "team")
+        .delete("bot", &Default::default())
+        .await
+        .unwrap();
+    let secrets = Api::<Secret>::namespaced(w.client.clone(), "team");
+    eventually(
+        "the retirement record deleted with the resource",
+        WAIT,
+        || async {
+            let records = secrets.list(&ListParams::default()).await.ok()?;
+            let left = records
+                .items
+                .iter()
+                .any(|s| s.name_any().starts_with("keyguard-retired-"));
+            (!left).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        w.x.revoked_access_tokens(&w.app.api_key),
+        vec![b],
+        "only B was ever invalidated"
+    );
+}
+
+/// Without `gracePeriod` a replaced access token is left for the person to
+/// revoke: nothing is retired, nothing invalidated.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_grace_period_a_replaced_access_token_is_left_alone() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.source("team", "keys", &w.full_source()).await;
+    w.apply(
+        "team",
+        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
+            "name": "prod",
+            "source": {"secretRef": {"name": "keys"}},
+            "target": {"secretName": "out", "keys": ["accessToken", "accessTokenSecret"]}
+        }]}}),
+    )
+    .await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    let (b, _) = replace_access_token(&w).await;
+    w.wait_secret("team", "out", "the new token projected", |s| {
+        value(s, "accessToken").as_deref() == Some(b.as_str())
+    })
+    .await;
+    w.force_sync_and_wait("team", "bot", "after-swap").await;
+    assert!(w.x.revoked_access_tokens(&w.app.api_key).is_empty());
+    assert!(!w
+        .x
+        .requests()
+        .iter()
+        .any(|r| r == "POST /1.1/oauth/invalidate_token"));
+    let records = Api::<Secret>::namespaced(w.client.clone(), "team")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(
+        !records
+            .items
+            .iter()
+            .any(|s| s.name_any().starts_with("keyguard-retired-")),
+        "no retirement record without a grace period"
+    );
+}
