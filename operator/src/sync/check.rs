@@ -120,7 +120,7 @@ fn consented(
     };
     let kept = if teardown == Teardown::RemoveAccess && pieces.secret == Some(Ownership::Ours) {
         format!(
-            " (Secret {} retained, its RoleBinding removed: deletionPolicy Retain)",
+            " (Secret {} retained, its Role and RoleBinding removed: deletionPolicy Retain)",
             target.secret_ref()
         )
     } else {

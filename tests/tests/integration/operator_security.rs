@@ -669,15 +669,18 @@ async fn withdrawn_consent_removes_the_projection() {
         .await;
     assert!(c["message"].as_str().unwrap().contains("retained"), "{c}");
     eventually(
-        "the RoleBinding of the retained Secret to go",
+        "the Role and RoleBinding of the retained Secret to go",
         WAIT,
         || async {
-            Api::<RoleBinding>::namespaced(w.client.clone(), "kept")
+            let role = Api::<Role>::namespaced(w.client.clone(), "kept")
                 .get_opt("keyguard-read-out")
                 .await
-                .ok()?
-                .is_none()
-                .then_some(())
+                .ok()?;
+            let rb = Api::<RoleBinding>::namespaced(w.client.clone(), "kept")
+                .get_opt("keyguard-read-out")
+                .await
+                .ok()?;
+            (role.is_none() && rb.is_none()).then_some(())
         },
     )
     .await;
@@ -1234,4 +1237,42 @@ async fn a_re_created_copy_of_a_claimed_object_gains_nothing() {
         (names == ["app"]).then_some(())
     })
     .await;
+}
+
+/// The README: a missing target namespace and an unwilling one give the
+/// same message, so a tenant cannot probe which namespaces exist.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_namespace_and_an_unwilling_one_look_the_same() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    w.namespace("closed", json!({})).await;
+    w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
+        .await;
+    let resource = |name: &str, target: &str| {
+        json!({"metadata": {"name": name}, "spec": {"environments": [
+            env("prod", "keys", Some(target), "out", json!(["apiKey"]))
+        ]}})
+    };
+    w.apply("team", resource("to-ghost", "ghost")).await;
+    w.apply("team", resource("to-closed", "closed")).await;
+    let ghost = w
+        .wait_condition("team", "to-ghost", Some("prod"), "TargetNotAllowed", "True")
+        .await;
+    let closed = w
+        .wait_condition(
+            "team",
+            "to-closed",
+            Some("prod"),
+            "TargetNotAllowed",
+            "True",
+        )
+        .await;
+    assert_eq!(ghost["reason"], closed["reason"]);
+    let text = |c: &serde_json::Value, ns: &str| {
+        c["message"]
+            .as_str()
+            .unwrap_or_default()
+            .replace(ns, "<namespace>")
+    };
+    assert_eq!(text(&ghost, "ghost"), text(&closed, "closed"));
 }
