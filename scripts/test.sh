@@ -49,12 +49,12 @@ echo "==> tests against the newest supported Kubernetes (v1.37.2); the operator 
 cargo build -q --workspace --bins
 cargo test --workspace
 
-echo "==> the CRD, sync and chart tests against the oldest supported Kubernetes (v1.34.4; built once)"
+echo "==> the CRD, sync, chart, chart RBAC and chart values tests against the oldest supported Kubernetes (v1.34.4; built once)"
 (
   ensure_kubectl v1.34.4 kubernetes-1.34.mod # within the skew of the older apiserver
   KEYGUARD_KUBERNETES=oldest target/debug/keyguard-control-plane build >/dev/null
   KEYGUARD_KUBERNETES=oldest cargo test -q -p keyguard-tests --test integration -- \
-    crd:: operator_sync:: chart:: chart_upgrade::
+    crd:: operator_sync:: chart:: chart_upgrade:: chart_rbac:: chart_values::
 )
 
 echo "==> keyguard scans its own repository (working tree and history)"
