@@ -507,3 +507,37 @@ fn the_service_monitor_takes_a_namespace_and_relabelings() {
     assert_eq!(endpoint["relabelings"][0]["targetLabel"], "cluster");
     assert_eq!(endpoint["metricRelabelings"][0]["action"], "drop");
 }
+
+/// A Prometheus that denies file access through ServiceMonitors refuses
+/// `bearerTokenFile`: with `bearerTokenSecret` the token comes from a
+/// Secret (`authorization.credentials`), and only then.
+#[test]
+fn the_service_monitor_can_send_a_token_from_a_secret() {
+    let endpoint = |sets: &[&str]| {
+        let mut all = vec!["metrics.serviceMonitor.enabled=true"];
+        all.extend_from_slice(sets);
+        let docs = render(&all).unwrap();
+        find(&docs, "ServiceMonitor").unwrap()["spec"]["endpoints"][0].clone()
+    };
+    let default = endpoint(&[]);
+    assert_eq!(
+        default["bearerTokenFile"],
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    );
+    assert!(default["authorization"].is_null(), "{default:?}");
+
+    let from_secret = endpoint(&["metrics.serviceMonitor.bearerTokenSecret.name=prometheus-token"]);
+    assert!(from_secret["bearerTokenFile"].is_null(), "{from_secret:?}");
+    assert_eq!(from_secret["authorization"]["type"], "Bearer");
+    assert_eq!(
+        from_secret["authorization"]["credentials"]["name"],
+        "prometheus-token"
+    );
+    assert_eq!(from_secret["authorization"]["credentials"]["key"], "token");
+
+    let refused = render(&[
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.serviceMonitor.bearerTokenSecret.nmae=typo",
+    ]);
+    assert!(refused.is_err(), "a typo in the Secret's fields is refused");
+}
