@@ -139,12 +139,6 @@ impl Detector {
         })
     }
 
-    /// Does the buffer contain any keyword at all? (The fast path: most
-    /// files stop here.)
-    pub fn has_keyword(&self, buf: &[u8]) -> bool {
-        self.prefilter_hits(buf).next().is_some()
-    }
-
     /// Finds credentials in `buf`. `path` gives context (a path that names
     /// Twitter counts as context for generic identifiers).
     pub fn detect(&self, buf: &[u8], path: &str, out: &mut Vec<Detection>) {

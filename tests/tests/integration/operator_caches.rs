@@ -19,8 +19,9 @@ use keyguard_operator::sync;
 use keyguard_operator::xapi::XApiClient;
 use keyguard_operator::TwitterCredential;
 use keyguard_tests::conflicts::Conflicts;
+use keyguard_tests::kube_helpers::eventually;
 use keyguard_tests::operator::{test_claim_key, RunningOperator};
-use keyguard_tests::world::{production, reconciles, value, World};
+use keyguard_tests::world::{production, reconciles, value, World, WAIT};
 use kube::api::Api;
 use kube::runtime::reflector::{store, Store};
 use kube::runtime::watcher::Event;
@@ -220,8 +221,14 @@ async fn a_resync_of_a_synced_resource_reads_only_sources_and_state() {
     let state = keyguard_operator::state_record::state_name(&tc, &tc.spec.environments[0]);
     let before = reconciles(w.operator.as_ref().unwrap(), "team", "bot");
     reads.take_reads();
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let resyncs = reconciles(w.operator.as_ref().unwrap(), "team", "bot") - before;
+    // Two resyncs (each after the short resync interval), counted as they
+    // happen rather than guessed from a sleep.
+    let op = w.operator.as_ref().unwrap();
+    let resyncs = eventually("two resyncs", WAIT, || async {
+        let done = reconciles(op, "team", "bot") - before;
+        (done >= 2).then_some(done)
+    })
+    .await;
     let gets: Vec<String> = reads
         .take_reads()
         .into_iter()

@@ -37,7 +37,11 @@ async fn replica(cp: &ControlPlane, x: &XApiEmulator, identity: &str) -> Replica
         "default",
         "keyguard-operator",
         identity,
-        Duration::from_secs(3),
+        // Renewed every third of it: 8 s leaves a loaded machine room to
+        // renew in time (a 3 s lease could lapse under load and change
+        // leaders the test did not ask for), at the cost of a longer wait
+        // where a test takes an expired Lease over.
+        Duration::from_secs(8),
     );
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(keyguard_operator::run_led(
