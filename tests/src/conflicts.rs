@@ -3,7 +3,9 @@
 //! been modified" for updates, patches and deletes, "already exists" for
 //! creates. Every write path of the operator meets one, so a test can show
 //! that each converges. It also records every read (GET) it passes on, so
-//! a test can show which reads a cache saved.
+//! a test can show which reads a cache saved, and every request the
+//! apiserver refused with 403, so a test can tell the moment a missing
+//! RBAC rule stopped the operator.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -34,6 +36,8 @@ struct Ledger {
     /// Paths (and queries) of the GETs passed on, in order; lists and
     /// watches have a query, a read of one object has none.
     reads: Vec<String>,
+    /// Kinds of the requests the apiserver answered 403 (see [`kind_of`]).
+    denied: BTreeSet<String>,
 }
 
 impl Conflicts {
@@ -70,6 +74,12 @@ impl Conflicts {
             ledger: ledger.clone(),
         });
         Ok(ClientBuilder::try_from(config)?.with_layer(&layer).build())
+    }
+
+    /// The kinds (`secrets`, `twittercredentials/status` …) of the requests
+    /// the apiserver refused with 403 Forbidden.
+    pub fn denied(&self) -> BTreeSet<String> {
+        self.lock().denied.clone()
     }
 
     /// Stops (or resumes) answering with conflicts.
@@ -187,7 +197,15 @@ where
             return Box::pin(std::future::ready(Ok(answer)));
         }
         let call = self.inner.call(req);
-        Box::pin(async move { Ok(call.await?.map(Either::Left)) })
+        let ledger = self.ledger.clone();
+        Box::pin(async move {
+            let answer = call.await?;
+            if answer.status() == StatusCode::FORBIDDEN {
+                let mut ledger = ledger.lock().unwrap_or_else(|p| p.into_inner());
+                ledger.denied.insert(kind_of(&path));
+            }
+            Ok(answer.map(Either::Left))
+        })
     }
 }
 
