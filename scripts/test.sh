@@ -49,6 +49,9 @@ echo "==> tests against the newest supported Kubernetes (v1.37.2); the operator 
 cargo build -q --workspace --bins
 cargo test --workspace
 
+echo "==> the tests that once depended on timing, again beside two CPU-bound processes (all operator tests: scripts/load-run.sh)"
+./scripts/load-run.sh operator_faults operator_caches operator_leader operator_lost_answers x_api_emulator chart_rbac
+
 echo "==> the CRD, sync, chart, chart RBAC and chart values tests against the oldest supported Kubernetes (v1.34.4; built once)"
 (
   ensure_kubectl v1.34.4 kubernetes-1.34.mod # within the skew of the older apiserver
