@@ -760,12 +760,15 @@ async fn aged_past_max_age(w: &World, key: &str) -> serde_json::Value {
     .await
 }
 
-/// `rotation.accessTokens.maxAge`: an OAuth 1.0a access token only a
-/// person can replace is reminded past its age, naming the key and the
-/// Secret; the person's new token starts a new age.
-#[tokio::test(flavor = "multi_thread")]
-async fn access_tokens_are_reminded_past_their_max_age() {
-    let w = World::start().await;
+/// `bot` projecting `keys` with `rotation.<rule>.maxAge: 1h`: fresh at
+/// first, then `key` aged two hours is `RotationDue` naming it and the
+/// Secret, with a Warning Event (returned).
+async fn reminded_past_max_age(
+    w: &World,
+    keys: serde_json::Value,
+    rule: &str,
+    key: &str,
+) -> k8s_openapi::api::events::v1::Event {
     w.namespace("team", json!({})).await;
     w.source("team", "keys", &w.full_source()).await;
     w.apply(
@@ -773,8 +776,8 @@ async fn access_tokens_are_reminded_past_their_max_age() {
         json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
             "name": "prod",
             "source": {"secretRef": {"name": "keys"}},
-            "target": {"secretName": "out", "keys": ["accessToken", "accessTokenSecret"]},
-            "rotation": {"accessTokens": {"maxAge": "1h"}}
+            "target": {"secretName": "out", "keys": keys},
+            "rotation": {rule: {"maxAge": "1h"}}
         }]}}),
     )
     .await;
@@ -782,15 +785,27 @@ async fn access_tokens_are_reminded_past_their_max_age() {
         .wait_condition("team", "bot", Some("prod"), "RotationDue", "False")
         .await;
     assert_eq!(fresh["reason"], "WithinMaxAge");
-    let due = aged_past_max_age(&w, "accessToken").await;
+    let due = aged_past_max_age(w, key).await;
     assert_eq!(due["reason"], "MaxAgeExceeded");
     let message = due["message"].as_str().unwrap();
     assert!(
-        message.starts_with("accessToken is 2h old (maxAge 1h)") && message.contains("team/keys"),
+        message.starts_with(&format!("{key} is 2h old (maxAge 1h)"))
+            && message.contains("team/keys"),
         "{message}"
     );
     let event = w.wait_event("team", "RotationDue").await;
     assert_eq!(event.type_.as_deref(), Some("Warning"));
+    event
+}
+
+/// `rotation.accessTokens.maxAge`: an OAuth 1.0a access token only a
+/// person can replace is reminded past its age, naming the key and the
+/// Secret; the person's new token starts a new age.
+#[tokio::test(flavor = "multi_thread")]
+async fn access_tokens_are_reminded_past_their_max_age() {
+    let w = World::start().await;
+    let keys = json!(["accessToken", "accessTokenSecret"]);
+    let event = reminded_past_max_age(&w, keys, "accessTokens", "accessToken").await;
 
     let (token, token_secret) = replace_access_token(&w).await;
     w.wait_condition("team", "bot", Some("prod"), "RotationDue", "False")
@@ -815,34 +830,10 @@ async fn access_tokens_are_reminded_past_their_max_age() {
 #[tokio::test(flavor = "multi_thread")]
 async fn credentials_only_a_person_can_replace_are_reminded_past_their_max_age() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
-    w.source("team", "keys", &w.full_source()).await;
-    w.apply(
-        "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-            "name": "prod",
-            "source": {"secretRef": {"name": "keys"}},
-            "target": {"secretName": "out", "keys": ["apiKey", "apiKeySecret"]},
-            "rotation": {"consumerKeys": {"maxAge": "1h"}}
-        }]}}),
-    )
-    .await;
-    let fresh = w
-        .wait_condition("team", "bot", Some("prod"), "RotationDue", "False")
-        .await;
-    assert_eq!(fresh["reason"], "WithinMaxAge");
-
-    let due = aged_past_max_age(&w, "apiKey").await;
-    assert_eq!(due["reason"], "MaxAgeExceeded");
-    let message = due["message"].as_str().unwrap();
-    assert!(
-        message.starts_with("apiKey is 2h old (maxAge 1h)") && message.contains("team/keys"),
-        "{message}"
-    );
+    let keys = json!(["apiKey", "apiKeySecret"]);
+    reminded_past_max_age(&w, keys, "consumerKeys", "apiKey").await;
     w.wait_condition("team", "bot", None, "RotationDue", "True")
         .await;
-    let event = w.wait_event("team", "RotationDue").await;
-    assert_eq!(event.type_.as_deref(), Some("Warning"));
     let metrics = w.operator.as_ref().unwrap().metrics.render();
     assert!(
         metrics
