@@ -2,34 +2,19 @@
 
 Proves the emulator follows the protocol, not only our own client: tweepy
 mints an app-only bearer token (Basic auth), calls a v1.1 endpoint with it,
-and signs an OAuth 1.0a user-context request. tweepy only speaks https to
-api.twitter.com, so every request is sent to the emulator over loopback
-HTTP, saying (as a TLS-terminating proxy would) that the client used https.
+signs OAuth 1.0a user-context requests, refreshes an OAuth 2.0 user token
+and reads /2/users/me with it. tweepy only speaks https to api.twitter.com,
+and so do these requests: the test gives them a proxy (HTTPS_PROXY) that
+tunnels api.twitter.com:443 to a TLS front for the emulator, whose private
+CA is REQUESTS_CA_BUNDLE. Nothing in the clients is patched.
 
-usage: python tweepy_against_emulator.py BASE_URL  (keys from the environment)
+usage: python tweepy_against_emulator.py  (keys and proxy from the environment)
 """
 
 import os
 import sys
-from urllib.parse import urlsplit, urlunsplit
 
-import requests.adapters
 import tweepy
-
-base = urlsplit(sys.argv[1])
-send = requests.adapters.HTTPAdapter.send
-
-
-def to_emulator(self, request, **kwargs):
-    url = urlsplit(request.url)
-    # tweepy signed https://api.twitter.com/...: keep what it signed in Host.
-    request.headers["Host"] = url.netloc
-    request.headers["X-Forwarded-Proto"] = url.scheme
-    request.url = urlunsplit((base.scheme, base.netloc, url.path, url.query, url.fragment))
-    return send(self, request, **kwargs)
-
-
-requests.adapters.HTTPAdapter.send = to_emulator
 
 key, secret = os.environ["X_API_KEY"], os.environ["X_API_KEY_SECRET"]
 token, token_secret = os.environ["X_ACCESS_TOKEN"], os.environ["X_ACCESS_TOKEN_SECRET"]

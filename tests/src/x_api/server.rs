@@ -126,10 +126,23 @@ impl XApiEmulator {
 
     /// Starts on `addr` (e.g. for the demo, a fixed port).
     pub async fn start_on(addr: &str) -> Self {
+        Self::start_with(addr, "http").await
+    }
+
+    /// Starts on a free loopback port, to be reached only through a TLS
+    /// front that relays bytes (no `X-Forwarded-Proto`): the URLs clients
+    /// sign are https ones. [`XApiEmulator::base_url`] stays the plain one
+    /// the front connects to.
+    pub async fn start_behind_tls() -> Self {
+        Self::start_with("127.0.0.1:0", "https").await
+    }
+
+    async fn start_with(addr: &str, signed_scheme: &str) -> Self {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .expect("bind the X API emulator");
-        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let local = listener.local_addr().unwrap();
+        let base_url = format!("http://{local}");
         let state: Shared = Arc::new(Mutex::new(Inner {
             rate_limit: None,
             user_token_lifetime: Duration::from_secs(7200),
@@ -137,7 +150,7 @@ impl XApiEmulator {
         }));
         let ctx = Ctx {
             state: state.clone(),
-            base_url: base_url.clone(),
+            base_url: format!("{signed_scheme}://{local}"),
         };
         let app = Router::new()
             .route("/oauth2/token", post(oauth2_token))

@@ -4,10 +4,16 @@
 //! OAuth 1.0a request against it; its OAuth 2.0 handler refreshes a user
 //! token, whose access token reads /2/users/me; it parses X's 453 and a
 //! Free-tier 429. requests-oauthlib signs the bearer invalidation, which
-//! tweepy has no call for.
+//! tweepy has no call for. The clients talk to https://api.twitter.com
+//! through their own proxy and CA settings (`HTTPS_PROXY`,
+//! `REQUESTS_CA_BUNDLE`): nothing in them is patched.
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 use keyguard_tests::control_plane::cache_root;
 use keyguard_tests::repo_root;
@@ -31,21 +37,82 @@ fn python() -> PathBuf {
     python
 }
 
+/// A forward proxy that only tunnels (HTTP CONNECT) to `api.twitter.com:443`,
+/// delivering it to `front` (host:port): the Python clients reach the
+/// emulator under X's own name, through their own proxy support, with no
+/// patch of their transport. Returns its URL and the targets it was asked.
+async fn connect_proxy(front: String) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = asked.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(tunnel(client, front.clone(), log.clone()));
+        }
+    });
+    (url, asked)
+}
+
+async fn tunnel(mut client: TcpStream, front: String, asked: Arc<Mutex<Vec<String>>>) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 8192 || client.read_exact(&mut byte).await.is_err() {
+            return;
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).to_string();
+    let target = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    asked.lock().unwrap().push(target.clone());
+    if !text.starts_with("CONNECT ") || target != "api.twitter.com:443" {
+        let _ = client.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").await;
+        return;
+    }
+    let Ok(mut upstream) = TcpStream::connect(&front).await else {
+        return;
+    };
+    if client
+        .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+        .await
+        .is_ok()
+    {
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tweepy_authenticates_against_the_emulator() {
     let python = python();
-    let x = XApiEmulator::start().await;
+    // https://api.twitter.com as the clients know it: a proxy tunnels to a
+    // TLS front with a certificate for that name from a private CA, which
+    // relays to the emulator (which checks signatures over https URLs).
+    let x = XApiEmulator::start_behind_tls().await;
+    let backend = x.base_url().trim_start_matches("http://").to_string();
+    let (front, ca) = crate::x_api_tls::tls_front_for(backend, &["api.twitter.com"]).await;
+    let (proxy, asked) = connect_proxy(front.trim_start_matches("https://").to_string()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
     let app = x.create_app(AccessLevel::Read);
     let free = x.create_app(AccessLevel::Read);
     x.limit_access_tier(&free.api_key);
     x.set_daily_limit(1);
     let free_user_token = x.mint_user_token(&free.api_key);
     let script = repo_root().join("tests/python/tweepy_against_emulator.py");
-    let base = x.base_url().to_string();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .arg(script)
-            .arg(base)
+            .env("HTTPS_PROXY", &proxy)
+            .env("https_proxy", &proxy)
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .env("REQUESTS_CA_BUNDLE", &ca_file)
             .env("X_API_KEY", &app.api_key)
             .env("X_API_KEY_SECRET", &app.api_key_secret)
             .env("X_ACCESS_TOKEN", &app.access_token)
@@ -94,4 +161,9 @@ async fn tweepy_authenticates_against_the_emulator() {
             "{endpoint} not called: {requests:?}"
         );
     }
+    let asked = asked.lock().unwrap().clone();
+    assert!(
+        !asked.is_empty() && asked.iter().all(|t| t == "api.twitter.com:443"),
+        "the clients asked the proxy for {asked:?}"
+    );
 }

@@ -10,17 +10,32 @@ use std::time::Duration;
 use keyguard_credentials::SecretValue;
 use keyguard_operator::xapi::{extra_roots, XApi, XApiClient};
 use keyguard_tests::x_api::{AccessLevel, XApiEmulator};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType};
 use tokio::net::{TcpListener, TcpStream};
 
 /// A TLS front on a loopback port for `backend` (host:port), with a leaf
 /// for 127.0.0.1 signed by a fresh CA; returns its https URL and the CA.
 async fn tls_front(backend: String) -> (String, String) {
+    tls_front_for(backend, &["localhost"]).await
+}
+
+/// As [`tls_front`], with a leaf for `names` (e.g. `api.twitter.com`, for
+/// a client that only talks to X's own host) besides 127.0.0.1.
+pub(crate) async fn tls_front_for(backend: String, names: &[&str]) -> (String, String) {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: with rcgen's one default name for both, OpenSSL
+    // (Python's clients) takes the leaf for a self-signed certificate.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "keyguard test CA");
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let common_name = names.first().cloned().unwrap_or_default();
+    let mut leaf = CertificateParams::new(names).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, common_name);
     leaf.subject_alt_names
         .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
     let leaf = leaf.signed_by(&leaf_key, &ca).unwrap();
