@@ -36,8 +36,9 @@ struct Ledger {
     /// Paths (and queries) of the GETs passed on, in order; lists and
     /// watches have a query, a read of one object has none.
     reads: Vec<String>,
-    /// Kinds of the requests the apiserver answered 403 (see [`kind_of`]).
-    denied: BTreeSet<String>,
+    /// When the apiserver answered 403, and the request's kind (see
+    /// [`kind_of`]).
+    denied: Vec<(std::time::Instant, String)>,
 }
 
 impl Conflicts {
@@ -79,7 +80,22 @@ impl Conflicts {
     /// The kinds (`secrets`, `twittercredentials/status` …) of the requests
     /// the apiserver refused with 403 Forbidden.
     pub fn denied(&self) -> BTreeSet<String> {
-        self.lock().denied.clone()
+        self.lock().denied.iter().map(|(_, k)| k.clone()).collect()
+    }
+
+    /// When the apiserver first refused a request of one of `kinds` (at or
+    /// after `since`, when given).
+    pub fn first_denied(
+        &self,
+        kinds: &[&str],
+        since: Option<std::time::Instant>,
+    ) -> Option<std::time::Instant> {
+        self.lock()
+            .denied
+            .iter()
+            .filter(|(at, kind)| kinds.contains(&kind.as_str()) && since.is_none_or(|s| *at >= s))
+            .map(|(at, _)| *at)
+            .next()
     }
 
     /// Stops (or resumes) answering with conflicts.
@@ -202,7 +218,9 @@ where
             let answer = call.await?;
             if answer.status() == StatusCode::FORBIDDEN {
                 let mut ledger = ledger.lock().unwrap_or_else(|p| p.into_inner());
-                ledger.denied.insert(kind_of(&path));
+                ledger
+                    .denied
+                    .push((std::time::Instant::now(), kind_of(&path)));
             }
             Ok(answer.map(Either::Left))
         })
