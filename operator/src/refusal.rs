@@ -53,7 +53,7 @@ impl Refusal {
         );
         let r = if e.is_transient() { r.soon() } else { r };
         Refusal {
-            retry_after: e.retry_after(),
+            retry_after: operator_wait(e),
             ..r
         }
     }
@@ -131,6 +131,16 @@ pub fn scrub_keeping_record_names(text: &str) -> String {
     scrubbed
 }
 
+/// How long the operator waits out an X rate limit: until its reset, but
+/// never past X's 15-minute window. None of the operator's endpoints has
+/// X's 24-hour (Free) windows, so a longer reset is a stray header or a
+/// hostile answer, and waiting it out could leave a rotation half done or a
+/// user token expired; asking again after 15 minutes costs one call.
+pub fn operator_wait(e: &crate::xapi::XApiError) -> Option<std::time::Duration> {
+    e.retry_after()
+        .map(|d| d.min(std::time::Duration::from_secs(15 * 60)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +171,20 @@ mod tests {
         );
         let lookalike = "keyguard-state-AAAAxxxxxxxxxxxxxxxxxxxxZZ9";
         assert!(!scrub_keeping_record_names(lookalike).contains("AAAAxxxxxxxx"));
+    }
+
+    #[test]
+    fn a_rate_limit_is_waited_out_for_at_most_fifteen_minutes() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let limited = |reset| crate::xapi::XApiError::RateLimited {
+            endpoint: "GET /x",
+            reset: Some(reset),
+        };
+        let secs = |reset| operator_wait(&limited(reset)).map(|d| d.as_secs());
+        assert!(matches!(secs(now + 120), Some(119..=120)));
+        assert_eq!(secs(now + 20 * 3600), Some(900), "a day-long reset");
     }
 }

@@ -1,6 +1,9 @@
-//! Refresh tokens X refused, remembered by fingerprint, so that a spent
-//! token (its answer lost, or used elsewhere) is not sent to X again on
-//! every reconcile: only a different token, a person's new one, is tried.
+//! Refresh tokens X refused, remembered by fingerprint (with the client's
+//! id and secret), so that a spent token (its answer lost, or used
+//! elsewhere) is not sent to X again on every reconcile: only a different
+//! token, a person's new one, or other client values are tried. Only X's
+//! "this token is no good" answers are remembered, never a client that
+//! failed to authenticate.
 //! Kept in memory: a restarted operator tries a refused token once more,
 //! and X refuses it again.
 

@@ -95,7 +95,7 @@ impl Findings {
                 self.tier_limited.push(what);
             }
             Err(e) if e.is_transient() => {
-                self.wait = self.wait.max(e.retry_after());
+                self.wait = self.wait.max(crate::refusal::operator_wait(&e));
                 self.transient = Some(format!("{what}: {e}"));
             }
             Err(e) => self.refused.push(format!("{what}: {e}")),

@@ -66,6 +66,17 @@ impl XApiError {
         matches!(self, XApiError::Refused { status: 403, detail, .. } if detail.starts_with("code 348"))
     }
 
+    /// The token endpoint said the refresh token itself is no good (400
+    /// `invalid_request`/`invalid_grant`: spent, revoked, expired or
+    /// unknown), not that the client failed to authenticate (401, or
+    /// `invalid_client`/`unauthorized_client`) or an answer nobody could
+    /// read. Only such a token is worth never sending again.
+    pub fn refresh_token_refused(&self) -> bool {
+        matches!(self, XApiError::Refused { status: 400, endpoint, detail }
+            if endpoint.contains("oauth2/token")
+                && (detail.starts_with("invalid_request:") || detail.starts_with("invalid_grant:")))
+    }
+
     /// The token endpoint refused the refresh token (spent, revoked or
     /// unknown): only a person can authorize the app again.
     pub fn needs_reauthorization(&self) -> bool {
@@ -197,6 +208,37 @@ mod tests {
             limited.to_string(),
             "X API GET /2/users/me: rate limited until 2026-11-30T22:30:00Z"
         );
+    }
+
+    #[test]
+    fn only_a_refresh_token_x_called_bad_is_refused_for_good() {
+        let refused = |status, detail: &str| XApiError::Refused {
+            endpoint: "POST /2/oauth2/token",
+            status,
+            detail: detail.into(),
+        };
+        let cases = [
+            (
+                400,
+                "invalid_request: Value passed for the token was invalid.",
+                true,
+            ),
+            (400, "invalid_grant: expired", true),
+            (
+                401,
+                "unauthorized_client: Missing valid authorization header",
+                false,
+            ),
+            (400, "invalid_client: wrong secret", false),
+            (400, "unrecognised error body", false),
+        ];
+        for (status, detail, want) in cases {
+            assert_eq!(
+                refused(status, detail).refresh_token_refused(),
+                want,
+                "{status} {detail}"
+            );
+        }
     }
 
     #[test]

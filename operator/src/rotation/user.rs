@@ -88,7 +88,18 @@ async fn exchange(
     ns: &str,
     env: &Environment,
 ) -> Result<UserTokens, Refusal> {
-    let fingerprint = refresh.fingerprint().to_string();
+    // The client's values are part of the key: a refusal for a wrong
+    // client secret (which did not spend the token) ends when it is fixed.
+    let fingerprint = format!(
+        "{} {} {}",
+        refresh.fingerprint(),
+        client.id.fingerprint(),
+        client
+            .secret
+            .as_ref()
+            .map(|s| s.fingerprint().to_string())
+            .unwrap_or_default()
+    );
     if let Some(answer) = ctx.refused_refresh_tokens.answer_for(&fingerprint) {
         return Err(reauthorization_required(&answer, ns, env));
     }
@@ -100,8 +111,10 @@ async fn exchange(
         if !e.needs_reauthorization() {
             return Refusal::x_api("refreshing the user access token", &e);
         }
-        ctx.refused_refresh_tokens
-            .remember(fingerprint, e.to_string());
+        if e.refresh_token_refused() {
+            ctx.refused_refresh_tokens
+                .remember(fingerprint, e.to_string());
+        }
         reauthorization_required(&e.to_string(), ns, env)
     })
 }

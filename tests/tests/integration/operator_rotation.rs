@@ -1477,3 +1477,33 @@ async fn without_a_grace_period_a_replaced_access_token_is_left_alone() {
         "no retirement record without a grace period"
     );
 }
+
+async fn user_keys_with_secret(w: &World, secret: &str) {
+    let pairs = [
+        ("clientId", w.app.client_id.as_str()),
+        ("clientSecret", secret),
+        ("refreshToken", w.app.refresh_token.as_str()),
+    ];
+    w.source("team", "user-keys", &pairs).await;
+}
+
+/// A client that fails to authenticate (a client secret rotated in the
+/// portal before the source was updated) did not spend the refresh token:
+/// once the source holds the right secret, that same token refreshes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_client_secret_is_not_held_against_the_refresh_token() {
+    let w = World::start().await;
+    w.namespace("team", json!({})).await;
+    let wrong = format!("{}x", &w.app.client_secret[1..]);
+    user_keys_with_secret(&w, &wrong).await;
+    apply_user_resource(&w, serde_json::Value::Null).await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "False")
+        .await;
+    assert!(refreshes(&w) >= 1, "the client was refused");
+
+    user_keys_with_secret(&w, &w.app.client_secret).await;
+    w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
+        .await;
+    let token = value(&w.secret("team", "out").await.unwrap(), "userAccessToken").unwrap();
+    assert_eq!(users_me(&w, &token).await, 200);
+}
