@@ -49,16 +49,32 @@ sha256() {
   else shasum -a 256 "$1" | awk '{print $1}'; fi
 }
 
-# What this tree pins, if anything: the asset's and its binary's SHA-256.
+# 4. Build this checkout (the source is what the ref pins).
+build_from_source() {
+  command -v cargo >/dev/null 2>&1 \
+    || fail "building keyguard from source needs cargo (add dtolnay/rust-toolchain before this step), or use a released version of the action (uses: $repository/action@v$version)"
+  local profile=() dest="${RUNNER_TEMP:-/tmp}/keyguard-source-$version"
+  [ "${KEYGUARD_INSTALL_DEBUG:-}" = 1 ] && profile=(--debug)
+  cargo install --quiet --locked "${profile[@]}" --root "$dest" --path "$root/action" --bin keyguard
+  use_dir "$dest/bin"
+  exit 0
+}
+
+# What this tree pins, if anything: the asset's and its binary's SHA-256
+# (carriage returns stripped: a file that went through Windows still pins).
 pins="$here/sha256sums.txt"
 pinned_asset="" pinned_binary=""
+pinned() { tr -d '\r' < "$pins" | awk -v a="$1" '$2 == a {print $1}'; }
 if [ -f "$pins" ] && [ -n "$target" ]; then
-  pinned_asset="$(awk -v a="$asset" '$2 == a {print $1}' "$pins")"
-  pinned_binary="$(awk -v a="keyguard-v$version-$target/keyguard" '$2 == a {print $1}' "$pins")"
-  if [ -z "$pinned_asset" ] || [ -z "$pinned_binary" ]; then
-    echo "::warning title=keyguard install::action/sha256sums.txt pins no keyguard $version for $target"
-    pinned_asset="" pinned_binary=""
-  fi
+  pinned_asset="$(pinned "$asset")"
+  pinned_binary="$(pinned "keyguard-v$version-$target/keyguard")"
+fi
+# A tree with pins trusts nothing weaker: no version check of a keyguard
+# on PATH, no release's own sha256sums.txt. Without a pin for this runner
+# it builds the tree itself.
+if [ -f "$pins" ] && { [ -z "$pinned_asset" ] || [ -z "$pinned_binary" ]; }; then
+  echo "::warning title=keyguard install::action/sha256sums.txt pins no keyguard $version for ${target:-this runner}: building this checkout from source"
+  build_from_source
 fi
 
 # Is the keyguard at $1 the one this action may run? The pinned bytes, or
@@ -149,11 +165,4 @@ else
   echo "ref ${ref:-(none)} is not a release; building keyguard from source"
 fi
 
-# 4. Build this checkout.
-command -v cargo >/dev/null 2>&1 \
-  || fail "building keyguard from source needs cargo (add dtolnay/rust-toolchain before this step), or use a released version of the action (uses: $repository/action@v$version)"
-profile=()
-[ "${KEYGUARD_INSTALL_DEBUG:-}" = 1 ] && profile=(--debug)
-dest="${RUNNER_TEMP:-/tmp}/keyguard-source-$version"
-cargo install --quiet --locked "${profile[@]}" --root "$dest" --path "$root/action" --bin keyguard
-use_dir "$dest/bin"
+build_from_source

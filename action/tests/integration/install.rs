@@ -444,3 +444,50 @@ async fn a_replaced_release_asset_is_refused_by_a_pinned_action() {
             .exists());
     }
 }
+
+/// A tree with pins trusts nothing weaker: pins without this runner's
+/// target build the checkout (no release checksums, no keyguard on PATH
+/// trusted by its version), and pins with Windows line ends still pin.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pinned_tree_never_falls_back_to_weaker_checks() {
+    let bytes = asset();
+    let (tree, script) = pinned_action_tree(&bytes);
+    let (server, requests) = releases::start(release_of(bytes, |s| s.to_string())).await;
+    let runner = Runner::new();
+    let pins = tree.path().join("action/sha256sums.txt");
+    let original = std::fs::read_to_string(&pins).unwrap();
+
+    std::fs::write(&pins, original.replace('\n', "\r\n")).unwrap();
+    let crlf = runner
+        .install_from(&script, &server, COMMIT_REF, None)
+        .await;
+    assert_eq!(crlf.code, Some(0), "{}", crlf.log);
+    assert_eq!(requests.lock().unwrap().len(), 1, "{}", crlf.log);
+
+    let other_target = original.replace(ASSET_TARGET, "riscv64gc-unknown-linux-musl");
+    std::fs::write(&pins, other_target).unwrap();
+    let fake = impostor(&runner.dir.path().join("fake"));
+    let out = runner
+        .install_from(&script, &server, "v0", fake.parent())
+        .await;
+    assert!(
+        out.log.contains("pins no keyguard")
+            && out.log.contains("building this checkout from source"),
+        "{}",
+        out.log
+    );
+    assert!(
+        !out.log.contains("already on PATH")
+            && out
+                .path_lines
+                .iter()
+                .all(|p| !p.starts_with(runner.dir.path().join("fake"))),
+        "a keyguard on PATH is not trusted by its version: {}",
+        out.log
+    );
+    assert_eq!(
+        requests.lock().unwrap().len(),
+        1,
+        "neither the release's checksums nor its asset were asked for"
+    );
+}
