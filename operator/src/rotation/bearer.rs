@@ -490,6 +490,9 @@ async fn rotate(
         .await
         .map_err(|e| x_api_refusal("minting the new bearer token", e))?;
     ctx.crash_point(CrashPoint::AfterMint).await;
+    if !minted_anew(old.as_ref(), &new) {
+        return Err(still_the_old_token());
+    }
     match ctx.xapi.verify_bearer(&new).await {
         // 453: X authenticated the new token; the app's access tier lacks
         // the endpoint. Stopping here would leave the old, invalidated
@@ -503,6 +506,24 @@ async fn rotate(
     ctx.metrics.rotated(tc, &env.name, "bearerToken");
     announce_rotation(ctx, tc, env, &new).await;
     Ok(state)
+}
+
+/// Pure: whether X's answer to the mint is another token than the one the
+/// rotation invalidated (X answers the current token until it is gone).
+fn minted_anew(old: Option<&SecretValue>, new: &SecretValue) -> bool {
+    old.is_none_or(|o| o.expose() != new.expose())
+}
+
+/// X minted the token it was asked to invalidate: it is not gone (a 401
+/// for it was wrong, or the invalidation has not taken effect). Nothing is
+/// stored or announced; the rotation stays at its mint and looks again soon.
+fn still_the_old_token() -> Refusal {
+    Refusal::new(
+        Reason::XApiError,
+        "X answered the new bearer token request with the token the rotation invalidated: it is still X's current token, so nothing was stored; the mint is tried again soon",
+        crate::refusal::Teardown::Keep,
+    )
+    .soon()
 }
 
 /// Records the new token, ends the rotation and marks a request handled.
@@ -893,6 +914,20 @@ mod tests {
         ];
         for (what, observation, want) in cases {
             assert_eq!(next(observation), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn only_a_token_other_than_the_invalidated_one_counts_as_minted() {
+        let a = SecretValue::new("bearer-a");
+        let b = SecretValue::new("bearer-b");
+        let cases = [
+            ("first token, nothing invalidated", None, &a, true),
+            ("another token", Some(&a), &b, true),
+            ("X answered the old one", Some(&a), &a, false),
+        ];
+        for (what, old, new, want) in cases {
+            assert_eq!(minted_anew(old, new), want, "{what}");
         }
     }
 
