@@ -43,9 +43,7 @@ pub struct Detection {
 #[derive(Debug)]
 pub struct Detector {
     pub rules: RuleSet,
-    prefilter: aho_corasick::AhoCorasick,
-    /// Which prefilter patterns are base64 markers, to be matched exactly.
-    exact_from: usize,
+    prefilter: crate::prefilter::Prefilter,
     /// The pattern rules together: one pass over a window says which of
     /// them can match there, so only those run for their captures.
     pattern_rules: (regex::bytes::RegexSet, Vec<usize>),
@@ -61,16 +59,7 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(rules: RuleSet) -> Self {
-        // One automaton for words and base64 markers, ASCII case folded:
-        // Aho-Corasick's prefilter copes with folded literals where a
-        // regex alternation gives up on them and walks every byte. Markers
-        // must then match exactly, which `prefilter_hits` checks.
-        let exact_from = rules.keywords.len();
-        let prefilter = aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-            .build(rules.keywords.iter().chain(rules.markers.iter()))
-            .expect("keywords form a valid automaton");
+        let prefilter = crate::prefilter::Prefilter::new(&rules.keywords, &rules.markers);
         let base64_markers = rules
             .rules
             .iter()
@@ -99,7 +88,6 @@ impl Detector {
         Detector {
             rules,
             prefilter,
-            exact_from,
             pattern_rules,
             x_context: Regex::new(
                 r"(?i)twitter|twtr|tweepy|tweet|twit\b|\bx\.com\b|api\.x\.com|\bX_[A-Z]|\bx[_-]api",
@@ -128,17 +116,6 @@ impl Detector {
         self
     }
 
-    fn prefilter_hits<'a>(
-        &'a self,
-        buf: &'a [u8],
-    ) -> impl Iterator<Item = aho_corasick::Match> + 'a {
-        self.prefilter.find_iter(buf).filter(move |m| {
-            m.pattern().as_usize() < self.exact_from
-                || buf[m.range()]
-                    == *self.rules.markers[m.pattern().as_usize() - self.exact_from].as_bytes()
-        })
-    }
-
     /// Finds credentials in `buf`. `path` gives context (a path that names
     /// Twitter counts as context for generic identifiers).
     pub fn detect(&self, buf: &[u8], path: &str, out: &mut Vec<Detection>) {
@@ -165,8 +142,8 @@ impl Detector {
     ) {
         let first = out.len();
         let mut windows: Vec<(usize, usize)> = Vec::new();
-        for hit in self.prefilter_hits(buf) {
-            let (s, e) = window_around(buf, hit.start(), hit.end());
+        for (start, end) in self.prefilter.hits(buf) {
+            let (s, e) = window_around(buf, start, end);
             match windows.last_mut() {
                 Some((_, we)) if s <= *we => *we = (*we).max(e),
                 _ => windows.push((s, e)),

@@ -18,6 +18,7 @@ pub mod github;
 pub mod known;
 pub mod org;
 pub mod path_text;
+pub mod prefilter;
 pub mod report;
 pub mod rules;
 pub mod run_cli;
