@@ -53,17 +53,47 @@ if [ ! -d "$repo/.git" ]; then
   done
   git -C "$repo" gc -q
 fi
-objects=$(git -C "$repo" count-objects -vH | awk '/size-pack/ {print $2 $3}')
-commits=$(git -C "$repo" rev-list --all --count)
-echo "== history mode vs git cat-file --batch-all-objects --batch ($commits commits, pack $objects)"
-hyperfine -N -w 1 -r 5 --export-markdown "$work/history.md" \
-  -n "git cat-file" "git -C $repo cat-file --batch-all-objects --batch" \
-  -n keyguard "$kg scan --history --no-fail --format json -o /dev/null $repo" >/dev/null
-cat "$work/history.md"
-if [ -n "$gitleaks" ]; then
-  hyperfine -w 0 -r 1 --export-markdown "$work/gl-git.md" -i \
-    -n "gitleaks git" "$gitleaks git --no-banner --exit-code 0 --report-format json --report-path $work/gitleaks.json $repo" >/dev/null
-  tail -1 "$work/gl-git.md"
-  echo "peak RSS: gitleaks git $(peak "$gitleaks" git --no-banner --exit-code 0 --report-format json --report-path "$work/gitleaks.json" "$repo") KiB"
+# Each history against git reading every object of it, then peak memory.
+bench_history() {
+  local repo="$1" what="$2" objects commits
+  objects=$(git -C "$repo" count-objects -vH | awk '/size-pack/ {print $2 $3}')
+  commits=$(git -C "$repo" rev-list --all --count)
+  echo "== history mode vs git cat-file --batch-all-objects --batch: $what ($commits commits, pack $objects)"
+  hyperfine -N -w 1 -r 5 --export-markdown "$work/history.md" \
+    -n "git cat-file" "git -C $repo cat-file --batch-all-objects --batch" \
+    -n keyguard "$kg scan --history --no-fail --format json -o /dev/null $repo" >/dev/null
+  cat "$work/history.md"
+  if [ -n "$gitleaks" ]; then
+    hyperfine -w 0 -r 1 --export-markdown "$work/gl-git.md" -i \
+      -n "gitleaks git" "$gitleaks git --no-banner --exit-code 0 --report-format json --report-path $work/gitleaks.json $repo" >/dev/null
+    tail -1 "$work/gl-git.md"
+    echo "peak RSS: gitleaks git $(peak "$gitleaks" git --no-banner --exit-code 0 --report-format json --report-path "$work/gitleaks.json" "$repo") KiB"
+  fi
+  echo "peak RSS: git cat-file $(peak git -C "$repo" cat-file --batch-all-objects --batch) KiB, keyguard $(peak "$kg" scan --history --no-fail --format json -o /dev/null "$repo") KiB"
+}
+bench_history "$repo" "one commit per crate, every blob new"
+
+# A long history of small edits (a real project's shape: thousands of
+# commits, most blobs a small change of the one before), built
+# reproducibly from the same tree by git fast-import.
+long="${KEYGUARD_BENCH_LONG_REPO:-$HOME/.cache/twitter-keyguard/bench-long-history}"
+if [ ! -d "$long/.git" ]; then
+  echo "building $long: 4,500 commits of small edits to 400 files of $tree"
+  git init -q "$long"; git -C "$long" config gc.auto 0
+  python3 scripts/make-long-history.py "$tree" 4500 | git -C "$long" fast-import --quiet
+  git -C "$long" symbolic-ref HEAD refs/heads/main
+  git -C "$long" gc -q
 fi
-echo "peak RSS: git cat-file $(peak git -C "$repo" cat-file --batch-all-objects --batch) KiB, keyguard $(peak "$kg" scan --history --no-fail --format json -o /dev/null "$repo") KiB"
+bench_history "$long" "4,500 commits of small edits"
+
+# The same history with 200 commits that each add a credential: placing
+# every finding at its first commit must not cost more than the scan.
+leaky="${KEYGUARD_BENCH_LEAKY_REPO:-$HOME/.cache/twitter-keyguard/bench-long-history-200-leaks}"
+if [ ! -d "$leaky/.git" ]; then
+  git init -q "$leaky"; git -C "$leaky" config gc.auto 0
+  python3 scripts/make-long-history.py "$tree" 4500 200 | git -C "$leaky" fast-import --quiet
+  git -C "$leaky" symbolic-ref HEAD refs/heads/main
+  git -C "$leaky" gc -q
+fi
+echo "findings in the 200-leak history: $("$kg" scan --history --no-fail --format json "$leaky" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["findings"]))')"
+bench_history "$leaky" "the same with 200 commits that each add a credential"

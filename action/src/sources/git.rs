@@ -141,16 +141,38 @@ pub(crate) fn read_header(r: &mut impl BufRead) -> std::io::Result<Header> {
     })
 }
 
-/// The oldest commit (over every ref) that introduced `blob`, and the path
-/// it had there.
-pub(crate) fn first_appearance(repo: &Path, blob: &str) -> Option<(CommitInfo, String)> {
-    let find = format!("--find-object={blob}");
-    raw_changes(repo, &["--all", "--reverse", &find])
-        .ok()?
-        .into_iter()
-        .find(|(_, raw)| raw.new_blob == blob)
-        .map(|(commit, raw)| (commit, raw.path))
+/// For each of `blobs`, the oldest commit (over every ref) that brought it
+/// and the path it had there. One walk of the history whatever the number
+/// of blobs (a walk per blob made attributing hundreds of leaking commits
+/// cost more than the scan), stopped once every blob is placed.
+pub(crate) fn first_appearances(
+    repo: &Path,
+    blobs: &std::collections::HashSet<String>,
+) -> Result<std::collections::HashMap<String, (CommitInfo, String)>, Error> {
+    let mut found = std::collections::HashMap::new();
+    if blobs.is_empty() {
+        return Ok(found);
+    }
+    for_each_raw_change(repo, &["--all", "--reverse"], |commit, raw| {
+        if blobs.contains(&raw.new_blob) && !found.contains_key(&raw.new_blob) {
+            found.insert(raw.new_blob.clone(), (commit.clone(), raw.path));
+        }
+        match found.len() == blobs.len() {
+            true => std::ops::ControlFlow::Break(()),
+            false => std::ops::ControlFlow::Continue(()),
+        }
+    })?;
+    Ok(found)
 }
+
+/// The `git log --raw` arguments every reading of changes uses.
+const RAW_LOG: [&str; 5] = [
+    "log",
+    "--no-renames",
+    "--raw",
+    "--no-abbrev",
+    "--format=commit %H%x09%an%x09%aI",
+];
 
 /// Every change `git log --raw` lists for `args` (options and revisions),
 /// each with its commit, in the log's order.
@@ -158,30 +180,79 @@ pub(crate) fn raw_changes(
     repo: &Path,
     args: &[&str],
 ) -> Result<Vec<(CommitInfo, RawChange)>, Error> {
-    let mut all = vec![
-        "log",
-        "--no-renames",
-        "--raw",
-        "--no-abbrev",
-        "--format=commit %H%x09%an%x09%aI",
-    ];
-    all.extend_from_slice(args);
-    let log = output(repo, &all)?;
     let mut changes = Vec::new();
+    for_each_raw_change(repo, args, |commit, raw| {
+        changes.push((commit.clone(), raw));
+        std::ops::ControlFlow::Continue(())
+    })?;
+    Ok(changes)
+}
+
+/// Streams `git log --raw` for `args` to `visit`, change by change, without
+/// holding the log (a long history's log is larger than its pack); git is
+/// stopped when `visit` breaks.
+pub(crate) fn for_each_raw_change(
+    repo: &Path,
+    args: &[&str],
+    mut visit: impl FnMut(&CommitInfo, RawChange) -> std::ops::ControlFlow<()>,
+) -> Result<(), Error> {
+    let command = format!("git {} {}", RAW_LOG.join(" "), args.join(" "));
+    let failed = |message: String| Error::Git {
+        command: command.clone(),
+        message,
+    };
+    let mut child = git(repo)
+        .args(RAW_LOG)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(format!("could not run git ({e}); is git installed?")))?;
+    let stdout = child.stdout.take().expect("piped");
     let mut commit: Option<CommitInfo> = None;
-    for line in log.lines() {
+    let mut stopped = false;
+    for line in BufReader::new(stdout).split(b'\n') {
+        let line = line.map_err(|e| failed(e.to_string()))?;
+        let line = String::from_utf8_lossy(&line);
         if let Some(rest) = line.strip_prefix("commit ") {
-            let mut f = rest.split('\t');
-            commit = Some(CommitInfo {
-                commit: f.next().unwrap_or_default().to_string(),
-                author: f.next().map(str::to_string),
-                date: f.next().map(str::to_string),
-            });
-        } else if let (Some(raw), Some(c)) = (RawChange::parse(line), &commit) {
-            changes.push((c.clone(), raw));
+            commit = Some(commit_info(rest));
+        } else if let (Some(raw), Some(c)) = (RawChange::parse(&line), &commit) {
+            if visit(c, raw).is_break() {
+                stopped = true;
+                break;
+            }
         }
     }
-    Ok(changes)
+    finish_log(child, stopped).map_err(failed)
+}
+
+/// `%H%x09%an%x09%aI` of a `commit ` line.
+fn commit_info(fields: &str) -> CommitInfo {
+    let mut f = fields.split('\t');
+    CommitInfo {
+        commit: f.next().unwrap_or_default().to_string(),
+        author: f.next().map(str::to_string),
+        date: f.next().map(str::to_string),
+    }
+}
+
+/// Waits for git log; one stopped on purpose is killed, not a failure.
+fn finish_log(mut child: Child, stopped: bool) -> Result<(), String> {
+    if stopped {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Ok(());
+    }
+    let mut message = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut message);
+    }
+    match child.wait() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(_) => Err(message.trim().to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// One line of `git log --raw --no-abbrev`.

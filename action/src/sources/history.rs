@@ -10,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::sync::Mutex;
 
-use super::git::{check_repository, first_appearance, git, read_header, Header};
+use super::git::{check_repository, first_appearances, git, read_header, Header};
 use super::SourceOutput;
 use crate::blob::{BlobScanner, CHUNK};
 use crate::detect::Detector;
@@ -20,6 +20,33 @@ struct Job {
     blob: String,
     path: String,
     data: Vec<u8>,
+}
+
+/// Small blobs travel to the workers in batches of about this many bytes:
+/// one message per blob woke a worker per blob, and the wake-ups cost more
+/// than scanning a small blob.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Jobs waiting to be sent as one message.
+#[derive(Default)]
+struct Batch {
+    jobs: Vec<Job>,
+    bytes: usize,
+}
+
+impl Batch {
+    /// Adds a job; a full batch is sent. False when the workers are gone.
+    fn push(&mut self, job: Job, tx: &mpsc::SyncSender<Vec<Job>>) -> bool {
+        self.bytes += job.data.len() + job.path.len() + 64;
+        self.jobs.push(job);
+        self.bytes < BATCH_BYTES || self.flush(tx)
+    }
+
+    fn flush(&mut self, tx: &mpsc::SyncSender<Vec<Job>>) -> bool {
+        self.bytes = 0;
+        let jobs = std::mem::take(&mut self.jobs);
+        jobs.is_empty() || tx.send(jobs).is_ok()
+    }
 }
 
 /// What a history scan covers beyond reachable blobs.
@@ -285,7 +312,7 @@ fn scan_objects(
     threads: usize,
     out: &Mutex<SourceOutput>,
 ) -> std::io::Result<()> {
-    let (tx, rx) = mpsc::sync_channel::<Job>(threads.max(1) * 4);
+    let (tx, rx) = mpsc::sync_channel::<Vec<Job>>(threads.max(1) * 2);
     let rx = Mutex::new(rx);
     let stdout = stream.cat.stdout.take().expect("piped");
     std::thread::scope(|s| {
@@ -304,41 +331,49 @@ fn scan_objects(
 }
 
 /// One worker: scans the jobs it receives until the channel closes.
-fn work(rx: &Mutex<mpsc::Receiver<Job>>, detector: &Detector, out: &Mutex<SourceOutput>) {
+fn work(rx: &Mutex<mpsc::Receiver<Vec<Job>>>, detector: &Detector, out: &Mutex<SourceOutput>) {
     let mut scanner = BlobScanner::new(detector);
     let mut local = SourceOutput::default();
-    while let Ok(job) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
-        match super::archive::kind_of(&job.path) {
-            Some(kind) => {
-                let blob = job.blob.clone();
-                let tag = move |f: &mut crate::finding::Finding| f.blob = Some(blob.clone());
-                super::archive::scan_into(
-                    kind,
-                    &job.data,
-                    &job.path,
-                    &mut scanner,
-                    &mut local,
-                    &tag,
-                );
-            }
-            None => scan_job(
-                &mut scanner,
-                &job.blob,
-                &job.path,
-                &job.data[..],
-                &mut local,
-            ),
+    while let Ok(jobs) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+        for job in jobs {
+            scan_one(job, &mut scanner, &mut local);
         }
     }
     local.stats.waived_inline += scanner.waived_inline as u64;
     absorb(out, local);
 }
 
+/// One small blob (an archive opened), on a worker.
+fn scan_one(job: Job, scanner: &mut BlobScanner<'_>, local: &mut SourceOutput) {
+    match super::archive::kind_of(&job.path) {
+        Some(kind) => {
+            let blob = job.blob.clone();
+            let tag = move |f: &mut crate::finding::Finding| f.blob = Some(blob.clone());
+            super::archive::scan_into(kind, &job.data, &job.path, scanner, local, &tag);
+        }
+        None => scan_job(scanner, &job.blob, &job.path, &job.data[..], local),
+    }
+}
+
 /// cat-file's answers until its end: a missing object is recorded as
 /// unread and the rest goes on.
 fn read_objects(
     stdout: &mut impl std::io::BufRead,
-    tx: &mpsc::SyncSender<Job>,
+    tx: &mpsc::SyncSender<Vec<Job>>,
+    big: &mut BlobScanner<'_>,
+    local: &mut SourceOutput,
+    answered: &mut u64,
+) -> std::io::Result<()> {
+    let mut batch = Batch::default();
+    let result = read_into(stdout, tx, &mut batch, big, local, answered);
+    batch.flush(tx);
+    result
+}
+
+fn read_into(
+    stdout: &mut impl std::io::BufRead,
+    tx: &mpsc::SyncSender<Vec<Job>>,
+    batch: &mut Batch,
     big: &mut BlobScanner<'_>,
     local: &mut SourceOutput,
     answered: &mut u64,
@@ -367,7 +402,7 @@ fn read_objects(
         } else if kind == "blob" {
             let mut data = Vec::with_capacity(size as usize);
             body.read_to_end(&mut data)?;
-            if tx.send(Job { blob, path, data }).is_err() {
+            if !batch.push(Job { blob, path, data }, tx) {
                 return Ok(());
             }
         }
@@ -440,24 +475,31 @@ fn absorb(out: &Mutex<SourceOutput>, local: SourceOutput) {
 
 /// Findings name the oldest commit that introduced their blob, and the
 /// path there (rev-list names a blob by the newest path it saw); a blob
-/// only an unreachable commit holds, that commit.
+/// only an unreachable commit holds, that commit. All blobs are placed by
+/// one walk of the history; when that walk fails, findings keep the path
+/// rev-list gave and the scan says why they have no commit.
 fn attribute_commits(repo: &Path, unreachable: &Attributions, out: &mut SourceOutput) {
-    let mut cache: std::collections::HashMap<String, Option<(crate::finding::CommitInfo, String)>> =
-        Default::default();
+    let blobs: std::collections::HashSet<String> =
+        out.findings.iter().filter_map(|f| f.blob.clone()).collect();
+    let first = first_appearances(repo, &blobs).unwrap_or_else(|e| {
+        out.warnings
+            .push(format!("findings are not attributed to commits: {e}"));
+        Default::default()
+    });
     for f in &mut out.findings {
-        let Some(blob) = f.blob.clone() else { continue };
-        let first = cache.entry(blob.clone()).or_insert_with(|| {
-            first_appearance(repo, &blob).or_else(|| unreachable.get(&blob).cloned())
-        });
-        if let Some((commit, path)) = first {
-            f.commit = Some(commit.clone());
-            // An archive member keeps its place inside: `x.zip!/inner`.
-            let inner = f.path.split_once("!/").map(|(_, inner)| inner.to_string());
-            f.path = match inner {
-                Some(inner) => format!("{path}!/{inner}"),
-                None => path.clone(),
-            };
-        }
+        let Some(blob) = f.blob.as_deref() else {
+            continue;
+        };
+        let Some((commit, path)) = first.get(blob).or_else(|| unreachable.get(blob)) else {
+            continue;
+        };
+        f.commit = Some(commit.clone());
+        // An archive member keeps its place inside: `x.zip!/inner`.
+        let inner = f.path.split_once("!/").map(|(_, inner)| inner.to_string());
+        f.path = match inner {
+            Some(inner) => format!("{path}!/{inner}"),
+            None => path.clone(),
+        };
     }
     out.findings
         .sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
