@@ -79,7 +79,8 @@ impl Detector {
                     let shape = keyguard_credentials::Shape::of(
                         r.spec.credential.expect("checked at load"),
                     );
-                    Regex::new(&format!("^(?:{})=*$", shape.pattern)).expect("shapes are valid")
+                    crate::ascii_regex::new(&format!("^(?:{})=*$", shape.pattern))
+                        .expect("shapes are valid")
                 })
             })
             .collect();
@@ -89,12 +90,12 @@ impl Detector {
             rules,
             prefilter,
             pattern_rules,
-            x_context: Regex::new(
+            x_context: crate::ascii_regex::new(
                 r"(?i)twitter|twtr|tweepy|tweet|twit\b|\bx\.com\b|api\.x\.com|\bX_[A-Z]|\bx[_-]api",
             )
             .unwrap(),
-            secret_manifest: Regex::new(r#"(?m)^[ \t]*"?kind"?[ \t]*:[ \t]*"?Secret"?"#).unwrap(),
-            secret_data: Regex::new(
+            secret_manifest: crate::ascii_regex::new(r#"(?m)^[ \t]*"?kind"?[ \t]*:[ \t]*"?Secret"?"#).unwrap(),
+            secret_data: crate::ascii_regex::new(
                 r#"(?P<key>[A-Za-z0-9_.\-]+)"?[ \t]*:[ \t]*"?(?P<b64>[A-Za-z0-9+/]{16,}={0,2})(?:["\s,}]|$)"#,
             )
             .unwrap(),
@@ -498,7 +499,7 @@ fn pattern_rule_set(rules: &RuleSet) -> (regex::bytes::RegexSet, Vec<usize>) {
         .filter(|(_, r)| matches!(r.spec.kind, RuleKind::Structural | RuleKind::Assignment))
         .map(|(i, r)| (r.regex.as_ref().expect("compiled").as_str(), i))
         .unzip();
-    let set = regex::bytes::RegexSet::new(patterns).expect("each pattern compiled alone");
+    let set = crate::ascii_regex::set(patterns).expect("each pattern compiled alone");
     (set, indices)
 }
 

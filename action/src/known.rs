@@ -139,9 +139,9 @@ impl Known {
         use crate::decode::concat::{GLUE, LITERAL};
         Ok(Known {
             by_fingerprint,
-            candidate: Regex::new(r"[A-Za-z0-9%+/_\-]{16,300}={0,2}").unwrap(),
-            joined: Regex::new(&format!("{LITERAL}(?:{GLUE}{LITERAL})+")).unwrap(),
-            literal: Regex::new(LITERAL).unwrap(),
+            candidate: crate::ascii_regex::new(r"[A-Za-z0-9%+/_\-]{16,300}={0,2}").unwrap(),
+            joined: crate::ascii_regex::new(&format!("{LITERAL}(?:{GLUE}{LITERAL})+")).unwrap(),
+            literal: crate::ascii_regex::new(LITERAL).unwrap(),
         })
     }
 

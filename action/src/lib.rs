@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ascii_regex;
 pub mod base_waivers;
 pub mod blob;
 pub mod cli;

@@ -20,8 +20,8 @@ pub struct BasicAuth {
 impl BasicAuth {
     pub fn new() -> Self {
         BasicAuth {
-            header: Regex::new(r"(?i)\bbasic[ \t]+(?P<b64>[A-Za-z0-9+/]{20,400}={0,2})").unwrap(),
-            curl: Regex::new(
+            header: crate::ascii_regex::new(r"(?i)\bbasic[ \t]+(?P<b64>[A-Za-z0-9+/]{20,400}={0,2})").unwrap(),
+            curl: crate::ascii_regex::new(
                 r#"(?:^|[\s'"])(?:-u|--user)(?:[ \t]+|=)?["']?(?P<pair>[A-Za-z0-9_\-]{10,100}:[A-Za-z0-9_\-]{10,120})["']?(?:[\s'"\\]|$)"#,
             )
             .unwrap(),

@@ -92,7 +92,7 @@ impl Calls {
     pub fn new(specs: &[CallSpec]) -> Self {
         let any = (!specs.is_empty()).then(|| {
             let all: Vec<String> = specs.iter().map(|c| format!("(?:{})", c.call)).collect();
-            Regex::new(&format!(r"(?:{})[ \t]*\(", all.join("|")))
+            crate::ascii_regex::new(&format!(r"(?:{})[ \t]*\(", all.join("|")))
                 .expect("call patterns are checked when the rules load")
         });
         Calls {
@@ -100,7 +100,7 @@ impl Calls {
             calls: specs
                 .iter()
                 .map(|c| {
-                    let re = Regex::new(&format!(r"(?:{})[ \t]*\(", c.call))
+                    let re = crate::ascii_regex::new(&format!(r"(?:{})[ \t]*\(", c.call))
                         .expect("call patterns are checked when the rules load");
                     (re, c.args.clone())
                 })

@@ -25,8 +25,8 @@ pub const GLUE: &str =
 impl Concatenation {
     pub fn new() -> Self {
         Concatenation {
-            joined: Regex::new(&format!("{LITERAL}(?:{GLUE}{LITERAL})+")).unwrap(),
-            literal: Regex::new(LITERAL).unwrap(),
+            joined: crate::ascii_regex::new(&format!("{LITERAL}(?:{GLUE}{LITERAL})+")).unwrap(),
+            literal: crate::ascii_regex::new(LITERAL).unwrap(),
         }
     }
 

@@ -24,8 +24,8 @@ impl NameValueFields {
         let value = r#""value"[ \t]*:[ \t]*"(?P<value>[^"\\\r\n]{8,600})""#;
         let between = r#"[ \t]*,[ \t\r\n]*(?:"[a-z]+"[ \t]*:[ \t]*(?:"[^"\r\n]{0,100}"|true|false|null|[0-9]+)[ \t]*,[ \t\r\n]*)?"#;
         NameValueFields {
-            name_first: Regex::new(&format!("{name}{between}{value}")).unwrap(),
-            value_first: Regex::new(&format!("{value}{between}{name}")).unwrap(),
+            name_first: crate::ascii_regex::new(&format!("{name}{between}{value}")).unwrap(),
+            value_first: crate::ascii_regex::new(&format!("{value}{between}{name}")).unwrap(),
         }
     }
 

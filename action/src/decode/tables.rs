@@ -62,7 +62,7 @@ fn push(name: &[u8], value: (usize, usize), buf: &[u8], out: &mut Vec<View>) {
 impl Tables {
     pub fn new() -> Self {
         Tables {
-            insert: Regex::new(
+            insert: crate::ascii_regex::new(
                 r"(?is)insert\s+into\s+[^\s(]+\s*\((?P<cols>[^)]{1,2000})\)\s*values\s*\((?P<vals>[^)]{1,4000})\)",
             )
             .unwrap(),

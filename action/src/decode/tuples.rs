@@ -28,7 +28,7 @@ impl Tuples {
         let sep = r"[ \t]*,[ \t]*\r?\n?[ \t]*";
         let close = r"[ \t]*,?[ \t]*\r?\n?[ \t]*[)\]}]";
         Tuples {
-            tuple: Regex::new(&format!(
+            tuple: crate::ascii_regex::new(&format!(
                 r"[(\[{{][ \t]*\r?\n?[ \t]*{}{sep}{}(?:{sep}{}{sep}{})?{close}",
                 item("key", K::ApiKey),
                 item("secret", K::ApiKeySecret),

@@ -232,7 +232,7 @@ impl RuleSet {
         markers.sort();
         markers.dedup();
         for c in &file.calls {
-            Regex::new(&c.call).map_err(|e| RuleError::Invalid {
+            crate::ascii_regex::new(&c.call).map_err(|e| RuleError::Invalid {
                 id: format!("call {}", c.call),
                 message: e.to_string(),
             })?;
@@ -311,7 +311,7 @@ fn compile_rule(spec: RuleSpec) -> Result<Rule, RuleError> {
                 .as_deref()
                 .ok_or_else(|| invalid("structural rules need a pattern".into()))?;
             Some(
-                Regex::new(&structural_pattern(pattern, shape))
+                crate::ascii_regex::new(&structural_pattern(pattern, shape))
                     .map_err(|e| invalid(e.to_string()))?,
             )
         }
@@ -321,7 +321,7 @@ fn compile_rule(spec: RuleSpec) -> Result<Rule, RuleError> {
                 return Err(invalid("assignment rules need names".into()));
             }
             Some(
-                Regex::new(&assignment_pattern(&spec.names, s.pattern))
+                crate::ascii_regex::new(&assignment_pattern(&spec.names, s.pattern))
                     .map_err(|e| invalid(e.to_string()))?,
             )
         }
@@ -340,7 +340,7 @@ fn compile_rule(spec: RuleSpec) -> Result<Rule, RuleError> {
     let exclude_names = spec
         .exclude_names
         .iter()
-        .map(|p| Regex::new(p).map_err(|e| invalid(e.to_string())))
+        .map(|p| crate::ascii_regex::new(p).map_err(|e| invalid(e.to_string())))
         .collect::<Result<_, _>>()?;
     Ok(Rule {
         spec,
