@@ -18,6 +18,10 @@ use aho_corasick::packed::{Config, MatchKind, Searcher};
 /// slower algorithm.
 const PER_SEARCHER: usize = 64;
 
+/// A lowercase copy larger than this (a buffer past the scanner's 4 MiB
+/// chunks) is freed after use rather than kept for the thread's life.
+const KEEP_COPY: usize = 8 << 20;
+
 #[derive(Debug)]
 pub struct Prefilter {
     /// Lowercase keywords, run over a lowercase copy.
@@ -50,6 +54,9 @@ impl Prefilter {
                 lower.extend_from_slice(buf);
                 lower.make_ascii_lowercase();
                 hits.extend(words.find_iter(&lower[..]).map(|m| (m.start(), m.end())));
+                if lower.capacity() > KEEP_COPY {
+                    *lower = Vec::new();
+                }
             });
         }
         for markers in &self.markers {
