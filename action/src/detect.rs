@@ -96,7 +96,7 @@ impl Detector {
             .unwrap(),
             secret_manifest: crate::ascii_regex::new(r#"(?m)^[ \t]*"?kind"?[ \t]*:[ \t]*"?Secret"?"#).unwrap(),
             secret_data: crate::ascii_regex::new(
-                r#"(?P<key>[A-Za-z0-9_.\-]+)"?[ \t]*:[ \t]*"?(?P<b64>[A-Za-z0-9+/]{16,}={0,2})(?:["\s,}]|$)"#,
+                r#"(?P<key>[A-Za-z0-9_.\-]+)"?[ \t]*:[ \t]*"?(?P<b64>[A-Za-z0-9+/]{16,}={0,2})(?:["\s,}\x80-\xFF]|$)"#,
             )
             .unwrap(),
             base64_markers,
@@ -522,6 +522,17 @@ mod tests {
             let found = detect(&text);
             assert_eq!(found.len(), 1, "cut at {cut}: {found:?}");
             assert_eq!(found[0].value.expose(), BEARER.as_bytes());
+        }
+    }
+
+    #[test]
+    fn unicode_whitespace_ends_a_value_as_ascii_whitespace_does() {
+        let secret = "q7Zx2Lm9Rt4Vb8Nc1Kd6Hf3Gj5Sw0Ey7Pu2Ia9Oz4Xc8Vn1Bm6"; // keyguard:allow
+        for end in ["", " ", "\u{a0}", "\u{3000}", "\u{2028}"] {
+            let text = format!("twitter:\n  consumer_secret: {secret}{end}\n");
+            let found = detect(&text);
+            assert_eq!(found.len(), 1, "ended by {end:?}: {found:?}");
+            assert_eq!(found[0].value.expose(), secret.as_bytes());
         }
     }
 

@@ -12,7 +12,8 @@
 
 use std::cell::RefCell;
 
-use aho_corasick::packed::{Config, MatchKind, Searcher};
+use aho_corasick::packed::{Config, MatchKind};
+use aho_corasick::AhoCorasick;
 
 /// How many patterns one Teddy searcher takes before it falls back to a
 /// slower algorithm.
@@ -25,7 +26,7 @@ const KEEP_COPY: usize = 8 << 20;
 #[derive(Debug)]
 pub struct Prefilter {
     /// Lowercase keywords, run over a lowercase copy.
-    words: Option<Searcher>,
+    words: Vec<Searcher>,
     /// Case-sensitive markers, run over the buffer.
     markers: Vec<Searcher>,
 }
@@ -37,7 +38,11 @@ thread_local! {
 
 impl Prefilter {
     pub fn new(keywords: &[String], markers: &[String]) -> Self {
-        let words = searcher(keywords.iter().map(|w| w.to_ascii_lowercase()));
+        let lowercase: Vec<String> = keywords.iter().map(|w| w.to_ascii_lowercase()).collect();
+        let words = lowercase
+            .chunks(PER_SEARCHER)
+            .filter_map(|group| searcher(group.iter().cloned()))
+            .collect();
         let markers = markers
             .chunks(PER_SEARCHER)
             .filter_map(|group| searcher(group.iter().cloned()))
@@ -48,38 +53,64 @@ impl Prefilter {
     /// Every hit in `buf` as `(start, end)`, ordered by start.
     pub fn hits(&self, buf: &[u8]) -> Vec<(usize, usize)> {
         let mut hits = Vec::new();
-        if let Some(words) = &self.words {
+        if !self.words.is_empty() {
             LOWERCASE.with_borrow_mut(|lower| {
                 lower.clear();
                 lower.extend_from_slice(buf);
                 lower.make_ascii_lowercase();
-                hits.extend(words.find_iter(&lower[..]).map(|m| (m.start(), m.end())));
+                for words in &self.words {
+                    words.find_each(&lower[..], &mut hits);
+                }
                 if lower.capacity() > KEEP_COPY {
                     *lower = Vec::new();
                 }
             });
         }
         for markers in &self.markers {
-            hits.extend(markers.find_iter(buf).map(|m| (m.start(), m.end())));
+            markers.find_each(buf, &mut hits);
         }
-        if !self.markers.is_empty() {
+        if self.words.len() + self.markers.len() > 1 {
             hits.sort_unstable();
         }
         hits
     }
 }
 
+/// One group of literals: Teddy where this CPU and target have it (x86_64
+/// with SSSE3, aarch64), aho-corasick without case folding anywhere else,
+/// so a scan never depends on the machine having SIMD.
+#[derive(Debug)]
+enum Searcher {
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl Searcher {
+    fn find_each(&self, haystack: &[u8], hits: &mut Vec<(usize, usize)>) {
+        match self {
+            Searcher::Packed(s) => hits.extend(s.find_iter(haystack).map(|m| (m.start(), m.end()))),
+            Searcher::Automaton(a) => {
+                hits.extend(a.find_iter(haystack).map(|m| (m.start(), m.end())))
+            }
+        }
+    }
+}
+
 fn searcher(patterns: impl Iterator<Item = String>) -> Option<Searcher> {
+    let patterns: Vec<String> = patterns.filter(|p| !p.is_empty()).collect();
+    if patterns.is_empty() {
+        return None;
+    }
     let mut builder = Config::new().match_kind(MatchKind::LeftmostFirst).builder();
-    let mut any = false;
-    for p in patterns.filter(|p| !p.is_empty()) {
-        builder.add(p);
-        any = true;
+    builder.extend(&patterns);
+    if let Some(packed) = builder.build() {
+        return Some(Searcher::Packed(packed));
     }
-    match any {
-        true => Some(builder.build().expect("a packed searcher for the keywords")),
-        false => None,
-    }
+    let automaton = AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+        .build(&patterns)
+        .expect("literal patterns always form an automaton");
+    Some(Searcher::Automaton(automaton))
 }
 
 #[cfg(test)]
@@ -138,6 +169,16 @@ mod tests {
         for (what, words, markers, text, want) in cases {
             assert_eq!(hits(words, markers, text), want.to_vec(), "{what}");
         }
+    }
+
+    #[test]
+    fn patterns_teddy_cannot_take_are_still_found() {
+        // A 1-byte pattern among more than 16 and more than 64 keywords:
+        // Teddy refuses both; the automaton takes them.
+        let mut words: Vec<String> = (0..100).map(|i| format!("kw{i:03}")).collect();
+        words.push("z".to_string());
+        let found = Prefilter::new(&words, &[]).hits(b"KW099 z kw000");
+        assert_eq!(found, [(0, 5), (6, 7), (8, 13)]);
     }
 
     #[test]

@@ -22,7 +22,7 @@ impl BasicAuth {
         BasicAuth {
             header: crate::ascii_regex::new(r"(?i)\bbasic[ \t]+(?P<b64>[A-Za-z0-9+/]{20,400}={0,2})").unwrap(),
             curl: crate::ascii_regex::new(
-                r#"(?:^|[\s'"])(?:-u|--user)(?:[ \t]+|=)?["']?(?P<pair>[A-Za-z0-9_\-]{10,100}:[A-Za-z0-9_\-]{10,120})["']?(?:[\s'"\\]|$)"#,
+                r#"(?:^|[\s'"\x80-\xFF])(?:-u|--user)(?:[ \t]+|=)?["']?(?P<pair>[A-Za-z0-9_\-]{10,100}:[A-Za-z0-9_\-]{10,120})["']?(?:[\s'"\\\x80-\xFF]|$)"#,
             )
             .unwrap(),
         }

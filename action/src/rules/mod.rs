@@ -198,7 +198,7 @@ fn assignment_pattern(names: &[String], value: &str) -> String {
     // whitespace as in Dockerfile ENV), an opening quote (JSON-escaped
     // quotes too), then the value and something that ends it.
     format!(
-        r#"(?P<name>(?i:{IDENT}(?:{names}){IDENT}))\\?["'`]?\]?(?:[ \t]+value)?[ \t]*(?:=>|:=|==|=|:|,|\(|>|[ \t])[ \t]*(?:\\?["'`])?(?P<value>{value})(?:\\?["'`]|[\s,;)}}\]<&]|$)"#
+        r#"(?P<name>(?i:{IDENT}(?:{names}){IDENT}))\\?["'`]?\]?(?:[ \t]+value)?[ \t]*(?:=>|:=|==|=|:|,|\(|>|[ \t])[ \t]*(?:\\?["'`])?(?P<value>{value})(?:\\?["'`]|[\s,;)}}\]<&\x80-\xFF]|$)"#
     )
 }
 
