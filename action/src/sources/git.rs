@@ -210,10 +210,26 @@ pub(crate) fn for_each_raw_change(
         .spawn()
         .map_err(|e| failed(format!("could not run git ({e}); is git installed?")))?;
     let stdout = child.stdout.take().expect("piped");
+    // Drained beside stdout: git blocked on a full stderr pipe (warnings
+    // about broken refs) would otherwise wait for us forever.
+    let mut stderr = child.stderr.take().expect("piped");
+    let warnings = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
     let mut commit: Option<CommitInfo> = None;
     let mut stopped = false;
+    let mut unread = None;
     for line in BufReader::new(stdout).split(b'\n') {
-        let line = line.map_err(|e| failed(e.to_string()))?;
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                unread = Some(e.to_string());
+                stopped = true;
+                break;
+            }
+        };
         let line = String::from_utf8_lossy(&line);
         if let Some(rest) = line.strip_prefix("commit ") {
             commit = Some(commit_info(rest));
@@ -224,7 +240,11 @@ pub(crate) fn for_each_raw_change(
             }
         }
     }
-    finish_log(child, stopped).map_err(failed)
+    let finished = finish_log(child, stopped, warnings);
+    match unread {
+        Some(e) => Err(failed(e)),
+        None => finished.map_err(failed),
+    }
 }
 
 /// `%H%x09%an%x09%aI` of a `commit ` line.
@@ -238,17 +258,19 @@ fn commit_info(fields: &str) -> CommitInfo {
 }
 
 /// Waits for git log; one stopped on purpose is killed, not a failure.
-fn finish_log(mut child: Child, stopped: bool) -> Result<(), String> {
+fn finish_log(
+    mut child: Child,
+    stopped: bool,
+    stderr: std::thread::JoinHandle<String>,
+) -> Result<(), String> {
     if stopped {
         let _ = child.kill();
         let _ = child.wait();
         return Ok(());
     }
-    let mut message = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut message);
-    }
-    match child.wait() {
+    let status = child.wait();
+    let message = stderr.join().unwrap_or_default();
+    match status {
         Ok(status) if status.success() => Ok(()),
         Ok(_) => Err(message.trim().to_string()),
         Err(e) => Err(e.to_string()),
