@@ -54,8 +54,8 @@ pub struct RunArgs {
     #[arg(long, env = "KEYGUARD_X_API_CONCURRENCY", default_value_t = crate::xapi::DEFAULT_CONCURRENCY)]
     pub x_api_concurrency: usize,
 
-    /// Reconciles running at once; the rest wait in arrival order
-    /// (`keyguard_reconcile_queue_depth`).
+    /// Reconciles running at once; the rest wait, namespaces taking turns
+    /// and each namespace's in arrival order (`keyguard_reconcile_queue_depth`).
     #[arg(long, env = "KEYGUARD_MAX_CONCURRENT_RECONCILES", default_value_t = crate::context::DEFAULT_MAX_CONCURRENT_RECONCILES)]
     pub max_concurrent_reconciles: usize,
 

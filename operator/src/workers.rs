@@ -1,24 +1,35 @@
-//! The reconcile queue's bound: at most `n` reconciles run at once; the
-//! rest wait their turn in arrival order (tokio's semaphore is fair), and
-//! two gauges say how many wait and how many run. The controller already
-//! holds at most one pending reconcile per resource, so a flood of changes
-//! to one resource takes one place in the queue, never the others' turns.
+//! The reconcile queue's bound, fair between tenants: at most `n`
+//! reconciles run at once, and when a slot frees the namespaces with
+//! reconciles waiting take turns (round robin), each namespace's own in
+//! arrival order. A namespace that changes 5,000 resources at once then
+//! delays another namespace's single change by at most one turn, not by
+//! its 5,000. Two gauges say how many wait and how many run (the backlog
+//! alert reads the first). The controller already holds at most one
+//! pending reconcile per resource, so a flood of changes to one resource
+//! takes one place in its namespace's queue.
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
 
 /// The slots reconciles take turns on.
 #[derive(Debug)]
 pub struct Workers {
-    slots: Semaphore,
+    queue: Arc<Mutex<Queue>>,
 }
 
-/// A running reconcile's slot; counted while held.
-pub struct Slot<'a> {
-    _permit: SemaphorePermit<'a>,
+/// A running reconcile's slot; counted while held, handed on when dropped.
+pub struct Slot {
+    _turn: Turn,
     metrics: Metrics,
 }
+
+/// The right to run; dropping it hands the slot to the next waiter.
+#[derive(Debug)]
+struct Turn(Option<Arc<Mutex<Queue>>>);
 
 /// Counts a waiting reconcile, also when its wait is cancelled.
 struct Waiting(Metrics);
@@ -29,34 +40,119 @@ impl Drop for Waiting {
     }
 }
 
-impl Drop for Slot<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
         self.metrics.reconcile_finished();
     }
 }
 
-impl Workers {
-    pub fn new(n: usize) -> Self {
-        Workers {
-            slots: Semaphore::new(n.max(1)),
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Some(queue) = self.0.take() {
+            hand_on(&queue);
+        }
+    }
+}
+
+/// Gives a freed slot to the next waiter still waiting, or keeps it free.
+fn hand_on(queue: &Arc<Mutex<Queue>>) {
+    let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+    while let Some(waiter) = q.next_waiter() {
+        match waiter.send(Turn(Some(queue.clone()))) {
+            Ok(()) => return,
+            // Its wait was cancelled: disarm the returned turn (handing on
+            // from inside the lock would deadlock) and try the next one.
+            Err(mut turn) => drop(turn.0.take()),
+        }
+    }
+    q.free += 1;
+}
+
+/// Free slots and who waits for one, by namespace. The decisions are pure
+/// (no locking, no channels inside): [`Queue::next_waiter`] is table-tested.
+#[derive(Debug)]
+struct Queue<W = oneshot::Sender<Turn>> {
+    free: usize,
+    waiting: HashMap<String, VecDeque<W>>,
+    /// Namespaces with someone waiting, in the order they get their turn.
+    turns: VecDeque<String>,
+}
+
+impl<W> Default for Queue<W> {
+    fn default() -> Self {
+        Queue {
+            free: 0,
+            waiting: HashMap::new(),
+            turns: VecDeque::new(),
+        }
+    }
+}
+
+impl<W> Queue<W> {
+    fn push(&mut self, namespace: &str, waiter: W) {
+        match self.waiting.get_mut(namespace) {
+            Some(waiters) => waiters.push_back(waiter),
+            None => {
+                self.waiting
+                    .insert(namespace.to_string(), VecDeque::from([waiter]));
+                self.turns.push_back(namespace.to_string());
+            }
         }
     }
 
-    /// Waits for a free slot, in arrival order.
-    pub async fn slot(&self, metrics: &Metrics) -> Slot<'_> {
+    /// Pure: the first waiter of the namespace whose turn it is; that
+    /// namespace goes to the back of the line if it has more waiting.
+    fn next_waiter(&mut self) -> Option<W> {
+        let namespace = self.turns.pop_front()?;
+        let waiters = self.waiting.get_mut(&namespace)?;
+        let waiter = waiters.pop_front();
+        if waiters.is_empty() {
+            self.waiting.remove(&namespace);
+        } else {
+            self.turns.push_back(namespace);
+        }
+        waiter
+    }
+}
+
+impl Workers {
+    pub fn new(n: usize) -> Self {
+        let queue = Queue {
+            free: n.max(1),
+            ..Default::default()
+        };
+        Workers {
+            queue: Arc::new(Mutex::new(queue)),
+        }
+    }
+
+    /// Waits for a slot: at once if one is free, else at `namespace`'s turn.
+    pub async fn slot(&self, namespace: &str, metrics: &Metrics) -> Slot {
         metrics.reconcile_queued();
         let waiting = Waiting(metrics.clone());
-        let permit = self
-            .slots
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let turn = self.turn(namespace).await;
         drop(waiting);
         metrics.reconcile_started();
         Slot {
-            _permit: permit,
+            _turn: turn,
             metrics: metrics.clone(),
         }
+    }
+
+    async fn turn(&self, namespace: &str) -> Turn {
+        let rx = {
+            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            if q.free > 0 {
+                q.free -= 1;
+                return Turn(Some(self.queue.clone()));
+            }
+            let (tx, rx) = oneshot::channel();
+            q.push(namespace, tx);
+            rx
+        };
+        // Senders go unsent only when the queue itself is dropped, i.e. at
+        // shutdown: then there is nothing left to take turns on.
+        rx.await.unwrap_or(Turn(None))
     }
 }
 
@@ -73,42 +169,117 @@ mod tests {
         line.rsplit(' ').next().unwrap().parse().unwrap()
     }
 
+    #[test]
+    fn namespaces_take_turns_and_each_keeps_its_own_order() {
+        type Case<'a> = (&'a str, &'a [(&'a str, u32)], &'a [u32]);
+        let cases: [Case; 4] = [
+            ("nobody waits", &[], &[]),
+            (
+                "one namespace: arrival order",
+                &[("a", 1), ("a", 2), ("a", 3)],
+                &[1, 2, 3],
+            ),
+            (
+                "a flood in one namespace does not hold back another's single change",
+                &[
+                    ("flood", 1),
+                    ("flood", 2),
+                    ("flood", 3),
+                    ("flood", 4),
+                    ("quiet", 9),
+                ],
+                &[1, 9, 2, 3, 4],
+            ),
+            (
+                "three namespaces round robin, in the order they first waited",
+                &[("a", 1), ("a", 2), ("b", 3), ("c", 4), ("b", 5), ("a", 6)],
+                &[1, 3, 4, 2, 5, 6],
+            ),
+        ];
+        for (what, pushed, want) in cases {
+            let mut q: Queue<u32> = Queue::default();
+            for (namespace, waiter) in pushed {
+                q.push(namespace, *waiter);
+            }
+            let order: Vec<u32> = std::iter::from_fn(|| q.next_waiter()).collect();
+            assert_eq!(order, want, "{what}");
+            assert!(
+                q.waiting.is_empty() && q.turns.is_empty(),
+                "{what}: drained"
+            );
+        }
+    }
+
+    #[test]
+    fn a_namespace_that_empties_and_waits_again_goes_to_the_back() {
+        let mut q: Queue<u32> = Queue::default();
+        q.push("a", 1);
+        q.push("b", 2);
+        assert_eq!(q.next_waiter(), Some(1));
+        q.push("a", 3);
+        q.push("c", 4);
+        let order: Vec<u32> = std::iter::from_fn(|| q.next_waiter()).collect();
+        assert_eq!(order, [2, 3, 4]);
+    }
+
     #[tokio::test]
-    async fn at_most_n_run_the_rest_wait_in_order_and_are_counted() {
+    async fn at_most_n_run_the_rest_wait_their_turn_and_are_counted() {
         let metrics = Metrics::default();
-        let workers = std::sync::Arc::new(Workers::new(2));
-        let a = workers.slot(&metrics).await;
-        let _b = workers.slot(&metrics).await;
+        let workers = Arc::new(Workers::new(2));
+        let a = workers.slot("flood", &metrics).await;
+        let _b = workers.slot("flood", &metrics).await;
         let (order_tx, mut order) = tokio::sync::mpsc::unbounded_channel();
         let mut waiting = Vec::new();
-        for i in 0..3 {
+        for (i, namespace) in ["flood", "flood", "flood", "quiet"].into_iter().enumerate() {
             let (w, m, tx) = (workers.clone(), metrics.clone(), order_tx.clone());
             waiting.push(tokio::spawn(async move {
-                let _slot = w.slot(&m).await;
+                let _slot = w.slot(namespace, &m).await;
                 tx.send(i).unwrap();
             }));
             tokio::task::yield_now().await;
         }
         assert_eq!(gauge(&metrics, "keyguard_reconciles_running"), 2);
-        assert_eq!(gauge(&metrics, "keyguard_reconcile_queue_depth"), 3);
-        let cancelled = waiting.remove(2);
+        assert_eq!(gauge(&metrics, "keyguard_reconcile_queue_depth"), 4);
+        let cancelled = waiting.remove(0);
         cancelled.abort();
         let _ = cancelled.await;
         assert_eq!(
             gauge(&metrics, "keyguard_reconcile_queue_depth"),
-            2,
+            3,
             "a cancelled wait leaves the queue"
         );
         drop(a);
         for w in waiting {
             w.await.unwrap();
         }
+        let got: Vec<usize> = std::iter::from_fn(|| order.try_recv().ok()).collect();
         assert_eq!(
-            [order.recv().await, order.recv().await],
-            [Some(0), Some(1)],
-            "arrival order"
+            got,
+            [3, 1, 2],
+            "the cancelled waiter used up its namespace's turn; the quiet namespace's single wait comes next, not after the flood"
         );
         assert_eq!(gauge(&metrics, "keyguard_reconcile_queue_depth"), 0);
         assert_eq!(gauge(&metrics, "keyguard_reconciles_running"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_slot_handed_to_a_cancelled_waiter_is_not_lost() {
+        let metrics = Metrics::default();
+        let workers = Workers::new(1);
+        let held = workers.slot("a", &metrics).await;
+        let mut cancelled = Box::pin(workers.slot("a", &metrics));
+        assert!(futures::poll!(cancelled.as_mut()).is_pending());
+        // The slot is sent to the waiter, which is dropped before it reads it.
+        drop(held);
+        drop(cancelled);
+        let again = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            workers.slot("b", &metrics),
+        )
+        .await;
+        assert!(
+            again.is_ok(),
+            "the slot came back when the turn was dropped"
+        );
     }
 }

@@ -27,12 +27,19 @@ use crate::{monitoring, restart, rotation, state_record, Error, Result};
 mod environment;
 pub mod status;
 
-/// The reconcile entry point: waits for a slot (`workers.rs`), then runs.
+/// The reconcile entry point: waits for its namespace's turn at a slot
+/// (`workers.rs`), then runs.
 /// A waiting reconcile holds only this small future; the running one's
 /// state (~15 KiB) is boxed once it has a slot, so a queue of every
 /// resource at once does not cost that much memory per resource.
 pub async fn reconcile(tc: Arc<TwitterCredential>, ctx: Arc<Context>) -> Result<Action> {
-    let _slot = ctx.workers.slot(&ctx.metrics).await;
+    let _slot = ctx
+        .workers
+        .slot(
+            tc.metadata.namespace.as_deref().unwrap_or_default(),
+            &ctx.metrics,
+        )
+        .await;
     // Every log line of one reconcile carries the same resource and id.
     let span = tracing::info_span!(
         "reconcile",
