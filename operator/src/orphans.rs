@@ -194,52 +194,94 @@ pub fn as_recorded(o: &Owned) -> Disposal {
 /// Watches resources for deletions and sweeps after every (re)list.
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<TwitterCredential> = Api::all(ctx.client.clone());
-    let mut live: HashMap<String, Seen> = HashMap::new();
-    let mut listing: HashMap<String, Seen> = HashMap::new();
+    let mut seen = SeenResources::default();
     let mut events = watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
     while let Some(event) = events.next().await {
-        match event {
-            Ok(watcher::Event::Init) => listing.clear(),
-            Ok(watcher::Event::InitApply(tc)) => {
-                listing.insert(tc.uid().unwrap_or_default(), Seen::of(&tc));
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => {
+                warn!(error = %e, "watching TwitterCredentials for deletions");
+                continue;
             }
-            Ok(watcher::Event::InitDone) => {
-                // No Delete event comes for what vanished during the relist.
-                for went in series::gone(&live, &listing) {
-                    ctx.metrics.forget_gone(&went);
-                }
-                live = std::mem::take(&mut listing);
-                let uids: HashSet<String> = live.keys().cloned().collect();
-                if let Err(e) = sweep(&ctx, &uids).await {
+        };
+        for went in seen.observe(&event) {
+            ctx.metrics.forget_gone(&went);
+        }
+        match event {
+            watcher::Event::InitDone => {
+                if let Err(e) = sweep(&ctx, &seen.uids()).await {
                     warn!(error = %e, "orphan sweep failed; the next relist tries again");
                 }
             }
-            Ok(watcher::Event::Apply(tc)) => {
-                let seen = Seen::of(&tc);
-                if let Some(dropped) = live
-                    .get(&tc.uid().unwrap_or_default())
-                    .and_then(|old| series::dropped_environments(old, &seen))
-                {
-                    ctx.metrics
-                        .forget_gone(&series::Gone::Environments(dropped));
-                }
-                live.insert(tc.uid().unwrap_or_default(), seen);
+            watcher::Event::Delete(tc) => dispose_deleted(&ctx, &tc).await,
+            _ => {}
+        }
+    }
+}
+
+/// What the deletion watch has seen of every resource, by uid, and what a
+/// relist in progress has listed so far.
+#[derive(Debug, Default)]
+pub struct SeenResources {
+    live: HashMap<String, Seen>,
+    listing: HashMap<String, Seen>,
+}
+
+impl SeenResources {
+    /// Pure: takes in one watch event; returns the metric series that
+    /// went with it. No Delete event comes for what vanished during a
+    /// relist, so the relist's end compares the listing with what was live.
+    pub fn observe(&mut self, event: &watcher::Event<TwitterCredential>) -> Vec<series::Gone> {
+        let uid = |tc: &TwitterCredential| tc.uid().unwrap_or_default();
+        match event {
+            watcher::Event::Init => {
+                self.listing.clear();
+                vec![]
             }
-            Ok(watcher::Event::Delete(tc)) => {
-                live.remove(&tc.uid().unwrap_or_default());
-                ctx.metrics.forget(&tc);
-                let owner = Owner::of(&tc);
-                match dispose(&ctx, &owner, on_delete(tc.spec.deletion_policy)).await {
-                    Ok(0) => {}
-                    Ok(n) => report(&ctx, &owner, n).await,
-                    Err(e) => {
-                        warn!(error = %e, "removing a deleted resource's objects failed; the next sweep tries again")
-                    }
-                }
+            watcher::Event::InitApply(tc) => {
+                self.listing.insert(uid(tc), Seen::of(tc));
+                vec![]
             }
-            Err(e) => warn!(error = %e, "watching TwitterCredentials for deletions"),
+            watcher::Event::InitDone => {
+                let went = series::gone(&self.live, &self.listing);
+                self.live = std::mem::take(&mut self.listing);
+                went
+            }
+            watcher::Event::Apply(tc) => {
+                let seen = Seen::of(tc);
+                let dropped = self
+                    .live
+                    .get(&uid(tc))
+                    .and_then(|old| series::dropped_environments(old, &seen));
+                self.live.insert(uid(tc), seen);
+                dropped
+                    .map(series::Gone::Environments)
+                    .into_iter()
+                    .collect()
+            }
+            watcher::Event::Delete(tc) => {
+                self.live.remove(&uid(tc));
+                vec![series::Gone::Resource(Seen::of(tc))]
+            }
+        }
+    }
+
+    /// The uids of the resources that exist, as of the last event.
+    pub fn uids(&self) -> HashSet<String> {
+        self.live.keys().cloned().collect()
+    }
+}
+
+/// Removes a deleted resource's objects, as its deletion policy says.
+async fn dispose_deleted(ctx: &Context, tc: &TwitterCredential) {
+    let owner = Owner::of(tc);
+    match dispose(ctx, &owner, on_delete(tc.spec.deletion_policy)).await {
+        Ok(0) => {}
+        Ok(n) => report(ctx, &owner, n).await,
+        Err(e) => {
+            warn!(error = %e, "removing a deleted resource's objects failed; the next sweep tries again")
         }
     }
 }
@@ -361,5 +403,77 @@ mod tests {
                 "{what}: vanished resource, as recorded"
             );
         }
+    }
+
+    fn resource(uid: &str, name: &str, envs: &[&str]) -> TwitterCredential {
+        let envs: Vec<serde_json::Value> = envs
+            .iter()
+            .map(|e| json!({"name": e, "source": {"secretRef": {"name": "keys"}}, "target": {"secretName": format!("out-{e}"), "keys": ["apiKey"]}}))
+            .collect();
+        serde_json::from_value(
+            json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential",
+            "metadata": {"name": name, "namespace": "team", "uid": uid},
+            "spec": {"environments": envs}}),
+        )
+        .unwrap()
+    }
+
+    /// The deletion flake: a resource deleted while the watch relisted sends
+    /// no Delete event. Forces that relist and checks, on the metrics the
+    /// operator serves, that its series go and the survivor's stay.
+    #[test]
+    fn a_resource_that_vanished_during_a_relist_leaves_no_series() {
+        use watcher::Event::*;
+        let metrics = crate::metrics::Metrics::default();
+        let (gone, kept) = (
+            resource("1", "gone-bot", &["prod"]),
+            resource("2", "kept-bot", &["prod"]),
+        );
+        let mut seen = SeenResources::default();
+        for tc in [&gone, &kept] {
+            assert!(seen.observe(&Apply(tc.clone())).is_empty());
+            metrics.reconciled(tc, std::time::Duration::from_millis(1));
+            metrics.verified(tc, "prod", true);
+        }
+        let relist = [Init, InitApply(kept.clone()), InitDone];
+        let went: Vec<series::Gone> = relist.iter().flat_map(|e| seen.observe(e)).collect();
+        for g in &went {
+            metrics.forget_gone(g);
+        }
+        let text = metrics.render();
+        assert!(
+            !text.contains("gone-bot"),
+            "series of the vanished resource stay:\n{text}"
+        );
+        assert!(
+            text.contains("kept-bot"),
+            "the survivor's series went too:\n{text}"
+        );
+        assert_eq!(seen.uids(), HashSet::from(["2".to_string()]));
+    }
+
+    #[test]
+    fn deletions_and_dropped_environments_are_what_goes() {
+        use watcher::Event::*;
+        let mut seen = SeenResources::default();
+        seen.observe(&Apply(resource("1", "bot", &["prod", "staging"])));
+        assert_eq!(
+            seen.observe(&Apply(resource("1", "bot", &["prod"]))),
+            [series::Gone::Environments(Seen::of(&resource(
+                "1",
+                "bot",
+                &["staging"]
+            )))]
+        );
+        assert_eq!(
+            seen.observe(&Delete(resource("1", "bot", &["prod"]))),
+            [series::Gone::Resource(Seen::of(&resource(
+                "1",
+                "bot",
+                &["prod"]
+            )))]
+        );
+        assert!(seen.uids().is_empty());
+        assert!(seen.observe(&Init).is_empty() && seen.observe(&InitDone).is_empty());
     }
 }

@@ -152,7 +152,9 @@ impl Rebuilder {
 
 fn error_policy(tc: Arc<TwitterCredential>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(namespace = %tc.namespace().unwrap_or_default(), resource = %tc.name_any(), %error, "will retry");
-    ctx.metrics.reconcile_failed(&tc);
+    if counts_as_failure(tc.metadata.deletion_timestamp.is_some(), error) {
+        ctx.metrics.reconcile_failed(&tc);
+    }
     Action::requeue(retry_after(error).mul_f64(1.0 + fastrand::f64() / 2.0))
 }
 
@@ -160,8 +162,24 @@ fn error_policy(tc: Arc<TwitterCredential>, error: &Error, ctx: Arc<Context>) ->
 /// when the finalizer patch's test of a stale copy fails) is settled by
 /// reading afresh, so it is retried at once; anything else waits.
 pub fn retry_after(error: &Error) -> Duration {
+    match api_status(error).map(|e| e.code) {
+        Some(409 | 422) => Duration::from_secs(1),
+        _ => Duration::from_secs(15),
+    }
+}
+
+/// Pure: whether a failed reconcile counts in the resource's failure
+/// series. Not when a deleted resource's cleanup ran from a stale copy and
+/// found the resource gone (404): its series were already forgotten, and
+/// counting would bring one back for a resource that no longer exists.
+pub fn counts_as_failure(deleting: bool, error: &Error) -> bool {
+    !(deleting && api_status(error).is_some_and(|e| e.code == 404))
+}
+
+/// The apiserver's answer inside a reconcile error, if it has one.
+fn api_status(error: &Error) -> Option<&kube::core::Status> {
     use kube::runtime::finalizer::Error as F;
-    let api = match error {
+    match error {
         Error::Kube(kube::Error::Api(e)) => Some(e),
         Error::Finalizer(f) => match f.as_ref() {
             F::AddFinalizer(kube::Error::Api(e)) | F::RemoveFinalizer(kube::Error::Api(e)) => {
@@ -172,10 +190,6 @@ pub fn retry_after(error: &Error) -> Duration {
             _ => None,
         },
         _ => None,
-    };
-    match api.map(|e| e.code) {
-        Some(409 | 422) => Duration::from_secs(1),
-        _ => Duration::from_secs(15),
     }
 }
 
@@ -244,6 +258,52 @@ mod tests {
         ];
         for (what, error, secs) in cases {
             assert_eq!(retry_after(&error), Duration::from_secs(secs), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_cleanup_that_finds_the_resource_gone_is_not_a_failure() {
+        use kube::runtime::finalizer::Error as F;
+        let api = |code: u16| {
+            kube::Error::Api(Box::new(
+                serde_json::from_value(json!({"code": code, "status": "Failure"})).unwrap(),
+            ))
+        };
+        let finalizer = |f: F<Error>| Error::Finalizer(Box::new(f));
+        let cases = [
+            (
+                "gone when the finalizer was removed",
+                true,
+                finalizer(F::RemoveFinalizer(api(404))),
+                false,
+            ),
+            (
+                "gone during cleanup",
+                true,
+                finalizer(F::CleanupFailed(Error::Kube(api(404)))),
+                false,
+            ),
+            (
+                "cleanup refused",
+                true,
+                finalizer(F::CleanupFailed(Error::Kube(api(403)))),
+                true,
+            ),
+            (
+                "a source missing while the resource lives",
+                false,
+                Error::Kube(api(404)),
+                true,
+            ),
+            (
+                "a lost race while deleting",
+                true,
+                finalizer(F::RemoveFinalizer(api(409))),
+                true,
+            ),
+        ];
+        for (what, deleting, error, counts) in cases {
+            assert_eq!(counts_as_failure(deleting, &error), counts, "{what}");
         }
     }
 }
