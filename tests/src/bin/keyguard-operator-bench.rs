@@ -5,10 +5,13 @@
 //! during an idle minute of resyncs, scraped from the apiserver's metrics.
 //!
 //! cargo build --release -p keyguard-operator && cargo build --release -p keyguard-tests --bin keyguard-operator-bench
-//! target/release/keyguard-operator-bench 1 300 1000:10000   (N resources, or N:UNRELATED Secrets)
+//! target/release/keyguard-operator-bench 1 300 1000:10000   (N resources, or N:UNRELATED Secrets; one shared X app)
+//! target/release/keyguard-operator-bench curve 1000 3000 10000   (growth: each size and a 1-resource base, 10,000 unrelated, an app each)
+//! target/release/keyguard-operator-bench fairness 5000 100  (FLOOD resources of one namespace change at once; QUIET of another, one by one)
 //! target/release/keyguard-operator-bench rotate 300         (rotate-now on N environments at once)
 //! target/release/keyguard-operator-bench schedule 300 3     (bearer every minute on N, watched M minutes)
 //! KEYGUARD_BENCH_RESYNC_SECONDS=10, KEYGUARD_BENCH_LOG_FILTER=info: the operator's resync and logs
+//! KEYGUARD_BENCH_WRAP="heaptrack -o /tmp/operator": run the operator under a heap profiler
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -126,32 +129,47 @@ async fn unrelated_load(client: &kube::Client, unrelated: usize) -> anyhow::Resu
     Ok(())
 }
 
-/// Source Secrets and resources of 3 environments each, `n` of them.
+/// Source Secrets and resources of 3 environments each, `n` of them;
+/// resource `i` uses `apps[i % apps.len()]`. Sixteen writes in flight, as
+/// a GitOps tool applying a large change would have.
 async fn create_resources(
     secrets: &Api<Secret>,
     credentials: &Api<TwitterCredential>,
-    app: &keyguard_tests::x_api::AppCredentials,
+    apps: &[keyguard_tests::x_api::AppCredentials],
     n: usize,
 ) -> anyhow::Result<()> {
-    for i in 0..n {
-        set_source(secrets, i, app).await?;
-    }
-    for i in 0..n {
-        let env = |name: &str, keys: serde_json::Value| {
-            json!({"name": name, "source": {"secretRef": {"name": format!("src-{i}")}},
-            "target": {"secretName": format!("out-{i}-{name}"), "keys": keys}, "access": {"serviceAccounts": ["app"]}})
-        };
-        let tc = json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential", "metadata": {"name": format!("bot-{i}")},
-            "spec": {"environments": [env("production", json!(["bearerToken"])), env("staging", json!(["apiKey", "apiKeySecret"])), env("development", json!(["accessToken", "accessTokenSecret"]))]}});
-        credentials
-            .patch(
-                &format!("bot-{i}"),
-                &PatchParams::apply("bench"),
-                &Patch::Apply(&tc),
-            )
-            .await?;
-    }
+    use futures::{StreamExt, TryStreamExt};
+    futures::stream::iter(0..n)
+        .map(|i| set_source(secrets, i, &apps[i % apps.len()]))
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+    futures::stream::iter(0..n)
+        .map(|i| async move {
+            credentials
+                .patch(
+                    &format!("bot-{i}"),
+                    &PatchParams::apply("bench"),
+                    &Patch::Apply(&three_environments(i)),
+                )
+                .await?;
+            anyhow::Ok(())
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
     Ok(())
+}
+
+/// Resource `bot-<i>`: production projects a minted bearer token, staging
+/// the app's key pair, development the user's token pair.
+fn three_environments(i: usize) -> serde_json::Value {
+    let env = |name: &str, keys: serde_json::Value| {
+        json!({"name": name, "source": {"secretRef": {"name": format!("src-{i}")}},
+        "target": {"secretName": format!("out-{i}-{name}"), "keys": keys}, "access": {"serviceAccounts": ["app"]}})
+    };
+    json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential", "metadata": {"name": format!("bot-{i}")},
+        "spec": {"environments": [env("production", json!(["bearerToken"])), env("staging", json!(["apiKey", "apiKeySecret"])), env("development", json!(["accessToken", "accessTokenSecret"]))]}})
 }
 
 async fn set_source(
@@ -176,47 +194,34 @@ async fn set_source(
     Ok(())
 }
 
-/// Change → target updated: `samples` sources, one every 20 ms, switch to
-/// another app's keys; a watch on the targets notes when each resource's
-/// `staging` target (apiKey, apiKeySecret) changes. Latencies, sorted.
+/// Change → target updated: `samples` sources, one every `every`, switch
+/// to another app's keys (source `i` to `next[i % next.len()]`); a watch on
+/// the targets notes when each resource's `staging` target (apiKey,
+/// apiKeySecret) holds its new key. Latencies, sorted.
 async fn change_latencies(
     secrets: &Api<Secret>,
-    app: &keyguard_tests::x_api::AppCredentials,
+    next: &[keyguard_tests::x_api::AppCredentials],
     samples: usize,
+    every: Duration,
 ) -> anyhow::Result<Vec<Duration>> {
-    use futures::StreamExt;
-    use kube::runtime::watcher;
-    let seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Instant>>> = Default::default();
-    let record = seen.clone();
-    let key = app.api_key.clone();
-    let cfg = watcher::Config::default().labels("app.kubernetes.io/managed-by=keyguard-operator");
-    let watch = tokio::spawn(watcher(secrets.clone(), cfg).for_each(move |event| {
-        if let Ok(watcher::Event::Apply(s)) = event {
-            let new = s
-                .data
-                .as_ref()
-                .and_then(|d| d.get("apiKey"))
-                .is_some_and(|v| v.0 == key.as_bytes());
-            if new {
-                let name = s.metadata.name.unwrap_or_default();
-                record
-                    .lock()
-                    .unwrap()
-                    .entry(name)
-                    .or_insert_with(Instant::now);
-            }
-        }
-        async {}
-    }));
+    let expected: BTreeMap<String, String> = (0..samples)
+        .map(|i| {
+            (
+                format!("out-{i}-staging"),
+                next[i % next.len()].api_key.clone(),
+            )
+        })
+        .collect();
+    let seen = watch_targets(secrets, expected);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut asked = Vec::new();
     for i in 0..samples {
         asked.push((format!("out-{i}-staging"), Instant::now()));
-        set_source(secrets, i, app).await?;
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        set_source(secrets, i, &next[i % next.len()]).await?;
+        tokio::time::sleep(every).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let latencies = loop {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
         let got = seen.lock().unwrap().clone();
         if asked.iter().all(|(name, _)| got.contains_key(name)) {
             let mut l: Vec<Duration> = asked
@@ -224,16 +229,55 @@ async fn change_latencies(
                 .map(|(name, at)| got[name].saturating_duration_since(*at))
                 .collect();
             l.sort();
-            break l;
+            return Ok(l);
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "changes not synced within 2 minutes"
+            "changes not synced within 5 minutes"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    watch.abort();
-    Ok(latencies)
+    }
+}
+
+type Seen = std::sync::Arc<std::sync::Mutex<BTreeMap<String, Instant>>>;
+
+/// Watches `secrets` and notes when each target named in `expected` first
+/// holds its expected apiKey. The watch stops when the returned map is
+/// dropped by everyone but the watch.
+fn watch_targets(secrets: &Api<Secret>, expected: BTreeMap<String, String>) -> Seen {
+    use futures::StreamExt;
+    use kube::runtime::watcher;
+    let seen: Seen = Default::default();
+    let record = seen.clone();
+    let cfg = watcher::Config::default().labels("app.kubernetes.io/managed-by=keyguard-operator");
+    let mut events = watcher(secrets.clone(), cfg).boxed();
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            if std::sync::Arc::strong_count(&record) == 1 {
+                return;
+            }
+            let Ok(watcher::Event::Apply(s)) = event else {
+                continue;
+            };
+            let name = s.metadata.name.clone().unwrap_or_default();
+            let Some(key) = expected.get(&name) else {
+                continue;
+            };
+            let new = s
+                .data
+                .as_ref()
+                .and_then(|d| d.get("apiKey"))
+                .is_some_and(|v| v.0 == key.as_bytes());
+            if new {
+                record
+                    .lock()
+                    .unwrap()
+                    .entry(name)
+                    .or_insert_with(Instant::now);
+            }
+        }
+    });
+    seen
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -241,46 +285,108 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn run(n: usize, unrelated: usize) -> anyhow::Result<()> {
+/// Whether the bench's resources share one X app (the worst case of
+/// key-reuse detection: every environment shares with every other) or
+/// each has its own, as separate teams' bots would.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Apps {
+    Shared,
+    OnePerResource,
+}
+
+impl Apps {
+    fn make(self, x: &XApiEmulator, n: usize) -> Vec<keyguard_tests::x_api::AppCredentials> {
+        let count = if self == Apps::Shared { 1 } else { n.max(1) };
+        (0..count)
+            .map(|_| x.create_app(AccessLevel::Read))
+            .collect()
+    }
+}
+
+/// One run's figures (one table row).
+struct Figures {
+    n: usize,
+    unrelated: usize,
+    synced: Duration,
+    applied: Duration,
+    latencies: Vec<Duration>,
+    rss_kib: u64,
+    rss_idle_kib: u64,
+    idle_writes: f64,
+    idle_requests: f64,
+}
+
+impl Figures {
+    fn row(&self) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        format!(
+            "| {} | {} | {:.1} s (applying took {:.1} s) | {:.0} / {:.0} / {:.0} ms | {} MiB | {} MiB | {} | {} |",
+            self.n,
+            self.unrelated,
+            self.synced.as_secs_f64(),
+            self.applied.as_secs_f64(),
+            ms(percentile(&self.latencies, 0.5)),
+            ms(percentile(&self.latencies, 0.99)),
+            self.latencies.last().map_or(0.0, |d| ms(*d)),
+            self.rss_kib / 1024,
+            self.rss_idle_kib / 1024,
+            self.idle_writes,
+            self.idle_requests
+        )
+    }
+}
+
+/// Polls until `want` target Secrets exist in `secrets`' namespace.
+async fn wait_for_targets(
+    secrets: &Api<Secret>,
+    want: usize,
+    started: Instant,
+) -> anyhow::Result<Duration> {
+    let lp = ListParams::default()
+        .labels("app.kubernetes.io/managed-by=keyguard-operator,!keyguard.dev/part");
+    loop {
+        let count = secrets.list_metadata(&lp).await?.items.len();
+        if count >= want {
+            return Ok(started.elapsed());
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(1800),
+            "only {count} of {want} targets after 30 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn create_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": name}}))?,
+        )
+        .await?;
+    Ok(())
+}
+
+async fn run(n: usize, unrelated: usize, apps: Apps) -> anyhow::Result<Figures> {
     let cp = ControlPlane::start().await?;
     keyguard_tests::kube_helpers::install_crd(&cp).await;
     let x = XApiEmulator::start().await;
     let client = cp.client().await?;
     unrelated_load(&client, unrelated).await?;
     let (mut operator, metrics_addr) = spawn_operator(&cp, &x)?;
-
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "bench"}}))?,
-        )
-        .await?;
+    create_namespace(&client, "bench").await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "bench");
     let credentials: Api<TwitterCredential> = Api::namespaced(client.clone(), "bench");
-    let app = x.create_app(AccessLevel::Read);
     let started = Instant::now();
-    create_resources(&secrets, &credentials, &app, n).await?;
+    create_resources(&secrets, &credentials, &apps.make(&x, n), n).await?;
     let applied = started.elapsed();
-    let lp = ListParams::default()
-        .labels("app.kubernetes.io/managed-by=keyguard-operator,!keyguard.dev/part");
-    loop {
-        let count = secrets.list_metadata(&lp).await?.items.len();
-        if count == 3 * n {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(900),
-            "only {count} of {} targets after 15 minutes",
-            3 * n
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let synced = started.elapsed();
+    let synced = wait_for_targets(&secrets, 3 * n, started).await?;
     // Let status writes and Events settle.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let rss = rss_kib(operator.id());
-    let next = x.create_app(AccessLevel::Read);
-    let latencies = change_latencies(&secrets, &next, n.min(200)).await?;
+    let rss_synced = rss_kib(operator.id());
+    let samples = n.min(200);
+    let next = apps.make(&x, samples);
+    let latencies = change_latencies(&secrets, &next, samples, Duration::from_millis(20)).await?;
     tokio::time::sleep(Duration::from_secs(10)).await;
     // An idle minute (with KEYGUARD_BENCH_RESYNC_SECONDS=10: six resyncs
     // of every resource, the hour of a default resync).
@@ -292,10 +398,28 @@ async fn run(n: usize, unrelated: usize) -> anyhow::Result<()> {
         "reconciles in the idle minute: {}",
         reconciles(&metrics_addr).await? - r0
     );
-    let rss_idle = rss_kib(operator.id());
-    let idle: BTreeMap<&String, f64> = k1
+    let rss_idle_kib = rss_kib(operator.id());
+    report_idle_requests(&k0, &k1);
+    operator.kill()?;
+    operator.wait()?;
+    Ok(Figures {
+        n,
+        unrelated,
+        synced,
+        applied,
+        latencies,
+        rss_kib: rss_synced,
+        rss_idle_kib,
+        idle_writes: w1 - w0,
+        idle_requests: a1 - a0,
+    })
+}
+
+/// Prints what the operator asked of the apiserver in the idle minute.
+fn report_idle_requests(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) {
+    let idle: BTreeMap<&String, f64> = after
         .iter()
-        .map(|(k, v)| (k, v - k0.get(k).copied().unwrap_or(0.0)))
+        .map(|(k, v)| (k, v - before.get(k).copied().unwrap_or(0.0)))
         .filter(|(_, v)| *v > 0.0)
         .collect();
     let is_write = |k: &str| WRITE_VERBS.iter().any(|w| k.starts_with(&format!("{w} ")));
@@ -307,21 +431,121 @@ async fn run(n: usize, unrelated: usize) -> anyhow::Result<()> {
     if !idle_reads.is_empty() {
         eprintln!("reads in the idle minute: {idle_reads:?}");
     }
-    println!(
-        "| {n} | {unrelated} | {:.2} s (applying took {:.2} s) | {:.0} / {:.0} / {:.0} ms | {} MiB | {} MiB | {} | {} |",
+}
+
+/// `curve SIZES…`: the growth curve. One resource first (the baseline),
+/// then each size, every run with 10,000 unrelated Secrets and its own X
+/// app per resource; the last column is what each resource adds to RSS.
+async fn curve(sizes: &[usize]) -> anyhow::Result<()> {
+    const UNRELATED: usize = 10_000;
+    println!("| resources | unrelated Secrets | apply → all synced | change → target p50 / p99 / max | RSS after sync | RSS after an idle minute | writes in idle minute | requests in idle minute | KiB per resource |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let base = run(1, UNRELATED, Apps::OnePerResource).await?;
+    println!("{} |", base.row());
+    for &n in sizes {
+        let f = run(n, UNRELATED, Apps::OnePerResource).await?;
+        let marginal = f.rss_kib.saturating_sub(base.rss_kib) as f64 / (n - 1).max(1) as f64;
+        println!("{} {marginal:.1} |", f.row());
+    }
+    Ok(())
+}
+
+/// `fairness FLOOD QUIET`: FLOOD resources in one namespace all change at
+/// once (every source to a new app, 32 writes in flight) while QUIET
+/// resources in another change one every 250 ms. Prints the quiet
+/// namespace's change → target latencies, how long the flood took to land,
+/// and the deepest reconcile queue seen.
+async fn fairness(flood: usize, quiet: usize) -> anyhow::Result<()> {
+    let cp = ControlPlane::start().await?;
+    keyguard_tests::kube_helpers::install_crd(&cp).await;
+    let x = XApiEmulator::start().await;
+    let client = cp.client().await?;
+    let (mut operator, metrics_addr) = spawn_operator(&cp, &x)?;
+    let started = Instant::now();
+    let mut apis = Vec::new();
+    for (namespace, n) in [("flood", flood), ("quiet", quiet)] {
+        create_namespace(&client, namespace).await?;
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+        let credentials: Api<TwitterCredential> = Api::namespaced(client.clone(), namespace);
+        create_resources(&secrets, &credentials, &Apps::OnePerResource.make(&x, n), n).await?;
+        apis.push(secrets);
+    }
+    for (secrets, n) in apis.iter().zip([flood, quiet]) {
+        wait_for_targets(secrets, 3 * n, started).await?;
+    }
+    let synced = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (flood_secrets, quiet_secrets) = (apis[0].clone(), apis[1].clone());
+    let flood_next = Apps::OnePerResource.make(&x, flood);
+    let expected = (0..flood)
+        .map(|i| (format!("out-{i}-staging"), flood_next[i].api_key.clone()))
+        .collect();
+    let flood_seen = watch_targets(&flood_secrets, expected);
+    let deepest = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = tokio::spawn(sample_queue_depth(metrics_addr.clone(), deepest.clone()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let flood_started = Instant::now();
+    let writer = tokio::spawn(async move {
+        use futures::{StreamExt, TryStreamExt};
+        futures::stream::iter(0..flood)
+            .map(|i| {
+                let (secrets, app) = (flood_secrets.clone(), flood_next[i].clone());
+                async move { set_source(&secrets, i, &app).await }
+            })
+            .buffer_unordered(32)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(|_| flood_started.elapsed())
+    });
+    // The quiet namespace changes while the flood's writes land.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let quiet_next = Apps::OnePerResource.make(&x, quiet);
+    let latencies = change_latencies(
+        &quiet_secrets,
+        &quiet_next,
+        quiet,
+        Duration::from_millis(250),
+    )
+    .await?;
+    let flood_written = writer.await??;
+    let flood_landed = loop {
+        if flood_seen.lock().unwrap().len() == flood {
+            break flood_started.elapsed();
+        }
+        anyhow::ensure!(
+            flood_started.elapsed() < Duration::from_secs(1800),
+            "the flood did not land in 30 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    sampler.abort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("| {flood} | {quiet} | {:.1} s | {:.0} / {:.0} / {:.0} ms | {:.1} s (writing took {:.1} s) | {} | {} MiB |",
         synced.as_secs_f64(),
-        applied.as_secs_f64(),
-        percentile(&latencies, 0.5).as_secs_f64() * 1000.0,
-        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
-        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
-        rss / 1024,
-        rss_idle / 1024,
-        w1 - w0,
-        a1 - a0
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99)),
+        latencies.last().map_or(0.0, |d| ms(*d)),
+        flood_landed.as_secs_f64(),
+        flood_written.as_secs_f64(),
+        deepest.load(std::sync::atomic::Ordering::Relaxed),
+        rss_kib(operator.id()) / 1024,
     );
     operator.kill()?;
     operator.wait()?;
     Ok(())
+}
+
+/// Keeps the deepest `keyguard_reconcile_queue_depth` the operator reports.
+async fn sample_queue_depth(
+    http_addr: String,
+    deepest: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    loop {
+        if let Ok(depth) = scrape(&http_addr, "keyguard_reconcile_queue_depth ").await {
+            deepest.fetch_max(depth as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The release operator as its own process, against `cp` and the emulator.
@@ -367,7 +591,19 @@ fn spawn_operator(
     let http_addr = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .to_string();
-    let child = Command::new(&operator_bin)
+    // KEYGUARD_BENCH_WRAP="heaptrack -o /tmp/operator": a heap profile
+    // (RSS figures then describe the wrapper, not the operator).
+    let wrap = std::env::var("KEYGUARD_BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut command = match words.next() {
+        Some(wrapper) => {
+            let mut c = Command::new(wrapper);
+            c.args(words).arg(&operator_bin);
+            c
+        }
+        None => Command::new(&operator_bin),
+    };
+    let child = command
         .args([
             "run",
             "--lease-namespace",
@@ -403,6 +639,11 @@ fn spawn_operator(
 
 /// The operator's count of reconciles so far (all resources).
 async fn reconciles(http_addr: &str) -> anyhow::Result<f64> {
+    scrape(http_addr, "keyguard_reconciles_total{").await
+}
+
+/// The sum of the operator's metric lines starting with `prefix`.
+async fn scrape(http_addr: &str, prefix: &str) -> anyhow::Result<f64> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(http_addr).await?;
     stream
@@ -412,7 +653,7 @@ async fn reconciles(http_addr: &str) -> anyhow::Result<f64> {
     stream.read_to_string(&mut text).await?;
     Ok(text
         .lines()
-        .filter(|l| l.starts_with("keyguard_reconciles_total{"))
+        .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum())
 }
@@ -637,7 +878,22 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    // `N` or `N:UNRELATED` (resources, unrelated Secrets).
+    if args.first().map(String::as_str) == Some("curve") {
+        let sizes: Vec<usize> = args[1..]
+            .iter()
+            .map(|a| a.parse())
+            .collect::<Result<_, _>>()?;
+        return curve(&sizes).await;
+    }
+    if args.first().map(String::as_str) == Some("fairness") {
+        println!("| flood resources | quiet resources | apply → all synced | quiet change → target p50 / p99 / max | flood change → all landed | deepest queue | operator RSS |");
+        println!("|---|---|---|---|---|---|---|");
+        let flood = args.get(1).map_or(Ok(5000), |a| a.parse())?;
+        let quiet = args.get(2).map_or(Ok(100), |a| a.parse())?;
+        return fairness(flood, quiet).await;
+    }
+    // `N` or `N:UNRELATED` (resources, unrelated Secrets), all sharing
+    // one X app, as every figure before the growth curve was measured.
     let runs: Vec<(usize, usize)> = args
         .iter()
         .map(|a| match a.split_once(':') {
@@ -652,7 +908,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         runs
     } {
-        run(n, unrelated).await?;
+        println!("{}", run(n, unrelated, Apps::Shared).await?.row());
     }
     Ok(())
 }
