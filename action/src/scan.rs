@@ -128,7 +128,7 @@ fn scan_source(opts: &ScanOptions, detector: &Detector) -> Result<Scanned, Error
             scanned(Some(path), output, format!("history of {}", path.display()))
         }
         Target::Range(path, r) => {
-            let output = range::scan_range(path, r, opts.commit_messages, detector)?;
+            let output = range::scan_range(path, r, opts.commit_messages, opts.threads, detector)?;
             scanned(Some(path), output, format!("range {r}"))
         }
         Target::Stdin => {

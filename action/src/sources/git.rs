@@ -1,9 +1,9 @@
 //! Talking to git: the git CLI, the same one a runner or developer has, in
 //! batch mode (`cat-file --batch`) so every blob costs no process.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use crate::finding::CommitInfo;
 use crate::Error;
@@ -41,56 +41,6 @@ pub(crate) fn output(repo: &Path, args: &[&str]) -> Result<String, Error> {
 pub(crate) fn check_repository(repo: &Path) -> Result<(), Error> {
     output(repo, &["rev-parse", "--git-dir"])?;
     Ok(())
-}
-
-/// A long-running `git cat-file --batch`.
-pub(crate) struct CatFile {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl CatFile {
-    pub(crate) fn new(repo: &Path) -> Result<Self, Error> {
-        let mut child = git(repo)
-            .args(["cat-file", "--batch"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| Error::Git {
-                command: "git cat-file --batch".into(),
-                message: e.to_string(),
-            })?;
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Ok(CatFile {
-            child,
-            stdin,
-            stdout,
-        })
-    }
-
-    /// The content of a blob, or None if git does not have it.
-    pub(crate) fn read(&mut self, sha: &str) -> std::io::Result<Option<Vec<u8>>> {
-        writeln!(self.stdin, "{sha}")?;
-        self.stdin.flush()?;
-        let Header::Object { kind, size, .. } = read_header(&mut self.stdout)? else {
-            return Ok(None);
-        };
-        let mut data = vec![0; size as usize];
-        self.stdout.read_exact(&mut data)?;
-        let mut nl = [0u8; 1];
-        self.stdout.read_exact(&mut nl)?;
-        Ok((kind == "blob").then_some(data))
-    }
-}
-
-impl Drop for CatFile {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A `--batch` header.

@@ -2,52 +2,16 @@
 //! (older stashes live only in the stash's reflog), each scanned once, with
 //! the first commit and path where a finding appeared. Opt-in: blobs no ref
 //! reaches any more (`--unreachable`: dangling after a reset or an amended
-//! commit, until git collects them) and commit messages.
+//! commit, until git collects them) and commit messages. Reading and
+//! scanning the blobs is `objects.rs`'.
 
-use std::io::{BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::sync::Mutex;
 
-use super::git::{check_repository, first_appearances, git, read_header, Header};
+use super::git::{check_repository, first_appearances};
 use super::SourceOutput;
-use crate::blob::{BlobScanner, CHUNK};
+use crate::blob::BlobScanner;
 use crate::detect::Detector;
 use crate::Error;
-
-struct Job {
-    blob: String,
-    path: String,
-    data: Vec<u8>,
-}
-
-/// Small blobs travel to the workers in batches of about this many bytes:
-/// one message per blob woke a worker per blob, and the wake-ups cost more
-/// than scanning a small blob.
-const BATCH_BYTES: usize = 1 << 20;
-
-/// Jobs waiting to be sent as one message.
-#[derive(Default)]
-struct Batch {
-    jobs: Vec<Job>,
-    bytes: usize,
-}
-
-impl Batch {
-    /// Adds a job; a full batch is sent. False when the workers are gone.
-    fn push(&mut self, job: Job, tx: &mpsc::SyncSender<Vec<Job>>) -> bool {
-        self.bytes += job.data.len() + job.path.len() + 64;
-        self.jobs.push(job);
-        self.bytes < BATCH_BYTES || self.flush(tx)
-    }
-
-    fn flush(&mut self, tx: &mpsc::SyncSender<Vec<Job>>) -> bool {
-        self.bytes = 0;
-        let jobs = std::mem::take(&mut self.jobs);
-        jobs.is_empty() || tx.send(jobs).is_ok()
-    }
-}
 
 /// What a history scan covers beyond reachable blobs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -114,7 +78,15 @@ pub fn scan_history(
         true => unreachable_blobs(repo)?,
         false => (Vec::new(), Attributions::new()),
     };
-    let mut out = read_every_object(repo, extra, detector, opts.threads);
+    let names = super::objects::Names {
+        every_reachable: true,
+        listed: extra,
+    };
+    let pool = super::objects::Pool {
+        threads: opts.threads,
+        keep_waived: false,
+    };
+    let mut out = super::objects::scan_blobs(repo, &names, detector, pool);
     if opts.commit_messages {
         scan_commit_messages(repo, &["--all", "--reflog"], detector, &mut out)?;
     }
@@ -125,307 +97,6 @@ pub fn scan_history(
     }
     attribute_commits(repo, &unreachable, &mut out);
     Ok(out)
-}
-
-/// How many unreadable objects a scan steps over before it stops.
-const MAX_UNREADABLE: u64 = 16;
-
-/// Reads and scans every object. An object git cannot read (a corrupt
-/// one) ends cat-file: it is recorded as unread (the scan is incomplete)
-/// and a new stream goes on after it, so one bad object costs only itself.
-fn read_every_object(
-    repo: &Path,
-    extra: Vec<String>,
-    detector: &Detector,
-    threads: usize,
-) -> SourceOutput {
-    let out = Mutex::new(SourceOutput::default());
-    let mut skip = 0;
-    let mut local = SourceOutput::default();
-    for pass in 0..=MAX_UNREADABLE {
-        let mut stream = match ObjectStream::start(repo, extra.clone(), skip) {
-            Ok(stream) => stream,
-            Err(e) => {
-                local.incomplete.push(format!("reading git objects: {e}"));
-                break;
-            }
-        };
-        let read = scan_objects(&mut stream, detector, threads, &out);
-        let answered = stream.answered;
-        if stream.finish(read, &mut local) == Ended::Complete {
-            break;
-        }
-        // The object after the last one answered is the one git could not read.
-        skip += answered + 1;
-        if pass == MAX_UNREADABLE {
-            local.incomplete.push(format!(
-                "stopped after {MAX_UNREADABLE} unreadable objects: the rest of the history is unread"
-            ));
-        }
-    }
-    let mut out = out.into_inner().unwrap_or_else(|p| p.into_inner());
-    out.absorb(local);
-    out
-}
-
-/// How a stream of objects ended.
-#[derive(Debug, PartialEq, Eq)]
-enum Ended {
-    Complete,
-    /// cat-file stopped before its input's end (an unreadable object).
-    CatFileFailed,
-}
-
-/// Every object `git rev-list --objects --all --reflog` names (blobs
-/// only, missing ones listed rather than fatal), then the unreachable
-/// blobs, read by one `git cat-file --batch`.
-struct ObjectStream {
-    rev_list: Child,
-    cat: Child,
-    feeder: std::thread::JoinHandle<std::io::Result<()>>,
-    /// Objects cat-file answered in full.
-    answered: u64,
-}
-
-impl ObjectStream {
-    /// Starts after the first `skip` objects (read, or unreadable, by an
-    /// earlier stream).
-    fn start(repo: &Path, extra: Vec<String>, skip: u64) -> Result<Self, Error> {
-        let git_err = |command: &str, e: std::io::Error| Error::Git {
-            command: command.to_string(),
-            message: e.to_string(),
-        };
-        let mut rev_list = git(repo)
-            .args([
-                "rev-list",
-                "--objects",
-                "--all",
-                "--reflog",
-                "--missing=print",
-                "--filter=object:type=blob",
-                "--filter-provided-objects",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| git_err("git rev-list", e))?;
-        let mut cat = git(repo)
-            .args([
-                "cat-file",
-                "--batch=%(objectname) %(objecttype) %(objectsize) %(rest)",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| git_err("git cat-file", e))?;
-        let mut objects = rev_list.stdout.take().expect("piped");
-        let mut feed_to = cat.stdin.take().expect("piped");
-        let feeder = std::thread::spawn(move || feed(&mut objects, extra, skip, &mut feed_to));
-        Ok(ObjectStream {
-            rev_list,
-            cat,
-            feeder,
-            answered: 0,
-        })
-    }
-
-    /// Waits for git; whatever kept an object unread makes the scan
-    /// incomplete, with the findings so far kept. When cat-file failed,
-    /// the others' failures follow from it and are not repeated.
-    fn finish(mut self, read: std::io::Result<()>, out: &mut SourceOutput) -> Ended {
-        let cat_failed = !self.cat.wait().is_ok_and(|status| status.success());
-        let fed = matches!(self.feeder.join(), Ok(Ok(())));
-        let rev_list_ok = self.rev_list.wait().is_ok_and(|status| status.success());
-        if cat_failed {
-            out.incomplete.push(format!(
-                "git cat-file could not read an object, skipped: {}",
-                stderr_of(&mut self.cat)
-            ));
-            return Ended::CatFileFailed;
-        }
-        if let Err(e) = read {
-            out.incomplete
-                .push(format!("reading git objects stopped early: {e}"));
-        }
-        if !fed {
-            out.incomplete
-                .push("feeding objects to git cat-file stopped early".into());
-        }
-        if !rev_list_ok {
-            out.incomplete.push(format!(
-                "git rev-list --objects --all failed: {}",
-                stderr_of(&mut self.rev_list)
-            ));
-        }
-        Ended::Complete
-    }
-}
-
-fn stderr_of(child: &mut Child) -> String {
-    let mut message = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut message);
-    }
-    message.trim().to_string()
-}
-
-/// Feeds cat-file rev-list's objects, then `extra`, after the first `skip`.
-fn feed(
-    objects: &mut impl Read,
-    extra: Vec<String>,
-    skip: u64,
-    to: &mut impl std::io::Write,
-) -> std::io::Result<()> {
-    use std::io::BufRead;
-    if skip == 0 {
-        std::io::copy(objects, to)?;
-    } else {
-        let mut skipped = 0;
-        for line in BufReader::new(objects).split(b'\n') {
-            let line = line?;
-            skipped += 1;
-            if skipped > skip {
-                to.write_all(&line)?;
-                to.write_all(b"\n")?;
-            }
-        }
-        let from = (skip.saturating_sub(skipped)) as usize;
-        for line in extra.iter().skip(from) {
-            to.write_all(line.as_bytes())?;
-        }
-        return Ok(());
-    }
-    for line in extra {
-        to.write_all(line.as_bytes())?;
-    }
-    Ok(())
-}
-
-/// Reads every object from the stream: small blobs go to `threads`
-/// workers, big ones are scanned here in bounded chunks so memory stays
-/// flat. Results land in `out`.
-fn scan_objects(
-    stream: &mut ObjectStream,
-    detector: &Detector,
-    threads: usize,
-    out: &Mutex<SourceOutput>,
-) -> std::io::Result<()> {
-    let (tx, rx) = mpsc::sync_channel::<Vec<Job>>(threads.max(1) * 2);
-    let rx = Mutex::new(rx);
-    let stdout = stream.cat.stdout.take().expect("piped");
-    std::thread::scope(|s| {
-        for _ in 0..threads.max(1) {
-            s.spawn(|| work(&rx, detector, out));
-        }
-        let mut big = BlobScanner::new(detector);
-        let mut local = SourceOutput::default();
-        let mut stdout = BufReader::with_capacity(1 << 20, stdout);
-        let result = read_objects(&mut stdout, &tx, &mut big, &mut local, &mut stream.answered);
-        drop(tx);
-        local.stats.waived_inline += big.waived_inline as u64;
-        absorb(out, local);
-        result
-    })
-}
-
-/// One worker: scans the jobs it receives until the channel closes.
-fn work(rx: &Mutex<mpsc::Receiver<Vec<Job>>>, detector: &Detector, out: &Mutex<SourceOutput>) {
-    let mut scanner = BlobScanner::new(detector);
-    let mut local = SourceOutput::default();
-    while let Ok(jobs) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
-        for job in jobs {
-            scan_one(job, &mut scanner, &mut local);
-        }
-    }
-    local.stats.waived_inline += scanner.waived_inline as u64;
-    absorb(out, local);
-}
-
-/// One small blob (an archive opened), on a worker.
-fn scan_one(job: Job, scanner: &mut BlobScanner<'_>, local: &mut SourceOutput) {
-    match super::archive::kind_of(&job.path) {
-        Some(kind) => {
-            let blob = job.blob.clone();
-            let tag = move |f: &mut crate::finding::Finding| f.blob = Some(blob.clone());
-            super::archive::scan_into(kind, &job.data, &job.path, scanner, local, &tag);
-        }
-        None => scan_job(scanner, &job.blob, &job.path, &job.data[..], local),
-    }
-}
-
-/// cat-file's answers until its end: a missing object is recorded as
-/// unread and the rest goes on.
-fn read_objects(
-    stdout: &mut impl std::io::BufRead,
-    tx: &mpsc::SyncSender<Vec<Job>>,
-    big: &mut BlobScanner<'_>,
-    local: &mut SourceOutput,
-    answered: &mut u64,
-) -> std::io::Result<()> {
-    let mut batch = Batch::default();
-    let result = read_into(stdout, tx, &mut batch, big, local, answered);
-    batch.flush(tx);
-    result
-}
-
-fn read_into(
-    stdout: &mut impl std::io::BufRead,
-    tx: &mpsc::SyncSender<Vec<Job>>,
-    batch: &mut Batch,
-    big: &mut BlobScanner<'_>,
-    local: &mut SourceOutput,
-    answered: &mut u64,
-) -> std::io::Result<()> {
-    loop {
-        let (id, kind, size) = match read_header(stdout) {
-            Ok(Header::Object { id, kind, size }) => (id, kind, size),
-            Ok(Header::Missing(sha)) => {
-                *answered += 1;
-                local
-                    .incomplete
-                    .push(format!("object {sha} is missing from the repository"));
-                continue;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let (blob, path) = id
-            .split_once(' ')
-            .map_or((id.clone(), String::new()), |(b, p)| {
-                (b.to_string(), p.to_string())
-            });
-        let mut body = (&mut *stdout).take(size);
-        if kind == "blob" && size as usize > CHUNK {
-            scan_job(big, &blob, &path, &mut body, local);
-        } else if kind == "blob" {
-            let mut data = Vec::with_capacity(size as usize);
-            body.read_to_end(&mut data)?;
-            if !batch.push(Job { blob, path, data }, tx) {
-                return Ok(());
-            }
-        }
-        std::io::copy(&mut body, &mut std::io::sink())?;
-        let mut nl = [0u8; 1];
-        stdout.read_exact(&mut nl)?;
-        *answered += 1;
-    }
-}
-
-fn scan_job(
-    scanner: &mut BlobScanner<'_>,
-    blob: &str,
-    path: &str,
-    data: impl Read,
-    out: &mut SourceOutput,
-) {
-    let findings = &mut out.findings;
-    let outcome = scanner.scan(data, path, &mut |mut f| {
-        f.blob = Some(blob.to_string());
-        findings.push(f)
-    });
-    out.count(outcome, &format!("{path} in blob {blob}"));
 }
 
 /// The messages of the commits `revs` selects (git log's arguments), each
@@ -467,10 +138,6 @@ pub(crate) fn scan_commit_messages(
     }
     out.stats.waived_inline += scanner.waived_inline as u64;
     Ok(())
-}
-
-fn absorb(out: &Mutex<SourceOutput>, local: SourceOutput) {
-    out.lock().unwrap_or_else(|p| p.into_inner()).absorb(local);
 }
 
 /// Findings name the oldest commit that introduced their blob, and the

@@ -5,6 +5,7 @@
 pub mod archive;
 pub(crate) mod git;
 pub mod history;
+pub(crate) mod objects;
 pub mod range;
 pub mod shallow;
 pub mod stdin;
