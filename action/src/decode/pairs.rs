@@ -22,7 +22,9 @@ impl NameValueFields {
     pub fn new() -> Self {
         let name = r#""(?:key|name|variable|id)"[ \t]*:[ \t]*"(?P<name>[A-Za-z0-9_.\- ]{1,100})""#;
         let value = r#""value"[ \t]*:[ \t]*"(?P<value>[^"\\\r\n]{8,600})""#;
-        let between = r#"[ \t]*,[ \t\r\n]*(?:"[a-z]+"[ \t]*:[ \t]*(?:"[^"\r\n]{0,100}"|true|false|null|[0-9]+)[ \t]*,[ \t\r\n]*)?"#;
+        // The regexes count bytes (`ascii_regex.rs`): 400 bytes keep room
+        // for a 100-character description in any script between the two.
+        let between = r#"[ \t]*,[ \t\r\n]*(?:"[a-z]+"[ \t]*:[ \t]*(?:"[^"\r\n]{0,400}"|true|false|null|[0-9]+)[ \t]*,[ \t\r\n]*)?"#;
         NameValueFields {
             name_first: crate::ascii_regex::new(&format!("{name}{between}{value}")).unwrap(),
             value_first: crate::ascii_regex::new(&format!("{value}{between}{name}")).unwrap(),
