@@ -400,8 +400,7 @@ async fn run(n: usize, unrelated: usize, apps: Apps) -> anyhow::Result<Figures> 
     );
     let rss_idle_kib = rss_kib(operator.id());
     report_idle_requests(&k0, &k1);
-    operator.kill()?;
-    operator.wait()?;
+    stop(&mut operator)?;
     Ok(Figures {
         n,
         unrelated,
@@ -530,8 +529,7 @@ async fn fairness(flood: usize, quiet: usize) -> anyhow::Result<()> {
         deepest.load(std::sync::atomic::Ordering::Relaxed),
         rss_kib(operator.id()) / 1024,
     );
-    operator.kill()?;
-    operator.wait()?;
+    stop(&mut operator)?;
     Ok(())
 }
 
@@ -603,6 +601,8 @@ fn spawn_operator(
         }
         None => Command::new(&operator_bin),
     };
+    // Its own process group: stopping it stops a wrapper's child too.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let child = command
         .args([
             "run",
@@ -635,6 +635,28 @@ fn spawn_operator(
             )
         })?;
     Ok((child, http_addr))
+}
+
+/// Stops the operator's process group with SIGTERM (a heap profiler
+/// wrapping it then writes its profile), SIGKILL after 10 s.
+fn stop(operator: &mut std::process::Child) -> anyhow::Result<()> {
+    let group = format!("-{}", operator.id());
+    Command::new("kill")
+        .args(["-TERM", "--", &group])
+        .status()?;
+    for _ in 0..100 {
+        if operator.try_wait()?.is_some() {
+            std::thread::sleep(Duration::from_secs(1));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &group])
+        .stderr(Stdio::null())
+        .status();
+    operator.wait()?;
+    Ok(())
 }
 
 /// The operator's count of reconciles so far (all resources).
@@ -795,8 +817,7 @@ async fn scheduled(n: usize, minutes: u64) -> anyhow::Result<()> {
         peak_rss / 1024,
     );
     let mut operator = fleet.operator;
-    operator.kill()?;
-    operator.wait()?;
+    stop(&mut operator)?;
     Ok(())
 }
 
@@ -855,8 +876,7 @@ async fn rotate(n: usize) -> anyhow::Result<()> {
         *by_endpoint.entry(c.as_str()).or_default() += 1;
     }
     println!("X API calls during the rotations, by endpoint: {by_endpoint:?}");
-    operator.kill()?;
-    operator.wait()?;
+    stop(&mut operator)?;
     Ok(())
 }
 
