@@ -44,6 +44,9 @@ pub struct Context {
     /// What the watches last saw of the objects a sync compares against
     /// (see `caches.rs`).
     pub caches: Caches,
+    /// Which resources read which Secret and hold which credential (see
+    /// `resource_index.rs`).
+    pub index: crate::resource_index::ResourceIndex,
     /// The namespaces the operator may act in (see `scope.rs`).
     pub scope: Scope,
     /// The ServiceAccount of a resource's namespace it is held to when it
@@ -85,6 +88,7 @@ impl Context {
             workers: Workers::new(DEFAULT_MAX_CONCURRENT_RECONCILES),
             own_writes: Default::default(),
             caches: Default::default(),
+            index: Default::default(),
             refused_refresh_tokens: Default::default(),
             #[cfg(feature = "test-hooks")]
             crash_at: None,

@@ -11,7 +11,7 @@
 //! | one resource | `reconcile/` (finalizer, the per-environment stage pipeline, status) |
 //! | stages | `consent.rs` (the resource's ServiceAccount still allows it), `rotation/` (every X API write), `sync/` (observe, check, plan, apply, record), `verification.rs`, `monitoring.rs`, `review_reminder.rs`, `restart.rs`, `orphans.rs` |
 //! | shared by the stages | `authorization.rs`, `context.rs`, `reads.rs`, `outcome.rs`, `refusal.rs`, `wake.rs`, `target.rs`, `state_record.rs`, `objects.rs`, `schedule.rs` |
-//! | vocabulary | `resource.rs` (what people declare), `conditions.rs`, `events.rs`, `labels.rs`, `object_kind.rs`, `ownership.rs`, `projection.rs`, `caches.rs`, `scope.rs`, `own_writes.rs`, `workers.rs`, `metrics.rs`, and the X API client (crate `keyguard-xapi`) |
+//! | vocabulary | `resource.rs` (what people declare), `conditions.rs`, `events.rs`, `labels.rs`, `object_kind.rs`, `ownership.rs`, `projection.rs`, `caches.rs`, `resource_index.rs` (who reads which Secret, who holds which credential), `scope.rs`, `own_writes.rs`, `workers.rs`, `metrics.rs`, and the X API client (crate `keyguard-xapi`) |
 //!
 //! Start at `reconcile/mod.rs` to follow one TwitterCredential from its
 //! watch event to the Secrets it writes.
@@ -44,6 +44,7 @@ pub mod reconcile;
 pub mod refusal;
 pub mod refused_tokens;
 pub mod resource;
+pub mod resource_index;
 pub mod restart;
 pub mod review_reminder;
 pub mod rotation;

@@ -14,15 +14,7 @@ use crate::context::Context;
 use crate::outcome::EnvOutcome;
 use crate::resource::{CredentialFingerprint, Environment, TwitterCredential};
 
-/// One environment's source credentials, and where it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
-    pub namespace: String,
-    pub resource: String,
-    pub environment: String,
-    /// `(key, fingerprint)` of each source credential.
-    pub credentials: Vec<(String, String)>,
-}
+pub use crate::resource_index::Holder;
 
 impl Holder {
     fn of(
@@ -108,9 +100,10 @@ pub fn named(who: &[String]) -> String {
     text
 }
 
-/// Every environment the operator sees besides `tc`'s own, from the
-/// controller's cache of TwitterCredentials (their last written status),
-/// and `tc`'s as this reconcile found them.
+/// `tc`'s environments as this reconcile found them, and every other
+/// environment holding one of their credentials, as the controller's
+/// watch of TwitterCredentials last saw them (their last written status,
+/// looked up in `resource_index.rs`, not by walking every resource).
 fn holders(
     ctx: &Context,
     tc: &TwitterCredential,
@@ -121,36 +114,14 @@ fn holders(
         .iter()
         .map(|(env, o)| Holder::of(&ns, &name, &env.name, &o.status.source_credentials))
         .collect();
-    let Some(stores) = ctx.caches.get() else {
+    if ctx.caches.get().is_none() {
         return all;
-    };
-    // Only environments holding one of these values can share: the rest
-    // (nearly every resource of a large cluster) cost a comparison each.
-    let ours: std::collections::HashSet<&str> = outcomes
-        .iter()
-        .flat_map(|(_, o)| &o.status.source_credentials)
-        .map(|c| c.fingerprint.as_str())
-        .collect();
-    for other in stores.credentials.state() {
-        if other.uid() == tc.uid() {
-            continue;
-        }
-        let other_ns = other.namespace().unwrap_or_default();
-        for e in other.status.iter().flat_map(|s| &s.environments) {
-            let holds_ours = e
-                .source_credentials
-                .iter()
-                .any(|c| ours.contains(c.fingerprint.as_str()));
-            if holds_ours {
-                all.push(Holder::of(
-                    &other_ns,
-                    &other.name_any(),
-                    &e.name,
-                    &e.source_credentials,
-                ));
-            }
-        }
     }
+    let ours = all
+        .iter()
+        .flat_map(|h| h.credentials.iter().cloned())
+        .collect();
+    all.extend(ctx.index.holding(&ours, &tc.uid().unwrap_or_default()));
     all
 }
 

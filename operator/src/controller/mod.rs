@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::runtime::controller::Action;
 use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Api, ResourceExt};
@@ -82,11 +82,13 @@ async fn run_once(
 ) -> bool {
     let client = ctx.client.clone();
     let (reader, writer) = kube::runtime::reflector::store();
+    let indexing = ctx.clone();
     let credentials = watcher(
         Api::<TwitterCredential>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     )
-    .modify(caches::slim_credential);
+    .modify(caches::slim_credential)
+    .inspect_ok(move |event| indexing.index.observe(event));
     let controller = Controller::for_stream(
         kube::runtime::reflector(writer, credentials).applied_objects(),
         reader,

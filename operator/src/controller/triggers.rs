@@ -12,34 +12,23 @@ use kube::api::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 
+use std::collections::HashSet;
+
 use crate::ownership::Owner;
 use crate::resource::TwitterCredential;
+use crate::resource_index::{Credential, ResourceIndex};
 use crate::target::Target;
 
 /// Resources that read the Secret `meta` as a source, plus its owner.
-pub fn for_secret(
-    credentials: &[Arc<TwitterCredential>],
-    meta: &ObjectMeta,
-) -> Vec<ObjectRef<TwitterCredential>> {
-    let ns = meta.namespace.clone().unwrap_or_default();
-    let name = meta.name.clone().unwrap_or_default();
-    let mut refs: Vec<_> = credentials
-        .iter()
-        .filter(|tc| tc.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|tc| {
-            tc.spec
-                .environments
-                .iter()
-                .any(|e| e.source.secret_ref.name == name)
-        })
-        .map(|tc| ObjectRef::from_obj(tc.as_ref()))
-        .collect();
+pub fn for_secret(index: &ResourceIndex, meta: &ObjectMeta) -> Vec<ObjectRef<TwitterCredential>> {
+    let (ns, name) = (meta.namespace.as_deref(), meta.name.as_deref());
+    let mut refs = index.reading(ns.unwrap_or_default(), name.unwrap_or_default());
     refs.extend(owner_of(meta));
     refs
 }
 
 /// A resource's source credentials, as `(key, fingerprint)`.
-pub type Held = Vec<(String, String)>;
+pub type Held = Vec<Credential>;
 
 fn held(tc: &TwitterCredential) -> Held {
     let mut held: Held = tc
@@ -54,54 +43,17 @@ fn held(tc: &TwitterCredential) -> Held {
     held
 }
 
-fn warned(tc: &TwitterCredential) -> bool {
-    tc.status.iter().flat_map(|s| &s.environments).any(|e| {
-        crate::conditions::is_true(
-            &e.conditions,
-            crate::conditions::ConditionType::CredentialShared,
-        )
-    })
-}
-
 /// Other resources whose `CredentialShared` a change of `changed` (which
-/// held `before`) turns: those not warned that now share one of its
-/// credentials, and those warned that shared one it no longer holds and
-/// share nothing with anyone else. Not the others, whose condition stays
-/// (their message's examples are brought up to date at their next
-/// reconcile): with one key shared by a thousand resources, a change of
-/// one must not reconcile all of them.
+/// held `before`) turns (`resource_index::turned`), from the index: only
+/// resources holding one of the credentials involved are looked at.
 pub fn for_credential(
-    credentials: &[Arc<TwitterCredential>],
+    index: &ResourceIndex,
     changed: &TwitterCredential,
     before: &Held,
 ) -> Vec<ObjectRef<TwitterCredential>> {
-    let now = held(changed);
-    let others: Vec<(&Arc<TwitterCredential>, Held)> = credentials
-        .iter()
-        .filter(|tc| tc.uid() != changed.uid())
-        .map(|tc| (tc, held(tc)))
-        .collect();
-    let mut holders: std::collections::HashMap<&(String, String), usize> = Default::default();
-    for (_, h) in &others {
-        for c in h {
-            *holders.entry(c).or_default() += 1;
-        }
-    }
-    others
-        .iter()
-        .filter(|(tc, theirs)| {
-            let shares_now = theirs.iter().any(|c| now.contains(c));
-            if !warned(tc) {
-                return shares_now;
-            }
-            let lost = theirs
-                .iter()
-                .any(|c| before.contains(c) && !now.contains(c));
-            let still = shares_now || theirs.iter().any(|c| holders[c] > 1);
-            lost && !still
-        })
-        .map(|(tc, _)| ObjectRef::from_obj(tc.as_ref()))
-        .collect()
+    let now: HashSet<Credential> = held(changed).into_iter().collect();
+    let before: HashSet<Credential> = before.iter().cloned().collect();
+    index.turned_by(&changed.uid().unwrap_or_default(), &now, &before)
 }
 
 /// Resources following the app whose owner's state record `state` is
@@ -248,7 +200,7 @@ mod tests {
         .into_iter()
         .map(Arc::new)
         .collect();
-        let mut names: Vec<String> = for_credential(&credentials, &changed, &before)
+        let mut names: Vec<String> = for_credential(&indexed(&credentials), &changed, &before)
             .into_iter()
             .map(|r| r.name)
             .collect();
@@ -259,7 +211,7 @@ mod tests {
             Arc::new(holder("left-alone", Some("sha256:a"), true, false)),
             Arc::new(changed.clone()),
         ];
-        let names: Vec<String> = for_credential(&pair, &changed, &before)
+        let names: Vec<String> = for_credential(&indexed(&pair), &changed, &before)
             .into_iter()
             .map(|r| r.name)
             .collect();
@@ -267,13 +219,22 @@ mod tests {
     }
     use std::collections::BTreeMap;
 
+    /// An index that has seen `all` applied.
+    fn indexed(all: &[Arc<TwitterCredential>]) -> ResourceIndex {
+        let index = ResourceIndex::default();
+        for tc in all {
+            index.observe(&kube::runtime::watcher::Event::Apply(tc.as_ref().clone()));
+        }
+        index
+    }
+
     fn tc(ns: &str, name: &str, source: &str, target_ns: Option<&str>) -> Arc<TwitterCredential> {
         let target = target_ns
             .map(|t| format!("namespace: {t}, "))
             .unwrap_or_default();
         Arc::new(
             serde_yaml::from_str(&format!(
-                "apiVersion: keyguard.dev/v1alpha1\nkind: TwitterCredential\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{environments: [{{name: prod, source: {{secretRef: {{name: {source}}}}}, target: {{{target}secretName: out, keys: [apiKey]}}}}]}}"
+                "apiVersion: keyguard.dev/v1alpha1\nkind: TwitterCredential\nmetadata: {{name: {name}, namespace: {ns}, uid: {ns}-{name}}}\nspec: {{environments: [{{name: prod, source: {{secretRef: {{name: {source}}}}}, target: {{{target}secretName: out, keys: [apiKey]}}}}]}}"
             ))
             .unwrap(),
         )
@@ -306,12 +267,12 @@ mod tests {
         let cases: Vec<(&str, Vec<String>, Vec<&str>)> = vec![
             (
                 "source by name, unlabelled",
-                names(for_secret(&all, &meta(Some("team-a"), "keys"))),
+                names(for_secret(&indexed(&all), &meta(Some("team-a"), "keys"))),
                 vec!["team-a/one"],
             ),
             (
                 "same name in another namespace",
-                names(for_secret(&all, &meta(Some("team-c"), "keys"))),
+                names(for_secret(&indexed(&all), &meta(Some("team-c"), "keys"))),
                 vec![],
             ),
             (
@@ -342,6 +303,6 @@ mod tests {
             crate::labels::OWNER.into(),
             "team-b/three".into(),
         )]));
-        assert_eq!(names(for_secret(&all, &owned)), ["team-b/three"]);
+        assert_eq!(names(for_secret(&indexed(&all), &owned)), ["team-b/three"]);
     }
 }

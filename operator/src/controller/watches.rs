@@ -42,17 +42,17 @@ pub fn watch_inputs(
     // Other resources' source credentials: key reuse (`sharing.rs`), only
     // when what a resource holds changed (not at each of its status
     // writes, which would reconcile every resource sharing a key with it).
-    let store = credentials.clone();
     let held = triggers::HeldCredentials::default();
+    let index_ctx = ctx.clone();
     controller = controller.watches(
         Api::<TwitterCredential>::all(client.clone()),
         watcher::Config::default(),
         move |tc| match held.changed(&tc) {
-            Some(before) => triggers::for_credential(&store.state(), &tc, &before),
+            Some(before) => triggers::for_credential(&index_ctx.index, &tc, &before),
             None => Vec::new(),
         },
     );
-    let (controller, secrets) = watch_secrets(controller, ctx, &credentials, &managed);
+    let (controller, secrets) = watch_secrets(controller, ctx, &managed);
     let (controller, roles) = watch_owned(controller, ctx, &managed, caches::slim_role);
     let (controller, bindings) = watch_owned(controller, ctx, &managed, caches::slim_binding);
     let stores = caches::Stores {
@@ -70,7 +70,6 @@ pub fn watch_inputs(
 fn watch_secrets(
     mut controller: Controller<TwitterCredential>,
     ctx: &Arc<Context>,
-    credentials: &kube::runtime::reflector::Store<TwitterCredential>,
     managed: &watcher::Config,
 ) -> (
     Controller<TwitterCredential>,
@@ -83,19 +82,19 @@ fn watch_secrets(
     // they trigger finds them in it. Cluster-wide, or one watch per
     // namespace in scope (namespaced mode has no cluster-wide rights).
     for api in ctx.scope.apis::<PartialObjectMeta<Secret>>(client) {
-        let (store, ctx) = (credentials.clone(), ctx.clone());
+        let ctx = ctx.clone();
         controller = controller.watches(api, watcher::Config::default(), move |s| {
             if labels::is_managed(&s.metadata) || ctx.own_writes.is_own(&s.metadata) {
                 return Vec::new();
             }
-            triggers::for_secret(&store.state(), &s.metadata)
+            triggers::for_secret(&ctx.index, &s.metadata)
         });
     }
     let mut secrets = BTreeMap::new();
     for (namespace, api) in ctx.scope.scoped_apis::<Secret>(client) {
         let (reader, writer) = kube::runtime::reflector::store();
         let watch = watcher(api, managed.clone()).modify(caches::slim_secret);
-        let (store, ctx) = (credentials.clone(), ctx.clone());
+        let ctx = ctx.clone();
         controller = controller.watches_stream(
             kube::runtime::reflector(writer, watch).touched_objects(),
             move |s: Secret| {
@@ -103,7 +102,7 @@ fn watch_secrets(
                 // still news to the environments that follow it.
                 let mut refs = triggers::for_app(&ctx, &s);
                 if !ctx.own_writes.is_own(&s.metadata) {
-                    refs.extend(triggers::for_secret(&store.state(), &s.metadata));
+                    refs.extend(triggers::for_secret(&ctx.index, &s.metadata));
                 }
                 refs
             },
