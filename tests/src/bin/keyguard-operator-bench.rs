@@ -381,8 +381,7 @@ async fn run(n: usize, unrelated: usize, apps: Apps) -> anyhow::Result<Figures> 
     create_resources(&secrets, &credentials, &apps.make(&x, n), n).await?;
     let applied = started.elapsed();
     let synced = wait_for_targets(&secrets, 3 * n, started).await?;
-    // Let status writes and Events settle.
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    settle(&metrics_addr).await?;
     let rss_synced = rss_kib(operator.id());
     let samples = n.min(200);
     let next = apps.make(&x, samples);
@@ -473,7 +472,7 @@ async fn fairness(flood: usize, quiet: usize) -> anyhow::Result<()> {
         wait_for_targets(secrets, 3 * n, started).await?;
     }
     let synced = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    settle(&metrics_addr).await?;
     let (flood_secrets, quiet_secrets) = (apis[0].clone(), apis[1].clone());
     let flood_next = Apps::OnePerResource.make(&x, flood);
     let expected = (0..flood)
@@ -530,6 +529,31 @@ async fn fairness(flood: usize, quiet: usize) -> anyhow::Result<()> {
         rss_kib(operator.id()) / 1024,
     );
     stop(&mut operator)?;
+    Ok(())
+}
+
+/// Waits until the operator has no reconcile running or waiting (status
+/// writes and the reconciles they cause after the last target exists),
+/// seen twice a second apart, then 10 s more for Events: a change measured
+/// before that waits behind the sync's tail, not for its own reconcile.
+async fn settle(http_addr: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut quiet = 0;
+    while quiet < 2 {
+        let depth = scrape(http_addr, "keyguard_reconcile_queue_depth ").await?;
+        let running = scrape(http_addr, "keyguard_reconciles_running ").await?;
+        quiet = if depth + running == 0.0 { quiet + 1 } else { 0 };
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(1800),
+            "the reconcile queue did not empty in 30 minutes"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    eprintln!(
+        "queue empty {:.1} s after the last target",
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
     Ok(())
 }
 
