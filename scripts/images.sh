@@ -14,11 +14,7 @@ revision="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 target=x86_64-unknown-linux-gnu
 bin="target/static/$target/release"
 echo "==> static binaries (glibc, crt-static)"
-# No debug info and stripped: smaller images, and a smaller, faster build.
-RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=target/static \
-  CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols \
-  cargo build -q --release --locked --target "$target" \
-  -p keyguard-operator -p keyguard-scan --bin keyguard-operator --bin keyguard
+./scripts/static-binaries.sh
 
 work="$(mktemp -d)"
 b() { buildah --root "$work/storage" --runroot "$work/run" --storage-driver vfs "$@"; }
