@@ -21,9 +21,20 @@ struct State {
     failures: VecDeque<XApiError>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct FakeXApi {
     state: Mutex<State>,
+    /// Told of every call as it is made: a test that also fakes the
+    /// apiserver puts both on one timeline.
+    observer: Option<Box<dyn Fn(&'static str) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for FakeXApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeXApi")
+            .field("state", &self.state)
+            .finish()
+    }
 }
 
 fn text(v: &SecretValue) -> String {
@@ -41,6 +52,14 @@ fn unauthorized(endpoint: &'static str) -> XApiError {
 impl FakeXApi {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A fake that tells `observer` of every call, as it is made.
+    pub fn observed(observer: impl Fn(&'static str) + Send + Sync + 'static) -> Self {
+        FakeXApi {
+            observer: Some(Box::new(observer)),
+            ..Self::default()
+        }
     }
 
     /// The endpoints called so far, in order.
@@ -70,6 +89,9 @@ impl FakeXApi {
 
     /// Logs the call and returns a queued failure, if any.
     fn enter(&self, endpoint: &'static str) -> Result<std::sync::MutexGuard<'_, State>, XApiError> {
+        if let Some(observe) = &self.observer {
+            observe(endpoint);
+        }
         let mut s = self.state.lock().unwrap();
         s.calls.push(endpoint);
         match s.failures.pop_front() {
