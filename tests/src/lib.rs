@@ -6,9 +6,12 @@
 
 pub mod conflicts;
 pub mod control_plane;
+pub mod credential;
+pub mod fixtures;
 pub mod kube_helpers;
 pub mod leaks;
 pub mod operator;
+pub mod status;
 pub mod world;
 pub mod x_api;
 

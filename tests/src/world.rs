@@ -2,17 +2,19 @@
 //! an in-process operator and one X app, with helpers to drive them the
 //! way a user would.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use keyguard_operator::TwitterCredential;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use keyguard_operator::{TwitterCredential, TwitterCredentialStatus};
+use kube::api::{Api, Patch, PatchParams};
 use kube::Client;
-use serde_json::{json, Value};
+use serde_json::json;
 
+use crate::fixtures;
 use crate::kube_helpers::{eventually, install_crd};
 use crate::operator::RunningOperator;
+use crate::status::{Conditions, StatusReads};
 use crate::x_api::{AccessLevel, AppCredentials, XApiEmulator};
 use crate::ControlPlane;
 
@@ -78,27 +80,14 @@ impl World {
         }
     }
 
-    pub async fn namespace(&self, name: &str, labels: Value) {
-        let ns: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
-        Api::<Namespace>::all(self.client.clone())
-            .create(&PostParams::default(), &ns)
-            .await
-            .unwrap();
+    /// Creates namespace `name` with `labels`.
+    pub async fn namespace(&self, name: &str, labels: &[(&str, &str)]) {
+        fixtures::create_namespace(&self.client, name, labels).await;
     }
 
+    /// Applies the source Secret `ns/name` holding `data`.
     pub async fn source(&self, ns: &str, name: &str, data: &[(&str, &str)]) {
-        let data: BTreeMap<String, String> = data
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let s: Secret =
-            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data}))
-                .unwrap();
-        Api::<Secret>::namespaced(self.client.clone(), ns)
-            .patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&s))
-            .await
-            .unwrap();
+        fixtures::apply_source(&self.client, ns, name, data).await;
     }
 
     pub fn full_source(&self) -> Vec<(&str, &str)> {
@@ -110,19 +99,11 @@ impl World {
         ]
     }
 
-    pub async fn apply(&self, ns: &str, resource: Value) {
-        let name = resource["metadata"]["name"].as_str().unwrap().to_string();
-        let mut resource = resource;
-        resource["apiVersion"] = json!("keyguard.dev/v1alpha1");
-        resource["kind"] = json!("TwitterCredential");
-        Api::<TwitterCredential>::namespaced(self.client.clone(), ns)
-            .patch(
-                &name,
-                &PatchParams::apply("test").force(),
-                &Patch::Apply(&resource),
-            )
-            .await
-            .unwrap();
+    /// Server-side applies a TwitterCredential (a
+    /// [`Credential`](crate::credential::Credential) or the operator's type)
+    /// in `ns`.
+    pub async fn apply(&self, ns: &str, resource: impl Into<TwitterCredential>) {
+        fixtures::apply_credential(&self.client, ns, resource).await;
     }
 
     pub async fn secret(&self, ns: &str, name: &str) -> Option<Secret> {
@@ -145,14 +126,17 @@ impl World {
         .await
     }
 
-    pub async fn status(&self, ns: &str, name: &str) -> Value {
+    /// The resource's status; empty while the operator has written none.
+    pub async fn status(&self, ns: &str, name: &str) -> TwitterCredentialStatus {
         let tc = Api::<TwitterCredential>::namespaced(self.client.clone(), ns)
             .get(name)
             .await
             .unwrap();
-        serde_json::to_value(tc.status).unwrap()
+        tc.status.unwrap_or_default()
     }
 
+    /// Waits until the resource (`env` None) or its environment `env` has
+    /// condition `type_` with `status`, and returns that condition.
     pub async fn wait_condition(
         &self,
         ns: &str,
@@ -160,24 +144,19 @@ impl World {
         env: Option<&str>,
         type_: &str,
         status: &str,
-    ) -> Value {
+    ) -> Condition {
         eventually(
             &format!("{name} {env:?} condition {type_}={status}"),
             WAIT,
             || async {
                 let st = self.status(ns, name).await;
                 let conditions = match env {
-                    None => st["conditions"].clone(),
-                    Some(e) => st["environments"]
-                        .as_array()?
-                        .iter()
-                        .find(|x| x["name"] == e)?["conditions"]
-                        .clone(),
+                    None => st.conditions(),
+                    Some(e) => st.environment(e)?.conditions(),
                 };
                 conditions
-                    .as_array()?
                     .iter()
-                    .find(|c| c["type"] == type_ && c["status"] == status)
+                    .find(|c| c.type_ == type_ && c.status == status)
                     .cloned()
             },
         )
@@ -246,15 +225,6 @@ pub fn value(s: &Secret, key: &str) -> Option<String> {
         .as_ref()?
         .get(key)
         .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-}
-
-pub fn production(target_ns: &str, keys: Value) -> Value {
-    json!({
-        "name": "production",
-        "source": {"secretRef": {"name": "bot-keys"}},
-        "target": {"namespace": target_ns, "secretName": "twitter-credentials", "keys": keys},
-        "access": {"permission": "read", "serviceAccounts": ["reader"]}
-    })
 }
 
 /// How many reconciles of `namespace/name` an operator's metrics count.

@@ -10,11 +10,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use keyguard_operator::leader::LeaderElection;
 use keyguard_operator::TwitterCredential;
 use keyguard_tests::control_plane::ensure_helm;
+use keyguard_tests::fixtures;
 use keyguard_tests::kube_helpers::eventually;
 use keyguard_tests::operator::RunningOperator;
 use keyguard_tests::x_api::{AccessLevel, XApiEmulator};
 use keyguard_tests::{repo_root, ControlPlane};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 
@@ -145,41 +146,15 @@ async fn operator_works_with_exactly_the_charts_rbac() {
     // A real job: cross-namespace projection with a minted bearer token,
     // access RBAC, a restart, and cleanup.
     let app = x.create_app(AccessLevel::Read);
-    let namespaces: Api<Namespace> = Api::all(admin.clone());
-    for (name, labels) in [
-        ("team", json!({})),
-        ("prod", json!({"keyguard.dev/allow-from-team": "true"})),
-    ] {
-        namespaces
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}}))
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-    }
-    let source = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys"},
-        "stringData": {"apiKey": app.api_key, "apiKeySecret": app.api_key_secret}});
-    Api::<Secret>::namespaced(admin.clone(), "team")
-        .patch("keys", &PatchParams::apply("test"), &Patch::Apply(&source))
-        .await
-        .unwrap();
-    let deployment: Deployment = serde_json::from_value(json!({"metadata": {"name": "bot"},
-        "spec": {"selector": {"matchLabels": {"app": "bot"}}, "template": {"metadata": {"labels": {"app": "bot"}}, "spec": {"containers": [{"name": "bot", "image": "bot"}]}}}})).unwrap();
+    fixtures::create_namespace(&admin, "team", &[]).await;
+    fixtures::create_namespace(&admin, "prod", &[("keyguard.dev/allow-from-team", "true")]).await;
+    fixtures::apply_consumer_keys(&admin, "team", "keys", &app).await;
     Api::<Deployment>::namespaced(admin.clone(), "prod")
-        .create(&PostParams::default(), &deployment)
+        .create(&PostParams::default(), &fixtures::deployment("bot"))
         .await
         .unwrap();
-    let tc = json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential", "metadata": {"name": "bot"},
-        "spec": {"environments": [{"name": "production", "source": {"secretRef": {"name": "keys"}},
-            "target": {"namespace": "prod", "secretName": "x", "keys": ["bearerToken"]},
-            "access": {"serviceAccounts": ["bot"]}, "restartTargets": [{"kind": "Deployment", "name": "bot"}]}]}});
+    fixtures::apply_credential(&admin, "team", fixtures::chart_job("prod")).await;
     let credentials: Api<TwitterCredential> = Api::namespaced(admin.clone(), "team");
-    credentials
-        .patch("bot", &PatchParams::apply("test"), &Patch::Apply(&tc))
-        .await
-        .unwrap();
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), "prod");
     eventually(
         "the projected Secret, written as the chart's ServiceAccount",

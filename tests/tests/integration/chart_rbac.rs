@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role, RoleBinding};
 use keyguard_operator::leader::LeaderElection;
 use keyguard_operator::TwitterCredential;
 use keyguard_tests::conflicts::Conflicts;
+use keyguard_tests::credential::{Credential, CredentialKey::BearerToken, Env};
+use keyguard_tests::fixtures;
 use keyguard_tests::kube_helpers::eventually;
 use keyguard_tests::operator::RunningOperator;
 use keyguard_tests::x_api::{AccessLevel, XApiEmulator};
@@ -103,45 +105,18 @@ async fn job(
     missing: Option<&str>,
 ) -> Job {
     let (team, prod) = (format!("team-{n}"), format!("prod-{n}"));
-    let namespaces: Api<Namespace> = Api::all(admin.clone());
-    for (name, labels) in [
-        (team.clone(), json!({})),
-        (
-            prod.clone(),
-            json!({format!("keyguard.dev/allow-from-{team}"): "true"}),
-        ),
-    ] {
-        let ns = json!({"metadata": {"name": name, "labels": labels}});
-        namespaces
-            .create(&PostParams::default(), &serde_json::from_value(ns).unwrap())
-            .await
-            .unwrap();
-    }
+    let opt_in = format!("keyguard.dev/allow-from-{team}");
+    fixtures::create_namespace(admin, &team, &[]).await;
+    fixtures::create_namespace(admin, &prod, &[(opt_in.as_str(), "true")]).await;
     let app = x.create_app(AccessLevel::Read);
-    let source = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys"},
-        "stringData": {"apiKey": app.api_key, "apiKeySecret": app.api_key_secret}});
-    Api::<Secret>::namespaced(admin.clone(), &team)
-        .patch("keys", &PatchParams::apply("test"), &Patch::Apply(&source))
-        .await
-        .unwrap();
-    let deployment: Deployment = serde_json::from_value(json!({"metadata": {"name": "bot"},
-        "spec": {"selector": {"matchLabels": {"app": "bot"}}, "template": {"metadata": {"labels": {"app": "bot"}},
-        "spec": {"containers": [{"name": "bot", "image": "bot"}]}}}}))
-    .unwrap();
+    fixtures::apply_consumer_keys(admin, &team, "keys", &app).await;
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), &prod);
     deployments
-        .create(&PostParams::default(), &deployment)
+        .create(&PostParams::default(), &fixtures::deployment("bot"))
         .await
         .unwrap();
-    let tc = json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential", "metadata": {"name": "bot"},
-        "spec": {"environments": [{"name": "production", "source": {"secretRef": {"name": "keys"}},
-            "target": {"namespace": prod, "secretName": "x", "keys": ["bearerToken"]},
-            "access": {"serviceAccounts": ["bot"]}, "restartTargets": [{"kind": "Deployment", "name": "bot"}]}]}});
+    fixtures::apply_credential(admin, &team, fixtures::chart_job(&prod)).await;
     let credentials: Api<TwitterCredential> = Api::namespaced(admin.clone(), &team);
-    credentials
-        .patch("bot", &PatchParams::apply("test"), &Patch::Apply(&tc))
-        .await
-        .unwrap();
 
     let recorder = Conflicts::none();
     let operator = recorder.client(config.clone()).unwrap();
@@ -204,12 +179,7 @@ async fn job(
         );
         if seen.ready && changed_at.is_none() {
             let next = x.create_app(AccessLevel::Read);
-            let source = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys"},
-                "stringData": {"apiKey": next.api_key, "apiKeySecret": next.api_key_secret}});
-            Api::<Secret>::namespaced(admin.clone(), &team)
-                .patch("keys", &PatchParams::apply("test"), &Patch::Apply(&source))
-                .await
-                .unwrap();
+            fixtures::apply_consumer_keys(admin, &team, "keys", &next).await;
             changed_at = Some(std::time::Instant::now());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -369,19 +339,15 @@ async fn every_rule_of_the_charts_rbac_is_needed() {
 async fn namespaced_mode_writes_only_where_granted() {
     let cp = ControlPlane::start().await.unwrap();
     let admin = cp.client().await.unwrap();
-    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    let opt_in = [("keyguard.dev/allow-from-team", "true")];
     for (name, labels) in [
-        ("team", json!({})),
-        ("prod", json!({"keyguard.dev/allow-from-team": "true"})),
+        ("team", &[][..]),
+        ("prod", &opt_in[..]),
         // Opted in by label, but never granted the operator rights.
-        ("elsewhere", json!({"keyguard.dev/allow-from-team": "true"})),
-        ("other", json!({})),
+        ("elsewhere", &opt_in[..]),
+        ("other", &[][..]),
     ] {
-        let ns = json!({"metadata": {"name": name, "labels": labels}});
-        namespaces
-            .create(&PostParams::default(), &serde_json::from_value(ns).unwrap())
-            .await
-            .unwrap();
+        fixtures::create_namespace(&admin, name, labels).await;
     }
     let (admin, operator) = install(
         &cp,
@@ -409,31 +375,23 @@ async fn namespaced_mode_writes_only_where_granted() {
 
     let x = XApiEmulator::start().await;
     let app = x.create_app(AccessLevel::Read);
-    let source = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys"},
-        "stringData": {"apiKey": app.api_key, "apiKeySecret": app.api_key_secret}});
     for ns in ["team", "other"] {
-        Api::<Secret>::namespaced(admin.clone(), ns)
-            .patch("keys", &PatchParams::apply("test"), &Patch::Apply(&source))
-            .await
-            .unwrap();
+        fixtures::apply_consumer_keys(&admin, ns, "keys", &app).await;
     }
     let resource = |target: &str| {
-        json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential",
-        "metadata": {"name": format!("to-{target}")},
-        "spec": {"environments": [{"name": "production", "source": {"secretRef": {"name": "keys"}},
-            "target": {"namespace": target, "secretName": "x", "keys": ["bearerToken"]}}]}})
+        Credential::named(&format!("to-{target}")).environment(
+            Env::new("production")
+                .source("keys")
+                .target_namespace(target)
+                .target("x")
+                .keys([BearerToken]),
+        )
     };
+    for (ns, target) in [("team", "prod"), ("team", "elsewhere"), ("other", "other")] {
+        fixtures::apply_credential(&admin, ns, resource(target)).await;
+    }
     let team: Api<TwitterCredential> = Api::namespaced(admin.clone(), "team");
     let other: Api<TwitterCredential> = Api::namespaced(admin.clone(), "other");
-    for (api, target) in [(&team, "prod"), (&team, "elsewhere"), (&other, "other")] {
-        api.patch(
-            &format!("to-{target}"),
-            &PatchParams::apply("test"),
-            &Patch::Apply(&resource(target)),
-        )
-        .await
-        .unwrap();
-    }
 
     let running = RunningOperator::start_configured(operator.clone(), &x, None, |ctx| {
         ctx.scope = keyguard_operator::scope::Scope::from_list(&["team".into(), "prod".into()]);

@@ -93,7 +93,8 @@ async fn helm_upgrade_updates_the_crd_and_uninstall_keeps_it() {
             .contains(&"upgradeProbe".to_string()),
         "helm upgrade did not update the CRD"
     );
-    // The new field is served: a resource using it keeps it.
+    // The new field is served: a resource using it keeps it. Raw JSON: the
+    // field is unknown to this release's type, which the builder writes.
     let tc = json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential",
         "metadata": {"name": "bot", "namespace": "default"},
         "spec": {"upgradeProbe": "kept", "environments": [{"name": "production",

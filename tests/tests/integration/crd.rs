@@ -5,23 +5,18 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use k8s_openapi::api::core::v1::Namespace;
-use keyguard_tests::{kube_helpers::install_crd, repo_root, ControlPlane};
-use kube::api::{Api, PostParams};
+use keyguard_operator::TwitterCredential;
+use keyguard_tests::credential::{
+    rotation, Credential, CredentialKey::BearerToken, Env, Permission,
+};
+use keyguard_tests::{fixtures, kube_helpers::install_crd, repo_root, ControlPlane};
 use serde_json::{json, Value};
 
 async fn control_plane_with_crd() -> ControlPlane {
     let cp = ControlPlane::start().await.expect("control plane starts");
     install_crd(&cp).await;
     let client = cp.client().await.unwrap();
-    let namespaces: Api<Namespace> = Api::all(client);
-    for name in ["team-news"] {
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-        namespaces
-            .create(&PostParams::default(), &ns)
-            .await
-            .unwrap();
-    }
+    fixtures::create_namespace(&client, "team-news", &[]).await;
     cp
 }
 
@@ -121,19 +116,22 @@ async fn every_example_is_accepted_and_printed_with_columns() {
     assert!(out.contains("news-bot"), "{out}");
 }
 
+/// A valid resource, as JSON: each case of [`INVALID`] breaks it in a way
+/// the builder cannot express (that is the point), then kubectl applies it.
 fn valid() -> Value {
-    json!({
-        "apiVersion": "keyguard.dev/v1alpha1",
-        "kind": "TwitterCredential",
-        "metadata": {"name": "bad", "namespace": "team-news"},
-        "spec": {"environments": [{
-            "name": "production",
-            "source": {"secretRef": {"name": "keys"}},
-            "target": {"namespace": "prod", "secretName": "x-creds", "keys": ["bearerToken"]},
-            "access": {"permission": "read", "serviceAccounts": ["app"]},
-            "rotation": {"bearerToken": {"every": "720h"}, "userToken": {"refreshBefore": "15m"}}
-        }]}
-    })
+    let resource = Credential::named("bad")
+        .in_namespace("team-news")
+        .environment(
+            Env::new("production")
+                .source("keys")
+                .target_namespace("prod")
+                .target("x-creds")
+                .keys([BearerToken])
+                .permission(Permission::Read)
+                .service_accounts(["app"])
+                .rotation(rotation().bearer_every("720h").refresh_before("15m")),
+        );
+    serde_json::to_value(TwitterCredential::from(resource)).unwrap()
 }
 
 fn env0(r: &mut Value) -> &mut Value {

@@ -5,15 +5,15 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use keyguard_operator::TwitterCredential;
+use keyguard_tests::fixtures;
 use keyguard_tests::kube_helpers::{eventually, wait_established};
 use keyguard_tests::operator::RunningOperator;
 use keyguard_tests::x_api::{AccessLevel, XApiEmulator};
 use keyguard_tests::{repo_root, ControlPlane};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use serde_json::json;
 
 use crate::chart::helm;
 
@@ -89,23 +89,8 @@ async fn a_kubectl_only_install_runs_and_syncs_an_example() {
     let _operator = RunningOperator::start_with(operator_client, &x, None).await;
 
     let app = x.create_app(AccessLevel::Read);
-    Api::<Namespace>::all(admin.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "team-news"}})).unwrap(),
-        )
-        .await
-        .unwrap();
-    let source = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "dev-keys"},
-        "stringData": {"apiKey": app.api_key, "apiKeySecret": app.api_key_secret}});
-    Api::<Secret>::namespaced(admin.clone(), "team-news")
-        .patch(
-            "dev-keys",
-            &PatchParams::apply("test"),
-            &Patch::Apply(&source),
-        )
-        .await
-        .unwrap();
+    fixtures::create_namespace(&admin, "team-news", &[]).await;
+    fixtures::apply_consumer_keys(&admin, "team-news", "dev-keys", &app).await;
     // examples/minimal.yaml, as a user applies it.
     let example: TwitterCredential = serde_yaml::from_str(
         &std::fs::read_to_string(repo_root().join("examples/minimal.yaml")).unwrap(),

@@ -8,8 +8,12 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use keyguard_operator::TwitterCredential;
 use keyguard_tests::control_plane::free_port;
+use keyguard_tests::credential::CredentialKey::{
+    AccessToken, AccessTokenSecret, ApiKey, ApiKeySecret, BearerToken,
+};
+use keyguard_tests::credential::{Credential, Env};
+use keyguard_tests::fixtures;
 use keyguard_tests::kube_helpers::{eventually, install_crd};
 use keyguard_tests::leaks::{assert_no_leak, Secrets};
 use keyguard_tests::operator::{binary_command_with_metrics, drain_logs};
@@ -44,19 +48,23 @@ async fn binary_logs_json_without_values_and_serves_metrics_and_health() {
     let reader = drain_logs(&mut child);
 
     let client = cp.client().await.unwrap();
-    let source = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys"}, "stringData": {
-        "apiKey": app.api_key, "apiKeySecret": app.api_key_secret, "accessToken": app.access_token, "accessTokenSecret": app.access_token_secret}});
-    Api::<Secret>::namespaced(client.clone(), "default")
-        .patch("keys", &PatchParams::apply("test"), &Patch::Apply(&source))
-        .await
-        .unwrap();
-    let tc = json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential", "metadata": {"name": "bot"},
-        "spec": {"environments": [{"name": "production", "source": {"secretRef": {"name": "keys"}},
-            "target": {"secretName": "out", "keys": ["bearerToken", "apiKey", "apiKeySecret", "accessToken", "accessTokenSecret"]}}]}});
-    Api::<TwitterCredential>::namespaced(client.clone(), "default")
-        .patch("bot", &PatchParams::apply("test"), &Patch::Apply(&tc))
-        .await
-        .unwrap();
+    let source = [
+        ("apiKey", app.api_key.as_str()),
+        ("apiKeySecret", app.api_key_secret.as_str()),
+        ("accessToken", app.access_token.as_str()),
+        ("accessTokenSecret", app.access_token_secret.as_str()),
+    ];
+    fixtures::apply_source(&client, "default", "keys", &source).await;
+    let resource = Credential::named("bot").environment(
+        Env::new("production").source("keys").target("out").keys([
+            BearerToken,
+            ApiKey,
+            ApiKeySecret,
+            AccessToken,
+            AccessTokenSecret,
+        ]),
+    );
+    fixtures::apply_credential(&client, "default", resource).await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
     eventually("the binary syncs", Duration::from_secs(30), || async {
         secrets.get_opt("out").await.ok()?

@@ -19,14 +19,18 @@ use keyguard_operator::sync;
 use keyguard_operator::xapi::XApiClient;
 use keyguard_operator::TwitterCredential;
 use keyguard_tests::conflicts::Conflicts;
+use keyguard_tests::credential::CredentialKey::{
+    AccessToken, AccessTokenSecret, ApiKey, ApiKeySecret, BearerToken,
+};
+use keyguard_tests::credential::{Credential, CredentialKey, Env};
+use keyguard_tests::fixtures::production;
 use keyguard_tests::kube_helpers::eventually;
 use keyguard_tests::operator::{test_claim_key, RunningOperator};
-use keyguard_tests::world::{production, reconciles, value, World, WAIT};
+use keyguard_tests::world::{reconciles, value, World, WAIT};
 use kube::api::Api;
 use kube::runtime::reflector::{store, Store};
 use kube::runtime::watcher::Event;
 use kube::Resource;
-use serde_json::json;
 
 /// A store that has listed exactly `objects`.
 fn listed<K: Resource<DynamicType = ()> + Clone + 'static>(objects: Vec<K>) -> Store<K> {
@@ -84,16 +88,13 @@ async fn a_resync_reads_targets_from_the_cache_and_never_acts_on_a_stale_one() {
     let mut w = World::start().await;
     // Only the direct calls below sync: no controller races them.
     drop(w.operator.take());
-    w.namespace("team", json!({})).await;
-    w.namespace("prod", json!({"keyguard.dev/allow-from-team": "true"}))
+    w.namespace("team", &[]).await;
+    w.namespace("prod", &[("keyguard.dev/allow-from-team", "true")])
         .await;
     w.source("team", "bot-keys", &w.full_source()).await;
-    let env = production("prod", json!(["apiKey", "accessToken"]));
-    w.apply(
-        "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [env]}}),
-    )
-    .await;
+    let env = production("prod", [ApiKey, AccessToken]);
+    w.apply("team", Credential::named("bot").environment(env))
+        .await;
     let tc: TwitterCredential = Api::namespaced(w.client.clone(), "team")
         .get("bot")
         .await
@@ -190,29 +191,25 @@ async fn a_resync_of_a_synced_resource_reads_only_sources_and_state() {
         })
         .await,
     );
-    w.namespace("team", json!({})).await;
-    w.namespace("prod", json!({"keyguard.dev/allow-from-team": "true"}))
+    w.namespace("team", &[]).await;
+    w.namespace("prod", &[("keyguard.dev/allow-from-team", "true")])
         .await;
     w.source("team", "bot-keys", &w.full_source()).await;
-    let env = |name: &str, namespace: &str, keys: serde_json::Value| {
-        json!({"name": name, "source": {"secretRef": {"name": "bot-keys"}},
-            "target": {"namespace": namespace, "secretName": format!("out-{name}"), "keys": keys},
-            "access": {"serviceAccounts": ["app"]}})
+    let env = |name: &str, namespace: &str, keys: &[CredentialKey]| {
+        Env::new(name)
+            .source("bot-keys")
+            .target_namespace(namespace)
+            .target(&format!("out-{name}"))
+            .keys(keys.iter().copied())
+            .service_accounts(["app"])
     };
-    let environments = json!([
-        env("production", "prod", json!(["bearerToken"])),
-        env("staging", "prod", json!(["apiKey", "apiKeySecret"])),
-        env(
-            "development",
-            "team",
-            json!(["accessToken", "accessTokenSecret"])
-        ),
-    ]);
-    w.apply(
-        "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": environments}}),
-    )
-    .await;
+    let environments = [
+        env("production", "prod", &[BearerToken]),
+        env("staging", "prod", &[ApiKey, ApiKeySecret]),
+        env("development", "team", &[AccessToken, AccessTokenSecret]),
+    ];
+    w.apply("team", Credential::named("bot").environments(environments))
+        .await;
     w.wait_condition("team", "bot", None, "Ready", "True").await;
     let tc: TwitterCredential = Api::namespaced(w.client.clone(), "team")
         .get("bot")

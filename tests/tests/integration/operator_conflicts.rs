@@ -8,22 +8,25 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use keyguard_operator::TwitterCredential;
 use keyguard_tests::conflicts::Conflicts;
+use keyguard_tests::credential::CredentialKey::{AccessToken, ApiKey, ApiKeySecret, BearerToken};
+use keyguard_tests::credential::{Credential, CredentialKey, Env, WorkloadKind};
+use keyguard_tests::fixtures::{deployment, production};
 use keyguard_tests::kube_helpers::eventually;
 use keyguard_tests::leaks::{assert_no_leak, Secrets};
 use keyguard_tests::operator::{captured_logs, RunningOperator};
-use keyguard_tests::world::{production, value, World, WAIT};
+use keyguard_tests::world::{value, World, WAIT};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use serde_json::{json, Value};
+use serde_json::json;
 
-fn spec(production_env: Option<Value>, local_keys: Value) -> Value {
-    let local = json!({
-        "name": "local",
-        "source": {"secretRef": {"name": "bot-keys"}},
-        "target": {"secretName": "local-out", "keys": local_keys},
-        "restartTargets": [{"kind": "Deployment", "name": "bot"}]
-    });
-    let envs: Vec<Value> = production_env.into_iter().chain([local]).collect();
-    json!({"metadata": {"name": "bot"}, "spec": {"environments": envs}})
+/// `bot`: `production_env` when given, then environment `local`
+/// projecting `local_keys` and restarting Deployment `bot`.
+fn resource(production_env: Option<Env>, local_keys: &[CredentialKey]) -> Credential {
+    let local = Env::new("local")
+        .source("bot-keys")
+        .target("local-out")
+        .keys(local_keys.iter().copied())
+        .restart(WorkloadKind::Deployment, "bot");
+    Credential::named("bot").environments(production_env.into_iter().chain([local]))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -35,24 +38,19 @@ async fn every_write_path_converges_through_conflicts() {
         .client(w.cp.admin_config().await.unwrap())
         .unwrap();
     w.operator = Some(RunningOperator::start_configured(client, &w.x, None, |_| {}).await);
-    w.namespace("team", json!({})).await;
-    w.namespace("prod", json!({"keyguard.dev/allow-from-team": "true"}))
+    w.namespace("team", &[]).await;
+    w.namespace("prod", &[("keyguard.dev/allow-from-team", "true")])
         .await;
     w.source("team", "bot-keys", &w.full_source()).await;
-    let deployment: Deployment = serde_json::from_value(json!({
-        "metadata": {"name": "bot"},
-        "spec": {"selector": {"matchLabels": {"app": "bot"}}, "template": {"metadata": {"labels": {"app": "bot"}}, "spec": {"containers": [{"name": "bot", "image": "bot"}]}}}
-    }))
-    .unwrap();
     let deployments: Api<Deployment> = Api::namespaced(w.client.clone(), "team");
     deployments
-        .create(&PostParams::default(), &deployment)
+        .create(&PostParams::default(), &deployment("bot"))
         .await
         .unwrap();
 
     // Creates: Secrets, Role, RoleBinding, the state record, finalizer, status.
-    let prod = production("prod", json!(["bearerToken", "accessToken"]));
-    w.apply("team", spec(Some(prod.clone()), json!(["apiKey"])))
+    let prod = production("prod", [BearerToken, AccessToken]);
+    w.apply("team", resource(Some(prod.clone()), &[ApiKey]))
         .await;
     w.wait_condition("team", "bot", None, "Ready", "True").await;
     let projected = w.secret("prod", "twitter-credentials").await.unwrap();
@@ -63,9 +61,8 @@ async fn every_write_path_converges_through_conflicts() {
 
     // Replaces: a Secret whose keys changed (and its workload restarted),
     // a RoleBinding whose subjects changed, a Role tampered with.
-    let mut wider = prod.clone();
-    wider["access"]["serviceAccounts"] = json!(["reader", "writer"]);
-    w.apply("team", spec(Some(wider), json!(["apiKey", "apiKeySecret"])))
+    let wider = prod.service_accounts(["reader", "writer"]);
+    w.apply("team", resource(Some(wider), &[ApiKey, ApiKeySecret]))
         .await;
     w.wait_secret("team", "local-out", "the second key", |s| {
         value(s, "apiKeySecret").is_some()
@@ -122,7 +119,7 @@ async fn every_write_path_converges_through_conflicts() {
     );
 
     // Deletes: an environment dropped, then the whole resource.
-    w.apply("team", spec(None, json!(["apiKey", "apiKeySecret"])))
+    w.apply("team", resource(None, &[ApiKey, ApiKeySecret]))
         .await;
     eventually("production's pieces removed", WAIT, || async {
         let gone = w.secret("prod", "twitter-credentials").await.is_none()

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use keyguard_operator::xapi::XApiClient;
 use keyguard_operator::TwitterCredential;
+use keyguard_tests::credential::CredentialKey::{ApiKey, BearerToken, UserAccessToken};
+use keyguard_tests::credential::{rotation, Credential, Env};
 use keyguard_tests::kube_helpers::eventually;
 use keyguard_tests::operator::RunningOperator;
+use keyguard_tests::status::Conditions;
 use keyguard_tests::world::{reconciles, value, World, WAIT};
 use keyguard_tests::x_api::{AccessLevel, Fault};
 use kube::api::{Api, Patch, PatchParams};
@@ -22,18 +25,19 @@ const DOWN: Duration = Duration::from_secs(3);
 const INVALIDATE: &str = "POST /oauth2/invalidate_token";
 const REFRESH: &str = "POST /2/oauth2/token";
 
-fn bearer_resource(name: &str, source: &str, target: &str) -> serde_json::Value {
-    json!({"metadata": {"name": name}, "spec": {"environments": [{
-        "name": "prod",
-        "source": {"secretRef": {"name": source}},
-        "target": {"secretName": target, "keys": ["bearerToken", "apiKey"]}
-    }]}})
+fn bearer_resource(name: &str, source: &str, target: &str) -> Credential {
+    Credential::named(name).environment(
+        Env::new("prod")
+            .source(source)
+            .target(target)
+            .keys([BearerToken, ApiKey]),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_control_plane_restart_mid_rotation_and_mid_sync_loses_and_repeats_nothing() {
     let mut w = World::start_configured(|ctx| ctx.resync = RESYNC).await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &w.full_source()).await;
     w.apply("team", bearer_resource("bot", "keys", "out")).await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
@@ -134,7 +138,7 @@ async fn a_control_plane_restart_during_a_refresh_keeps_the_new_refresh_token() 
     // before they expire: the next refresh comes a few seconds after the
     // first sync.
     w.x.set_user_token_lifetime(Duration::from_secs(15 * 60 + 6));
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source(
         "team",
         "user-keys",
@@ -147,12 +151,13 @@ async fn a_control_plane_restart_during_a_refresh_keeps_the_new_refresh_token() 
     .await;
     w.apply(
         "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-            "name": "prod",
-            "source": {"secretRef": {"name": "user-keys"}},
-            "target": {"secretName": "out", "keys": ["userAccessToken"]},
-            "rotation": {"userToken": {"refreshBefore": "15m"}}
-        }]}}),
+        Credential::named("bot").environment(
+            Env::new("prod")
+                .source("user-keys")
+                .target("out")
+                .keys([UserAccessToken])
+                .rotation(rotation().refresh_before("15m")),
+        ),
     )
     .await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
@@ -185,12 +190,9 @@ async fn a_control_plane_restart_during_a_refresh_keeps_the_new_refresh_token() 
     })
     .await;
     let status = w.status("team", "bot").await;
-    let conditions = status["environments"][0]["conditions"].as_array().unwrap();
     assert!(
-        !conditions
-            .iter()
-            .any(|c| c["type"] == "ReauthorizationRequired" && c["status"] == "True"),
-        "a refresh token was lost: {status}"
+        !status.environments[0].has_condition("ReauthorizationRequired", "True"),
+        "a refresh token was lost: {status:?}"
     );
     let token = value(&w.secret("team", "out").await.unwrap(), "userAccessToken").unwrap();
     let me = reqwest::Client::new()
@@ -221,7 +223,7 @@ async fn a_struggling_x_api_gets_bounded_calls_and_visible_backoff() {
         })
         .await,
     );
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     let mut apps = Vec::new();
     for i in 0..ENVS {
         let app = w.x.create_app(AccessLevel::Read);
@@ -311,14 +313,15 @@ async fn a_flood_of_changes_to_one_resource_does_not_starve_the_others() {
         ctx.workers = keyguard_operator::workers::Workers::new(2);
     })
     .await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &w.full_source()).await;
     let resource = |name: &str| {
-        json!({"metadata": {"name": name}, "spec": {"environments": [{
-            "name": "prod",
-            "source": {"secretRef": {"name": "keys"}},
-            "target": {"secretName": format!("{name}-out"), "keys": ["apiKey"]}
-        }]}})
+        Credential::named(name).environment(
+            Env::new("prod")
+                .source("keys")
+                .target(&format!("{name}-out"))
+                .keys([ApiKey]),
+        )
     };
     w.apply("team", resource("noisy")).await;
     w.wait_condition("team", "noisy", None, "Ready", "True")

@@ -12,6 +12,8 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use keyguard_operator::TwitterCredential;
+use keyguard_tests::credential::{Credential, CredentialKey::BearerToken, Env};
+use keyguard_tests::fixtures;
 use keyguard_tests::kube_helpers::{eventually, install_crd};
 use keyguard_tests::leaks::{assert_no_leak, Secrets};
 use keyguard_tests::operator::{binary_command, drain_logs};
@@ -66,36 +68,28 @@ fn env_name(e: usize) -> String {
 }
 
 async fn declare(client: &kube::Client, apps: &[AppCredentials]) {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
-    let resources: Api<TwitterCredential> = Api::namespaced(client.clone(), "default");
     for i in 0..RESOURCES {
         let mut environments = Vec::new();
         for e in 0..ENVIRONMENTS {
             let app = &apps[i * ENVIRONMENTS + e];
             let name = format!("keys-{i}-{e}");
-            let source = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-                // The owner's access token: X invalidates a bearer token only with it.
-                "stringData": {"apiKey": app.api_key, "apiKeySecret": app.api_key_secret,
-                    "accessToken": app.access_token, "accessTokenSecret": app.access_token_secret}});
-            secrets
-                .patch(&name, &PatchParams::apply("test"), &Patch::Apply(&source))
-                .await
-                .unwrap();
+            // The owner's access token: X invalidates a bearer token only with it.
+            let source = [
+                ("apiKey", app.api_key.as_str()),
+                ("apiKeySecret", app.api_key_secret.as_str()),
+                ("accessToken", app.access_token.as_str()),
+                ("accessTokenSecret", app.access_token_secret.as_str()),
+            ];
+            fixtures::apply_source(client, "default", &name, &source).await;
             environments.push(
-                json!({"name": env_name(e), "source": {"secretRef": {"name": name}},
-                "target": {"secretName": format!("out-{i}-{e}"), "keys": ["bearerToken"]}}),
+                Env::new(&env_name(e))
+                    .source(&name)
+                    .target(&format!("out-{i}-{e}"))
+                    .keys([BearerToken]),
             );
         }
-        let tc = json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential",
-            "metadata": {"name": format!("bot-{i}")}, "spec": {"environments": environments}});
-        resources
-            .patch(
-                &format!("bot-{i}"),
-                &PatchParams::apply("test"),
-                &Patch::Apply(&tc),
-            )
-            .await
-            .unwrap();
+        let resource = Credential::named(&format!("bot-{i}")).environments(environments);
+        fixtures::apply_credential(client, "default", resource).await;
     }
 }
 

@@ -10,12 +10,12 @@ use keyguard_operator::context::Context;
 use keyguard_operator::leader::LeaderElection;
 use keyguard_operator::metrics::Metrics;
 use keyguard_operator::xapi::XApiClient;
-use keyguard_operator::TwitterCredential;
+use keyguard_tests::credential::{Credential, CredentialKey::AccessToken, Env};
+use keyguard_tests::fixtures;
 use keyguard_tests::kube_helpers::{eventually, install_crd};
 use keyguard_tests::x_api::XApiEmulator;
 use keyguard_tests::ControlPlane;
-use kube::api::{Api, Patch, PatchParams};
-use serde_json::json;
+use kube::api::Api;
 
 struct Replica {
     metrics: Metrics,
@@ -66,12 +66,13 @@ fn reconciles(m: &Metrics) -> usize {
 }
 
 async fn credential(client: &kube::Client, name: &str) {
-    let tc = json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential", "metadata": {"name": name},
-        "spec": {"environments": [{"name": "dev", "source": {"secretRef": {"name": "src"}}, "target": {"secretName": format!("{name}-out"), "keys": ["accessToken"]}}]}});
-    Api::<TwitterCredential>::namespaced(client.clone(), "default")
-        .patch(name, &PatchParams::apply("test"), &Patch::Apply(&tc))
-        .await
-        .unwrap();
+    let resource = Credential::named(name).environment(
+        Env::new("dev")
+            .source("src")
+            .target(&format!("{name}-out"))
+            .keys([AccessToken]),
+    );
+    fixtures::apply_credential(client, "default", resource).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -80,11 +81,8 @@ async fn only_the_leader_reconciles_and_the_other_takes_over() {
     install_crd(&cp).await;
     let x = XApiEmulator::start().await;
     let client = cp.client().await.unwrap();
-    let src = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "src"}, "stringData": {"accessToken": "1-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"}});
-    Api::<Secret>::namespaced(client.clone(), "default")
-        .patch("src", &PatchParams::apply("test"), &Patch::Apply(&src))
-        .await
-        .unwrap();
+    let token = "1-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+    fixtures::apply_source(&client, "default", "src", &[("accessToken", token)]).await;
 
     let a = replica(&cp, &x, "replica-a").await;
     let b = replica(&cp, &x, "replica-b").await;

@@ -4,11 +4,12 @@
 //! mint), a user token's refresh, and a replaced access token's
 //! invalidation. Each test first proves its fault hit the call it names.
 
+use keyguard_tests::credential::rotation;
 use keyguard_tests::leaks::{assert_no_leak, Secrets};
 use keyguard_tests::operator::captured_logs;
+use keyguard_tests::status::StatusReads;
 use keyguard_tests::world::{value, World};
 use keyguard_tests::x_api::Fault;
-use serde_json::json;
 
 use crate::operator_rotation::{
     apply_user_resource, project_access_token, replace_access_token, rotate_now, rotated_from,
@@ -38,7 +39,7 @@ fn calls(w: &World, endpoint: &str) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_invalidation_answer_resumes_at_the_mint_without_invalidating_twice() {
     let w = World::start().await;
-    let old = setup(&w, json!({"bearerToken": {"every": "720h"}})).await;
+    let old = setup(&w, rotation().bearer_every("720h")).await;
 
     w.x.inject_at(INVALIDATE_BEARER, Fault::AnswerLost);
     w.x.inject_at(MINT_BEARER, Fault::AnswerLost);
@@ -62,11 +63,11 @@ async fn a_lost_invalidation_answer_resumes_at_the_mint_without_invalidating_twi
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_refresh_answer_ends_in_reauthorization_required() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     let seed = w.app.refresh_token.clone();
     user_source(&w, &seed).await;
     w.x.inject_at(REFRESH, Fault::AnswerLost);
-    apply_user_resource(&w, serde_json::Value::Null).await;
+    apply_user_resource(&w, None).await;
     let c = w
         .wait_condition(
             "team",
@@ -78,11 +79,8 @@ async fn a_lost_refresh_answer_ends_in_reauthorization_required() {
         .await;
     assert_eq!(w.x.faulted(), lost(&[REFRESH]));
     assert!(
-        c["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("team/user-keys"),
-        "names the Secret to update: {c}"
+        c.message.contains("team/user-keys"),
+        "names the Secret to update: {c:?}"
     );
     assert!(w.secret("team", "out").await.is_none(), "nothing projected");
     let sent = calls(&w, REFRESH);
@@ -95,11 +93,7 @@ async fn a_lost_refresh_answer_ends_in_reauthorization_required() {
     );
     let secrets = Secrets::new([seed]).pair(&w.app.client_id, &w.app.client_secret);
     assert_no_leak("logs at TRACE", &captured_logs(), &secrets);
-    assert_no_leak(
-        "status",
-        &w.status("team", "bot").await.to_string(),
-        &secrets,
-    );
+    assert_no_leak("status", &w.status("team", "bot").await.to_json(), &secrets);
 }
 
 /// A replaced access token's invalidation is done at X but the answer is

@@ -6,35 +6,44 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use keyguard_operator::context::CrashPoint;
 use keyguard_operator::xapi::XApiClient;
 use keyguard_operator::TwitterCredential;
+use keyguard_tests::credential::CredentialKey::{
+    AccessToken, AccessTokenSecret, ApiKey, ApiKeySecret, BearerToken, UserAccessToken,
+};
+use keyguard_tests::credential::{rotation, Credential, CredentialKey, Env, Permission, Rotate};
 use keyguard_tests::kube_helpers::eventually;
 use keyguard_tests::leaks::{assert_no_leak, Secrets};
 use keyguard_tests::operator::{captured_logs, RunningOperator};
+use keyguard_tests::status::{Conditions, StatusReads};
 use keyguard_tests::world::{value, World, WAIT};
 use keyguard_tests::x_api::Fault;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::ResourceExt;
 use serde_json::json;
 
-pub(crate) async fn setup(w: &World, rotation: serde_json::Value) -> String {
+pub(crate) async fn setup(w: &World, rotation: Rotate) -> String {
     setup_from(w, &w.full_source(), rotation).await
 }
 
-async fn setup_from(w: &World, source: &[(&str, &str)], rotation: serde_json::Value) -> String {
-    w.namespace("team", json!({})).await;
-    w.source("team", "keys", source).await;
-    w.apply(
-        "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-            "name": "prod",
-            "source": {"secretRef": {"name": "keys"}},
-            "target": {"secretName": "out", "keys": ["bearerToken"]},
-            "rotation": rotation
-        }]}}),
+/// `bot` deriving the bearer token from Secret `keys` into `out`, with
+/// `rotation` (`None`: none).
+fn bearer(rotation: impl Into<Option<Rotate>>) -> Credential {
+    Credential::named("bot").environment(
+        Env::new("prod")
+            .source("keys")
+            .target("out")
+            .keys([BearerToken])
+            .rotation(rotation),
     )
-    .await;
+}
+
+async fn setup_from(w: &World, source: &[(&str, &str)], rotation: Rotate) -> String {
+    w.namespace("team", &[]).await;
+    w.source("team", "keys", source).await;
+    w.apply("team", bearer(rotation)).await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
     value(&w.secret("team", "out").await.unwrap(), "bearerToken").unwrap()
@@ -102,16 +111,10 @@ pub(crate) async fn state_step(w: &World) -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn rotate_now_replaces_the_bearer_token_once_and_the_old_one_stops_working() {
     let w = World::start().await;
-    let old = setup(&w, json!({"bearerToken": {"every": "720h"}})).await;
+    let old = setup(&w, rotation().bearer_every("720h")).await;
     let status = w.status("team", "bot").await;
-    assert!(
-        status["environments"][0]["lastRotation"].is_string(),
-        "{status}"
-    );
-    assert!(
-        status["environments"][0]["nextRotation"].is_string(),
-        "{status}"
-    );
+    assert!(status.environments[0].last_rotation.is_some(), "{status:?}");
+    assert!(status.environments[0].next_rotation.is_some(), "{status:?}");
     assert_eq!(invalidations(&w), 0);
 
     assert_eq!(x_answers(&w, &old).await.0, 200);
@@ -130,7 +133,7 @@ async fn rotate_now_replaces_the_bearer_token_once_and_the_old_one_stops_working
     // Status is written after the Secret and the Event: wait for it.
     eventually("status revision 2", WAIT, || async {
         let status = w.status("team", "bot").await;
-        (status["environments"][0]["revision"] == 2).then_some(())
+        (status.environments.first()?.revision == 2).then_some(())
     })
     .await;
 
@@ -158,11 +161,7 @@ async fn rotate_now_replaces_the_bearer_token_once_and_the_old_one_stops_working
     let logs = captured_logs();
     let secrets = Secrets::new([old, new]).pair(&w.app.api_key, &w.app.api_key_secret);
     assert_no_leak("logs at TRACE", &logs, &secrets);
-    assert_no_leak(
-        "status",
-        &w.status("team", "bot").await.to_string(),
-        &secrets,
-    );
+    assert_no_leak("status", &w.status("team", "bot").await.to_json(), &secrets);
 }
 
 /// X invalidates a bearer token only with OAuth 1.0a signed by the app
@@ -177,22 +176,17 @@ async fn a_rotation_without_the_owner_token_is_refused_before_any_call_to_x() {
         ("apiKey", w.app.api_key.as_str()),
         ("apiKeySecret", w.app.api_key_secret.as_str()),
     ];
-    let old = setup_from(
-        &w,
-        &consumer_only,
-        json!({"bearerToken": {"every": "720h"}}),
-    )
-    .await;
+    let old = setup_from(&w, &consumer_only, rotation().bearer_every("720h")).await;
     rotate_now(&w, "1").await;
     let blocked = w
         .wait_condition("team", "bot", Some("prod"), "RotationBlocked", "True")
         .await;
-    let message = blocked["message"].as_str().unwrap_or_default();
+    let message = &blocked.message;
     assert!(
         message.contains("accessToken") && message.contains("accessTokenSecret"),
         "the condition names the keys to add: {message}"
     );
-    assert_eq!(blocked["reason"], "OwnerTokenMissing");
+    assert_eq!(blocked.reason, "OwnerTokenMissing");
     w.wait_condition("team", "bot", None, "RotationBlocked", "True")
         .await;
     let event = w.wait_event("team", "RotationBlocked").await;
@@ -215,8 +209,8 @@ async fn a_rotation_without_the_owner_token_is_refused_before_any_call_to_x() {
     assert_eq!(x_answers(&w, &new).await.0, 200);
     eventually("RotationBlocked to clear", WAIT, || async {
         let status = w.status("team", "bot").await;
-        let conditions = status["environments"][0]["conditions"].as_array()?.clone();
-        (!conditions.iter().any(|c| c["type"] == "RotationBlocked")).then_some(())
+        let env = status.environments.first()?;
+        (!env.conditions.is_empty() && env.condition("RotationBlocked").is_none()).then_some(())
     })
     .await;
 }
@@ -231,7 +225,7 @@ async fn a_token_another_resource_of_the_app_invalidated_is_minted_again() {
     let w = World::start_configured(|ctx| ctx.verify_interval = std::time::Duration::from_secs(2))
         .await;
     for team in ["team", "other"] {
-        bearer_resource(&w, team, json!({"bearerToken": {"every": "720h"}})).await;
+        bearer_resource(&w, team, Some(rotation().bearer_every("720h"))).await;
         w.wait_condition(team, "bot", Some("prod"), "Verified", "True")
             .await;
     }
@@ -251,31 +245,18 @@ async fn a_token_another_resource_of_the_app_invalidated_is_minted_again() {
     assert_eq!(x_answers(&w, &new).await.0, 200);
     eventually("the other team verified again", WAIT, || async {
         let status = w.status("other", "bot").await;
-        let env = &status["environments"][0];
-        let verified = env["conditions"]
-            .as_array()?
-            .iter()
-            .any(|c| c["type"] == "Verified" && c["status"] == "True");
-        (verified && env["bearerRejected"].is_null()).then_some(())
+        let env = status.environments.first()?;
+        (env.has_condition("Verified", "True") && env.bearer_rejected.is_none()).then_some(())
     })
     .await;
 }
 
 /// A TwitterCredential `bot` in `team` deriving the app's bearer token,
-/// with `rotation` (null for none).
-async fn bearer_resource(w: &World, team: &str, rotation: serde_json::Value) {
-    w.namespace(team, json!({})).await;
+/// with `rotation` (`None` for none).
+async fn bearer_resource(w: &World, team: &str, rotation: Option<Rotate>) {
+    w.namespace(team, &[]).await;
     w.source(team, "keys", &w.full_source()).await;
-    w.apply(
-        team,
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-            "name": "prod",
-            "source": {"secretRef": {"name": "keys"}},
-            "target": {"secretName": "out", "keys": ["bearerToken"]},
-            "rotation": rotation
-        }]}}),
-    )
-    .await;
+    w.apply(team, bearer(rotation)).await;
     w.wait_condition(team, "bot", Some("prod"), "Synced", "True")
         .await;
 }
@@ -295,17 +276,17 @@ async fn ask_rotation(w: &World, team: &str, request: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_resources_on_one_app_have_one_owner_and_the_follower_never_invalidates() {
     let w = World::start().await;
-    let schedule = json!({"bearerToken": {"every": "720h"}});
-    bearer_resource(&w, "team", schedule.clone()).await;
-    bearer_resource(&w, "other", schedule).await;
+    let schedule = rotation().bearer_every("720h");
+    bearer_resource(&w, "team", Some(schedule.clone())).await;
+    bearer_resource(&w, "other", Some(schedule)).await;
     let first = value(&w.secret("other", "out").await.unwrap(), "bearerToken").unwrap();
 
     ask_rotation(&w, "other", "from-the-follower").await;
     let blocked = w
         .wait_condition("other", "bot", Some("prod"), "RotationBlocked", "True")
         .await;
-    assert_eq!(blocked["reason"], "NotAppOwner", "{blocked}");
-    let message = blocked["message"].as_str().unwrap();
+    assert_eq!(blocked.reason, "NotAppOwner", "{blocked:?}");
+    let message = &blocked.message;
     assert!(
         message.contains("an environment in another namespace") && !message.contains("team"),
         "the owner is not disclosed to another namespace: {message}"
@@ -351,7 +332,7 @@ async fn two_resources_on_one_app_have_one_owner_and_the_follower_never_invalida
     let blocked = w
         .wait_condition("other", "bot", Some("prod"), "RotationBlocked", "True")
         .await;
-    assert_eq!(blocked["reason"], "NotAppOwner", "{blocked}");
+    assert_eq!(blocked.reason, "NotAppOwner", "{blocked:?}");
     assert_eq!(
         invalidations(&w),
         0,
@@ -373,11 +354,9 @@ async fn two_resources_on_one_app_have_one_owner_and_the_follower_never_invalida
     // The follower's request was answered by the owner's rotation.
     eventually("the follower no longer RotationBlocked", WAIT, || async {
         let status = w.status("other", "bot").await;
-        let blocked = status["environments"][0]["conditions"]
-            .as_array()?
-            .iter()
-            .any(|c| c["type"] == "RotationBlocked" && c["status"] == "True");
-        (!blocked).then_some(())
+        let env = status.environments.first()?;
+        let blocked = env.has_condition("RotationBlocked", "True");
+        (!env.conditions.is_empty() && !blocked).then_some(())
     })
     .await;
 
@@ -415,8 +394,8 @@ async fn two_clusters_on_one_app_rotate_on_one_side_and_follow_on_the_other() {
         ctx.verify_interval = std::time::Duration::from_secs(2)
     };
     let far = w.beside(fast_verification).await;
-    bearer_resource(&w, "team", json!({"bearerToken": {"every": "720h"}})).await;
-    bearer_resource(&far, "team", serde_json::Value::Null).await;
+    bearer_resource(&w, "team", Some(rotation().bearer_every("720h"))).await;
+    bearer_resource(&far, "team", None).await;
     let first = value(&far.secret("team", "out").await.unwrap(), "bearerToken").unwrap();
     assert_eq!(
         first,
@@ -442,7 +421,7 @@ async fn two_clusters_on_one_app_rotate_on_one_side_and_follow_on_the_other() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotation_lands_in_an_immutable_target_and_a_huge_request_is_handled_once() {
     let w = World::start().await;
-    let old = setup(&w, json!({"bearerToken": {"every": "720h"}})).await;
+    let old = setup(&w, rotation().bearer_every("720h")).await;
     let immutable = json!({"immutable": true});
     Api::<Secret>::namespaced(w.client.clone(), "team")
         .patch("out", &PatchParams::default(), &Patch::Merge(&immutable))
@@ -497,17 +476,12 @@ async fn forge_last_rotation(w: &World, secs: i64) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bearer_rotation_on_a_cron_schedule_comes_when_it_says() {
     let w = World::start().await;
-    let old = setup(&w, json!({"bearerToken": {"schedule": "0 3 * * *"}})).await;
+    let old = setup(&w, rotation().bearer_on("0 3 * * *")).await;
     forge_last_rotation(&w, 2 * 24 * 3600).await;
     w.force_sync_and_wait("team", "bot", "forged").await;
     assert_eq!(invalidations(&w), 0, "a forged age rotates nothing");
 
-    let every_minute = json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-        "name": "prod",
-        "source": {"secretRef": {"name": "keys"}},
-        "target": {"secretName": "out", "keys": ["bearerToken"]},
-        "rotation": {"bearerToken": {"schedule": "* * * * *"}}
-    }]}});
+    let every_minute = bearer(rotation().bearer_on("* * * * *"));
     w.apply("team", every_minute).await;
     let new = eventually("the rotation on the next minute", 2 * WAIT, || async {
         let now = value(&w.secret("team", "out").await?, "bearerToken")?;
@@ -518,14 +492,9 @@ async fn a_bearer_rotation_on_a_cron_schedule_comes_when_it_says() {
     assert_eq!(x_answers(&w, &new).await.0, 200);
     let (last, next) = eventually("status after the rotation", WAIT, || async {
         let status = w.status("team", "bot").await;
-        let env = &status["environments"][0];
-        let at = |k: &str| {
-            env[k]
-                .as_str()?
-                .parse::<k8s_openapi::jiff::Timestamp>()
-                .ok()
-        };
-        (env["revision"] == 2).then(|| Some((at("lastRotation")?, at("nextRotation")?)))?
+        let env = status.environments.first()?;
+        let at = |t: &Option<Time>| t.as_ref().map(|t| t.0);
+        (env.revision == 2).then(|| Some((at(&env.last_rotation)?, at(&env.next_rotation)?)))?
     })
     .await;
     let utc = next.to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC);
@@ -540,7 +509,7 @@ async fn a_bearer_rotation_on_a_cron_schedule_comes_when_it_says() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotation_comes_when_its_schedule_says() {
     let w = World::start().await;
-    let old = setup(&w, json!({"bearerToken": {"every": "1m"}})).await;
+    let old = setup(&w, rotation().bearer_every("1m")).await;
     // The interval passes (the record's age is signed: a test cannot
     // backdate it, see the cron test).
     let new = eventually("the scheduled rotation", 2 * WAIT, || async {
@@ -551,23 +520,16 @@ async fn a_rotation_comes_when_its_schedule_says() {
     assert_ne!(new, old);
     assert_eq!(invalidations(&w), 1);
     let status = w.status("team", "bot").await;
-    let last: k8s_openapi::jiff::Timestamp = status["environments"][0]["lastRotation"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let next: k8s_openapi::jiff::Timestamp = status["environments"][0]["nextRotation"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(next.duration_since(last).as_secs(), 60, "{status}");
+    let env = &status.environments[0];
+    let last = env.last_rotation.as_ref().unwrap().0;
+    let next = env.next_rotation.as_ref().unwrap().0;
+    assert_eq!(next.duration_since(last).as_secs(), 60, "{status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limits_and_server_errors_delay_a_rotation_but_do_not_break_it() {
     let w = World::start().await;
-    let old = setup(&w, json!({})).await;
+    let old = setup(&w, rotation()).await;
     w.x.inject([
         Fault::ServerError(503),
         Fault::RateLimited,
@@ -586,7 +548,7 @@ async fn rate_limits_and_server_errors_delay_a_rotation_but_do_not_break_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_at_any_step_resumes_without_losing_or_repeating_anything() {
     let mut w = World::start().await;
-    let mut old = setup(&w, json!({})).await;
+    let mut old = setup(&w, rotation()).await;
     let points = [
         CrashPoint::BeforeInvalidate,
         CrashPoint::AfterInvalidate,
@@ -640,7 +602,7 @@ async fn a_crash_at_any_step_resumes_without_losing_or_repeating_anything() {
 async fn a_crash_after_a_refresh_answer_ends_in_reauthorization_required() {
     let mut w = World::start().await;
     drop(w.operator.take());
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     user_source(&w, &w.app.refresh_token).await;
     let crashed = Arc::new(tokio::sync::Notify::new());
     let hook = crashed.clone();
@@ -650,7 +612,7 @@ async fn a_crash_after_a_refresh_answer_ends_in_reauthorization_required() {
             ctx.crashed = hook;
         })
         .await;
-    apply_user_resource(&w, serde_json::Value::Null).await;
+    apply_user_resource(&w, None).await;
     tokio::time::timeout(WAIT, crashed.notified())
         .await
         .expect("the operator reached the crash point after X's refresh answer");
@@ -668,11 +630,8 @@ async fn a_crash_after_a_refresh_answer_ends_in_reauthorization_required() {
         )
         .await;
     assert!(
-        c["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("team/user-keys"),
-        "names the Secret to update: {c}"
+        c.message.contains("team/user-keys"),
+        "names the Secret to update: {c:?}"
     );
     assert!(
         w.secret("team", "out").await.is_none(),
@@ -696,9 +655,9 @@ async fn without_offline_access_reauthorization_is_asked_for_before_expiry() {
     let w = World::start().await;
     w.x.without_offline_access(&w.app.api_key);
     w.x.set_user_token_lifetime(std::time::Duration::from_secs(3600));
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     user_source(&w, &w.app.refresh_token).await;
-    apply_user_resource(&w, json!({"userToken": {"refreshBefore": "3599s"}})).await;
+    apply_user_resource(&w, Some(rotation().refresh_before("3599s"))).await;
     let c = w
         .wait_condition(
             "team",
@@ -708,13 +667,7 @@ async fn without_offline_access_reauthorization_is_asked_for_before_expiry() {
             "True",
         )
         .await;
-    assert!(
-        c["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("offline.access"),
-        "{c}"
-    );
+    assert!(c.message.contains("offline.access"), "{c:?}");
     assert_eq!(refreshes(&w), 1, "the spent seed was not sent again");
     let token = value(&w.secret("team", "out").await.unwrap(), "userAccessToken").unwrap();
     assert_eq!(
@@ -727,24 +680,29 @@ async fn without_offline_access_reauthorization_is_asked_for_before_expiry() {
 /// Two hours pass for source credential `key` (as far as status knows)
 /// until `RotationDue` turns on; returns that condition. The operator may
 /// be writing status at the same moment and win: backdate until it takes.
-async fn aged_past_max_age(w: &World, key: &str) -> serde_json::Value {
+async fn aged_past_max_age(w: &World, key: &str) -> Condition {
     let api = Api::<TwitterCredential>::namespaced(w.client.clone(), "team");
-    let past = (k8s_openapi::jiff::Timestamp::now()
-        - k8s_openapi::jiff::SignedDuration::from_secs(7200))
-    .to_string();
+    let past =
+        k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(7200);
     eventually("RotationDue after the key aged", WAIT, || async {
         let mut status = w.status("team", "bot").await;
-        let env = &status["environments"][0];
-        if let Some(c) = env["conditions"]
-            .as_array()?
+        let env = status.environments.first_mut()?;
+        if env.conditions.is_empty() {
+            return None;
+        }
+        if let Some(c) = env
+            .conditions
             .iter()
-            .find(|c| c["type"] == "RotationDue" && c["status"] == "True")
+            .find(|c| c.type_ == "RotationDue" && c.status == "True")
         {
             return Some(c.clone());
         }
-        for c in status["environments"][0]["sourceCredentials"].as_array_mut()? {
-            if c["key"] == key {
-                c["since"] = json!(past);
+        if env.source_credentials.is_empty() {
+            return None;
+        }
+        for c in &mut env.source_credentials {
+            if c.key == key {
+                c.since = Time(past);
             }
         }
         api.patch_status(
@@ -765,29 +723,30 @@ async fn aged_past_max_age(w: &World, key: &str) -> serde_json::Value {
 /// Secret, with a Warning Event (returned).
 async fn reminded_past_max_age(
     w: &World,
-    keys: serde_json::Value,
-    rule: &str,
+    keys: [CredentialKey; 2],
+    rule: fn(Rotate, &str) -> Rotate,
     key: &str,
 ) -> k8s_openapi::api::events::v1::Event {
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &w.full_source()).await;
     w.apply(
         "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-            "name": "prod",
-            "source": {"secretRef": {"name": "keys"}},
-            "target": {"secretName": "out", "keys": keys},
-            "rotation": {rule: {"maxAge": "1h"}}
-        }]}}),
+        Credential::named("bot").environment(
+            Env::new("prod")
+                .source("keys")
+                .target("out")
+                .keys(keys)
+                .rotation(rule(rotation(), "1h")),
+        ),
     )
     .await;
     let fresh = w
         .wait_condition("team", "bot", Some("prod"), "RotationDue", "False")
         .await;
-    assert_eq!(fresh["reason"], "WithinMaxAge");
+    assert_eq!(fresh.reason, "WithinMaxAge");
     let due = aged_past_max_age(w, key).await;
-    assert_eq!(due["reason"], "MaxAgeExceeded");
-    let message = due["message"].as_str().unwrap();
+    assert_eq!(due.reason, "MaxAgeExceeded");
+    let message = &due.message;
     assert!(
         message.starts_with(&format!("{key} is 2h old (maxAge 1h)"))
             && message.contains("team/keys"),
@@ -804,8 +763,8 @@ async fn reminded_past_max_age(
 #[tokio::test(flavor = "multi_thread")]
 async fn access_tokens_are_reminded_past_their_max_age() {
     let w = World::start().await;
-    let keys = json!(["accessToken", "accessTokenSecret"]);
-    let event = reminded_past_max_age(&w, keys, "accessTokens", "accessToken").await;
+    let keys = [AccessToken, AccessTokenSecret];
+    let event = reminded_past_max_age(&w, keys, Rotate::access_tokens_max_age, "accessToken").await;
 
     let (token, token_secret) = replace_access_token(&w).await;
     w.wait_condition("team", "bot", Some("prod"), "RotationDue", "False")
@@ -816,11 +775,7 @@ async fn access_tokens_are_reminded_past_their_max_age() {
         token.as_str(),
         token_secret.as_str(),
     ]);
-    assert_no_leak(
-        "status",
-        &w.status("team", "bot").await.to_string(),
-        &secrets,
-    );
+    assert_no_leak("status", &w.status("team", "bot").await.to_json(), &secrets);
     assert_no_leak("Event", &serde_json::to_string(&event).unwrap(), &secrets);
 }
 
@@ -830,8 +785,8 @@ async fn access_tokens_are_reminded_past_their_max_age() {
 #[tokio::test(flavor = "multi_thread")]
 async fn credentials_only_a_person_can_replace_are_reminded_past_their_max_age() {
     let w = World::start().await;
-    let keys = json!(["apiKey", "apiKeySecret"]);
-    reminded_past_max_age(&w, keys, "consumerKeys", "apiKey").await;
+    let keys = [ApiKey, ApiKeySecret];
+    reminded_past_max_age(&w, keys, Rotate::consumer_keys_max_age, "apiKey").await;
     w.wait_condition("team", "bot", None, "RotationDue", "True")
         .await;
     let metrics = w.operator.as_ref().unwrap().metrics.render();
@@ -857,11 +812,7 @@ async fn credentials_only_a_person_can_replace_are_reminded_past_their_max_age()
         portal.api_key.as_str(),
         portal.api_key_secret.as_str(),
     ]);
-    assert_no_leak(
-        "status",
-        &w.status("team", "bot").await.to_string(),
-        &secrets,
-    );
+    assert_no_leak("status", &w.status("team", "bot").await.to_json(), &secrets);
 }
 
 pub(crate) async fn user_source(w: &World, refresh_token: &str) {
@@ -877,20 +828,21 @@ pub(crate) async fn user_source(w: &World, refresh_token: &str) {
     .await;
 }
 
+/// Environment `prod` projecting the user access token refreshed from
+/// `user-keys`.
+fn user_token() -> Env {
+    Env::new("prod")
+        .source("user-keys")
+        .target("out")
+        .keys([UserAccessToken])
+}
+
 /// `bot`, projecting the user access token refreshed from `user-keys`,
-/// with `rotation` when it is not null.
-pub(crate) async fn apply_user_resource(w: &World, rotation: serde_json::Value) {
-    let mut env = json!({
-        "name": "prod",
-        "source": {"secretRef": {"name": "user-keys"}},
-        "target": {"secretName": "out", "keys": ["userAccessToken"]}
-    });
-    if !rotation.is_null() {
-        env["rotation"] = rotation;
-    }
+/// with `rotation` when it is given.
+pub(crate) async fn apply_user_resource(w: &World, rotation: Option<Rotate>) {
     w.apply(
         "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [env]}}),
+        Credential::named("bot").environment(user_token().rotation(rotation)),
     )
     .await;
 }
@@ -906,21 +858,15 @@ async fn a_read_environment_granted_write_scopes_is_over_privileged() {
         &w.app.api_key,
         &["tweet.read", "users.read", "tweet.write", "dm.read"],
     );
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     user_source(&w, &w.app.refresh_token).await;
-    let resource = |permission: &str| {
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-            "name": "prod",
-            "source": {"secretRef": {"name": "user-keys"}},
-            "target": {"secretName": "out", "keys": ["userAccessToken"]},
-            "access": {"permission": permission}
-        }]}})
-    };
-    w.apply("team", resource("read")).await;
+    let resource =
+        |permission| Credential::named("bot").environment(user_token().permission(permission));
+    w.apply("team", resource(Permission::Read)).await;
     let over = w
         .wait_condition("team", "bot", Some("prod"), "OverPrivileged", "True")
         .await;
-    let message = over["message"].as_str().unwrap();
+    let message = &over.message;
     for scope in ["`tweet.write`", "`dm.read`"] {
         assert!(message.contains(scope), "{scope} named: {message}");
     }
@@ -932,22 +878,23 @@ async fn a_read_environment_granted_write_scopes_is_over_privileged() {
     }
     let status = w.status("team", "bot").await;
     assert_eq!(
-        status["environments"][0]["grantedScopes"],
-        json!([
+        status.environments[0].granted_scopes,
+        [
             "tweet.read",
             "users.read",
             "tweet.write",
             "dm.read",
             "offline.access"
-        ])
+        ]
     );
     w.wait_event("team", "OverPrivileged").await;
     let refreshed = refreshes(&w);
-    w.apply("team", resource("read-write-directmessages")).await;
+    w.apply("team", resource(Permission::ReadWriteDirectMessages))
+        .await;
     let within = w
         .wait_condition("team", "bot", Some("prod"), "OverPrivileged", "False")
         .await;
-    assert_eq!(within["reason"], "WithinPermission");
+    assert_eq!(within.reason, "WithinPermission");
     assert_eq!(
         refreshes(&w),
         refreshed,
@@ -981,9 +928,9 @@ async fn user_tokens_are_refreshed_before_expiry_keeping_each_new_refresh_token(
     // Tokens that live 15 minutes and 4 seconds, refreshed 15 minutes before
     // they expire: a refresh every few seconds.
     w.x.set_user_token_lifetime(std::time::Duration::from_secs(15 * 60 + 4));
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     user_source(&w, &w.app.refresh_token).await;
-    apply_user_resource(&w, json!({"userToken": {"refreshBefore": "15m"}})).await;
+    apply_user_resource(&w, Some(rotation().refresh_before("15m"))).await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
     let first = value(&w.secret("team", "out").await.unwrap(), "userAccessToken").unwrap();
@@ -997,16 +944,12 @@ async fn user_tokens_are_refreshed_before_expiry_keeping_each_new_refresh_token(
     .await;
     assert_eq!(users_me(&w, &latest).await, 200);
     let status = w.status("team", "bot").await;
+    assert!(status.environments[0].next_rotation.is_some(), "{status:?}");
     assert!(
-        status["environments"][0]["nextRotation"].is_string(),
-        "{status}"
-    );
-    let conditions = status["environments"][0]["conditions"].as_array().unwrap();
-    assert!(
-        !conditions
-            .iter()
-            .any(|c| c["type"] == "ReauthorizationRequired"),
-        "{status}"
+        status.environments[0]
+            .condition("ReauthorizationRequired")
+            .is_none(),
+        "{status:?}"
     );
     // OAuth 2.0 values, searched everywhere output goes.
     let secrets = Secrets::new([w.app.refresh_token.clone(), first, latest])
@@ -1016,7 +959,7 @@ async fn user_tokens_are_refreshed_before_expiry_keeping_each_new_refresh_token(
         .await
         .unwrap();
     assert_no_leak("Events", &serde_json::to_string(&events).unwrap(), &secrets);
-    assert_no_leak("status", &status.to_string(), &secrets);
+    assert_no_leak("status", &status.to_json(), &secrets);
     assert_no_leak("logs at TRACE", &captured_logs(), &secrets);
     let metrics = w.operator.as_ref().unwrap().metrics.render();
     assert_no_leak("metrics", &metrics, &secrets);
@@ -1027,7 +970,7 @@ async fn user_tokens_are_refreshed_before_expiry_keeping_each_new_refresh_token(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_spent_refresh_token_requires_reauthorization_and_a_new_one_recovers() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     // Someone else spends the seeded refresh token first.
     let form = format!(
         "grant_type=refresh_token&client_id={}&refresh_token={}",
@@ -1050,7 +993,7 @@ async fn a_spent_refresh_token_requires_reauthorization_and_a_new_one_recovers()
         .unwrap();
     let fresh = answer["refresh_token"].as_str().unwrap().to_string();
     user_source(&w, &w.app.refresh_token).await;
-    apply_user_resource(&w, serde_json::Value::Null).await;
+    apply_user_resource(&w, None).await;
     let c = w
         .wait_condition(
             "team",
@@ -1060,10 +1003,7 @@ async fn a_spent_refresh_token_requires_reauthorization_and_a_new_one_recovers()
             "True",
         )
         .await;
-    assert!(
-        c["message"].as_str().unwrap().contains("team/user-keys"),
-        "{c}"
-    );
+    assert!(c.message.contains("team/user-keys"), "{c:?}");
     w.wait_condition("team", "bot", None, "ReauthorizationRequired", "True")
         .await;
     assert!(
@@ -1080,11 +1020,7 @@ async fn a_spent_refresh_token_requires_reauthorization_and_a_new_one_recovers()
     let secrets = Secrets::new([w.app.refresh_token.clone(), fresh, token])
         .pair(&w.app.client_id, &w.app.client_secret);
     assert_no_leak("logs at TRACE", &captured_logs(), &secrets);
-    assert_no_leak(
-        "status",
-        &w.status("team", "bot").await.to_string(),
-        &secrets,
-    );
+    assert_no_leak("status", &w.status("team", "bot").await.to_json(), &secrets);
 }
 
 /// X API calls are bounded across resources: a slow X API and many
@@ -1100,7 +1036,7 @@ async fn x_api_calls_in_flight_are_bounded() {
         })
         .await,
     );
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     const RESOURCES: usize = 8;
     let mut apps = Vec::new();
     for i in 0..RESOURCES {
@@ -1123,11 +1059,12 @@ async fn x_api_calls_in_flight_are_bounded() {
     for i in 0..RESOURCES {
         w.apply(
             "team",
-            json!({"metadata": {"name": format!("bot-{i}")}, "spec": {"environments": [{
-                "name": "prod",
-                "source": {"secretRef": {"name": format!("keys-{i}")}},
-                "target": {"secretName": format!("out-{i}"), "keys": ["bearerToken"]}
-            }]}}),
+            Credential::named(&format!("bot-{i}")).environment(
+                Env::new("prod")
+                    .source(&format!("keys-{i}"))
+                    .target(&format!("out-{i}"))
+                    .keys([BearerToken]),
+            ),
         )
         .await;
     }
@@ -1147,17 +1084,9 @@ async fn x_api_calls_in_flight_are_bounded() {
 #[tokio::test(flavor = "multi_thread")]
 async fn new_values_x_refuses_never_replace_a_working_projection() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &w.full_source()).await;
-    w.apply(
-        "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-            "name": "prod",
-            "source": {"secretRef": {"name": "keys"}},
-            "target": {"secretName": "out", "keys": ["accessToken", "accessTokenSecret"]}
-        }]}}),
-    )
-    .await;
+    w.apply("team", access_token_resource(None)).await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
     let working = w.secret("team", "out").await.unwrap();
@@ -1172,13 +1101,10 @@ async fn new_values_x_refuses_never_replace_a_working_projection() {
     let c = w
         .wait_condition("team", "bot", Some("prod"), "Synced", "False")
         .await;
-    assert_eq!(c["reason"], "VerificationFailed", "{c}");
+    assert_eq!(c.reason, "VerificationFailed", "{c:?}");
     assert!(
-        c["message"]
-            .as_str()
-            .unwrap()
-            .contains("the previous projection is kept"),
-        "{c}"
+        c.message.contains("the previous projection is kept"),
+        "{c:?}"
     );
     let kept = w.secret("team", "out").await.unwrap();
     assert_eq!(kept.data, working.data, "the working values stay");
@@ -1208,20 +1134,27 @@ async fn new_values_x_refuses_never_replace_a_working_projection() {
         .await;
 }
 
+/// `bot` projecting the app's OAuth 1.0a access token from `keys` into
+/// `out`, with `rotation` when it is given.
+fn access_token_resource(rotation: Option<Rotate>) -> Credential {
+    Credential::named("bot").environment(
+        Env::new("prod")
+            .source("keys")
+            .target("out")
+            .keys([AccessToken, AccessTokenSecret])
+            .rotation(rotation),
+    )
+}
+
 /// A person authorizes the app again and puts the new OAuth 1.0a access
 /// token in the source: it is checked, projected, and the replaced token
 /// keeps working for `gracePeriod`, then X invalidates it, exactly once.
 /// `bot` projecting the app's OAuth 1.0a access token with `gracePeriod`;
 /// waits for the first projection and returns that token.
 pub(crate) async fn project_access_token(w: &World, grace: &str) -> String {
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &w.full_source()).await;
-    let resource = json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-        "name": "prod",
-        "source": {"secretRef": {"name": "keys"}},
-        "target": {"secretName": "out", "keys": ["accessToken", "accessTokenSecret"]},
-        "rotation": {"gracePeriod": grace}
-    }]}});
+    let resource = access_token_resource(Some(rotation().grace_period(grace)));
     w.apply("team", resource).await;
     let old = w.app.access_token.clone();
     w.wait_secret("team", "out", "the first projection", |s| {
@@ -1276,11 +1209,7 @@ async fn a_replaced_access_token_is_invalidated_after_its_grace_period() {
         w.app.api_key_secret.as_str(),
     ]);
     assert_no_leak("Event", &serde_json::to_string(&retired).unwrap(), &secrets);
-    assert_no_leak(
-        "status",
-        &w.status("team", "bot").await.to_string(),
-        &secrets,
-    );
+    assert_no_leak("status", &w.status("team", "bot").await.to_json(), &secrets);
 }
 
 /// Practices issue, access reviews: a declared review (`accessReview`)
@@ -1290,27 +1219,22 @@ async fn a_replaced_access_token_is_invalidated_after_its_grace_period() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_declared_access_review_is_reminded_when_due_and_cleared_when_recorded() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
         .await;
-    let resource = |last: &str| {
-        json!({"metadata": {"name": "bot"}, "spec": {
-            "accessReview": {"every": "24h", "lastReviewed": last, "reviewedBy": "alice"},
-            "environments": [{"name": "prod", "source": {"secretRef": {"name": "keys"}},
-                "target": {"secretName": "out", "keys": ["apiKey"]}}]}})
+    let resource = |last| {
+        Credential::named("bot")
+            .access_review("24h", Some(last), Some("alice"))
+            .environment(Env::new("prod").source("keys").target("out").keys([ApiKey]))
     };
-    let two_days_ago = (k8s_openapi::jiff::Timestamp::now()
-        - k8s_openapi::jiff::SignedDuration::from_hours(48))
-    .to_string();
-    w.apply("team", resource(&two_days_ago)).await;
+    let two_days_ago =
+        k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_hours(48);
+    w.apply("team", resource(two_days_ago)).await;
     let due = w
         .wait_condition("team", "bot", None, "AccessReviewDue", "True")
         .await;
-    assert_eq!(due["reason"], "ReviewOverdue", "{due}");
-    assert!(
-        due["message"].as_str().unwrap().contains("last by alice"),
-        "{due}"
-    );
+    assert_eq!(due.reason, "ReviewOverdue", "{due:?}");
+    assert!(due.message.contains("last by alice"), "{due:?}");
     w.wait_event("team", "AccessReviewDue").await;
     let series = "keyguard_access_review_due{namespace=\"team\",name=\"bot\"}";
     let metrics = w.operator.as_ref().unwrap().metrics.render();
@@ -1318,14 +1242,14 @@ async fn a_declared_access_review_is_reminded_when_due_and_cleared_when_recorded
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
 
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    w.apply("team", resource(&now)).await;
+    let now = k8s_openapi::jiff::Timestamp::now();
+    w.apply("team", resource(now)).await;
     let recent = w
         .wait_condition("team", "bot", None, "AccessReviewDue", "False")
         .await;
-    assert_eq!(recent["reason"], "ReviewedRecently", "{recent}");
+    assert_eq!(recent.reason, "ReviewedRecently", "{recent:?}");
     let status = w.status("team", "bot").await;
-    assert!(status["nextAccessReview"].is_string(), "{status}");
+    assert!(status.next_access_review.is_some(), "{status:?}");
     let metrics = w.operator.as_ref().unwrap().metrics.render();
     assert!(metrics.contains(&format!("{series} 0")), "{metrics}");
 }
@@ -1338,7 +1262,7 @@ async fn a_declared_access_review_is_reminded_when_due_and_cleared_when_recorded
 async fn a_public_client_refreshes_with_its_client_id_alone() {
     let w = World::start().await;
     w.x.make_public_client(&w.app.api_key);
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source(
         "team",
         "user-keys",
@@ -1348,7 +1272,7 @@ async fn a_public_client_refreshes_with_its_client_id_alone() {
         ],
     )
     .await;
-    apply_user_resource(&w, serde_json::Value::Null).await;
+    apply_user_resource(&w, None).await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
     let token = value(&w.secret("team", "out").await.unwrap(), "userAccessToken").unwrap();
@@ -1440,17 +1364,9 @@ async fn grace_periods_end_early_on_a_second_swap_and_never_for_a_token_put_back
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_grace_period_a_replaced_access_token_is_left_alone() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &w.full_source()).await;
-    w.apply(
-        "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-            "name": "prod",
-            "source": {"secretRef": {"name": "keys"}},
-            "target": {"secretName": "out", "keys": ["accessToken", "accessTokenSecret"]}
-        }]}}),
-    )
-    .await;
+    w.apply("team", access_token_resource(None)).await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
     let (b, _) = replace_access_token(&w).await;
@@ -1493,10 +1409,10 @@ async fn user_keys_with_secret(w: &World, secret: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_client_secret_is_not_held_against_the_refresh_token() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     let wrong = format!("{}x", &w.app.client_secret[1..]);
     user_keys_with_secret(&w, &wrong).await;
-    apply_user_resource(&w, serde_json::Value::Null).await;
+    apply_user_resource(&w, None).await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "False")
         .await;
     assert!(refreshes(&w) >= 1, "the client was refused");

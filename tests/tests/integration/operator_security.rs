@@ -9,20 +9,23 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use keyguard_operator::TwitterCredential;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use keyguard_operator::{TwitterCredential, TwitterCredentialStatus};
+use keyguard_tests::credential::CredentialKey::{AccessToken, ApiKey, BearerToken};
+use keyguard_tests::credential::{Credential, DeletionPolicy, Env, WorkloadKind};
+use keyguard_tests::fixtures;
 use keyguard_tests::kube_helpers::eventually;
 use keyguard_tests::operator::RESTART_MIN_INTERVAL;
+use keyguard_tests::status::Conditions;
 use keyguard_tests::world::{value, World, WAIT};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
 
-fn env(name: &str, source: &str, target_ns: Option<&str>, secret: &str, keys: Value) -> Value {
-    let mut target = json!({"secretName": secret, "keys": keys});
-    if let Some(ns) = target_ns {
-        target["namespace"] = json!(ns);
-    }
-    json!({"name": name, "source": {"secretRef": {"name": source}}, "target": target})
+/// Environment `prod`, projecting `apiKey` from Secret `keys` into `out`
+/// in the resource's own namespace: what most tests here declare.
+fn prod() -> Env {
+    Env::new("prod").source("keys").target("out").keys([ApiKey])
 }
 
 /// What a tenant with edit rights can do: remove the operator's finalizer,
@@ -82,22 +85,27 @@ async fn grant(w: &World, ns: &str, user: &str, rules: Value) {
 async fn racing_tenants_never_share_a_target() {
     const PAIRS: usize = 50;
     let w = World::start().await;
-    let allow = json!({"keyguard.dev/allow-from-tenant-a": "true", "keyguard.dev/allow-from-tenant-b": "true"});
-    w.namespace("shared", allow).await;
+    let allow = [
+        ("keyguard.dev/allow-from-tenant-a", "true"),
+        ("keyguard.dev/allow-from-tenant-b", "true"),
+    ];
+    w.namespace("shared", &allow).await;
     for (ns, key) in [
         ("tenant-a", "AAAAAAAAAAAAAAAAAAAAAAAAA"),
         ("tenant-b", "BBBBBBBBBBBBBBBBBBBBBBBBB"),
     ] {
-        w.namespace(ns, json!({})).await;
+        w.namespace(ns, &[]).await;
         w.source(ns, "keys", &[("apiKey", key)]).await;
     }
     let resource = |tenant: &str, i: usize| {
-        json!({"metadata": {"name": format!("race-{i}")}, "spec": {"environments": [{
-            "name": "prod",
-            "source": {"secretRef": {"name": "keys"}},
-            "target": {"namespace": "shared", "secretName": format!("creds-{i}"), "keys": ["apiKey"]},
-            "access": {"serviceAccounts": [format!("{tenant}-reader")]}
-        }]}})
+        Credential::named(&format!("race-{i}")).environment(
+            Env::new("prod")
+                .source("keys")
+                .target_namespace("shared")
+                .target(&format!("creds-{i}"))
+                .keys([ApiKey])
+                .service_accounts([format!("{tenant}-reader")]),
+        )
     };
     let applies = (0..PAIRS).flat_map(|i| {
         let w = &w;
@@ -116,15 +124,9 @@ async fn racing_tenants_never_share_a_target() {
             || async {
                 let a = w.status("tenant-a", &name).await;
                 let b = w.status("tenant-b", &name).await;
-                let synced = |s: &Value| {
-                    s["environments"][0]["conditions"].as_array().and_then(|c| {
-                        c.iter().find(|c| c["type"] == "Synced").map(|c| {
-                            (
-                                c["status"] == "True",
-                                c["reason"].as_str() == Some("Conflict"),
-                            )
-                        })
-                    })
+                let synced = |s: &TwitterCredentialStatus| {
+                    let c = s.environments.first()?.condition("Synced")?;
+                    Some((c.status == "True", c.reason == "Conflict"))
                 };
                 match (synced(&a)?, synced(&b)?) {
                     ((true, _), (false, true)) => Some("tenant-a"),
@@ -215,13 +217,17 @@ async fn racing_tenants_never_share_a_target() {
 #[tokio::test(flavor = "multi_thread")]
 async fn edited_target_values_are_put_back_never_adopted() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &w.full_source()).await;
-    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [env("prod", "keys", None, "out", json!(["bearerToken", "accessToken"]))]}})).await;
+    w.apply(
+        "team",
+        Credential::named("bot").environment(prod().keys([BearerToken, AccessToken])),
+    )
+    .await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
     let original = w.secret("team", "out").await.unwrap();
-    let revision = w.status("team", "bot").await["environments"][0]["revision"].clone();
+    let revision = w.status("team", "bot").await.environments[0].revision;
     for key in ["bearerToken", "accessToken"] {
         let tampered = json!({"data": {key: "dGFtcGVyZWQ="}});
         Api::<Secret>::namespaced(w.client.clone(), "team")
@@ -234,7 +240,7 @@ async fn edited_target_values_are_put_back_never_adopted() {
         .await;
     }
     assert_eq!(
-        w.status("team", "bot").await["environments"][0]["revision"],
+        w.status("team", "bot").await.environments[0].revision,
         revision,
         "a tampered value is no new revision"
     );
@@ -245,23 +251,30 @@ async fn edited_target_values_are_put_back_never_adopted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_writer_per_target_even_when_the_namespace_is_spelled_two_ways() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "a-keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
         .await;
     w.source("team", "b-keys", &[("apiKey", "BBBBBBBBBBBBBBBBBBBBBBBBB")])
         .await;
     w.apply(
         "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [
-            env("first", "a-keys", None, "out", json!(["apiKey"])),
-            env("second", "b-keys", Some("team"), "out", json!(["apiKey"])),
-        ]}}),
+        Credential::named("bot").environments([
+            Env::new("first")
+                .source("a-keys")
+                .target("out")
+                .keys([ApiKey]),
+            Env::new("second")
+                .source("b-keys")
+                .target_namespace("team")
+                .target("out")
+                .keys([ApiKey]),
+        ]),
     )
     .await;
     let refused = w
         .wait_condition("team", "bot", Some("second"), "Conflict", "True")
         .await;
-    assert_eq!(refused["reason"], "DuplicateTarget");
+    assert_eq!(refused.reason, "DuplicateTarget");
     w.wait_condition("team", "bot", Some("first"), "Synced", "True")
         .await;
     let before = w.secret("team", "out").await.unwrap();
@@ -279,13 +292,10 @@ async fn one_writer_per_target_even_when_the_namespace_is_spelled_two_ways() {
 }
 
 async fn deployment(w: &World, ns: &str, name: &str) -> Api<Deployment> {
-    let d: Deployment = serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {"selector": {"matchLabels": {"app": name}}, "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "bot", "image": "bot"}]}}}
-    }))
-    .unwrap();
     let api: Api<Deployment> = Api::namespaced(w.client.clone(), ns);
-    api.create(&PostParams::default(), &d).await.unwrap();
+    api.create(&PostParams::default(), &fixtures::deployment(name))
+        .await
+        .unwrap();
     api
 }
 
@@ -318,7 +328,7 @@ async fn events(w: &World, ns: &str, reason: &str) -> Vec<Event> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_of_changes_is_one_debounced_rollout_per_interval() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source(
         "team",
         "keys",
@@ -326,13 +336,11 @@ async fn a_burst_of_changes_is_one_debounced_rollout_per_interval() {
     )
     .await;
     let deployments = deployment(&w, "team", "bot").await;
-    let mut e = env("prod", "keys", None, "out", json!(["accessToken"]));
-    e["restartTargets"] = json!([{"kind": "Deployment", "name": "bot"}]);
-    w.apply(
-        "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [e]}}),
-    )
-    .await;
+    let e = prod()
+        .keys([AccessToken])
+        .restart(WorkloadKind::Deployment, "bot");
+    w.apply("team", Credential::named("bot").environment(e))
+        .await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
 
@@ -347,7 +355,7 @@ async fn a_burst_of_changes_is_one_debounced_rollout_per_interval() {
     let last_revision = eventually("the last edit to be projected", WAIT, || async {
         let s = w.secret("team", "out").await?;
         (value(&s, "accessToken")? == format!("1-{:a>40}", EDITS - 1)).then_some(())?;
-        w.status("team", "bot").await["environments"][0]["revision"].as_i64()
+        Some(w.status("team", "bot").await.environments.first()?.revision)
     })
     .await;
     // The deferred rollout of the last content comes, naming its revision.
@@ -378,10 +386,10 @@ async fn a_burst_of_changes_is_one_debounced_rollout_per_interval() {
     let notes: std::collections::BTreeSet<_> = rollouts.iter().map(|e| e.note.clone()).collect();
     assert_eq!(notes.len(), rollouts.len(), "each rollout is its own Event");
     let d = deployments.get("bot").await.unwrap();
-    let fp = w.status("team", "bot").await["environments"][0]["fingerprint"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let fp = w.status("team", "bot").await.environments[0]
+        .fingerprint
+        .clone()
+        .unwrap();
     let expected = keyguard_credentials::fingerprint(fp.as_bytes()).to_string();
     assert_eq!(
         restarted_for(&d).as_deref(),
@@ -425,7 +433,7 @@ async fn a_resource_cannot_project_or_restart_what_its_author_could_not() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source(
         "team",
         "db-password",
@@ -443,21 +451,11 @@ async fn a_resource_cannot_project_or_restart_what_its_author_could_not() {
     grant(&w, "team", "mallory", json!([manage_tcs, {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["bot-keys"], "verbs": ["get"]}])).await;
     let mallory: Api<TwitterCredential> = Api::namespaced(as_user(&w, "mallory").await, "team");
     let resource = |name: &str, source: &str, restart: bool| {
-        let mut e = env(
-            "prod",
-            source,
-            None,
-            &format!("{name}-out"),
-            json!(["apiKey"]),
-        );
+        let mut e = prod().source(source).target(&format!("{name}-out"));
         if restart {
-            e["restartTargets"] = json!([{"kind": "Deployment", "name": "payments"}]);
+            e = e.restart(WorkloadKind::Deployment, "payments");
         }
-        serde_json::from_value::<TwitterCredential>(json!({
-            "apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential",
-            "metadata": {"name": name}, "spec": {"environments": [e]}
-        }))
-        .unwrap()
+        Credential::named(name).environment(e).build()
     };
     // Eventually: the apiserver loads a new policy within seconds. A
     // resource created before that is deleted again (under a new name each
@@ -525,12 +523,9 @@ async fn a_resource_cannot_project_or_restart_what_its_author_could_not() {
     // Round two, item 1: an annotation that makes the operator act is
     // authorised like the spec. Mallory may patch every TwitterCredential
     // but may not rotate one whose source she could not declare.
-    let admins = env("prod", "db-password", None, "admins-out", json!(["apiKey"]));
-    w.apply(
-        "team",
-        json!({"metadata": {"name": "admins"}, "spec": {"environments": [admins]}}),
-    )
-    .await;
+    let admins = prod().source("db-password").target("admins-out");
+    w.apply("team", Credential::named("admins").environment(admins))
+        .await;
     let annotate = |k: &str, v: &str| json!({"metadata": {"annotations": {k: v}}});
     for acting in ["keyguard.dev/rotate-now", "keyguard.dev/force-sync"] {
         let err = mallory
@@ -571,11 +566,12 @@ async fn a_resource_cannot_project_or_restart_what_its_author_could_not() {
 #[tokio::test(flavor = "multi_thread")]
 async fn forged_ownership_labels_never_make_the_operator_delete() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
-    w.namespace("elsewhere", json!({})).await;
+    w.namespace("team", &[]).await;
+    w.namespace("elsewhere", &[]).await;
     w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
         .await;
-    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [env("prod", "keys", None, "out", json!(["apiKey"]))]}})).await;
+    w.apply("team", Credential::named("bot").environment(prod()))
+        .await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
     let real = w.secret("team", "out").await.unwrap();
@@ -622,22 +618,23 @@ async fn forged_ownership_labels_never_make_the_operator_delete() {
 #[tokio::test(flavor = "multi_thread")]
 async fn withdrawn_consent_removes_the_projection() {
     let w = World::start_configured(|ctx| ctx.resync = Duration::from_secs(3600)).await;
-    w.namespace("team", json!({})).await;
-    let allow = json!({"keyguard.dev/allow-from-team": "true"});
-    w.namespace("prod", allow.clone()).await;
-    w.namespace("kept", allow).await;
+    w.namespace("team", &[]).await;
+    let allow = [("keyguard.dev/allow-from-team", "true")];
+    w.namespace("prod", &allow).await;
+    w.namespace("kept", &allow).await;
     w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
         .await;
-    let mut e = env("prod", "keys", Some("prod"), "out", json!(["apiKey"]));
-    e["access"] = json!({"serviceAccounts": ["reader"]});
+    let e = prod().target_namespace("prod").service_accounts(["reader"]);
+    w.apply("team", Credential::named("bot").environment(e.clone()))
+        .await;
+    let kept = e.target_namespace("kept");
     w.apply(
         "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [e.clone()]}}),
+        Credential::named("retained")
+            .deletion_policy(DeletionPolicy::Retain)
+            .environment(kept),
     )
     .await;
-    let mut kept = e.clone();
-    kept["target"]["namespace"] = json!("kept");
-    w.apply("team", json!({"metadata": {"name": "retained"}, "spec": {"deletionPolicy": "Retain", "environments": [kept]}})).await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
     w.wait_condition("team", "retained", Some("prod"), "Synced", "True")
@@ -667,7 +664,7 @@ async fn withdrawn_consent_removes_the_projection() {
     let c = w
         .wait_condition("team", "retained", Some("prod"), "TargetNotAllowed", "True")
         .await;
-    assert!(c["message"].as_str().unwrap().contains("retained"), "{c}");
+    assert!(c.message.contains("retained"), "{c:?}");
     eventually(
         "the Role and RoleBinding of the retained Secret to go",
         WAIT,
@@ -695,11 +692,15 @@ async fn withdrawn_consent_removes_the_projection() {
 #[tokio::test(flavor = "multi_thread")]
 async fn late_namespaces_labels_and_sources_trigger_a_sync() {
     let w = World::start_configured(|ctx| ctx.resync = Duration::from_secs(3600)).await;
-    w.namespace("team", json!({})).await;
-    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [env("prod", "keys", Some("late"), "out", json!(["apiKey"]))]}})).await;
+    w.namespace("team", &[]).await;
+    w.apply(
+        "team",
+        Credential::named("bot").environment(prod().target_namespace("late")),
+    )
+    .await;
     w.wait_condition("team", "bot", Some("prod"), "TargetNotAllowed", "True")
         .await;
-    w.namespace("late", json!({})).await;
+    w.namespace("late", &[]).await;
     let label = json!({"metadata": {"labels": {"keyguard.dev/allow-from-team": "true"}}});
     Api::<k8s_openapi::api::core::v1::Namespace>::all(w.client.clone())
         .patch("late", &PatchParams::default(), &Patch::Merge(&label))
@@ -708,21 +709,17 @@ async fn late_namespaces_labels_and_sources_trigger_a_sync() {
     let c = w
         .wait_condition("team", "bot", Some("prod"), "Synced", "False")
         .await;
-    let c = if c["reason"] == "SourceNotFound" {
+    let c = if c.reason == "SourceNotFound" {
         c
     } else {
         eventually("the opt-in to be noticed", WAIT, || async {
             let s = w.status("team", "bot").await;
-            let c = s["environments"][0]["conditions"]
-                .as_array()?
-                .iter()
-                .find(|c| c["type"] == "Synced")?
-                .clone();
-            (c["reason"] == "SourceNotFound").then_some(c)
+            let c = s.environments.first()?.condition("Synced")?.clone();
+            (c.reason == "SourceNotFound").then_some(c)
         })
         .await
     };
-    assert_eq!(c["reason"], "SourceNotFound");
+    assert_eq!(c.reason, "SourceNotFound");
     w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
         .await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
@@ -745,13 +742,15 @@ async fn late_namespaces_labels_and_sources_trigger_a_sync() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stripped_finalizer_leaves_no_orphans() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
-    w.namespace("prod", json!({"keyguard.dev/allow-from-team": "true"}))
+    w.namespace("team", &[]).await;
+    w.namespace("prod", &[("keyguard.dev/allow-from-team", "true")])
         .await;
     w.source("team", "keys", &w.full_source()).await;
-    let mut e = env("prod", "keys", Some("prod"), "out", json!(["bearerToken"]));
-    e["access"] = json!({"serviceAccounts": ["reader"]});
-    let resource = json!({"metadata": {"name": "bot"}, "spec": {"environments": [e]}});
+    let e = prod()
+        .target_namespace("prod")
+        .keys([BearerToken])
+        .service_accounts(["reader"]);
+    let resource = Credential::named("bot").environment(e);
     w.apply("team", resource.clone()).await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
@@ -781,27 +780,21 @@ async fn a_stripped_finalizer_leaves_no_orphans() {
 async fn a_namespace_with_a_long_name_can_opt_in() {
     let w = World::start().await;
     let team = "t".repeat(63);
-    w.namespace(&team, json!({})).await;
-    w.namespace("prod", json!({})).await;
+    w.namespace(&team, &[]).await;
+    w.namespace("prod", &[]).await;
     w.source(&team, "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
         .await;
-    let e = env("prod", "keys", Some("prod"), "out", json!(["apiKey"]));
-    w.apply(
-        &team,
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [e]}}),
-    )
-    .await;
+    let e = prod().target_namespace("prod");
+    w.apply(&team, Credential::named("bot").environment(e))
+        .await;
     let refused = w
         .wait_condition(&team, "bot", Some("prod"), "Synced", "False")
         .await;
     let key = keyguard_operator::labels::allow_from(&team);
     assert!(key.len() < 63 + "keyguard.dev/".len(), "{key}");
     assert!(
-        refused["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains(&key),
-        "the refusal names the key to set: {refused}"
+        refused.message.contains(&key),
+        "the refusal names the key to set: {refused:?}"
     );
     let label = json!({"metadata": {"labels": {key: "true"}}});
     Api::<k8s_openapi::api::core::v1::Namespace>::all(w.client.clone())
@@ -819,12 +812,11 @@ async fn a_namespace_with_a_long_name_can_opt_in() {
 #[tokio::test]
 async fn retain_is_kept_by_the_start_up_sweep() {
     let mut w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &w.full_source()).await;
-    let mut e = env("prod", "keys", None, "out", json!(["apiKey"]));
-    e["access"] = json!({"serviceAccounts": ["reader"]});
-    let resource = json!({"metadata": {"name": "bot"},
-        "spec": {"deletionPolicy": "Retain", "environments": [e]}});
+    let resource = Credential::named("bot")
+        .deletion_policy(DeletionPolicy::Retain)
+        .environment(prod().service_accounts(["reader"]));
     w.apply("team", resource).await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
@@ -869,14 +861,10 @@ async fn retain_is_kept_by_the_start_up_sweep() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reconcile_in_flight_at_deletion_leaves_no_orphans() {
     let mut w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &w.full_source()).await;
-    let e = env("prod", "keys", None, "out", json!(["apiKey"]));
-    w.apply(
-        "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [e]}}),
-    )
-    .await;
+    w.apply("team", Credential::named("bot").environment(prod()))
+        .await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
     let in_flight = tc(&w, "team", "bot").await;
@@ -913,10 +901,11 @@ async fn a_reconcile_in_flight_at_deletion_leaves_no_orphans() {
 #[tokio::test(flavor = "multi_thread")]
 async fn orphans_made_while_the_operator_was_down_are_swept_at_start() {
     let mut w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
         .await;
-    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [env("prod", "keys", None, "out", json!(["apiKey"]))]}})).await;
+    w.apply("team", Credential::named("bot").environment(prod()))
+        .await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
     w.operator.take().unwrap().stop().await;
@@ -934,10 +923,11 @@ async fn orphans_made_while_the_operator_was_down_are_swept_at_start() {
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_writes_are_conditions_and_warnings() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
         .await;
-    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [env("prod", "keys", None, "out", json!(["apiKey"]))]}})).await;
+    w.apply("team", Credential::named("bot").environment(prod()))
+        .await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
     // Every write to the target is refused by the apiserver (an admission
@@ -949,10 +939,10 @@ async fn failed_writes_are_conditions_and_warnings() {
     let c = w
         .wait_condition("team", "bot", None, "Ready", "False")
         .await;
-    assert_eq!(c["reason"], "WriteFailed", "{c}");
+    assert_eq!(c.reason, "WriteFailed", "{c:?}");
     let generation = tc(&w, "team", "bot").await.metadata.generation;
     assert_eq!(
-        w.status("team", "bot").await["observedGeneration"].as_i64(),
+        w.status("team", "bot").await.observed_generation,
         generation
     );
     let warnings = eventually("a WriteFailed Event", WAIT, || async {
@@ -1031,11 +1021,12 @@ spec:
 #[tokio::test(flavor = "multi_thread")]
 async fn long_names_get_events_and_deleted_resources_leave_no_metrics() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
         .await;
     let long = "b".repeat(253);
-    w.apply("team", json!({"metadata": {"name": long}, "spec": {"environments": [env("prod", "keys", None, "out", json!(["apiKey"]))]}})).await;
+    w.apply("team", Credential::named(&long).environment(prod()))
+        .await;
     w.wait_condition("team", &long, Some("prod"), "Synced", "True")
         .await;
     eventually("an Event about the long-named resource", WAIT, || async {
@@ -1074,7 +1065,7 @@ async fn long_names_get_events_and_deleted_resources_leave_no_metrics() {
 #[tokio::test(flavor = "multi_thread")]
 async fn consent_is_the_service_account_s_and_can_be_withdrawn() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
         .await;
     let sa: k8s_openapi::api::core::v1::ServiceAccount =
@@ -1100,12 +1091,11 @@ async fn consent_is_the_service_account_s_and_can_be_withdrawn() {
         .await
         .unwrap();
     let held = |name: &str, secret: &str, sa: Option<&str>| {
-        let mut spec =
-            json!({"environments": [env("prod", "keys", None, secret, json!(["apiKey"]))]});
-        if let Some(sa) = sa {
-            spec["serviceAccountName"] = json!(sa);
+        let resource = Credential::named(name).environment(prod().target(secret));
+        match sa {
+            Some(sa) => resource.service_account_name(sa),
+            None => resource,
         }
-        json!({"metadata": {"name": name}, "spec": spec})
     };
     w.apply("team", held("bot", "out", Some("keyguard-bot")))
         .await;
@@ -1122,13 +1112,10 @@ async fn consent_is_the_service_account_s_and_can_be_withdrawn() {
     let refused = w
         .wait_condition("team", "bot", Some("prod"), "Synced", "False")
         .await;
-    assert_eq!(refused["reason"], "ConsentWithdrawn", "{refused}");
+    assert_eq!(refused.reason, "ConsentWithdrawn", "{refused:?}");
     assert!(
-        refused["message"]
-            .as_str()
-            .unwrap()
-            .contains("ServiceAccount team/keyguard-bot"),
-        "{refused}"
+        refused.message.contains("ServiceAccount team/keyguard-bot"),
+        "{refused:?}"
     );
     eventually(
         "the unheld resource to project the new value",
@@ -1171,18 +1158,14 @@ async fn consent_is_the_service_account_s_and_can_be_withdrawn() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_re_created_copy_of_a_claimed_object_gains_nothing() {
     let mut w = World::start().await;
-    w.namespace("team", json!({})).await;
-    w.namespace("prod", json!({"keyguard.dev/allow-from-team": "true"}))
+    w.namespace("team", &[]).await;
+    w.namespace("prod", &[("keyguard.dev/allow-from-team", "true")])
         .await;
     w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
         .await;
-    let mut e = env("prod", "keys", Some("prod"), "out", json!(["apiKey"]));
-    e["access"] = json!({"serviceAccounts": ["app"]});
-    w.apply(
-        "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [e]}}),
-    )
-    .await;
+    let e = prod().target_namespace("prod").service_accounts(["app"]);
+    w.apply("team", Credential::named("bot").environment(e))
+        .await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
     drop(w.operator.take());
@@ -1244,14 +1227,12 @@ async fn a_re_created_copy_of_a_claimed_object_gains_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_namespace_and_an_unwilling_one_look_the_same() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
-    w.namespace("closed", json!({})).await;
+    w.namespace("team", &[]).await;
+    w.namespace("closed", &[]).await;
     w.source("team", "keys", &[("apiKey", "AAAAAAAAAAAAAAAAAAAAAAAAA")])
         .await;
     let resource = |name: &str, target: &str| {
-        json!({"metadata": {"name": name}, "spec": {"environments": [
-            env("prod", "keys", Some(target), "out", json!(["apiKey"]))
-        ]}})
+        Credential::named(name).environment(prod().target_namespace(target))
     };
     w.apply("team", resource("to-ghost", "ghost")).await;
     w.apply("team", resource("to-closed", "closed")).await;
@@ -1267,12 +1248,7 @@ async fn a_missing_namespace_and_an_unwilling_one_look_the_same() {
             "True",
         )
         .await;
-    assert_eq!(ghost["reason"], closed["reason"]);
-    let text = |c: &serde_json::Value, ns: &str| {
-        c["message"]
-            .as_str()
-            .unwrap_or_default()
-            .replace(ns, "<namespace>")
-    };
+    assert_eq!(ghost.reason, closed.reason);
+    let text = |c: &Condition, ns: &str| c.message.replace(ns, "<namespace>");
     assert_eq!(text(&ghost, "ghost"), text(&closed, "closed"));
 }

@@ -3,16 +3,22 @@
 //! inside its namespace; the warning clears once each has its own keys,
 //! and an environment that shares deliberately can say so.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use keyguard_tests::credential::{Credential, CredentialKey::ApiKey, Env};
 use keyguard_tests::kube_helpers::eventually;
+use keyguard_tests::status::{Conditions, StatusReads};
 use keyguard_tests::x_api::AccessLevel;
-use serde_json::{json, Value};
 
 use keyguard_tests::world::{World, WAIT};
 
-fn env(name: &str, source: &str, allow: bool) -> Value {
-    json!({"name": name, "source": {"secretRef": {"name": source}},
-        "target": {"secretName": format!("{name}-out"), "keys": ["apiKey"]},
-        "allowSharedCredentials": allow})
+/// Environment `name` projecting `apiKey` from `source` into `<name>-out`,
+/// sharing its source credential on purpose when `allow`.
+fn env(name: &str, source: &str, allow: bool) -> Env {
+    Env::new(name)
+        .source(source)
+        .target(&format!("{name}-out"))
+        .keys([ApiKey])
+        .allow_shared_credentials(allow)
 }
 
 /// A source Secret `ns/name` holding a new X app's own key and secret.
@@ -37,40 +43,34 @@ fn shared_metric(w: &World, ns: &str, name: &str, env: &str) -> Option<String> {
 }
 
 /// The environment's CredentialShared condition once it has one.
-async fn shared(w: &World, ns: &str, name: &str, env: &str) -> Option<Value> {
+async fn shared(w: &World, ns: &str, name: &str, env: &str) -> Option<Condition> {
     let status = w.status(ns, name).await;
-    let e = status["environments"]
-        .as_array()?
-        .iter()
-        .find(|e| e["name"] == env)?
-        .clone();
-    e["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == "CredentialShared")
+    status
+        .environment(env)?
+        .condition("CredentialShared")
         .cloned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shared_source_credential_is_flagged_named_only_in_its_namespace_and_cleared() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
-    w.namespace("other", json!({})).await;
+    w.namespace("team", &[]).await;
+    w.namespace("other", &[]).await;
     w.source("team", "keys", &w.full_source()).await;
     w.source("other", "keys", &w.full_source()).await;
 
     // Two environments of one resource from one source.
     w.apply(
         "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [
-        env("prod", "keys", false), env("staging", "keys", false)]}}),
+        Credential::named("bot")
+            .environments([env("prod", "keys", false), env("staging", "keys", false)]),
     )
     .await;
     let c = w
         .wait_condition("team", "bot", Some("staging"), "CredentialShared", "True")
         .await;
-    assert_eq!(c["reason"], "CredentialShared");
-    let message = c["message"].as_str().unwrap();
+    assert_eq!(c.reason, "CredentialShared");
+    let message = &c.message;
     assert!(
         message.contains("apiKey") && message.contains("team/bot environment prod"),
         "{message}"
@@ -83,11 +83,15 @@ async fn a_shared_source_credential_is_flagged_named_only_in_its_namespace_and_c
 
     // Another namespace's resource with the same keys: each learns of the
     // other, and neither learns whose.
-    w.apply("other", json!({"metadata": {"name": "copy"}, "spec": {"environments": [env("prod", "keys", false)]}})).await;
+    w.apply(
+        "other",
+        Credential::named("copy").environment(env("prod", "keys", false)),
+    )
+    .await;
     let c = w
         .wait_condition("other", "copy", Some("prod"), "CredentialShared", "True")
         .await;
-    let message = c["message"].as_str().unwrap().to_string();
+    let message = c.message;
     assert!(
         message.contains("an environment in another namespace"),
         "{message}"
@@ -101,10 +105,7 @@ async fn a_shared_source_credential_is_flagged_named_only_in_its_namespace_and_c
         WAIT,
         || async {
             let c = shared(&w, "team", "bot", "prod").await?;
-            c["message"]
-                .as_str()?
-                .contains("another namespace")
-                .then_some(())
+            c.message.contains("another namespace").then_some(())
         },
     )
     .await;
@@ -113,20 +114,22 @@ async fn a_shared_source_credential_is_flagged_named_only_in_its_namespace_and_c
     new_app_keys(&w, "other", "own-keys").await;
     w.apply(
         "other",
-        json!({"metadata": {"name": "copy"}, "spec": {"environments": [env("prod", "own-keys", false)]}}),
+        Credential::named("copy").environment(env("prod", "own-keys", false)),
     )
     .await;
     new_app_keys(&w, "team", "staging-keys").await;
     w.apply(
         "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [
-        env("prod", "keys", false), env("staging", "staging-keys", false)]}}),
+        Credential::named("bot").environments([
+            env("prod", "keys", false),
+            env("staging", "staging-keys", false),
+        ]),
     )
     .await;
     let c = w
         .wait_condition("team", "bot", Some("prod"), "CredentialShared", "False")
         .await;
-    assert_eq!(c["reason"], "NotShared");
+    assert_eq!(c.reason, "NotShared");
     eventually("the metric to clear", WAIT, || async {
         (shared_metric(&w, "team", "bot", "prod")? == "0").then_some(())
     })
@@ -137,8 +140,8 @@ async fn a_shared_source_credential_is_flagged_named_only_in_its_namespace_and_c
     // Deliberate sharing, said: no warning on the environment that says so.
     w.apply(
         "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [
-        env("prod", "keys", false), env("staging", "keys", true)]}}),
+        Credential::named("bot")
+            .environments([env("prod", "keys", false), env("staging", "keys", true)]),
     )
     .await;
     w.wait_condition("team", "bot", Some("prod"), "CredentialShared", "True")

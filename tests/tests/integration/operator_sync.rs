@@ -8,23 +8,33 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use keyguard_operator::TwitterCredential;
+use keyguard_tests::credential::CredentialKey::{
+    AccessToken, AccessTokenSecret, ApiKey, BearerToken,
+};
+use keyguard_tests::credential::{Credential, CredentialKey, DeletionPolicy, Env, WorkloadKind};
+use keyguard_tests::fixtures::{deployment, production};
 use keyguard_tests::kube_helpers::eventually;
 use keyguard_tests::leaks::{assert_no_leak, Secrets};
 use keyguard_tests::operator::{captured_logs, RunningOperator};
+use keyguard_tests::status::StatusReads;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
 use serde_json::json;
 
-use keyguard_tests::world::{keys, production, value, World, WAIT};
+use keyguard_tests::world::{keys, value, World, WAIT};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn projects_declared_keys_with_scoped_rbac_and_status() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
-    w.namespace("prod", json!({"keyguard.dev/allow-from-team": "true"}))
+    w.namespace("team", &[]).await;
+    w.namespace("prod", &[("keyguard.dev/allow-from-team", "true")])
         .await;
     w.source("team", "bot-keys", &w.full_source()).await;
-    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [production("prod", json!(["bearerToken", "accessToken"]))]}})).await;
+    w.apply(
+        "team",
+        Credential::named("bot").environment(production("prod", [BearerToken, AccessToken])),
+    )
+    .await;
 
     let secret = w
         .wait_secret(
@@ -88,18 +98,16 @@ async fn projects_declared_keys_with_scoped_rbac_and_status() {
     assert_eq!(binding.subjects.unwrap()[0].name, "reader");
 
     let ready = w.wait_condition("team", "bot", None, "Ready", "True").await;
-    assert_eq!(ready["reason"], "Synced");
+    assert_eq!(ready.reason, "Synced");
     let status = w.status("team", "bot").await;
-    assert_eq!(status["readyEnvironments"], "1/1");
-    assert_eq!(status["environments"][0]["revision"], 1);
+    assert_eq!(status.ready_environments.as_deref(), Some("1/1"));
+    let env = &status.environments[0];
+    assert_eq!(env.revision, 1);
     assert_eq!(
-        status["environments"][0]["targetSecret"],
-        "prod/twitter-credentials"
+        env.target_secret.as_deref(),
+        Some("prod/twitter-credentials")
     );
-    assert!(status["environments"][0]["fingerprint"]
-        .as_str()
-        .unwrap()
-        .starts_with("sha256:"));
+    assert!(env.fingerprint.as_deref().unwrap().starts_with("sha256:"));
 
     // A listed ServiceAccount can read exactly this Secret; others cannot.
     let reader = w.cp.impersonating("prod", "reader").await.unwrap();
@@ -143,9 +151,9 @@ async fn projects_declared_keys_with_scoped_rbac_and_status() {
 #[tokio::test(flavor = "multi_thread")]
 async fn refuses_namespaces_without_opt_in_and_secrets_it_does_not_own() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
-    w.namespace("closed", json!({})).await;
-    w.namespace("shared", json!({"keyguard.dev/allow-from-team": "true"}))
+    w.namespace("team", &[]).await;
+    w.namespace("closed", &[]).await;
+    w.namespace("shared", &[("keyguard.dev/allow-from-team", "true")])
         .await;
     w.source("team", "bot-keys", &w.full_source()).await;
     // Somebody else's Secret where ours would go.
@@ -155,11 +163,18 @@ async fn refuses_namespaces_without_opt_in_and_secrets_it_does_not_own() {
         &[("owner", "another team")],
     )
     .await;
-    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [
-        production("closed", json!(["accessToken"])),
-        {"name": "staging", "source": {"secretRef": {"name": "bot-keys"}},
-         "target": {"namespace": "shared", "secretName": "twitter-credentials", "keys": ["accessToken"]}}
-    ]}})).await;
+    w.apply(
+        "team",
+        Credential::named("bot").environments([
+            production("closed", [AccessToken]),
+            Env::new("staging")
+                .source("bot-keys")
+                .target_namespace("shared")
+                .target("twitter-credentials")
+                .keys([AccessToken]),
+        ]),
+    )
+    .await;
 
     let refused = w
         .wait_condition(
@@ -171,29 +186,22 @@ async fn refuses_namespaces_without_opt_in_and_secrets_it_does_not_own() {
         )
         .await;
     assert!(
-        refused["message"]
-            .as_str()
-            .unwrap()
+        refused
+            .message
             .contains("keyguard.dev/allow-from-team=true"),
-        "{refused}"
+        "{refused:?}"
     );
     let conflict = w
         .wait_condition("team", "bot", Some("staging"), "Conflict", "True")
         .await;
     assert!(
-        conflict["message"]
-            .as_str()
-            .unwrap()
-            .contains("shared/twitter-credentials"),
-        "{conflict}"
+        conflict.message.contains("shared/twitter-credentials"),
+        "{conflict:?}"
     );
     let ready = w
         .wait_condition("team", "bot", None, "Ready", "False")
         .await;
-    assert!(
-        ready["message"].as_str().unwrap().contains("production"),
-        "{ready}"
-    );
+    assert!(ready.message.contains("production"), "{ready:?}");
     w.wait_condition("team", "bot", None, "Conflict", "True")
         .await;
 
@@ -248,45 +256,48 @@ async fn refuses_namespaces_without_opt_in_and_secrets_it_does_not_own() {
 #[tokio::test(flavor = "multi_thread")]
 async fn broken_sources_become_conditions_not_crashes() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "partial", &[("apiKey", w.app.api_key.as_str())])
         .await;
-    w.apply("team", json!({"metadata": {"name": "missing-key"}, "spec": {"environments": [
-        {"name": "dev", "source": {"secretRef": {"name": "partial"}}, "target": {"secretName": "out", "keys": ["bearerToken"]}}]}})).await;
-    w.apply("team", json!({"metadata": {"name": "no-source"}, "spec": {"environments": [
-        {"name": "dev", "source": {"secretRef": {"name": "nowhere"}}, "target": {"secretName": "out2", "keys": ["apiKey"]}}]}})).await;
+    let dev = |source: &str, target: &str, key: CredentialKey| {
+        Env::new("dev").source(source).target(target).keys([key])
+    };
+    w.apply(
+        "team",
+        Credential::named("missing-key").environment(dev("partial", "out", BearerToken)),
+    )
+    .await;
+    w.apply(
+        "team",
+        Credential::named("no-source").environment(dev("nowhere", "out2", ApiKey)),
+    )
+    .await;
     // A Secret of another type with nothing in it.
     let empty: Secret = serde_json::from_value(json!({"metadata": {"name": "empty"}, "type": "kubernetes.io/basic-auth", "stringData": {"username": ""}})).unwrap();
     Api::<Secret>::namespaced(w.client.clone(), "team")
         .create(&PostParams::default(), &empty)
         .await
         .unwrap();
-    w.apply("team", json!({"metadata": {"name": "empty-source"}, "spec": {"environments": [
-        {"name": "dev", "source": {"secretRef": {"name": "empty"}}, "target": {"secretName": "out3", "keys": ["apiKey"]}}]}})).await;
+    w.apply(
+        "team",
+        Credential::named("empty-source").environment(dev("empty", "out3", ApiKey)),
+    )
+    .await;
 
     let c = w
         .wait_condition("team", "missing-key", Some("dev"), "Synced", "False")
         .await;
-    assert_eq!(c["reason"], "SourceInvalid");
-    assert!(
-        c["message"]
-            .as_str()
-            .unwrap()
-            .contains("no key `apiKeySecret`"),
-        "{c}"
-    );
+    assert_eq!(c.reason, "SourceInvalid");
+    assert!(c.message.contains("no key `apiKeySecret`"), "{c:?}");
     let c = w
         .wait_condition("team", "no-source", Some("dev"), "Synced", "False")
         .await;
-    assert_eq!(c["reason"], "SourceNotFound");
-    assert!(
-        c["message"].as_str().unwrap().contains("team/nowhere"),
-        "{c}"
-    );
+    assert_eq!(c.reason, "SourceNotFound");
+    assert!(c.message.contains("team/nowhere"), "{c:?}");
     let c = w
         .wait_condition("team", "empty-source", Some("dev"), "Synced", "False")
         .await;
-    assert_eq!(c["reason"], "SourceInvalid");
+    assert_eq!(c.reason, "SourceInvalid");
 
     // Fixing the source heals it, through the source watch.
     w.source(
@@ -318,23 +329,23 @@ async fn broken_sources_become_conditions_not_crashes() {
         ],
     )
     .await;
-    w.apply("team", json!({"metadata": {"name": "wrong-keys"}, "spec": {"environments": [
-        {"name": "dev", "source": {"secretRef": {"name": "wrong"}}, "target": {"secretName": "out4", "keys": ["bearerToken"]}}]}})).await;
+    w.apply(
+        "team",
+        Credential::named("wrong-keys").environment(dev("wrong", "out4", BearerToken)),
+    )
+    .await;
     let c = w
         .wait_condition("team", "wrong-keys", Some("dev"), "Synced", "False")
         .await;
-    assert_eq!(c["reason"], "XApiError");
-    assert!(c["message"].as_str().unwrap().contains("code 99"), "{c}");
-    assert!(
-        !c["message"].as_str().unwrap().contains("wrongwrong"),
-        "{c}"
-    );
+    assert_eq!(c.reason, "XApiError");
+    assert!(c.message.contains("code 99"), "{c:?}");
+    assert!(!c.message.contains("wrongwrong"), "{c:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn drift_is_repaired_and_source_changes_reach_only_their_targets() {
     let w = World::start_configured(|ctx| ctx.resync = Duration::from_secs(3600)).await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "prod-keys", &w.full_source()).await;
     w.source(
         "team",
@@ -342,10 +353,20 @@ async fn drift_is_repaired_and_source_changes_reach_only_their_targets() {
         &[("accessToken", "12345-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789")],
     )
     .await;
-    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [
-        {"name": "production", "source": {"secretRef": {"name": "prod-keys"}}, "target": {"secretName": "prod-out", "keys": ["accessToken"]}},
-        {"name": "development", "source": {"secretRef": {"name": "dev-keys"}}, "target": {"secretName": "dev-out", "keys": ["accessToken"]}}
-    ]}})).await;
+    w.apply(
+        "team",
+        Credential::named("bot").environments([
+            Env::new("production")
+                .source("prod-keys")
+                .target("prod-out")
+                .keys([AccessToken]),
+            Env::new("development")
+                .source("dev-keys")
+                .target("dev-out")
+                .keys([AccessToken]),
+        ]),
+    )
+    .await;
     w.wait_secret("team", "prod-out", "prod projection", |_| true)
         .await;
     let dev = w
@@ -391,22 +412,12 @@ async fn drift_is_repaired_and_source_changes_reach_only_their_targets() {
     .await;
     eventually("production at revision 2", WAIT, || async {
         let status = w.status("team", "bot").await;
-        let prod = status["environments"]
-            .as_array()?
-            .iter()
-            .find(|e| e["name"] == "production")?
-            .clone();
-        (prod["revision"] == 2).then_some(())
+        (status.environment("production")?.revision == 2).then_some(())
     })
     .await;
     let status = w.status("team", "bot").await;
-    let dev = status["environments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "development")
-        .unwrap();
-    assert_eq!(dev["revision"], 1, "{status:#}");
+    let dev = status.environment("development").unwrap();
+    assert_eq!(dev.revision, 1, "{status:#?}");
     assert_eq!(
         w.secret("team", "dev-out")
             .await
@@ -421,7 +432,7 @@ async fn drift_is_repaired_and_source_changes_reach_only_their_targets() {
 #[tokio::test(flavor = "multi_thread")]
 async fn workloads_restart_once_per_change_and_never_for_an_operator_restart() {
     let mut w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     // Two environments read one source, so one edit changes both at once.
     let keys = |a: &str, b: &str| {
         vec![
@@ -435,20 +446,26 @@ async fn workloads_restart_once_per_change_and_never_for_an_operator_restart() {
     );
     let first: Vec<(&str, &str)> = first_keys.iter().map(|(a, b)| (*a, b.as_str())).collect();
     w.source("team", "keys", &first).await;
-    let deployment: Deployment = serde_json::from_value(json!({
-        "metadata": {"name": "bot"},
-        "spec": {"selector": {"matchLabels": {"app": "bot"}}, "template": {"metadata": {"labels": {"app": "bot"}}, "spec": {"containers": [{"name": "bot", "image": "bot"}]}}}
-    })).unwrap();
     let deployments: Api<Deployment> = Api::namespaced(w.client.clone(), "team");
     let created = deployments
-        .create(&PostParams::default(), &deployment)
+        .create(&PostParams::default(), &deployment("bot"))
         .await
         .unwrap();
-    let restart = json!([{"kind": "Deployment", "name": "bot"}]);
-    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [
-        {"name": "a", "source": {"secretRef": {"name": "keys"}}, "target": {"secretName": "a-out", "keys": ["accessToken"]}, "restartTargets": restart},
-        {"name": "b", "source": {"secretRef": {"name": "keys"}}, "target": {"secretName": "b-out", "keys": ["accessTokenSecret"]}, "restartTargets": restart}
-    ]}})).await;
+    let restarting = |name: &str, target: &str, key: CredentialKey| {
+        Env::new(name)
+            .source("keys")
+            .target(target)
+            .keys([key])
+            .restart(WorkloadKind::Deployment, "bot")
+    };
+    w.apply(
+        "team",
+        Credential::named("bot").environments([
+            restarting("a", "a-out", AccessToken),
+            restarting("b", "b-out", AccessTokenSecret),
+        ]),
+    )
+    .await;
     w.wait_condition("team", "bot", None, "Ready", "True").await;
     let annotation = |d: &Deployment| {
         d.spec
@@ -478,10 +495,8 @@ async fn workloads_restart_once_per_change_and_never_for_an_operator_restart() {
     w.source("team", "keys", &second).await;
     let restarted = eventually("a restart after both reached revision 2", WAIT, || async {
         let status = w.status("team", "bot").await;
-        let both = status["environments"]
-            .as_array()?
-            .iter()
-            .all(|e| e["revision"] == 2);
+        let envs = &status.environments;
+        let both = !envs.is_empty() && envs.iter().all(|e| e.revision == 2);
         let d = deployments.get("bot").await.ok()?;
         (both && annotation(&d).is_some()).then_some(d)
     })
@@ -516,14 +531,27 @@ async fn workloads_restart_once_per_change_and_never_for_an_operator_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn removing_environments_and_resources_cleans_up() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &w.full_source()).await;
     let env = |name: &str, secret: &str| {
-        json!({"name": name, "source": {"secretRef": {"name": "keys"}},
-        "target": {"secretName": secret, "keys": ["accessToken"]}, "access": {"serviceAccounts": ["app"]}})
+        Env::new(name)
+            .source("keys")
+            .target(secret)
+            .keys([AccessToken])
+            .service_accounts(["app"])
     };
-    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [env("a", "a-out"), env("b", "b-out")]}})).await;
-    w.apply("team", json!({"metadata": {"name": "kept"}, "spec": {"deletionPolicy": "Retain", "environments": [env("c", "c-out")]}})).await;
+    w.apply(
+        "team",
+        Credential::named("bot").environments([env("a", "a-out"), env("b", "b-out")]),
+    )
+    .await;
+    w.apply(
+        "team",
+        Credential::named("kept")
+            .deletion_policy(DeletionPolicy::Retain)
+            .environment(env("c", "c-out")),
+    )
+    .await;
     w.wait_secret("team", "a-out", "a", |_| true).await;
     w.wait_secret("team", "b-out", "b", |_| true).await;
     w.wait_secret("team", "c-out", "c", |_| true).await;
@@ -531,7 +559,7 @@ async fn removing_environments_and_resources_cleans_up() {
     // Dropping environment b removes its Secret, Role and RoleBinding.
     w.apply(
         "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [env("a", "a-out")]}}),
+        Credential::named("bot").environment(env("a", "a-out")),
     )
     .await;
     eventually("b's objects removed", WAIT, || async {
@@ -574,11 +602,20 @@ async fn removing_environments_and_resources_cleans_up() {
 #[tokio::test(flavor = "multi_thread")]
 async fn no_credential_value_in_logs_events_status_or_metrics() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &w.full_source()).await;
-    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [
-        {"name": "production", "source": {"secretRef": {"name": "keys"}}, "target": {"secretName": "out", "keys": ["bearerToken", "apiKey", "accessToken", "accessTokenSecret"]}}
-    ]}})).await;
+    w.apply(
+        "team",
+        Credential::named("bot").environment(
+            Env::new("production").source("keys").target("out").keys([
+                BearerToken,
+                ApiKey,
+                AccessToken,
+                AccessTokenSecret,
+            ]),
+        ),
+    )
+    .await;
     w.wait_condition("team", "bot", None, "Ready", "True").await;
     // A refused one too, so error paths log as well.
     w.source(
@@ -590,8 +627,16 @@ async fn no_credential_value_in_logs_events_status_or_metrics() {
         ],
     )
     .await;
-    w.apply("team", json!({"metadata": {"name": "bad"}, "spec": {"environments": [
-        {"name": "production", "source": {"secretRef": {"name": "bad"}}, "target": {"secretName": "bad-out", "keys": ["bearerToken"]}}]}})).await;
+    w.apply(
+        "team",
+        Credential::named("bad").environment(
+            Env::new("production")
+                .source("bad")
+                .target("bad-out")
+                .keys([BearerToken]),
+        ),
+    )
+    .await;
     w.wait_condition("team", "bad", Some("production"), "Synced", "False")
         .await;
 
@@ -630,7 +675,7 @@ async fn no_credential_value_in_logs_events_status_or_metrics() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_role_it_does_not_own_is_a_conflict_too() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "bot-keys", &w.full_source()).await;
     let theirs: Role = serde_json::from_value(
         json!({"metadata": {"name": "keyguard-read-twitter-credentials"},
@@ -643,21 +688,22 @@ async fn a_role_it_does_not_own_is_a_conflict_too() {
         .unwrap();
     w.apply(
         "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-        "name": "production", "source": {"secretRef": {"name": "bot-keys"}},
-        "target": {"secretName": "twitter-credentials", "keys": ["accessToken"]},
-        "access": {"serviceAccounts": ["reader"]}}]}}),
+        Credential::named("bot").environment(
+            Env::new("production")
+                .source("bot-keys")
+                .target("twitter-credentials")
+                .keys([AccessToken])
+                .service_accounts(["reader"]),
+        ),
     )
     .await;
     let c = w
         .wait_condition("team", "bot", Some("production"), "Conflict", "True")
         .await;
     assert!(
-        c["message"]
-            .as_str()
-            .unwrap()
+        c.message
             .contains("Role team/keyguard-read-twitter-credentials"),
-        "{c}"
+        "{c:?}"
     );
     let role = Api::<Role>::namespaced(w.client.clone(), "team")
         .get("keyguard-read-twitter-credentials")
@@ -673,7 +719,7 @@ async fn a_role_it_does_not_own_is_a_conflict_too() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transient_x_api_failure_is_reported_and_retried() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &w.full_source()).await;
     // Two reconciles' worth of failures (the client tries each idempotent
     // call 4 times; another call may take one of them): the condition
@@ -681,16 +727,19 @@ async fn a_transient_x_api_failure_is_reported_and_retried() {
     w.x.inject([keyguard_tests::x_api::Fault::ServerError(503); 8]);
     w.apply(
         "team",
-        json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-        "name": "production", "source": {"secretRef": {"name": "keys"}},
-        "target": {"secretName": "out", "keys": ["bearerToken"]}}]}}),
+        Credential::named("bot").environment(
+            Env::new("production")
+                .source("keys")
+                .target("out")
+                .keys([BearerToken]),
+        ),
     )
     .await;
     let c = w
         .wait_condition("team", "bot", Some("production"), "Synced", "False")
         .await;
-    assert_eq!(c["reason"], "XApiError");
-    assert!(c["message"].as_str().unwrap().contains("HTTP 503"), "{c}");
+    assert_eq!(c.reason, "XApiError");
+    assert!(c.message.contains("HTTP 503"), "{c:?}");
     // Retried without any change to the resource.
     w.wait_condition("team", "bot", Some("production"), "Synced", "True")
         .await;

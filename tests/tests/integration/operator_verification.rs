@@ -2,27 +2,41 @@
 //! `accessLevel`, `OverPrivileged` past `access.permission`, and a refused
 //! credential reported without anything destructive happening.
 
+use keyguard_tests::credential::CredentialKey::{AccessToken, AccessTokenSecret, BearerToken};
+use keyguard_tests::credential::{rotation, Credential, Env, Permission};
 use keyguard_tests::kube_helpers::eventually;
 use keyguard_tests::leaks::{assert_no_leak, Secrets};
+use keyguard_tests::status::{Conditions, StatusReads};
 use keyguard_tests::world::{value, World, WAIT};
 use keyguard_tests::x_api::AccessLevel;
 use keyguard_tests::x_api::Fault;
 use serde_json::json;
 
 /// `bot`, projecting the OAuth 1.0a access token from Secret `keys`.
-fn access_token_resource() -> serde_json::Value {
-    json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-        "name": "prod",
-        "source": {"secretRef": {"name": "keys"}},
-        "target": {"secretName": "out", "keys": ["accessToken", "accessTokenSecret"]}
-    }]}})
+fn access_token_resource() -> Credential {
+    Credential::named("bot").environment(
+        Env::new("prod")
+            .source("keys")
+            .target("out")
+            .keys([AccessToken, AccessTokenSecret]),
+    )
+}
+
+/// Environment `prod` projecting the bearer token and the access token
+/// from Secret `keys`.
+fn bearer_and_access_token() -> Env {
+    Env::new("prod").source("keys").target("out").keys([
+        BearerToken,
+        AccessToken,
+        AccessTokenSecret,
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn credentials_are_verified_and_more_permission_than_declared_is_reported() {
     let w = World::start().await;
     let app = w.x.create_app(AccessLevel::ReadWriteDirectMessages);
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source(
         "team",
         "keys",
@@ -34,48 +48,39 @@ async fn credentials_are_verified_and_more_permission_than_declared_is_reported(
         ],
     )
     .await;
-    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-        "name": "prod",
-        "source": {"secretRef": {"name": "keys"}},
-        "target": {"secretName": "out", "keys": ["bearerToken", "accessToken", "accessTokenSecret"]},
-        "access": {"permission": "read"}
-    }]}}))
+    w.apply(
+        "team",
+        Credential::named("bot")
+            .environment(bearer_and_access_token().permission(Permission::Read)),
+    )
     .await;
     let verified = w
         .wait_condition("team", "bot", Some("prod"), "Verified", "True")
         .await;
     assert!(
-        verified["message"]
-            .as_str()
-            .unwrap()
-            .contains("bearerToken and accessToken"),
-        "{verified}"
+        verified.message.contains("bearerToken and accessToken"),
+        "{verified:?}"
     );
     let over = w
         .wait_condition("team", "bot", Some("prod"), "OverPrivileged", "True")
         .await;
     assert!(
-        over["message"]
-            .as_str()
-            .unwrap()
-            .contains("read-write-directmessages"),
-        "{over}"
+        over.message.contains("read-write-directmessages"),
+        "{over:?}"
     );
     w.wait_condition("team", "bot", None, "OverPrivileged", "True")
         .await;
     let status = w.status("team", "bot").await;
+    let env = &status.environments[0];
     assert_eq!(
-        status["environments"][0]["accessLevel"],
-        "read-write-directmessages"
+        env.access_level.as_deref(),
+        Some("read-write-directmessages")
     );
-    assert!(status["environments"][0]["lastVerified"].is_string());
-    let (remaining, limit) = (
-        status["environments"][0]["rateLimitRemaining"].as_i64(),
-        status["environments"][0]["rateLimitLimit"].as_i64(),
-    );
+    assert!(env.last_verified.is_some());
+    let (remaining, limit) = (env.rate_limit_remaining, env.rate_limit_limit);
     assert!(
         matches!((remaining, limit), (Some(r), Some(l)) if r <= l && l > 0),
-        "{status}"
+        "{status:?}"
     );
     w.wait_event("team", "OverPrivileged").await;
     // Verification only reads: the signed call went through, nothing was
@@ -95,18 +100,17 @@ async fn credentials_are_verified_and_more_permission_than_declared_is_reported(
     );
 
     // Declaring the permission X reports clears the condition.
-    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-        "name": "prod",
-        "source": {"secretRef": {"name": "keys"}},
-        "target": {"secretName": "out", "keys": ["bearerToken", "accessToken", "accessTokenSecret"]},
-        "access": {"permission": "read-write-directmessages"}
-    }]}}))
+    w.apply(
+        "team",
+        Credential::named("bot")
+            .environment(bearer_and_access_token().permission(Permission::ReadWriteDirectMessages)),
+    )
     .await;
     w.force_sync_and_wait("team", "bot", "declared").await;
     let cleared = w
         .wait_condition("team", "bot", Some("prod"), "OverPrivileged", "False")
         .await;
-    assert_eq!(cleared["reason"], "WithinPermission");
+    assert_eq!(cleared.reason, "WithinPermission");
 }
 
 /// An app whose access tier lacks the read endpoints: X answers its valid
@@ -118,19 +122,18 @@ async fn credentials_are_verified_and_more_permission_than_declared_is_reported(
 async fn an_access_tier_without_the_read_endpoints_is_not_a_refusal() {
     let w = World::start().await;
     w.x.limit_access_tier(&w.app.api_key);
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &w.full_source()).await;
-    w.apply("team", json!({"metadata": {"name": "bot"}, "spec": {"environments": [{
-        "name": "prod",
-        "source": {"secretRef": {"name": "keys"}},
-        "target": {"secretName": "out", "keys": ["bearerToken", "accessToken", "accessTokenSecret"]},
-        "rotation": {"bearerToken": {"every": "720h"}}
-    }]}}))
+    w.apply(
+        "team",
+        Credential::named("bot")
+            .environment(bearer_and_access_token().rotation(rotation().bearer_every("720h"))),
+    )
     .await;
     let verified = w
         .wait_condition("team", "bot", Some("prod"), "Verified", "True")
         .await;
-    let message = verified["message"].as_str().unwrap_or_default();
+    let message = &verified.message;
     assert!(
         message.contains("access tier") && message.contains("453"),
         "{message}"
@@ -173,7 +176,7 @@ async fn an_access_tier_without_the_read_endpoints_is_not_a_refusal() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_credential_is_a_condition_and_nothing_is_revoked() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     let wrong = "WrongTokenSecretWrongTokenSecretWrongToken12";
     w.source(
         "team",
@@ -190,11 +193,8 @@ async fn a_refused_credential_is_a_condition_and_nothing_is_revoked() {
     let refused = w
         .wait_condition("team", "bot", Some("prod"), "Verified", "False")
         .await;
-    assert_eq!(refused["reason"], "VerificationFailed");
-    assert!(
-        refused["message"].as_str().unwrap().contains("accessToken"),
-        "{refused}"
-    );
+    assert_eq!(refused.reason, "VerificationFailed");
+    assert!(refused.message.contains("accessToken"), "{refused:?}");
     w.wait_event("team", "VerificationFailed").await;
     let requests = w.x.requests();
     assert!(
@@ -206,11 +206,7 @@ async fn a_refused_credential_is_a_condition_and_nothing_is_revoked() {
         wrong,
         w.app.api_key_secret.as_str(),
     ]);
-    assert_no_leak(
-        "status",
-        &w.status("team", "bot").await.to_string(),
-        &secrets,
-    );
+    assert_no_leak("status", &w.status("team", "bot").await.to_json(), &secrets);
 }
 
 /// A verification due after a change that X rate-limits is done at the
@@ -219,7 +215,7 @@ async fn a_refused_credential_is_a_condition_and_nothing_is_revoked() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_verification_x_rate_limits_after_a_change_is_done_at_the_reset() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &w.full_source()).await;
     w.apply("team", access_token_resource()).await;
     w.wait_condition("team", "bot", Some("prod"), "Verified", "True")
@@ -255,13 +251,8 @@ async fn a_verification_x_rate_limits_after_a_change_is_done_at_the_reset() {
     .await;
     eventually("the owed verification recorded", WAIT, || async {
         let status = w.status("team", "bot").await;
-        let env = &status["environments"][0];
-        (env["verificationOwed"].is_null()
-            && env["conditions"]
-                .as_array()?
-                .iter()
-                .any(|c| c["type"] == "Verified" && c["status"] == "True"))
-        .then_some(())
+        let env = status.environments.first()?;
+        (env.verification_owed.is_none() && env.has_condition("Verified", "True")).then_some(())
     })
     .await;
 }
@@ -270,30 +261,31 @@ async fn a_verification_x_rate_limits_after_a_change_is_done_at_the_reset() {
 async fn usage_near_the_cap_raises_usage_high() {
     let w = World::start().await;
     w.x.set_usage(&w.app.api_key, 9_100, 10_000);
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &w.full_source()).await;
     w.apply(
         "team",
-        json!({"metadata": {"name": "bot"}, "spec": {
-            "monitoring": {"usage": {"every": "1h", "warnAtPercent": 90}},
-            "environments": [{
-                "name": "prod",
-                "source": {"secretRef": {"name": "keys"}},
-                "target": {"secretName": "out", "keys": ["bearerToken"]}
-            }]
-        }}),
+        Credential::named("bot")
+            .usage_monitoring("1h", 90)
+            .environment(
+                Env::new("prod")
+                    .source("keys")
+                    .target("out")
+                    .keys([BearerToken]),
+            ),
     )
     .await;
     let high = w
         .wait_condition("team", "bot", None, "UsageHigh", "True")
         .await;
     assert_eq!(
-        high["message"],
+        high.message,
         "9100 of 10000 posts used this period (91%; warning at 90%)"
     );
     let status = w.status("team", "bot").await;
-    assert_eq!(status["usage"]["percent"], 91, "{status}");
-    assert_eq!(status["usage"]["projectCap"], 10_000);
+    let usage = status.usage.as_ref().unwrap();
+    assert_eq!(usage.percent, 91, "{status:?}");
+    assert_eq!(usage.project_cap, 10_000);
     w.wait_event("team", "UsageHigh").await;
     let metrics = w.operator.as_ref().unwrap().metrics.render();
     assert!(
@@ -311,7 +303,7 @@ async fn usage_near_the_cap_raises_usage_high() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_error_body_that_echoes_credentials_leaks_nothing() {
     let w = World::start().await;
-    w.namespace("team", json!({})).await;
+    w.namespace("team", &[]).await;
     w.source("team", "keys", &w.full_source()).await;
     w.x.inject_at(
         "GET /1.1/account/verify_credentials.json",
@@ -329,11 +321,8 @@ async fn an_error_body_that_echoes_credentials_leaks_nothing() {
         )]
     );
     assert!(
-        refused["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("403"),
-        "the refusal is still reported: {refused}"
+        refused.message.contains("403"),
+        "the refusal is still reported: {refused:?}"
     );
     let event = w.wait_event("team", "VerificationFailed").await;
     let secrets = Secrets::new([
@@ -342,11 +331,7 @@ async fn an_error_body_that_echoes_credentials_leaks_nothing() {
         w.app.access_token.as_str(),
         w.app.api_key.as_str(),
     ]);
-    assert_no_leak(
-        "status",
-        &w.status("team", "bot").await.to_string(),
-        &secrets,
-    );
+    assert_no_leak("status", &w.status("team", "bot").await.to_json(), &secrets);
     assert_no_leak("Event", &serde_json::to_string(&event).unwrap(), &secrets);
     assert_no_leak(
         "logs at TRACE",
