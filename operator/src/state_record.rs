@@ -164,3 +164,134 @@ pub fn derived_for(
     }
     Ok(derived)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    fn env(keys: &str) -> Environment {
+        serde_yaml::from_str(&format!(
+            "{{name: prod, source: {{secretRef: {{name: k}}}}, target: {{secretName: out, keys: [{keys}]}}}}"
+        ))
+        .unwrap()
+    }
+
+    fn source() -> Data {
+        [
+            ("apiKey", "key"),
+            ("apiKeySecret", "secret"),
+            ("refreshToken", "seed"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect()
+    }
+
+    /// A state record holding `data`, minted from `minted` keys (the
+    /// source's when `None`) and seeded from the source's refresh token.
+    fn record(data: &[(&str, &str)], minted: Option<&str>) -> Secret {
+        let mut s = Secret::default();
+        let minted = minted.map_or_else(|| minted_from(&source()), str::to_string);
+        let seeded = keyguard_credentials::fingerprint(b"seed").to_string();
+        s.metadata.annotations = Some(
+            [
+                (labels::MINTED_FROM.to_string(), minted),
+                (labels::REFRESH_SEEDED_FROM.to_string(), seeded),
+            ]
+            .into(),
+        );
+        let bytes = |v: &str| ByteString(v.as_bytes().to_vec());
+        s.data = Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), bytes(v)))
+                .collect(),
+        );
+        s
+    }
+
+    #[test]
+    fn derived_values_come_only_from_our_record_of_the_current_keys() {
+        let bearer = [("bearerToken", "b1")];
+        let both = [("bearerToken", "b1"), ("userAccessToken", "u1")];
+        let ours = Some(Ownership::Ours);
+        let foreign = Some(Ownership::Foreign);
+        // (what, keys, record, its ownership, derived keys or None for
+        //  DerivedPending)
+        let cases: Vec<(
+            &str,
+            &str,
+            Option<Secret>,
+            Option<Ownership>,
+            Option<Vec<&str>>,
+        )> = vec![
+            (
+                "nothing derived: no record needed",
+                "apiKey",
+                None,
+                None,
+                Some(vec![]),
+            ),
+            ("not minted yet", "bearerToken", None, None, None),
+            (
+                "minted",
+                "bearerToken",
+                Some(record(&bearer, None)),
+                ours.clone(),
+                Some(vec!["bearerToken"]),
+            ),
+            (
+                "a record someone else wrote is ignored",
+                "bearerToken",
+                Some(record(&bearer, None)),
+                foreign,
+                None,
+            ),
+            (
+                "minted from other keys",
+                "bearerToken",
+                Some(record(&bearer, Some("sha256:old"))),
+                ours.clone(),
+                None,
+            ),
+            (
+                "recorded without the token",
+                "bearerToken",
+                Some(record(&[], None)),
+                ours.clone(),
+                None,
+            ),
+            (
+                "both derived",
+                "bearerToken, userAccessToken",
+                Some(record(&both, None)),
+                ours.clone(),
+                Some(vec!["bearerToken", "userAccessToken"]),
+            ),
+            (
+                "the user token not refreshed yet",
+                "bearerToken, userAccessToken",
+                Some(record(&bearer, None)),
+                ours,
+                None,
+            ),
+        ];
+        for (what, keys, state, ownership, want) in cases {
+            let got = derived_for(&env(keys), &source(), state.as_ref(), ownership.as_ref());
+            match (got, want) {
+                (Ok(data), Some(want)) => {
+                    assert_eq!(
+                        data.keys().map(String::as_str).collect::<Vec<_>>(),
+                        want,
+                        "{what}"
+                    );
+                }
+                (Err(refusal), None) => {
+                    assert_eq!(refusal.reason, Reason::DerivedPending, "{what}");
+                    assert!(refusal.retry_soon, "{what}: looked at again soon");
+                }
+                (got, want) => panic!("{what}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+}

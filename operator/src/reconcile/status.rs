@@ -206,6 +206,136 @@ mod tests {
         }
     }
 
+    /// An environment's status from `(condition, true?, reason, message)`.
+    fn env(name: &str, conds: &[(ConditionType, bool, Reason, &str)]) -> EnvironmentStatus {
+        let mut status = EnvironmentStatus {
+            name: name.into(),
+            ..Default::default()
+        };
+        for (type_, on, reason, message) in conds {
+            conditions::set(
+                &mut status.conditions,
+                *type_,
+                *on,
+                *reason,
+                *message,
+                Some(4),
+            );
+        }
+        status
+    }
+
+    #[test]
+    fn the_roll_up_of_environments_into_the_resource() {
+        use ConditionType::{Conflict, OverPrivileged, Synced};
+        let synced = (Synced, true, Reason::Synced, "fine");
+        let missing = (Synced, false, Reason::SourceNotFound, "no Secret keys");
+        let invalid = (Synced, false, Reason::SourceInvalid, "no key apiKey");
+        let over = (OverPrivileged, true, Reason::OverPrivileged, "read-write");
+        let conflict = (Conflict, true, Reason::Conflict, "another writer");
+        // (environments, Ready, its reason, its message, readyEnvironments,
+        //  resource-level flags raised with their message)
+        type Case<'a> = (
+            Vec<EnvironmentStatus>,
+            bool,
+            Reason,
+            &'a str,
+            &'a str,
+            Vec<(ConditionType, &'a str)>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                vec![env("a", &[synced]), env("b", &[synced])],
+                true,
+                Reason::Synced,
+                "all 2 environment(s) synced",
+                "2/2",
+                vec![],
+            ),
+            (
+                vec![env("a", &[synced]), env("b", &[missing])],
+                false,
+                Reason::SourceNotFound,
+                "b: no Secret keys",
+                "1/2",
+                vec![],
+            ),
+            (
+                vec![env("a", &[invalid]), env("b", &[missing])],
+                false,
+                Reason::SourceInvalid,
+                "a: no key apiKey; b: no Secret keys",
+                "0/2",
+                vec![],
+            ),
+            (
+                vec![
+                    env("a", &[synced, over]),
+                    env("b", &[synced, conflict]),
+                    env("c", &[synced, over]),
+                ],
+                true,
+                Reason::Synced,
+                "all 3 environment(s) synced",
+                "3/3",
+                vec![
+                    (OverPrivileged, "environments: a, c"),
+                    (Conflict, "environments: b"),
+                ],
+            ),
+        ];
+        let t = tc(
+            "{name: a, source: {secretRef: {name: k}}, target: {secretName: s, keys: [apiKey]}}",
+        );
+        for (environments, ready, reason, message, count, flags) in cases {
+            let s = summarize(&t, environments);
+            let r = conditions::find(&s.conditions, ConditionType::Ready).unwrap();
+            let what = format!("{count} {message}");
+            assert_eq!(
+                conditions::is_true(&s.conditions, ConditionType::Ready),
+                ready,
+                "{what}"
+            );
+            assert_eq!(
+                (r.reason.as_str(), r.message.as_str()),
+                (reason.as_str(), message),
+                "{what}"
+            );
+            assert_eq!(s.ready_environments.as_deref(), Some(count), "{what}");
+            let raised: Vec<(ConditionType, &str)> = [OverPrivileged, Conflict]
+                .into_iter()
+                .filter_map(|f| conditions::find(&s.conditions, f).map(|c| (f, c.message.as_str())))
+                .collect();
+            let mut want = flags.clone();
+            want.sort_by_key(|(f, _)| f.as_str());
+            let mut raised = raised;
+            raised.sort_by_key(|(f, _)| f.as_str());
+            assert_eq!(raised, want, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_flag_no_environment_raises_any_more_is_cleared() {
+        let mut t = tc(
+            "{name: a, source: {secretRef: {name: k}}, target: {secretName: s, keys: [apiKey]}}",
+        );
+        let over = (
+            ConditionType::OverPrivileged,
+            true,
+            Reason::OverPrivileged,
+            "read-write",
+        );
+        let synced = (ConditionType::Synced, true, Reason::Synced, "fine");
+        t.status = Some(summarize(&t, vec![env("a", &[synced, over])]));
+        let flagged = t.status.as_ref().unwrap();
+        assert!(conditions::is_true(
+            &flagged.conditions,
+            ConditionType::OverPrivileged
+        ));
+        let s = summarize(&t, vec![env("a", &[synced])]);
+        assert!(conditions::find(&s.conditions, ConditionType::OverPrivileged).is_none());
+    }
+
     #[test]
     fn readiness_names_the_first_failing_environment() {
         let t = tc(
