@@ -218,13 +218,14 @@ mod tests {
         let foreign = Some(Ownership::Foreign);
         // (what, keys, record, its ownership, derived keys or None for
         //  DerivedPending)
-        let cases: Vec<(
-            &str,
-            &str,
+        type Case<'a> = (
+            &'a str,
+            &'a str,
             Option<Secret>,
             Option<Ownership>,
-            Option<Vec<&str>>,
-        )> = vec![
+            Option<Vec<&'a str>>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "nothing derived: no record needed",
                 "apiKey",
