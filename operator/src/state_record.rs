@@ -210,22 +210,22 @@ mod tests {
         s
     }
 
-    #[test]
-    fn derived_values_come_only_from_our_record_of_the_current_keys() {
+    /// (what, keys, record, its ownership, derived keys or None for
+    /// DerivedPending)
+    type DerivedCase = (
+        &'static str,
+        &'static str,
+        Option<Secret>,
+        Option<Ownership>,
+        Option<Vec<&'static str>>,
+    );
+
+    fn derived_cases() -> Vec<DerivedCase> {
         let bearer = [("bearerToken", "b1")];
         let both = [("bearerToken", "b1"), ("userAccessToken", "u1")];
         let ours = Some(Ownership::Ours);
         let foreign = Some(Ownership::Foreign);
-        // (what, keys, record, its ownership, derived keys or None for
-        //  DerivedPending)
-        type Case<'a> = (
-            &'a str,
-            &'a str,
-            Option<Secret>,
-            Option<Ownership>,
-            Option<Vec<&'a str>>,
-        );
-        let cases: Vec<Case> = vec![
+        vec![
             (
                 "nothing derived: no record needed",
                 "apiKey",
@@ -276,7 +276,12 @@ mod tests {
                 ours,
                 None,
             ),
-        ];
+        ]
+    }
+
+    #[test]
+    fn derived_values_come_only_from_our_record_of_the_current_keys() {
+        let cases = derived_cases();
         for (what, keys, state, ownership, want) in cases {
             let got = derived_for(&env(keys), &source(), state.as_ref(), ownership.as_ref());
             match (got, want) {

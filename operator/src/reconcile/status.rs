@@ -225,25 +225,25 @@ mod tests {
         status
     }
 
-    #[test]
-    fn the_roll_up_of_environments_into_the_resource() {
+    /// (environments, Ready, its reason, its message, readyEnvironments,
+    /// resource-level flags raised with their message)
+    type RollUpCase = (
+        Vec<EnvironmentStatus>,
+        bool,
+        Reason,
+        &'static str,
+        &'static str,
+        Vec<(ConditionType, &'static str)>,
+    );
+
+    fn roll_up_cases() -> Vec<RollUpCase> {
         use ConditionType::{Conflict, OverPrivileged, Synced};
         let synced = (Synced, true, Reason::Synced, "fine");
         let missing = (Synced, false, Reason::SourceNotFound, "no Secret keys");
         let invalid = (Synced, false, Reason::SourceInvalid, "no key apiKey");
         let over = (OverPrivileged, true, Reason::OverPrivileged, "read-write");
         let conflict = (Conflict, true, Reason::Conflict, "another writer");
-        // (environments, Ready, its reason, its message, readyEnvironments,
-        //  resource-level flags raised with their message)
-        type Case<'a> = (
-            Vec<EnvironmentStatus>,
-            bool,
-            Reason,
-            &'a str,
-            &'a str,
-            Vec<(ConditionType, &'a str)>,
-        );
-        let cases: Vec<Case> = vec![
+        vec![
             (
                 vec![env("a", &[synced]), env("b", &[synced])],
                 true,
@@ -283,7 +283,13 @@ mod tests {
                     (Conflict, "environments: b"),
                 ],
             ),
-        ];
+        ]
+    }
+
+    #[test]
+    fn the_roll_up_of_environments_into_the_resource() {
+        use ConditionType::{Conflict, OverPrivileged};
+        let cases = roll_up_cases();
         let t = tc(
             "{name: a, source: {secretRef: {name: k}}, target: {secretName: s, keys: [apiKey]}}",
         );
