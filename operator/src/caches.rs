@@ -11,7 +11,9 @@
 //! fresh reads first (`sync/mod.rs`).
 //!
 //! Cached Secrets hold digests of their values, never the values: a sync
-//! only compares them with what it would write.
+//! only compares them with what it would write. Cached objects are held
+//! as their JSON and read back on a lookup, state records whole
+//! (`compact.rs`).
 //!
 //! A tenant may label any Secret of theirs as ours. Such objects are kept
 //! as metadata with a marker when their content is large, and read with a
@@ -20,15 +22,19 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use futures::FutureExt;
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::ByteString;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::compact::Compact;
 use crate::resource::TwitterCredential;
 
 /// Content above this many bytes is not cached (see the module doc).
@@ -47,7 +53,7 @@ pub struct Caches {
 pub struct Stores {
     /// Every TwitterCredential, as the controller sees them.
     pub credentials: Store<TwitterCredential>,
-    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    pub namespaces: Store<Compact<PartialObjectMeta<Namespace>>>,
     pub secrets: Scoped<Secret>,
     pub roles: Scoped<Role>,
     pub bindings: Scoped<RoleBinding>,
@@ -55,12 +61,14 @@ pub struct Stores {
 
 /// The stores of one kind: the cluster's (key `None`), or one per
 /// namespace in scope.
-pub struct Scoped<K: Resource<DynamicType = ()> + 'static>(pub BTreeMap<Option<String>, Store<K>>);
+pub struct Scoped<K: Resource<DynamicType = ()> + 'static>(
+    pub BTreeMap<Option<String>, Store<Compact<K>>>,
+);
 
 /// A cache's answer: `None` when it cannot tell (not listed yet, or the
-/// object is out of its scope or trimmed), `Some(None)` when the object
-/// does not exist as far as it knows.
-pub type Cached<K> = Option<Option<Arc<K>>>;
+/// object is out of its scope, trimmed, or does not read back),
+/// `Some(None)` when the object does not exist as far as it knows.
+pub type Cached<K> = Option<Option<K>>;
 
 impl Caches {
     pub fn set(&self, stores: Option<Arc<Stores>>) {
@@ -83,7 +91,7 @@ impl Stores {
 
 impl<K> Scoped<K>
 where
-    K: Resource<DynamicType = ()> + Clone + 'static,
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + 'static,
 {
     pub fn get(&self, namespace: &str, name: &str) -> Cached<K> {
         let store = self
@@ -94,15 +102,88 @@ where
     }
 }
 
-fn lookup<K>(store: &Store<K>, key: &ObjectRef<K>) -> Cached<K>
+fn lookup<K>(store: &Store<Compact<K>>, key: &ObjectRef<Compact<K>>) -> Cached<K>
 where
-    K: Resource<DynamicType = ()> + Clone + 'static,
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + 'static,
 {
     store.wait_until_ready().now_or_never()?.ok()?;
-    match store.get(key) {
-        Some(o) if o.annotations().contains_key(TRIMMED) => None,
-        found => Some(found),
+    let Some(cached) = store.get(key) else {
+        return Some(None);
+    };
+    let object = cached.object()?;
+    match object.annotations().contains_key(TRIMMED) {
+        true => None,
+        false => Some(Some(object)),
     }
+}
+
+/// A cache of the objects `watch` reports, each slimmed by `slim` and held
+/// compact (whole when `keep_whole` says so, `compact.rs`), and the
+/// objects as they enter it (for triggers).
+pub fn cached<K, W>(
+    watch: W,
+    slim: fn(&mut K),
+    keep_whole: fn(&K) -> bool,
+) -> (
+    Store<Compact<K>>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    W: Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
+{
+    let (reader, writer) = kube::runtime::reflector::store();
+    let compact = watch
+        .modify(slim)
+        .map_ok(move |e| compact_event(e, keep_whole));
+    let objects = kube::runtime::reflector(writer, compact)
+        .touched_objects()
+        .filter_map(|o| std::future::ready(o.map(|c| c.object()).transpose()));
+    (reader, objects)
+}
+
+/// A watch event about `K` as one about its compact form. An object that
+/// does not serialize (none of the kinds cached does) is cached as trimmed,
+/// so a lookup reads it afresh.
+pub fn compact_event<K>(
+    event: watcher::Event<K>,
+    keep_whole: fn(&K) -> bool,
+) -> watcher::Event<Compact<K>>
+where
+    K: Resource + Serialize + DeserializeOwned + Clone,
+{
+    use watcher::Event;
+    let compact = |o: K| match keep_whole(&o) {
+        true => Compact::whole(o),
+        false => compact(&o),
+    };
+    match event {
+        Event::Apply(o) => Event::Apply(compact(o)),
+        Event::Delete(o) => Event::Delete(compact(o)),
+        Event::Init => Event::Init,
+        Event::InitApply(o) => Event::InitApply(compact(o)),
+        Event::InitDone => Event::InitDone,
+    }
+}
+
+/// Secrets `rotation/app_owner.rs` scans on every state event: kept whole.
+pub fn is_state_record(secret: &Secret) -> bool {
+    secret.labels().get(crate::labels::PART).map(String::as_str) == Some("state")
+}
+
+/// For kinds no hot path scans.
+pub fn never<K>(_: &K) -> bool {
+    false
+}
+
+fn compact<K: Resource + Serialize + DeserializeOwned + Clone>(object: &K) -> Compact<K> {
+    Compact::of(object).unwrap_or_else(|| {
+        let meta = object.meta();
+        Compact::of_value(&serde_json::json!({"metadata": {
+            "name": meta.name, "namespace": meta.namespace,
+            "annotations": {TRIMMED: ""},
+        }}))
+    })
 }
 
 /// Drops what no sync reads and what can be larger than the object itself.
@@ -422,8 +503,24 @@ mod tests {
     }
 
     #[test]
+    fn state_records_are_kept_whole_other_secrets_as_json() {
+        let mut state = secret(1, 1);
+        state.metadata.labels = Some([(crate::labels::PART.to_string(), "state".into())].into());
+        // (secret, kept whole?)
+        for (s, whole) in [(state, true), (secret(1, 1), false)] {
+            let watcher::Event::Apply(c) =
+                compact_event(watcher::Event::Apply(s.clone()), is_state_record)
+            else {
+                unreachable!()
+            };
+            assert_eq!(c.as_whole().is_some(), whole);
+            assert_eq!(c.object(), Some(s));
+        }
+    }
+
+    #[test]
     fn a_trimmed_or_unlisted_object_is_unknown_a_listed_absence_is_absent() {
-        let (reader, mut writer) = kube::runtime::reflector::store::<Secret>();
+        let (reader, mut writer) = kube::runtime::reflector::store::<Compact<Secret>>();
         let scoped = Scoped([(None, reader.clone())].into());
         assert_eq!(scoped.get("ns", "s"), None, "not listed yet: unknown");
         let mut big = secret(LARGEST_CACHED, 0);
@@ -432,10 +529,14 @@ mod tests {
         slim_secret(&mut big);
         let mut small = secret(1, 1);
         small.metadata.namespace = Some("ns".into());
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(big));
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(small));
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(big),
+            watcher::Event::InitApply(small),
+            watcher::Event::InitDone,
+        ] {
+            writer.apply_watcher_event(&compact_event(event, never));
+        }
         assert_eq!(scoped.get("ns", "big"), None, "trimmed: unknown");
         assert!(matches!(scoped.get("ns", "s"), Some(Some(_))));
         assert_eq!(scoped.get("ns", "gone"), Some(None));

@@ -21,6 +21,7 @@
 pub mod authorization;
 pub mod caches;
 pub mod cli;
+pub mod compact;
 pub mod conditions;
 pub mod consent;
 pub mod context;

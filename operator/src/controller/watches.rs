@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::core::PartialObjectMeta;
-use kube::runtime::{watcher, Controller, WatchStreamExt};
+use kube::runtime::{watcher, Controller};
 use kube::Api;
 
 use super::triggers;
@@ -31,14 +31,13 @@ pub fn watch_inputs(
 ) -> (Controller<TwitterCredential>, caches::Stores) {
     let client = &ctx.client;
     let managed = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
-    let (namespaces, writer) = kube::runtime::reflector::store();
-    let watch = watcher(Api::all(client.clone()), watcher::Config::default())
-        .modify(caches::slim_namespace);
+    let watch = watcher(Api::all(client.clone()), watcher::Config::default());
+    let (namespaces, touched) = caches::cached(watch, caches::slim_namespace, caches::never);
     let store = credentials.clone();
-    let mut controller = controller.watches_stream(
-        kube::runtime::reflector(writer, watch).touched_objects(),
-        move |n: PartialObjectMeta<Namespace>| triggers::for_namespace(&store.state(), &n.metadata),
-    );
+    let mut controller = controller
+        .watches_stream(touched, move |n: PartialObjectMeta<Namespace>| {
+            triggers::for_namespace(&store.state(), &n.metadata)
+        });
     // Other resources' source credentials: key reuse (`sharing.rs`), only
     // when what a resource holds changed (not at each of its status
     // writes, which would reconcile every resource sharing a key with it).
@@ -58,9 +57,9 @@ pub fn watch_inputs(
     let stores = caches::Stores {
         credentials,
         namespaces,
-        secrets: caches::Scoped(secrets),
-        roles: caches::Scoped(roles),
-        bindings: caches::Scoped(bindings),
+        secrets,
+        roles,
+        bindings,
     };
     (controller, stores)
 }
@@ -71,10 +70,7 @@ fn watch_secrets(
     mut controller: Controller<TwitterCredential>,
     ctx: &Arc<Context>,
     managed: &watcher::Config,
-) -> (
-    Controller<TwitterCredential>,
-    BTreeMap<Option<String>, kube::runtime::reflector::Store<Secret>>,
-) {
+) -> (Controller<TwitterCredential>, caches::Scoped<Secret>) {
     let client = &ctx.client;
     // Secrets not labeled as ours: sources (by name), as metadata only.
     // Secrets, Roles and RoleBindings labeled as ours are cached in full and
@@ -92,24 +88,24 @@ fn watch_secrets(
     }
     let mut secrets = BTreeMap::new();
     for (namespace, api) in ctx.scope.scoped_apis::<Secret>(client) {
-        let (reader, writer) = kube::runtime::reflector::store();
-        let watch = watcher(api, managed.clone()).modify(caches::slim_secret);
-        let ctx = ctx.clone();
-        controller = controller.watches_stream(
-            kube::runtime::reflector(writer, watch).touched_objects(),
-            move |s: Secret| {
-                // The owner's rotation is the operator's own write, and
-                // still news to the environments that follow it.
-                let mut refs = triggers::for_app(&ctx, &s);
-                if !ctx.own_writes.is_own(&s.metadata) {
-                    refs.extend(triggers::for_secret(&ctx.index, &s.metadata));
-                }
-                refs
-            },
+        let (reader, touched) = caches::cached(
+            watcher(api, managed.clone()),
+            caches::slim_secret,
+            caches::is_state_record,
         );
+        let ctx = ctx.clone();
+        controller = controller.watches_stream(touched, move |s: Secret| {
+            // The owner's rotation is the operator's own write, and
+            // still news to the environments that follow it.
+            let mut refs = triggers::for_app(&ctx, &s);
+            if !ctx.own_writes.is_own(&s.metadata) {
+                refs.extend(triggers::for_secret(&ctx.index, &s.metadata));
+            }
+            refs
+        });
         secrets.insert(namespace, reader);
     }
-    (controller, secrets)
+    (controller, caches::Scoped(secrets))
 }
 
 /// Watches, caches and triggers on the operator's own objects of kind `K`
@@ -120,14 +116,12 @@ fn watch_owned<K>(
     ctx: &Arc<Context>,
     managed: &watcher::Config,
     slim: fn(&mut K),
-) -> (
-    Controller<TwitterCredential>,
-    BTreeMap<Option<String>, kube::runtime::reflector::Store<K>>,
-)
+) -> (Controller<TwitterCredential>, caches::Scoped<K>)
 where
     K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
         + serde::de::DeserializeOwned
+        + serde::Serialize
         + std::fmt::Debug
         + Send
         + Sync
@@ -135,14 +129,12 @@ where
 {
     let mut stores = BTreeMap::new();
     for (namespace, api) in ctx.scope.scoped_apis::<K>(&ctx.client) {
-        let (reader, writer) = kube::runtime::reflector::store();
-        let watch = watcher(api, managed.clone()).modify(slim);
+        let (reader, touched) = caches::cached(watcher(api, managed.clone()), slim, caches::never);
         let ctx = ctx.clone();
-        controller = controller.watches_stream(
-            kube::runtime::reflector(writer, watch).touched_objects(),
-            move |o: K| triggers::owner_of(o.meta()).filter(|_| !ctx.own_writes.is_own(o.meta())),
-        );
+        controller = controller.watches_stream(touched, move |o: K| {
+            triggers::owner_of(o.meta()).filter(|_| !ctx.own_writes.is_own(o.meta()))
+        });
         stores.insert(namespace, reader);
     }
-    (controller, stores)
+    (controller, caches::Scoped(stores))
 }

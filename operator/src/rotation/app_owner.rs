@@ -170,16 +170,16 @@ pub fn derivers(stores: &Stores, claims: &ClaimKey, minted_from: &str) -> Option
     let mut found = Vec::new();
     for store in stores.secrets.0.values() {
         store.wait_until_ready().now_or_never()?.ok()?;
-        for state in store.state() {
-            if state
-                .annotations()
-                .get(labels::MINTED_FROM)
-                .map(String::as_str)
-                != Some(minted_from)
-            {
+        // State records are kept whole in the cache (`caches::is_state_record`);
+        // the rest, which `genuine` would refuse, are not read back.
+        for entry in store.state() {
+            let Some(state) = entry.as_whole() else {
                 continue;
+            };
+            let minted = state.annotations().get(labels::MINTED_FROM);
+            if minted.map(String::as_str) == Some(minted_from) {
+                found.extend(genuine(state, stores, claims));
             }
-            found.extend(genuine(&state, stores, claims));
         }
     }
     Some(found)

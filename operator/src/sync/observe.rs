@@ -119,11 +119,12 @@ where
     K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
         + serde::de::DeserializeOwned
+        + serde::Serialize
         + std::fmt::Debug
         + 'static,
 {
     if let Some(cached) = cache.and_then(|c| c.get(namespace, name)) {
-        return Ok((cached.map(|o| o.as_ref().clone()), true));
+        return Ok((cached, true));
     }
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     Ok((api.get_opt(name).await?, false))

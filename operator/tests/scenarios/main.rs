@@ -12,6 +12,7 @@ use std::sync::Arc;
 use fake_apiserver::FakeApiserver;
 use http::Method;
 use keyguard_operator::caches::{self, Scoped, Stores};
+use keyguard_operator::compact::Compact;
 use keyguard_operator::context::Context;
 use keyguard_operator::labels::MANAGED_BY;
 use keyguard_operator::metrics::Metrics;
@@ -112,12 +113,36 @@ impl Scenario {
         let managed = |o: &Value| o["metadata"]["labels"][MANAGED_BY.0] == MANAGED_BY.1;
         let owned = |plural: &str| self.api.objects(plural).into_iter().filter(managed);
         let stores = Stores {
-            credentials: store_of(self.api.objects("twittercredentials"), |_| {}),
-            namespaces: store_of(self.api.objects("namespaces"), caches::slim_namespace),
-            secrets: Scoped([(None, store_of(owned("secrets"), caches::slim_secret))].into()),
-            roles: Scoped([(None, store_of(owned("roles"), caches::slim_role))].into()),
+            credentials: credential_store(self.api.objects("twittercredentials")),
+            namespaces: store_of(
+                self.api.objects("namespaces"),
+                caches::slim_namespace,
+                caches::never,
+            ),
+            secrets: Scoped(
+                [(
+                    None,
+                    store_of(
+                        owned("secrets"),
+                        caches::slim_secret,
+                        caches::is_state_record,
+                    ),
+                )]
+                .into(),
+            ),
+            roles: Scoped(
+                [(
+                    None,
+                    store_of(owned("roles"), caches::slim_role, caches::never),
+                )]
+                .into(),
+            ),
             bindings: Scoped(
-                [(None, store_of(owned("rolebindings"), caches::slim_binding))].into(),
+                [(
+                    None,
+                    store_of(owned("rolebindings"), caches::slim_binding, caches::never),
+                )]
+                .into(),
             ),
         };
         self.ctx.caches.set(Some(Arc::new(stores)));
@@ -153,16 +178,40 @@ impl Scenario {
     }
 }
 
-/// A listed store of `objects`, each slimmed by `slim`.
-fn store_of<K>(objects: impl IntoIterator<Item = Value>, slim: fn(&mut K)) -> Store<K>
+/// A listed store of `objects`, each slimmed by `slim`, held compact as
+/// the watches hold them.
+fn store_of<K>(
+    objects: impl IntoIterator<Item = Value>,
+    slim: fn(&mut K),
+    keep_whole: fn(&K) -> bool,
+) -> Store<Compact<K>>
 where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + 'static,
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + 'static,
 {
-    let (reader, mut writer) = reflector::store::<K>();
+    let (reader, mut writer) = reflector::store::<Compact<K>>();
     writer.apply_watcher_event(&watcher::Event::Init);
     for object in objects {
         let mut object: K = serde_json::from_value(object).expect("a stored object parses");
         slim(&mut object);
+        writer.apply_watcher_event(&caches::compact_event(
+            watcher::Event::InitApply(object),
+            keep_whole,
+        ));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    reader
+}
+
+/// A listed store of the TwitterCredentials, whole (the controller's own).
+fn credential_store(objects: impl IntoIterator<Item = Value>) -> Store<TwitterCredential> {
+    let (reader, mut writer) = reflector::store::<TwitterCredential>();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for object in objects {
+        let object = serde_json::from_value(object).expect("a stored resource parses");
         writer.apply_watcher_event(&watcher::Event::InitApply(object));
     }
     writer.apply_watcher_event(&watcher::Event::InitDone);

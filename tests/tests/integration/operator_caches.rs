@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use keyguard_operator::caches::{Scoped, Stores};
+use keyguard_operator::caches::{self, Scoped, Stores};
+use keyguard_operator::compact::Compact;
 use keyguard_operator::context::Context;
 use keyguard_operator::metrics::Metrics;
 use keyguard_operator::outcome::EnvOutcome;
@@ -43,6 +44,24 @@ fn listed<K: Resource<DynamicType = ()> + Clone + 'static>(objects: Vec<K>) -> S
     reader
 }
 
+/// A cache that has listed exactly `objects`, held as the watches hold them.
+fn cached<K>(objects: Vec<K>, keep_whole: fn(&K) -> bool) -> Store<Compact<K>>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + 'static,
+{
+    let (reader, mut writer) = store();
+    writer.apply_watcher_event(&Event::Init);
+    for o in objects {
+        writer.apply_watcher_event(&caches::compact_event(Event::InitApply(o), keep_whole));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+    reader
+}
+
 fn stores(
     namespaces: Vec<kube::core::PartialObjectMeta<Namespace>>,
     secrets: Vec<Secret>,
@@ -51,10 +70,10 @@ fn stores(
 ) -> Arc<Stores> {
     Arc::new(Stores {
         credentials: listed(Vec::new()),
-        namespaces: listed(namespaces),
-        secrets: Scoped([(None, listed(secrets))].into()),
-        roles: Scoped([(None, listed(roles))].into()),
-        bindings: Scoped([(None, listed(bindings))].into()),
+        namespaces: cached(namespaces, caches::never),
+        secrets: Scoped([(None, cached(secrets, caches::is_state_record))].into()),
+        roles: Scoped([(None, cached(roles, caches::never))].into()),
+        bindings: Scoped([(None, cached(bindings, caches::never))].into()),
     })
 }
 

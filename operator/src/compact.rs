@@ -1,0 +1,242 @@
+//! A cached object kept as the JSON of its slimmed self. k8s-openapi's
+//! types spend most of a small object's memory on empty option fields,
+//! string headers and `BTreeMap` nodes (a label map of one entry holds a
+//! node of eleven); the same Secret as JSON is a few hundred bytes. The
+//! caches hold these and read them back whole, so every reader sees
+//! exactly the object it saw before, and an entry that does not read back
+//! is one the cache cannot tell about (a GET follows), never a guess.
+//!
+//! Objects that a hot path scans by the dozen on every event (the state
+//! records that `rotation/app_owner.rs` compares) are kept whole instead:
+//! reading each back there would make that scan cost a parse per record.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
+use kube::runtime::reflector::{Lookup, ObjectRef};
+use kube::Resource;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// An object of kind `K` as JSON, or whole (see the module doc).
+pub struct Compact<K> {
+    held: Held<K>,
+}
+
+enum Held<K> {
+    Json(Box<[u8]>, PhantomData<fn() -> K>),
+    Whole(Box<K>),
+}
+
+impl<K: Serialize + DeserializeOwned + Clone> Compact<K> {
+    /// `object` as JSON; `None` only if it does not serialize.
+    pub fn of(object: &K) -> Option<Self> {
+        let json = serde_json::to_vec(object).ok()?.into_boxed_slice();
+        Some(Compact {
+            held: Held::Json(json, PhantomData),
+        })
+    }
+
+    /// `object` kept whole, for the scans the module doc names.
+    pub fn whole(object: K) -> Self {
+        Compact {
+            held: Held::Whole(Box::new(object)),
+        }
+    }
+
+    /// An object of kind `K` known only by `value`, which should read back
+    /// as a `K` the cache marks as one it cannot tell about (`caches.rs`).
+    pub fn of_value(value: &serde_json::Value) -> Self {
+        let json = value.to_string().into_bytes().into_boxed_slice();
+        Compact {
+            held: Held::Json(json, PhantomData),
+        }
+    }
+
+    /// The object back; `None` if it does not read back.
+    pub fn object(&self) -> Option<K> {
+        match &self.held {
+            Held::Json(json, _) => serde_json::from_slice(json).ok(),
+            Held::Whole(object) => Some(object.as_ref().clone()),
+        }
+    }
+
+    /// The object, when it is kept whole.
+    pub fn as_whole(&self) -> Option<&K> {
+        match &self.held {
+            Held::Json(..) => None,
+            Held::Whole(object) => Some(object),
+        }
+    }
+
+    /// The JSON's size in bytes; 0 for an object kept whole.
+    pub fn json_len(&self) -> usize {
+        match &self.held {
+            Held::Json(json, _) => json.len(),
+            Held::Whole(_) => 0,
+        }
+    }
+}
+
+impl<K: Clone> Clone for Compact<K> {
+    fn clone(&self) -> Self {
+        let held = match &self.held {
+            Held::Json(json, _) => Held::Json(json.clone(), PhantomData),
+            Held::Whole(object) => Held::Whole(object.clone()),
+        };
+        Compact { held }
+    }
+}
+
+impl<K> std::fmt::Debug for Compact<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Cached Secrets hold digests, but a Debug of them has no use.
+        match &self.held {
+            Held::Json(json, _) => write!(f, "Compact({} bytes)", json.len()),
+            Held::Whole(_) => f.write_str("Compact(whole)"),
+        }
+    }
+}
+
+/// What the cache key needs of the object; read once per event.
+#[derive(serde::Deserialize, Default)]
+struct Identity {
+    #[serde(default)]
+    metadata: IdentityMeta,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct IdentityMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    #[serde(rename = "resourceVersion")]
+    resource_version: Option<String>,
+    uid: Option<String>,
+}
+
+impl<K: Resource> Compact<K> {
+    fn identity(&self) -> IdentityMeta {
+        match &self.held {
+            Held::Json(json, _) => {
+                serde_json::from_slice::<Identity>(json)
+                    .unwrap_or_default()
+                    .metadata
+            }
+            Held::Whole(object) => {
+                let meta = object.meta();
+                IdentityMeta {
+                    name: meta.name.clone(),
+                    namespace: meta.namespace.clone(),
+                    resource_version: meta.resource_version.clone(),
+                    uid: meta.uid.clone(),
+                }
+            }
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> Lookup for Compact<K> {
+    type DynamicType = ();
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        K::kind(&())
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        K::group(&())
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        K::version(&())
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        K::plural(&())
+    }
+    fn name(&self) -> Option<Cow<'_, str>> {
+        self.identity().name.map(Cow::Owned)
+    }
+    fn namespace(&self) -> Option<Cow<'_, str>> {
+        self.identity().namespace.map(Cow::Owned)
+    }
+    fn resource_version(&self) -> Option<Cow<'_, str>> {
+        self.identity().resource_version.map(Cow::Owned)
+    }
+    fn uid(&self) -> Option<Cow<'_, str>> {
+        self.identity().uid.map(Cow::Owned)
+    }
+
+    /// One read of the JSON, and a key of name and namespace only: the
+    /// store's keys compare by those, and the rest would be held twice.
+    fn to_object_ref(&self, _: ()) -> ObjectRef<Self> {
+        let id = self.identity();
+        let key = ObjectRef::new(id.name.as_deref().unwrap_or_default());
+        match id.namespace {
+            Some(ns) => key.within(&ns),
+            None => key,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::runtime::{reflector, watcher};
+    use kube::ResourceExt;
+
+    fn secret(name: &str) -> Secret {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": "team", "uid": "u-1", "resourceVersion": "7",
+                "labels": {"app.kubernetes.io/managed-by": "twitter-keyguard"},
+                "annotations": {"keyguard.dev/minted-from": "app \"one\"\n"}},
+            "data": {"api_key": "ZGlnZXN0"},
+            "type": "Opaque"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_object_reads_back_as_it_was() {
+        let s = secret("s");
+        let back = Compact::of(&s).unwrap().object().unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn a_store_of_compact_objects_finds_them_by_name_and_namespace() {
+        let (reader, mut writer) = reflector::store::<Compact<Secret>>();
+        let compact = |name| Compact::of(&secret(name)).unwrap();
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(compact("a")),
+            watcher::Event::InitApply(compact("b")),
+            watcher::Event::InitDone,
+            watcher::Event::Delete(compact("b")),
+        ] {
+            writer.apply_watcher_event(&event);
+        }
+        let a = reader.get(&ObjectRef::new("a").within("team")).unwrap();
+        assert_eq!(a.object().unwrap().name_any(), "a");
+        assert!(reader.get(&ObjectRef::new("b").within("team")).is_none());
+        assert!(reader.get(&ObjectRef::new("a").within("other")).is_none());
+    }
+
+    #[test]
+    fn an_object_kept_whole_is_found_and_read_back_the_same() {
+        let (reader, mut writer) = reflector::store::<Compact<Secret>>();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitApply(Compact::whole(secret("w"))));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let w = reader.get(&ObjectRef::new("w").within("team")).unwrap();
+        assert_eq!(w.as_whole(), Some(&secret("w")));
+        assert_eq!(w.object(), Some(secret("w")));
+        let json = Compact::of(&secret("w")).unwrap();
+        assert_eq!(json.as_whole(), None, "a JSON entry is not whole");
+    }
+
+    #[test]
+    fn a_compact_secret_is_a_fraction_of_the_object_in_memory() {
+        // Not a timing: the JSON's size is what the cache holds per Secret.
+        let c = Compact::of(&secret("s")).unwrap();
+        assert!(c.json_len() < 400, "{} bytes", c.json_len());
+    }
+}
