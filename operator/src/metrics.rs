@@ -3,7 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::encoding::{text::encode, EncodeLabelSet};
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::{
+    text::encode, EncodeLabelSet, EncodeLabelValue, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -13,23 +18,67 @@ use prometheus_client::registry::Registry;
 use crate::resource::{TwitterCredential, TwitterCredentialStatus};
 use kube::ResourceExt;
 
+/// A label value shared by every series that names the same namespace,
+/// resource or environment: a resource has ~30 series, and each would
+/// otherwise hold its own copies of the same three strings.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct Label(Arc<str>);
+
+impl EncodeLabelValue for Label {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.0.as_ref(), encoder)
+    }
+}
+
+/// The label values in use, one allocation each.
+#[derive(Default)]
+struct Labels {
+    values: HashSet<Arc<str>>,
+    /// Resources or environments forgotten since the last sweep.
+    forgotten: usize,
+}
+
+impl Labels {
+    fn get(&mut self, value: &str) -> Label {
+        if let Some(v) = self.values.get(value) {
+            return Label(v.clone());
+        }
+        let v: Arc<str> = value.into();
+        self.values.insert(v.clone());
+        Label(v)
+    }
+
+    /// After a forget: drops the values no series holds any more, once
+    /// the forgets since the last sweep reach half the values (a sweep
+    /// reads them all, so a mass deletion sweeps a few times, not once
+    /// per resource).
+    fn forgot(&mut self) {
+        self.forgotten += 1;
+        if self.forgotten * 2 >= self.values.len() {
+            self.values.retain(|v| Arc::strong_count(v) > 1);
+            self.forgotten = 0;
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResourceLabels {
-    namespace: String,
-    name: String,
+    namespace: Label,
+    name: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EnvironmentLabels {
-    namespace: String,
-    name: String,
-    environment: String,
+    namespace: Label,
+    name: Label,
+    environment: Label,
 }
 
 /// The operator's metrics, cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
+    labels: Arc<Mutex<Labels>>,
     reconciles: Family<ResourceLabels, Counter>,
     failures: Family<ResourceLabels, Counter>,
     duration: Histogram,
@@ -71,10 +120,10 @@ struct BuildLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RotationLabels {
-    namespace: String,
-    name: String,
-    environment: String,
-    credential: String,
+    namespace: Label,
+    name: Label,
+    environment: Label,
+    credential: Label,
 }
 
 type RatioGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
@@ -89,6 +138,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let metrics = Metrics {
             registry: Arc::default(),
+            labels: Arc::default(),
             reconciles: Family::default(),
             failures: Family::default(),
             duration: Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
@@ -261,16 +311,23 @@ impl Metrics {
     }
 }
 
-fn labels(tc: &TwitterCredential) -> ResourceLabels {
-    ResourceLabels {
-        namespace: tc.namespace().unwrap_or_default(),
-        name: tc.name_any(),
-    }
-}
-
 impl Metrics {
+    fn label(&self, value: &str) -> Label {
+        self.labels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(value)
+    }
+
+    fn labels(&self, tc: &TwitterCredential) -> ResourceLabels {
+        ResourceLabels {
+            namespace: self.label(&tc.namespace().unwrap_or_default()),
+            name: self.label(&tc.name_any()),
+        }
+    }
+
     pub fn reconciled(&self, tc: &TwitterCredential, took: Duration) {
-        self.reconciles.get_or_create(&labels(tc)).inc();
+        self.reconciles.get_or_create(&self.labels(tc)).inc();
         self.duration.observe(took.as_secs_f64());
     }
 
@@ -295,11 +352,11 @@ impl Metrics {
     }
 
     pub fn reconcile_failed(&self, tc: &TwitterCredential) {
-        self.failures.get_or_create(&labels(tc)).inc();
+        self.failures.get_or_create(&self.labels(tc)).inc();
     }
 
     pub fn observe_status(&self, tc: &TwitterCredential, status: &TwitterCredentialStatus) {
-        let l = labels(tc);
+        let l = self.labels(tc);
         let ready =
             crate::conditions::is_true(&status.conditions, crate::conditions::ConditionType::Ready);
         self.ready.get_or_create(&l).set(ready as i64);
@@ -307,7 +364,7 @@ impl Metrics {
             let el = EnvironmentLabels {
                 namespace: l.namespace.clone(),
                 name: l.name.clone(),
-                environment: e.name.clone(),
+                environment: self.label(&e.name),
             };
             match &e.next_rotation {
                 Some(t) => {
@@ -340,13 +397,13 @@ impl Metrics {
     }
 
     pub fn rotated(&self, tc: &TwitterCredential, environment: &str, credential: &str) {
-        let l = labels(tc);
+        let l = self.labels(tc);
         self.rotations
             .get_or_create(&RotationLabels {
                 namespace: l.namespace,
                 name: l.name,
-                environment: environment.into(),
-                credential: credential.into(),
+                environment: self.label(environment),
+                credential: self.label(credential),
             })
             .inc();
     }
@@ -358,24 +415,24 @@ impl Metrics {
         credential: &str,
         age: Duration,
     ) {
-        let l = labels(tc);
+        let l = self.labels(tc);
         self.credential_age
             .get_or_create(&RotationLabels {
                 namespace: l.namespace,
                 name: l.name,
-                environment: environment.into(),
-                credential: credential.into(),
+                environment: self.label(environment),
+                credential: self.label(credential),
             })
             .set(age.as_secs() as i64);
     }
 
     pub fn verified(&self, tc: &TwitterCredential, environment: &str, ok: bool) {
-        let l = labels(tc);
+        let l = self.labels(tc);
         self.verified
             .get_or_create(&EnvironmentLabels {
                 namespace: l.namespace,
                 name: l.name,
-                environment: environment.into(),
+                environment: self.label(environment),
             })
             .set(ok as i64);
     }
@@ -385,17 +442,17 @@ impl Metrics {
         match due {
             Some(due) => {
                 self.access_review_due
-                    .get_or_create(&labels(tc))
+                    .get_or_create(&self.labels(tc))
                     .set(due as i64);
             }
             None => {
-                self.access_review_due.remove(&labels(tc));
+                self.access_review_due.remove(&self.labels(tc));
             }
         }
     }
 
     pub fn usage_ratio(&self, tc: &TwitterCredential, ratio: f64) {
-        self.usage.get_or_create(&labels(tc)).set(ratio);
+        self.usage.get_or_create(&self.labels(tc)).set(ratio);
     }
 
     /// One X API call: its endpoint, its status label and how long it took.
@@ -425,12 +482,20 @@ impl Metrics {
     /// Drops the series of a resource that went, or of its environments
     /// removed from the spec.
     pub fn forget_gone(&self, gone: &crate::series::Gone) {
+        self.remove_series(gone);
+        self.labels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .forgot();
+    }
+
+    fn remove_series(&self, gone: &crate::series::Gone) {
         use crate::series::Gone;
         let seen = match gone {
             Gone::Resource(seen) => {
                 let l = ResourceLabels {
-                    namespace: seen.namespace.clone(),
-                    name: seen.name.clone(),
+                    namespace: self.label(&seen.namespace),
+                    name: self.label(&seen.name),
                 };
                 self.ready.remove(&l);
                 self.usage.remove(&l);
@@ -442,14 +507,14 @@ impl Metrics {
             Gone::Environments(seen) => seen,
         };
         let l = ResourceLabels {
-            namespace: seen.namespace.clone(),
-            name: seen.name.clone(),
+            namespace: self.label(&seen.namespace),
+            name: self.label(&seen.name),
         };
         for env in &seen.environments {
             let el = EnvironmentLabels {
                 namespace: l.namespace.clone(),
                 name: l.name.clone(),
-                environment: env.clone(),
+                environment: self.label(env),
             };
             self.synced.remove(&el);
             self.revision.remove(&el);
@@ -462,8 +527,8 @@ impl Metrics {
                 let rl = RotationLabels {
                     namespace: l.namespace.clone(),
                     name: l.name.clone(),
-                    environment: env.clone(),
-                    credential: key.as_str().into(),
+                    environment: self.label(env),
+                    credential: self.label(key.as_str()),
                 };
                 self.credential_age.remove(&rl);
                 self.rotations.remove(&rl);
@@ -476,5 +541,61 @@ impl Metrics {
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credential(namespace: &str, name: &str) -> TwitterCredential {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"environments": []}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn series_of_one_resource_share_their_label_values() {
+        let m = Metrics::default();
+        let tc = credential("team", "bot");
+        m.verified(&tc, "prod", true);
+        m.rotated(&tc, "prod", "bearer_token");
+        let labels = m.labels.lock().unwrap();
+        let name = labels.values.get("bot").expect("interned");
+        // The set's own, and one per series (verified, rotations).
+        assert_eq!(Arc::strong_count(name), 3);
+    }
+
+    #[test]
+    fn values_of_forgotten_resources_are_swept_and_the_exposition_is_unchanged() {
+        let m = Metrics::default();
+        let many: Vec<_> = (0..100)
+            .map(|i| credential("team", &format!("bot-{i}")))
+            .collect();
+        for tc in &many {
+            m.verified(tc, "prod", true);
+        }
+        assert!(m.render().contains(
+            "keyguard_environment_verified{namespace=\"team\",name=\"bot-7\",environment=\"prod\"} 1"
+        ));
+        for tc in &many[1..] {
+            let seen = crate::series::Seen {
+                environments: vec!["prod".into()],
+                ..crate::series::Seen::of(tc)
+            };
+            m.forget_gone(&crate::series::Gone::Resource(seen));
+        }
+        let labels = m.labels.lock().unwrap();
+        assert!(labels.values.contains("bot-0"), "still in use");
+        assert!(
+            labels.values.len() < 64,
+            "{} values kept",
+            labels.values.len()
+        );
+        drop(labels);
+        assert!(!m.render().contains("bot-7"));
     }
 }
