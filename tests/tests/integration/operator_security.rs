@@ -1103,10 +1103,19 @@ async fn consent_is_the_service_account_s_and_can_be_withdrawn() {
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
 
+    let granted = may_get(&w, "team", "keyguard-bot", "keys").await;
+    assert_eq!(granted, Some(true), "the binding grants it");
     bindings
         .delete("read-keys", &DeleteParams::default())
         .await
         .unwrap();
+    // The apiserver's authorizer follows RBAC from its own watch: until it
+    // has seen the deletion, its answer (the operator's contract) is still
+    // yes, and a change made in that window is projected by right.
+    eventually("the authorizer to see the binding gone", WAIT, || async {
+        (!may_get(&w, "team", "keyguard-bot", "keys").await?).then_some(())
+    })
+    .await;
     w.source("team", "keys", &[("apiKey", "BBBBBBBBBBBBBBBBBBBBBBBBB")])
         .await;
     let refused = w
@@ -1136,6 +1145,12 @@ async fn consent_is_the_service_account_s_and_can_be_withdrawn() {
         .create(&PostParams::default(), &binding)
         .await
         .unwrap();
+    eventually("the authorizer to see the binding back", WAIT, || async {
+        may_get(&w, "team", "keyguard-bot", "keys")
+            .await?
+            .then_some(())
+    })
+    .await;
     w.source("team", "keys", &[("apiKey", "CCCCCCCCCCCCCCCCCCCCCCCCC")])
         .await;
     eventually("consent given again, the new value", WAIT, || async {
@@ -1145,6 +1160,26 @@ async fn consent_is_the_service_account_s_and_can_be_withdrawn() {
     .await;
     w.wait_condition("team", "bot", Some("prod"), "Synced", "True")
         .await;
+}
+
+/// Whether the apiserver says the ServiceAccount `namespace/sa` may `get`
+/// the Secret `name` of its namespace (a SubjectAccessReview, as the
+/// operator asks it); `None` when it cannot say.
+async fn may_get(w: &World, namespace: &str, sa: &str, name: &str) -> Option<bool> {
+    use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+    let review: SubjectAccessReview = serde_json::from_value(json!({
+        "spec": {
+            "user": format!("system:serviceaccount:{namespace}:{sa}"),
+            "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{namespace}")],
+            "resourceAttributes": {"namespace": namespace, "verb": "get", "resource": "secrets", "name": name},
+        }
+    }))
+    .ok()?;
+    let answer = Api::<SubjectAccessReview>::all(w.client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .ok()?;
+    Some(answer.status?.allowed)
 }
 
 /// Round two, item 10: a claim binds an object's identity (kind,
