@@ -64,7 +64,11 @@ cargo build -q --workspace --bins
 cargo test --workspace
 
 echo "==> the tests that once depended on timing, again beside two CPU-bound processes (all operator tests: scripts/load-run.sh)"
-./scripts/load-run.sh operator_faults operator_caches operator_leader operator_lost_answers x_api_emulator chart_rbac
+# Not chart_rbac's every-rule test: it checks the chart's RBAC (nine operator
+# runs, each without one rule), not timing, runs on both Kubernetes versions,
+# and under load it alone took ~130 s of CI's 25-minute budget.
+./scripts/load-run.sh operator_faults operator_caches operator_leader operator_lost_answers x_api_emulator chart_rbac \
+  --skip every_rule_of_the_charts_rbac_is_needed
 
 echo "==> the CRD, sync, chart, chart RBAC and chart values tests against the oldest supported Kubernetes (v1.34.4; built once)"
 (
