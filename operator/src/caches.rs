@@ -177,13 +177,16 @@ pub fn never<K>(_: &K) -> bool {
 }
 
 fn compact<K: Resource + Serialize + DeserializeOwned + Clone>(object: &K) -> Compact<K> {
-    Compact::of(object).unwrap_or_else(|| {
-        let meta = object.meta();
-        Compact::of_value(&serde_json::json!({"metadata": {
-            "name": meta.name, "namespace": meta.namespace,
-            "annotations": {TRIMMED: ""},
-        }}))
-    })
+    Compact::of(object).unwrap_or_else(|| unreadable(object.meta()))
+}
+
+/// The entry of an object that did not serialize: its name, marked as
+/// trimmed, so a lookup cannot tell and reads it afresh.
+fn unreadable<K: Serialize + DeserializeOwned + Clone>(meta: &kube::api::ObjectMeta) -> Compact<K> {
+    Compact::of_value(&serde_json::json!({"metadata": {
+        "name": meta.name, "namespace": meta.namespace,
+        "annotations": {TRIMMED: ""},
+    }}))
 }
 
 /// Drops what no sync reads and what can be larger than the object itself.
@@ -537,6 +540,17 @@ mod tests {
         ] {
             writer.apply_watcher_event(&compact_event(event, never));
         }
+        let broken = kube::api::ObjectMeta {
+            name: Some("broken".into()),
+            namespace: Some("ns".into()),
+            ..Default::default()
+        };
+        writer.apply_watcher_event(&watcher::Event::Apply(unreadable(&broken)));
+        assert_eq!(
+            scoped.get("ns", "broken"),
+            None,
+            "did not serialize: unknown"
+        );
         assert_eq!(scoped.get("ns", "big"), None, "trimmed: unknown");
         assert!(matches!(scoped.get("ns", "s"), Some(Some(_))));
         assert_eq!(scoped.get("ns", "gone"), Some(None));
