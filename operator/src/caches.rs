@@ -36,6 +36,7 @@ use sha2::{Digest, Sha256};
 
 use crate::compact::Compact;
 use crate::resource::TwitterCredential;
+use crate::stored_credential::StoredCredential;
 
 /// Content above this many bytes is not cached (see the module doc).
 pub const LARGEST_CACHED: usize = 16 * 1024;
@@ -52,7 +53,7 @@ pub struct Caches {
 /// One controller instance's stores; they live and die with its watches.
 pub struct Stores {
     /// Every TwitterCredential, as the controller sees them.
-    pub credentials: Store<TwitterCredential>,
+    pub credentials: Store<StoredCredential>,
     pub namespaces: Store<Compact<PartialObjectMeta<Namespace>>>,
     pub secrets: Scoped<Secret>,
     pub roles: Scoped<Role>,

@@ -319,7 +319,7 @@ impl Metrics {
             .get(value)
     }
 
-    fn labels(&self, tc: &TwitterCredential) -> ResourceLabels {
+    fn labels(&self, tc: &impl kube::Resource) -> ResourceLabels {
         ResourceLabels {
             namespace: self.label(&tc.namespace().unwrap_or_default()),
             name: self.label(&tc.name_any()),
@@ -351,7 +351,7 @@ impl Metrics {
         self.rebuilds.inc();
     }
 
-    pub fn reconcile_failed(&self, tc: &TwitterCredential) {
+    pub fn reconcile_failed(&self, tc: &impl kube::Resource) {
         self.failures.get_or_create(&self.labels(tc)).inc();
     }
 

@@ -3,7 +3,7 @@
 
 use kube::ResourceExt;
 
-use crate::resource::{Environment, TwitterCredential};
+use crate::resource::Environment;
 
 /// Where an environment's objects live.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -15,7 +15,7 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn of(tc: &TwitterCredential, env: &Environment) -> Target {
+    pub fn of(tc: &impl kube::Resource, env: &Environment) -> Target {
         let namespace = env
             .target
             .namespace

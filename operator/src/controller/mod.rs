@@ -12,8 +12,9 @@ use kube::{Api, ResourceExt};
 use tracing::warn;
 
 use crate::context::Context;
-use crate::reconcile::reconcile;
+use crate::reconcile::reconcile_at_turn;
 use crate::resource::TwitterCredential;
+use crate::stored_credential::StoredCredential;
 use crate::{caches, orphans, AbortOnDrop, Error};
 
 pub mod triggers;
@@ -88,7 +89,8 @@ async fn run_once(
         watcher::Config::default().any_semantic(),
     )
     .modify(caches::slim_credential)
-    .inspect_ok(move |event| indexing.index.observe(event));
+    .inspect_ok(move |event| indexing.index.observe(event))
+    .map_ok(StoredCredential::event);
     let controller = Controller::for_stream(
         kube::runtime::reflector(writer, credentials).applied_objects(),
         reader,
@@ -105,7 +107,7 @@ async fn run_once(
     let on_result = rebuilder.clone();
     controller
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, ctx.clone())
+        .run(reconcile_stored, error_policy, ctx.clone())
         .for_each(move |result| {
             match result {
                 Err(kube::runtime::controller::Error::QueueError(e)) => {
@@ -152,10 +154,30 @@ impl Rebuilder {
     }
 }
 
-fn error_policy(tc: Arc<TwitterCredential>, error: &Error, ctx: Arc<Context>) -> Action {
+/// The resource whole from the controller's cache once its turn came, or
+/// read afresh when its cached status does not read back
+/// (`stored_credential.rs`).
+pub async fn reconcile_stored(
+    stored: Arc<StoredCredential>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let namespace = stored.namespace().unwrap_or_default();
+    let api = Api::<TwitterCredential>::namespaced(ctx.client.clone(), &namespace);
+    let load = move || async move {
+        if let Some(tc) = stored.credential() {
+            return Ok(Arc::new(tc));
+        }
+        let mut tc = api.get(&stored.name_any()).await?;
+        caches::slim_credential(&mut tc);
+        Ok(Arc::new(tc))
+    };
+    reconcile_at_turn(&namespace, load, ctx).await
+}
+
+fn error_policy(tc: Arc<StoredCredential>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(namespace = %tc.namespace().unwrap_or_default(), resource = %tc.name_any(), %error, "will retry");
     if counts_as_failure(tc.metadata.deletion_timestamp.is_some(), error) {
-        ctx.metrics.reconcile_failed(&tc);
+        ctx.metrics.reconcile_failed(tc.as_ref());
     }
     Action::requeue(retry_after(error).mul_f64(1.0 + fastrand::f64() / 2.0))
 }

@@ -17,6 +17,7 @@ use std::collections::HashSet;
 use crate::ownership::Owner;
 use crate::resource::TwitterCredential;
 use crate::resource_index::{Credential, ResourceIndex};
+use crate::stored_credential::StoredCredential;
 use crate::target::Target;
 
 /// Resources that read the Secret `meta` as a source, plus its owner.
@@ -92,7 +93,7 @@ impl HeldCredentials {
 
 /// Resources with an environment targeting namespace `meta`.
 pub fn for_namespace(
-    credentials: &[Arc<TwitterCredential>],
+    credentials: &[Arc<StoredCredential>],
     meta: &ObjectMeta,
 ) -> Vec<ObjectRef<TwitterCredential>> {
     let name = meta.name.clone().unwrap_or_default();
@@ -102,9 +103,9 @@ pub fn for_namespace(
             tc.spec
                 .environments
                 .iter()
-                .any(|e| Target::of(tc, e).namespace == name)
+                .any(|e| Target::of(tc.as_ref(), e).namespace == name)
         })
-        .map(|tc| ObjectRef::from_obj(tc.as_ref()))
+        .map(|tc| ObjectRef::new(&tc.name_any()).within(&tc.namespace().unwrap_or_default()))
         .collect()
 }
 
@@ -264,6 +265,10 @@ mod tests {
             tc("team-a", "two", "other", None),
             tc("team-b", "three", "keys", Some("prod")),
         ];
+        let stored: Vec<_> = all
+            .iter()
+            .map(|tc| Arc::new(StoredCredential::of(tc.as_ref().clone())))
+            .collect();
         let cases: Vec<(&str, Vec<String>, Vec<&str>)> = vec![
             (
                 "source by name, unlabelled",
@@ -277,17 +282,17 @@ mod tests {
             ),
             (
                 "target namespace",
-                names(for_namespace(&all, &meta(None, "prod"))),
+                names(for_namespace(&stored, &meta(None, "prod"))),
                 vec!["team-a/one", "team-b/three"],
             ),
             (
                 "own namespace as target",
-                names(for_namespace(&all, &meta(None, "team-a"))),
+                names(for_namespace(&stored, &meta(None, "team-a"))),
                 vec!["team-a/two"],
             ),
             (
                 "unrelated namespace",
-                names(for_namespace(&all, &meta(None, "kube-system"))),
+                names(for_namespace(&stored, &meta(None, "kube-system"))),
                 vec![],
             ),
         ];

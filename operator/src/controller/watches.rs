@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
 use kube::Api;
 
@@ -17,6 +18,7 @@ use crate::caches;
 use crate::context::Context;
 use crate::labels::{self, MANAGED_BY};
 use crate::resource::TwitterCredential;
+use crate::stored_credential::StoredCredential;
 
 /// Adds every input of a reconcile to `controller` as a trigger
 /// (`triggers.rs` maps each event to the resources it concerns) and
@@ -25,18 +27,18 @@ use crate::resource::TwitterCredential;
 /// cluster's unrelated ones) are watched as metadata only and not cached,
 /// so memory does not grow with the cluster.
 pub fn watch_inputs(
-    controller: Controller<TwitterCredential>,
+    controller: Controller<StoredCredential>,
     ctx: &Arc<Context>,
-    credentials: kube::runtime::reflector::Store<TwitterCredential>,
-) -> (Controller<TwitterCredential>, caches::Stores) {
+    credentials: kube::runtime::reflector::Store<StoredCredential>,
+) -> (Controller<StoredCredential>, caches::Stores) {
     let client = &ctx.client;
     let managed = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
     let watch = watcher(Api::all(client.clone()), watcher::Config::default());
     let (namespaces, touched) = caches::cached(watch, caches::slim_namespace, caches::never);
     let store = credentials.clone();
-    let mut controller = controller
-        .watches_stream(touched, move |n: PartialObjectMeta<Namespace>| {
-            triggers::for_namespace(&store.state(), &n.metadata)
+    let mut controller =
+        controller.watches_stream(touched, move |n: PartialObjectMeta<Namespace>| {
+            stored(triggers::for_namespace(&store.state(), &n.metadata))
         });
     // Other resources' source credentials: key reuse (`sharing.rs`), only
     // when what a resource holds changed (not at each of its status
@@ -47,7 +49,7 @@ pub fn watch_inputs(
         Api::<TwitterCredential>::all(client.clone()),
         watcher::Config::default(),
         move |tc| match held.changed(&tc) {
-            Some(before) => triggers::for_credential(&index_ctx.index, &tc, &before),
+            Some(before) => stored(triggers::for_credential(&index_ctx.index, &tc, &before)),
             None => Vec::new(),
         },
     );
@@ -67,10 +69,10 @@ pub fn watch_inputs(
 /// Source Secrets (by name, metadata only) and the operator's own
 /// Secrets (cached, by label) as triggers; the caches of the latter.
 fn watch_secrets(
-    mut controller: Controller<TwitterCredential>,
+    mut controller: Controller<StoredCredential>,
     ctx: &Arc<Context>,
     managed: &watcher::Config,
-) -> (Controller<TwitterCredential>, caches::Scoped<Secret>) {
+) -> (Controller<StoredCredential>, caches::Scoped<Secret>) {
     let client = &ctx.client;
     // Secrets not labeled as ours: sources (by name), as metadata only.
     // Secrets, Roles and RoleBindings labeled as ours are cached in full and
@@ -83,7 +85,7 @@ fn watch_secrets(
             if labels::is_managed(&s.metadata) || ctx.own_writes.is_own(&s.metadata) {
                 return Vec::new();
             }
-            triggers::for_secret(&ctx.index, &s.metadata)
+            stored(triggers::for_secret(&ctx.index, &s.metadata))
         });
     }
     let mut secrets = BTreeMap::new();
@@ -101,7 +103,7 @@ fn watch_secrets(
             if !ctx.own_writes.is_own(&s.metadata) {
                 refs.extend(triggers::for_secret(&ctx.index, &s.metadata));
             }
-            refs
+            stored(refs)
         });
         secrets.insert(namespace, reader);
     }
@@ -112,11 +114,11 @@ fn watch_secrets(
 /// (Roles, RoleBindings): an event triggers the resource they name as
 /// owner, unless it is the operator's own write.
 fn watch_owned<K>(
-    mut controller: Controller<TwitterCredential>,
+    mut controller: Controller<StoredCredential>,
     ctx: &Arc<Context>,
     managed: &watcher::Config,
     slim: fn(&mut K),
-) -> (Controller<TwitterCredential>, caches::Scoped<K>)
+) -> (Controller<StoredCredential>, caches::Scoped<K>)
 where
     K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -132,9 +134,23 @@ where
         let (reader, touched) = caches::cached(watcher(api, managed.clone()), slim, caches::never);
         let ctx = ctx.clone();
         controller = controller.watches_stream(touched, move |o: K| {
-            triggers::owner_of(o.meta()).filter(|_| !ctx.own_writes.is_own(o.meta()))
+            stored(triggers::owner_of(o.meta()).filter(|_| !ctx.own_writes.is_own(o.meta())))
         });
         stores.insert(namespace, reader);
     }
     (controller, caches::Scoped(stores))
+}
+
+/// The triggers name resources as TwitterCredentials; the controller's
+/// queue holds them as stored in its cache (`stored_credential.rs`).
+fn stored(
+    refs: impl IntoIterator<Item = ObjectRef<TwitterCredential>>,
+) -> Vec<ObjectRef<StoredCredential>> {
+    refs.into_iter()
+        .map(|r| {
+            let mut stored = ObjectRef::new(&r.name);
+            stored.namespace = r.namespace;
+            stored
+        })
+        .collect()
 }

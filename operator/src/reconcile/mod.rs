@@ -29,17 +29,28 @@ pub mod status;
 
 /// The reconcile entry point: waits for its namespace's turn at a slot
 /// (`workers.rs`), then runs.
-/// A waiting reconcile holds only this small future; the running one's
-/// state (~15 KiB) is boxed once it has a slot, so a queue of every
-/// resource at once does not cost that much memory per resource.
 pub async fn reconcile(tc: Arc<TwitterCredential>, ctx: Arc<Context>) -> Result<Action> {
-    let _slot = ctx
-        .workers
-        .slot(
-            tc.metadata.namespace.as_deref().unwrap_or_default(),
-            &ctx.metrics,
-        )
-        .await;
+    let namespace = tc.metadata.namespace.clone().unwrap_or_default();
+    reconcile_at_turn(&namespace, || async { Ok(tc) }, ctx).await
+}
+
+/// Waits for `namespace`'s turn at a slot, then reads the resource with
+/// `load` and runs. A waiting reconcile holds only this small future and
+/// what `load` captures (the controller's: its cached resource, whose
+/// status it inflates once the turn came); the running one's state
+/// (~15 KiB) is boxed once it has a slot, so a queue of every resource at
+/// once does not cost that much memory per resource.
+pub async fn reconcile_at_turn<Load, Loaded>(
+    namespace: &str,
+    load: Load,
+    ctx: Arc<Context>,
+) -> Result<Action>
+where
+    Load: FnOnce() -> Loaded,
+    Loaded: std::future::Future<Output = Result<Arc<TwitterCredential>>>,
+{
+    let _slot = ctx.workers.slot(namespace, &ctx.metrics).await;
+    let tc = load().await?;
     // Every log line of one reconcile carries the same resource and id.
     let span = tracing::info_span!(
         "reconcile",

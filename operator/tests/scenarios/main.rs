@@ -17,6 +17,7 @@ use keyguard_operator::context::Context;
 use keyguard_operator::labels::MANAGED_BY;
 use keyguard_operator::metrics::Metrics;
 use keyguard_operator::ownership::ClaimKey;
+use keyguard_operator::stored_credential::StoredCredential;
 use keyguard_operator::xapi::fake::FakeXApi;
 use keyguard_operator::TwitterCredential;
 use kube::runtime::reflector::{self, Store};
@@ -206,9 +207,9 @@ where
     reader
 }
 
-/// A listed store of the TwitterCredentials, whole (the controller's own).
-fn credential_store(objects: impl IntoIterator<Item = Value>) -> Store<TwitterCredential> {
-    let (reader, mut writer) = reflector::store::<TwitterCredential>();
+/// A listed store of the TwitterCredentials, as the controller holds them.
+fn credential_store(objects: impl IntoIterator<Item = Value>) -> Store<StoredCredential> {
+    let (reader, mut writer) = reflector::store::<StoredCredential>();
     writer.apply_watcher_event(&watcher::Event::Init);
     for object in objects {
         let object = serde_json::from_value(object).expect("a stored resource parses");
@@ -285,6 +286,41 @@ async fn a_second_reconcile_with_nothing_changed_writes_nothing() {
     s.api.clear_log();
     s.reconcile().await;
     assert_eq!(s.api.writes(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_controller_reads_its_cached_resource_and_reads_afresh_what_does_not_read_back() {
+    use keyguard_operator::controller::reconcile_stored;
+    let s = Scenario::new()
+        .with_source()
+        .with_credential(&["apiKey"], None, true);
+    s.reconcile().await;
+    let get = "GET twittercredentials team/bot";
+    for (what, stored, reads) in [
+        ("cached whole", StoredCredential::of(s.credential()), false),
+        (
+            "status does not read back",
+            StoredCredential::with_unreadable_status(s.credential()),
+            true,
+        ),
+    ] {
+        s.fill_caches();
+        s.api.clear_log();
+        reconcile_stored(Arc::new(stored), s.ctx.clone())
+            .await
+            .expect("the reconcile succeeds");
+        let timeline = s.api.timeline();
+        assert_eq!(
+            timeline.iter().any(|c| c == get),
+            reads,
+            "{what}: {timeline:#?}"
+        );
+        assert_eq!(
+            s.api.writes(),
+            Vec::<String>::new(),
+            "{what}: nothing changed"
+        );
+    }
 }
 
 #[tokio::test]
