@@ -30,6 +30,10 @@ for name in keyguard-operator keyguard; do
   echo "==> image $name ($file)"
   ldd "$bin/$name" 2>&1 | grep -Eq "not a dynamic executable|statically linked" \
     || fail "$bin/$name is not static: $(ldd "$bin/$name" 2>&1 | head -3)"
+  if [ "$name" = keyguard-operator ]; then
+    grep -aqF "$JEMALLOC_CONF" "$bin/$name" \
+      || fail "$bin/$name was built without jemalloc's configuration ($JEMALLOC_CONF)"
+  fi
   b bud -q --layers=false -f "$file" \
     --build-arg "BINARY=$bin/$name" --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
     -t "localhost/$name:$version" . >/dev/null

@@ -8,6 +8,12 @@ need() {
   exit 2
 }
 
+# The operator image's jemalloc configuration (scripts/static-binaries.sh
+# builds it in; scripts/images.sh checks it is there): freed memory goes
+# back to the kernel within seconds (docs/benchmarks.md, "Memory, fifth pass").
+# shellcheck disable=SC2034 # read by the scripts that source this file
+JEMALLOC_CONF="background_thread:true,dirty_decay_ms:5000,muzzy_decay_ms:0,narenas:2"
+
 cache_dir() {
   echo "${KEYGUARD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/twitter-keyguard}"
 }

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need make "apt-get install make (jemalloc, the operator image's allocator, builds with it)"
 need cc "apt-get install gcc (jemalloc, the operator image's allocator, is C)"
-export JEMALLOC_SYS_WITH_MALLOC_CONF="background_thread:true,dirty_decay_ms:5000,muzzy_decay_ms:0,narenas:2"
+export JEMALLOC_SYS_WITH_MALLOC_CONF="$JEMALLOC_CONF"
 RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=target/static \
   CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols \
   cargo build -q --release --locked --target x86_64-unknown-linux-gnu \
