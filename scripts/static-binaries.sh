@@ -5,7 +5,7 @@
 # within seconds (background_thread, dirty pages purged after 5 s and not
 # kept as MADV_FREE'd "muzzy" pages, which still count as resident; two
 # arenas, as the operator's work is mostly waiting): measured in
-# docs/benchmarks.md, "The allocator". scripts/images.sh
+# docs/benchmarks.md, "Memory, fifth pass". scripts/images.sh
 # runs it; scripts/test.sh starts it early in the background at low priority,
 # so the build uses the CPU the integration tests leave idle.
 set -euo pipefail

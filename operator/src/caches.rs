@@ -153,18 +153,10 @@ pub fn compact_event<K>(
 where
     K: Resource + Serialize + DeserializeOwned + Clone,
 {
-    use watcher::Event;
-    let compact = |o: K| match keep_whole(&o) {
+    crate::compact::map_event(event, |o: K| match keep_whole(&o) {
         true => Compact::whole(o),
         false => compact(&o),
-    };
-    match event {
-        Event::Apply(o) => Event::Apply(compact(o)),
-        Event::Delete(o) => Event::Delete(compact(o)),
-        Event::Init => Event::Init,
-        Event::InitApply(o) => Event::InitApply(compact(o)),
-        Event::InitDone => Event::InitDone,
-    }
+    })
 }
 
 /// Secrets `rotation/app_owner.rs` scans on every state event: kept whole.

@@ -2,10 +2,10 @@
 //! k8s-openapi's types spend most of a small object's memory on empty
 //! option fields, string headers and `BTreeMap` nodes (a label map of one
 //! entry holds a node of eleven); the same Role as JSON is ~700 bytes,
-//! deflated ~400 (the operator bench measured what that saves:
-//! docs/benchmarks.md). The caches hold these and read them back whole, so every reader sees
-//! exactly the object it saw before, and an entry that does not read back
-//! is one the cache cannot tell about (a GET follows), never a guess.
+//! deflated ~400 (docs/benchmarks.md, "Memory, fifth pass"). The caches
+//! hold these and read them back whole, so every reader sees exactly the
+//! object it saw before, and an entry that does not read back is one the
+//! cache cannot tell about (a GET follows), never a guess.
 //!
 //! Objects that a hot path scans by the dozen on every event (the state
 //! records that `rotation/app_owner.rs` compares) are kept whole instead:
@@ -32,7 +32,7 @@ enum Held<K> {
 }
 
 impl<K: Serialize + DeserializeOwned + Clone> Compact<K> {
-    /// `object` as JSON; `None` only if it does not serialize.
+    /// `object` as deflated JSON; `None` only if it does not serialize.
     pub fn of(object: &K) -> Option<Self> {
         let json = deflate(&serde_json::to_vec(object).ok()?)?;
         Some(Compact {
@@ -109,6 +109,22 @@ pub fn inflate(bytes: &[u8]) -> Option<Vec<u8>> {
         .read_to_end(&mut out)
         .ok()?;
     Some(out)
+}
+
+/// A watch event about `A` as one about `f` of its object (the caches
+/// store compact forms of what the watches see).
+pub fn map_event<A, B>(
+    event: kube::runtime::watcher::Event<A>,
+    mut f: impl FnMut(A) -> B,
+) -> kube::runtime::watcher::Event<B> {
+    use kube::runtime::watcher::Event;
+    match event {
+        Event::Apply(o) => Event::Apply(f(o)),
+        Event::Delete(o) => Event::Delete(f(o)),
+        Event::Init => Event::Init,
+        Event::InitApply(o) => Event::InitApply(f(o)),
+        Event::InitDone => Event::InitDone,
+    }
 }
 
 /// What the cache key needs of the object; read once per event.

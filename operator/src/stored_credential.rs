@@ -14,7 +14,7 @@ use kube::runtime::watcher;
 use kube::Resource;
 use serde::{Deserialize, Deserializer};
 
-use crate::compact::{deflate, inflate};
+use crate::compact::{deflate, inflate, map_event};
 use crate::resource::{TwitterCredential, TwitterCredentialSpec, TwitterCredentialStatus};
 
 /// A TwitterCredential with its status deflated (see the module doc).
@@ -70,14 +70,7 @@ impl StoredCredential {
 
     /// A watch event about a TwitterCredential as one about its stored form.
     pub fn event(event: watcher::Event<TwitterCredential>) -> watcher::Event<StoredCredential> {
-        use watcher::Event;
-        match event {
-            Event::Apply(tc) => Event::Apply(Self::of(tc)),
-            Event::Delete(tc) => Event::Delete(Self::of(tc)),
-            Event::Init => Event::Init,
-            Event::InitApply(tc) => Event::InitApply(Self::of(tc)),
-            Event::InitDone => Event::InitDone,
-        }
+        map_event(event, Self::of)
     }
 }
 
