@@ -418,6 +418,78 @@ fn strange_inputs_never_panic_nor_hide_the_rest() {
     );
 }
 
+/// Cuts a loose object short: git prints the object's header, then stops
+/// ("fatal: unable to stream"), ending cat-file for everything after it.
+fn cut_short(repo: &Repo, object: &str) {
+    let path = repo
+        .path()
+        .join(".git/objects")
+        .join(&object[..2])
+        .join(&object[2..]);
+    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&path, perms).unwrap();
+    let stored = std::fs::read(&path).unwrap();
+    let mut content = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::ZlibDecoder::new(&stored[..]),
+        &mut content,
+    )
+    .unwrap();
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut zlib, &content).unwrap();
+    let whole = zlib.finish().unwrap();
+    std::fs::write(&path, &whole[..whole.len() - 3]).unwrap();
+}
+
+/// History is read by one cat-file per worker, each dealt runs of
+/// objects: whichever stream reads a blob, each finding is reported once
+/// and the report is the one a single stream gives; an unreadable object
+/// in one stream sends the scan back to one stream that steps over it,
+/// with nothing the first try found reported twice.
+#[test]
+fn history_read_by_parallel_streams_reports_what_one_stream_reports() {
+    let repo = Repo::new();
+    // 300 blobs: runs of 64 reach every stream; a leak in each run.
+    for i in 0..300 {
+        let leak = match i % 50 == 7 {
+            true => format!("TWITTER_BEARER_TOKEN={BEARER}\n"),
+            false => String::new(),
+        };
+        repo.write(&format!("f{i:03}.env"), &format!("# file {i}\n{leak}"));
+    }
+    repo.commit("many");
+    let scan = |threads: &str| {
+        let args = [
+            "scan",
+            "--history",
+            "--threads",
+            threads,
+            "--format",
+            "json",
+            ".",
+        ];
+        let out = keyguard(&args, repo.path());
+        out.assert_redacted();
+        let report = json(&out);
+        let mut found = finding_paths(&report);
+        found.sort();
+        (out.code, found, report["incomplete"].to_string())
+    };
+    let (code, one, _) = scan("1");
+    assert_eq!((code, one.len()), (1, 6), "{one:?}");
+    assert_eq!(scan("4"), (1, one.clone(), "[]".into()));
+
+    let broken = repo.git(&["rev-parse", "HEAD:f200.env"]);
+    cut_short(&repo, &broken);
+    for threads in ["1", "4"] {
+        let (code, found, incomplete) = scan(threads);
+        assert_eq!((code, &found), (2, &one), "threads {threads}");
+        assert!(incomplete.contains(&broken), "{incomplete}");
+    }
+}
+
 /// One corrupt object costs only itself: git cat-file stops at it, and the
 /// scan goes on after it, finds what the rest of history holds, and is
 /// incomplete (exit 2) with the findings kept.
@@ -434,21 +506,7 @@ fn one_unreadable_object_in_history_costs_only_itself() {
     );
     repo.commit("new");
     let broken = repo.git(&["rev-parse", "HEAD:notes.txt"]);
-    let object = repo
-        .path()
-        .join(".git/objects")
-        .join(&broken[..2])
-        .join(&broken[2..]);
-    let mut perms = std::fs::metadata(&object).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&object, perms).unwrap();
-    // A stream cut short: git prints the object's header, then stops
-    // ("fatal: unable to stream"), ending cat-file for everything after it.
-    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut zlib, b"blob 13\0nothing here\n").unwrap();
-    let whole = zlib.finish().unwrap();
-    std::fs::write(&object, &whole[..whole.len() - 3]).unwrap();
+    cut_short(&repo, &broken);
 
     let out = keyguard(&["scan", "--history", "--format", "json", "."], repo.path());
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
