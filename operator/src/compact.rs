@@ -12,7 +12,7 @@
 //! reading each back there would make that scan cost a parse per record.
 
 use std::borrow::Cow;
-use std::io::{Read, Write};
+
 use std::marker::PhantomData;
 
 use kube::runtime::reflector::{Lookup, ObjectRef};
@@ -93,22 +93,53 @@ impl<K> std::fmt::Debug for Compact<K> {
     }
 }
 
-/// `bytes` deflated (fast, no header: JSON of a few hundred bytes gives up
-/// about half); `None` only if the encoder fails, which writing to memory
-/// does not.
+/// What the deflate stream starts from: JSON of one object of each kind
+/// the caches hold and of a TwitterCredential's status, in the shapes the
+/// operator writes, every value made up. An object of a few hundred bytes
+/// gives deflate too little to find repeats in itself; against these its
+/// field names, labels and annotation keys cost a few bytes each
+/// (docs/benchmarks.md, "Memory, sixth pass").
+static DICTIONARY: &[u8] = include_bytes!("compact/dictionary.json");
+
+/// `bytes` deflated against [`DICTIONARY`] (raw, no header); `None` only
+/// if the encoder fails, which writing to memory does not.
 pub fn deflate(bytes: &[u8]) -> Option<Box<[u8]>> {
-    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).ok()?;
-    Some(encoder.finish().ok()?.into_boxed_slice())
+    use flate2::{Compress, Compression, FlushCompress, Status};
+    let mut encoder = Compress::new(Compression::new(LEVEL), false);
+    encoder.set_dictionary(DICTIONARY).ok()?;
+    let mut out = Vec::with_capacity(bytes.len() / 2 + 64);
+    loop {
+        let read = encoder.total_in() as usize;
+        match encoder.compress_vec(&bytes[read..], &mut out, FlushCompress::Finish) {
+            Ok(Status::StreamEnd) => return Some(out.into_boxed_slice()),
+            Ok(_) => out.reserve(out.capacity()),
+            Err(_) => return None,
+        }
+    }
 }
 
-/// What [`deflate`] made, back; `None` if `bytes` is not deflate.
+/// Deflate's level: the objects are small, so the dictionary's setup, not
+/// the level, sets the time; the level still buys bytes.
+const LEVEL: u32 = 6;
+
+/// What [`deflate`] made, back; `None` if `bytes` is not such a stream
+/// (or is cut short).
 pub fn inflate(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    flate2::read::DeflateDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .ok()?;
-    Some(out)
+    use flate2::{Decompress, FlushDecompress, Status};
+    let mut decoder = Decompress::new(false);
+    decoder.set_dictionary(DICTIONARY).ok()?;
+    let mut out = Vec::with_capacity(bytes.len() * 4 + 64);
+    loop {
+        let (read, written) = (decoder.total_in(), decoder.total_out());
+        let rest = &bytes[read as usize..];
+        match decoder.decompress_vec(rest, &mut out, FlushDecompress::Finish) {
+            Ok(Status::StreamEnd) => return Some(out),
+            Ok(_) if out.len() == out.capacity() => out.reserve(out.capacity()),
+            Ok(_) if (read, written) == (decoder.total_in(), decoder.total_out()) => return None,
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
 }
 
 /// A watch event about `A` as one about `f` of its object (the caches
@@ -263,14 +294,47 @@ mod tests {
         assert_eq!(json.as_whole(), None, "a JSON entry is not whole");
     }
 
+    fn role() -> k8s_openapi::api::rbac::v1::Role {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "keyguard-read-out-7-staging", "namespace": "payments",
+                "uid": "9b1f0c2e-5d4a-4f6b-8e3c-7a2d1f0b9c8e", "resourceVersion": "48213",
+                "creationTimestamp": "2026-12-05T19:41:57Z",
+                "labels": {"app.kubernetes.io/managed-by": "keyguard-operator",
+                    "keyguard.dev/environment": "staging",
+                    "keyguard.dev/owner-uid": "e01501f5-0b05-4e07-91ba-07024f48d343"},
+                "annotations": {"keyguard.dev/owner": "payments/bot-7",
+                    "keyguard.dev/claim": "d9629f74ca9fd150e8ed9d4cc1badfc8ef206cb82b3e22fa80868d8b2b3f17b4"}},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"],
+                "resourceNames": ["out-7-staging"], "verbs": ["get"]}]
+        }))
+        .unwrap()
+    }
+
     #[test]
-    fn a_compact_secret_is_a_fraction_of_its_json() {
-        // Not a timing: the size is what the cache holds per Secret.
-        let Held::Json(packed, _) = Compact::of(&secret("s")).unwrap().held else {
-            panic!("held as JSON");
-        };
-        let json = serde_json::to_vec(&secret("s")).unwrap().len();
-        assert!(packed.len() < json, "{} bytes of {json}", packed.len());
+    fn the_dictionary_packs_a_small_object_to_a_fraction_of_deflate_alone() {
+        // Not a timing: the size is what the cache holds per object.
+        let json = serde_json::to_vec(&role()).unwrap();
+        let mut alone = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut alone, &json).unwrap();
+        let alone = alone.finish().unwrap().len();
+        let packed = deflate(&json).unwrap();
+        assert!(
+            packed.len() * 2 < alone,
+            "{} bytes, {alone} alone, {} JSON",
+            packed.len(),
+            json.len()
+        );
+        assert_eq!(inflate(&packed).unwrap(), json);
+    }
+
+    #[test]
+    fn a_stream_cut_short_reads_back_as_nothing() {
+        let packed = deflate(&serde_json::to_vec(&role()).unwrap()).unwrap();
+        for cut in [1, packed.len() / 2, packed.len() - 1] {
+            assert_eq!(inflate(&packed[..cut]), None, "cut at {cut}");
+        }
+        assert!(inflate(&packed).is_some());
     }
 
     #[test]
