@@ -83,50 +83,70 @@ impl Indexed {
     }
 }
 
-/// The resources of one complete list (and the events after it), by uid.
+/// A resource's number in a snapshot: the sets below hold these instead
+/// of uids (36 bytes each, and a hash set per key: the index had cost
+/// 3.5 KB per resource, docs/benchmarks.md "Memory, sixth pass").
+type Slot = u64;
+
+/// The resources of one complete list (and the events after it).
 #[derive(Debug, Default)]
 struct Snapshot {
-    resources: HashMap<String, Indexed>,
-    readers: HashMap<(String, String), HashSet<String>>,
-    holders: HashMap<Credential, HashSet<String>>,
+    slots: HashMap<Box<str>, Slot>,
+    resources: HashMap<Slot, Indexed>,
+    readers: HashMap<(String, String), Vec<Slot>>,
+    holders: HashMap<Credential, Vec<Slot>>,
+    next: Slot,
 }
 
 impl Snapshot {
-    fn insert(&mut self, uid: String, indexed: Indexed) {
-        self.remove(&uid);
+    fn insert(&mut self, uid: &str, indexed: Indexed) {
+        self.remove(uid);
+        let slot = self.next;
+        self.next += 1;
         for source in &indexed.sources {
             let key = (indexed.namespace.clone(), source.clone());
-            self.readers.entry(key).or_default().insert(uid.clone());
+            remember(&mut self.readers, key, slot);
         }
         for credential in indexed.credentials() {
-            let holders = self.holders.entry(credential.clone()).or_default();
-            holders.insert(uid.clone());
+            remember(&mut self.holders, credential.clone(), slot);
         }
-        self.resources.insert(uid, indexed);
+        self.slots.insert(uid.into(), slot);
+        self.resources.insert(slot, indexed);
     }
 
     fn remove(&mut self, uid: &str) {
-        let Some(old) = self.resources.remove(uid) else {
+        let Some(slot) = self.slots.remove(uid) else {
+            return;
+        };
+        let Some(old) = self.resources.remove(&slot) else {
             return;
         };
         for source in &old.sources {
             let key = (old.namespace.clone(), source.clone());
-            forget(&mut self.readers, &key, uid);
+            forget(&mut self.readers, &key, slot);
         }
         for credential in old.credentials() {
-            forget(&mut self.holders, credential, uid);
+            forget(&mut self.holders, credential, slot);
         }
+    }
+
+    /// The slot of `uid`, if indexed.
+    fn slot(&self, uid: &str) -> Option<Slot> {
+        self.slots.get(uid).copied()
     }
 }
 
-fn forget<K: std::hash::Hash + Eq + Clone>(
-    map: &mut HashMap<K, HashSet<String>>,
-    key: &K,
-    uid: &str,
-) {
-    if let Some(uids) = map.get_mut(key) {
-        uids.remove(uid);
-        if uids.is_empty() {
+fn remember<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<Slot>>, key: K, slot: Slot) {
+    let slots = map.entry(key).or_default();
+    if !slots.contains(&slot) {
+        slots.push(slot);
+    }
+}
+
+fn forget<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<Slot>>, key: &K, slot: Slot) {
+    if let Some(slots) = map.get_mut(key) {
+        slots.retain(|s| *s != slot);
+        if slots.is_empty() {
             map.remove(key);
         }
     }
@@ -152,9 +172,9 @@ impl ResourceIndex {
         let mut i = self.inner.write().unwrap_or_else(|p| p.into_inner());
         match event {
             watcher::Event::Init => i.listing = Snapshot::default(),
-            watcher::Event::InitApply(tc) => i.listing.insert(uid(tc), Indexed::of(tc)),
+            watcher::Event::InitApply(tc) => i.listing.insert(&uid(tc), Indexed::of(tc)),
             watcher::Event::InitDone => i.live = std::mem::take(&mut i.listing),
-            watcher::Event::Apply(tc) => i.live.insert(uid(tc), Indexed::of(tc)),
+            watcher::Event::Apply(tc) => i.live.insert(&uid(tc), Indexed::of(tc)),
             watcher::Event::Delete(tc) => i.live.remove(&uid(tc)),
         }
     }
@@ -168,7 +188,7 @@ impl ResourceIndex {
             .get(&key)
             .into_iter()
             .flatten()
-            .filter_map(|uid| i.live.resources.get(uid))
+            .filter_map(|slot| i.live.resources.get(slot))
             .map(Indexed::reference)
             .collect()
     }
@@ -177,14 +197,16 @@ impl ResourceIndex {
     /// one of `credentials`.
     pub fn holding(&self, credentials: &HashSet<Credential>, except: &str) -> Vec<Holder> {
         let i = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        let uids: HashSet<&String> = credentials
+        let except = i.live.slot(except);
+        let slots: HashSet<Slot> = credentials
             .iter()
             .filter_map(|c| i.live.holders.get(c))
             .flatten()
-            .filter(|uid| uid.as_str() != except)
+            .copied()
+            .filter(|slot| Some(*slot) != except)
             .collect();
         let mut found = Vec::new();
-        for r in uids.into_iter().filter_map(|uid| i.live.resources.get(uid)) {
+        for r in slots.iter().filter_map(|slot| i.live.resources.get(slot)) {
             for (environment, held) in &r.environments {
                 if held.iter().any(|c| credentials.contains(c)) {
                     found.push(Holder {
@@ -208,21 +230,23 @@ impl ResourceIndex {
         before: &HashSet<Credential>,
     ) -> Vec<ObjectRef<TwitterCredential>> {
         let i = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let changed = i.live.slot(changed);
         let others_holding = |c: &Credential| {
-            i.live.holders.get(c).map_or(0, |uids| {
-                uids.iter().filter(|u| u.as_str() != changed).count()
+            i.live.holders.get(c).map_or(0, |slots| {
+                slots.iter().filter(|s| Some(**s) != changed).count()
             })
         };
-        let candidates: HashSet<&String> = now
+        let candidates: HashSet<Slot> = now
             .iter()
             .chain(before)
             .filter_map(|c| i.live.holders.get(c))
             .flatten()
-            .filter(|uid| uid.as_str() != changed)
+            .copied()
+            .filter(|slot| Some(*slot) != changed)
             .collect();
         candidates
             .into_iter()
-            .filter_map(|uid| i.live.resources.get(uid))
+            .filter_map(|slot| i.live.resources.get(&slot))
             .filter(|r| turned(&r.credentials(), r.warned, now, before, &others_holding))
             .map(Indexed::reference)
             .collect()
