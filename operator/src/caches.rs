@@ -12,7 +12,8 @@
 //!
 //! Cached Secrets hold digests of their values, never the values: a sync
 //! only compares them with what it would write. Cached objects are held
-//! as their JSON and read back on a lookup, state records whole
+//! as their deflated JSON and read back on a lookup; state records carry
+//! the app they mint from as a key the app-owner scan filters by
 //! (`compact.rs`).
 //!
 //! A tenant may label any Secret of theirs as ours. Such objects are kept
@@ -119,12 +120,12 @@ where
 }
 
 /// A cache of the objects `watch` reports, each slimmed by `slim` and held
-/// compact (whole when `keep_whole` says so, `compact.rs`), and the
-/// objects as they enter it (for triggers).
+/// compact with the key `key` gives it (`compact.rs`), and the objects as
+/// they enter it (for triggers).
 pub fn cached<K, W>(
     watch: W,
     slim: fn(&mut K),
-    keep_whole: fn(&K) -> bool,
+    key: fn(&K) -> Option<String>,
 ) -> (
     Store<Compact<K>>,
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -134,9 +135,7 @@ where
     W: Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
 {
     let (reader, writer) = kube::runtime::reflector::store();
-    let compact = watch
-        .modify(slim)
-        .map_ok(move |e| compact_event(e, keep_whole));
+    let compact = watch.modify(slim).map_ok(move |e| compact_event(e, key));
     let objects = kube::runtime::reflector(writer, compact)
         .touched_objects()
         .filter_map(|o| std::future::ready(o.map(|c| c.object()).transpose()));
@@ -148,25 +147,30 @@ where
 /// so a lookup reads it afresh.
 pub fn compact_event<K>(
     event: watcher::Event<K>,
-    keep_whole: fn(&K) -> bool,
+    key: fn(&K) -> Option<String>,
 ) -> watcher::Event<Compact<K>>
 where
     K: Resource + Serialize + DeserializeOwned + Clone,
 {
-    crate::compact::map_event(event, |o: K| match keep_whole(&o) {
-        true => Compact::whole(o),
-        false => compact(&o),
-    })
+    crate::compact::map_event(event, |o: K| compact(&o).with_key(key(&o)))
 }
 
-/// Secrets `rotation/app_owner.rs` scans on every state event: kept whole.
-pub fn is_state_record(secret: &Secret) -> bool {
-    secret.labels().get(crate::labels::PART).map(String::as_str) == Some("state")
+/// The key of a state record, which `rotation/app_owner.rs` scans on every
+/// state event: the app its bearer token is minted from.
+pub fn minted_from(secret: &Secret) -> Option<String> {
+    let part = secret.labels().get(crate::labels::PART);
+    if part.map(String::as_str) != Some("state") {
+        return None;
+    }
+    secret
+        .annotations()
+        .get(crate::labels::MINTED_FROM)
+        .cloned()
 }
 
 /// For kinds no hot path scans.
-pub fn never<K>(_: &K) -> bool {
-    false
+pub fn no_key<K>(_: &K) -> Option<String> {
+    None
 }
 
 fn compact<K: Resource + Serialize + DeserializeOwned + Clone>(object: &K) -> Compact<K> {
@@ -499,17 +503,28 @@ mod tests {
     }
 
     #[test]
-    fn state_records_are_kept_whole_other_secrets_as_json() {
-        let mut state = secret(1, 1);
-        state.metadata.labels = Some([(crate::labels::PART.to_string(), "state".into())].into());
-        // (secret, kept whole?)
-        for (s, whole) in [(state, true), (secret(1, 1), false)] {
+    fn state_records_carry_the_app_they_mint_from_as_their_key() {
+        let state = |part: &str, minted: Option<&str>| {
+            let mut s = secret(1, 1);
+            s.metadata.labels = Some([(crate::labels::PART.to_string(), part.into())].into());
+            if let Some(app) = minted {
+                s.annotations_mut()
+                    .insert(crate::labels::MINTED_FROM.into(), app.into());
+            }
+            s
+        };
+        for (s, key) in [
+            (state("state", Some("sha256:app")), Some("sha256:app")),
+            (state("state", None), None),
+            (state("other", Some("sha256:app")), None),
+            (secret(1, 1), None),
+        ] {
             let watcher::Event::Apply(c) =
-                compact_event(watcher::Event::Apply(s.clone()), is_state_record)
+                compact_event(watcher::Event::Apply(s.clone()), minted_from)
             else {
                 unreachable!()
             };
-            assert_eq!(c.as_whole().is_some(), whole);
+            assert_eq!(c.key(), key);
             assert_eq!(c.object(), Some(s));
         }
     }
@@ -531,7 +546,7 @@ mod tests {
             watcher::Event::InitApply(small),
             watcher::Event::InitDone,
         ] {
-            writer.apply_watcher_event(&compact_event(event, never));
+            writer.apply_watcher_event(&compact_event(event, no_key));
         }
         let broken = kube::api::ObjectMeta {
             name: Some("broken".into()),

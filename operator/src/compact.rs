@@ -7,9 +7,10 @@
 //! object it saw before, and an entry that does not read back is one the
 //! cache cannot tell about (a GET follows), never a guess.
 //!
-//! Objects that a hot path scans by the dozen on every event (the state
-//! records that `rotation/app_owner.rs` compares) are kept whole instead:
-//! reading each back there would make that scan cost a parse per record.
+//! A hot path that scans a cache by the dozen on every event (the state
+//! records that `rotation/app_owner.rs` compares by the app they mint
+//! from) filters by a key each entry carries, and reads back only the
+//! entries whose key matches.
 
 use std::borrow::Cow;
 
@@ -20,76 +21,65 @@ use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// An object of kind `K` as JSON, or whole (see the module doc).
+/// An object of kind `K` as deflated JSON, with an optional key (see the
+/// module doc).
 pub struct Compact<K> {
-    held: Held<K>,
+    json: Box<[u8]>,
+    key: Option<Box<str>>,
+    kind: PhantomData<fn() -> K>,
 }
 
-enum Held<K> {
-    /// Deflated JSON.
-    Json(Box<[u8]>, PhantomData<fn() -> K>),
-    Whole(Box<K>),
-}
-
-impl<K: Serialize + DeserializeOwned + Clone> Compact<K> {
+impl<K: Serialize + DeserializeOwned> Compact<K> {
     /// `object` as deflated JSON; `None` only if it does not serialize.
     pub fn of(object: &K) -> Option<Self> {
-        let json = deflate(&serde_json::to_vec(object).ok()?)?;
-        Some(Compact {
-            held: Held::Json(json, PhantomData),
-        })
-    }
-
-    /// `object` kept whole, for the scans the module doc names.
-    pub fn whole(object: K) -> Self {
-        Compact {
-            held: Held::Whole(Box::new(object)),
-        }
+        Some(Self::packed(deflate(&serde_json::to_vec(object).ok()?)?))
     }
 
     /// An object of kind `K` known only by `value`, which should read back
     /// as a `K` the cache marks as one it cannot tell about (`caches.rs`).
     pub fn of_value(value: &serde_json::Value) -> Self {
-        let json = deflate(value.to_string().as_bytes()).unwrap_or_default();
+        Self::packed(deflate(value.to_string().as_bytes()).unwrap_or_default())
+    }
+
+    fn packed(json: Box<[u8]>) -> Self {
         Compact {
-            held: Held::Json(json, PhantomData),
+            json,
+            key: None,
+            kind: PhantomData,
         }
+    }
+
+    /// The same, carrying `key`.
+    pub fn with_key(self, key: Option<String>) -> Self {
+        let key = key.map(String::into_boxed_str);
+        Compact { key, ..self }
+    }
+
+    /// The key it carries, read without reading the object back.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
     }
 
     /// The object back; `None` if it does not read back.
     pub fn object(&self) -> Option<K> {
-        match &self.held {
-            Held::Json(json, _) => serde_json::from_slice(&inflate(json)?).ok(),
-            Held::Whole(object) => Some(object.as_ref().clone()),
-        }
-    }
-
-    /// The object, when it is kept whole.
-    pub fn as_whole(&self) -> Option<&K> {
-        match &self.held {
-            Held::Json(..) => None,
-            Held::Whole(object) => Some(object),
-        }
+        serde_json::from_slice(&inflate(&self.json)?).ok()
     }
 }
 
-impl<K: Clone> Clone for Compact<K> {
+impl<K> Clone for Compact<K> {
     fn clone(&self) -> Self {
-        let held = match &self.held {
-            Held::Json(json, _) => Held::Json(json.clone(), PhantomData),
-            Held::Whole(object) => Held::Whole(object.clone()),
-        };
-        Compact { held }
+        Compact {
+            json: self.json.clone(),
+            key: self.key.clone(),
+            kind: PhantomData,
+        }
     }
 }
 
 impl<K> std::fmt::Debug for Compact<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Cached Secrets hold digests, but a Debug of them has no use.
-        match &self.held {
-            Held::Json(json, _) => write!(f, "Compact({} bytes)", json.len()),
-            Held::Whole(_) => f.write_str("Compact(whole)"),
-        }
+        write!(f, "Compact({} bytes)", self.json.len())
     }
 }
 
@@ -174,25 +164,12 @@ struct IdentityMeta {
     uid: Option<String>,
 }
 
-impl<K: Resource> Compact<K> {
+impl<K> Compact<K> {
     fn identity(&self) -> IdentityMeta {
-        match &self.held {
-            Held::Json(json, _) => {
-                inflate(json)
-                    .and_then(|json| serde_json::from_slice::<Identity>(&json).ok())
-                    .unwrap_or_default()
-                    .metadata
-            }
-            Held::Whole(object) => {
-                let meta = object.meta();
-                IdentityMeta {
-                    name: meta.name.clone(),
-                    namespace: meta.namespace.clone(),
-                    resource_version: meta.resource_version.clone(),
-                    uid: meta.uid.clone(),
-                }
-            }
-        }
+        inflate(&self.json)
+            .and_then(|json| serde_json::from_slice::<Identity>(&json).ok())
+            .unwrap_or_default()
+            .metadata
     }
 }
 
@@ -282,16 +259,18 @@ mod tests {
     }
 
     #[test]
-    fn an_object_kept_whole_is_found_and_read_back_the_same() {
+    fn a_keyed_object_is_found_and_read_back_the_same_and_its_key_read_alone() {
         let (reader, mut writer) = reflector::store::<Compact<Secret>>();
+        let keyed = Compact::of(&secret("w"))
+            .unwrap()
+            .with_key(Some("app".into()));
         writer.apply_watcher_event(&watcher::Event::Init);
-        writer.apply_watcher_event(&watcher::Event::InitApply(Compact::whole(secret("w"))));
+        writer.apply_watcher_event(&watcher::Event::InitApply(keyed));
         writer.apply_watcher_event(&watcher::Event::InitDone);
         let w = reader.get(&ObjectRef::new("w").within("team")).unwrap();
-        assert_eq!(w.as_whole(), Some(&secret("w")));
+        assert_eq!(w.key(), Some("app"));
         assert_eq!(w.object(), Some(secret("w")));
-        let json = Compact::of(&secret("w")).unwrap();
-        assert_eq!(json.as_whole(), None, "a JSON entry is not whole");
+        assert_eq!(Compact::of(&secret("w")).unwrap().key(), None);
     }
 
     fn role() -> k8s_openapi::api::rbac::v1::Role {
@@ -339,9 +318,7 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_deflate_read_back_as_nothing() {
-        let compact = Compact::<Secret> {
-            held: Held::Json(b"{\"not\": \"deflated\"}".to_vec().into(), PhantomData),
-        };
+        let compact = Compact::<Secret>::packed(b"{\"not\": \"deflated\"}".to_vec().into());
         assert_eq!(compact.object(), None);
         assert_eq!(compact.identity().name, None);
     }

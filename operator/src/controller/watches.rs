@@ -34,7 +34,7 @@ pub fn watch_inputs(
     let client = &ctx.client;
     let managed = watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
     let watch = watcher(Api::all(client.clone()), watcher::Config::default());
-    let (namespaces, touched) = caches::cached(watch, caches::slim_namespace, caches::never);
+    let (namespaces, touched) = caches::cached(watch, caches::slim_namespace, caches::no_key);
     let store = credentials.clone();
     let mut controller =
         controller.watches_stream(touched, move |n: PartialObjectMeta<Namespace>| {
@@ -93,7 +93,7 @@ fn watch_secrets(
         let (reader, touched) = caches::cached(
             watcher(api, managed.clone()),
             caches::slim_secret,
-            caches::is_state_record,
+            caches::minted_from,
         );
         let ctx = ctx.clone();
         controller = controller.watches_stream(touched, move |s: Secret| {
@@ -131,7 +131,7 @@ where
 {
     let mut stores = BTreeMap::new();
     for (namespace, api) in ctx.scope.scoped_apis::<K>(&ctx.client) {
-        let (reader, touched) = caches::cached(watcher(api, managed.clone()), slim, caches::never);
+        let (reader, touched) = caches::cached(watcher(api, managed.clone()), slim, caches::no_key);
         let ctx = ctx.clone();
         controller = controller.watches_stream(touched, move |o: K| {
             stored(triggers::owner_of(o.meta()).filter(|_| !ctx.own_writes.is_own(o.meta())))

@@ -170,15 +170,11 @@ pub fn derivers(stores: &Stores, claims: &ClaimKey, minted_from: &str) -> Option
     let mut found = Vec::new();
     for store in stores.secrets.0.values() {
         store.wait_until_ready().now_or_never()?.ok()?;
-        // State records are kept whole in the cache (`caches::is_state_record`);
-        // the rest, which `genuine` would refuse, are not read back.
+        // State records carry the app they mint from as their key
+        // (`caches::minted_from`): only those of this app are read back.
         for entry in store.state() {
-            let Some(state) = entry.as_whole() else {
-                continue;
-            };
-            let minted = state.annotations().get(labels::MINTED_FROM);
-            if minted.map(String::as_str) == Some(minted_from) {
-                found.extend(genuine(state, stores, claims));
+            if entry.key() == Some(minted_from) {
+                found.extend(genuine(&entry.object()?, stores, claims));
             }
         }
     }

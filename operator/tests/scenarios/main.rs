@@ -118,30 +118,26 @@ impl Scenario {
             namespaces: store_of(
                 self.api.objects("namespaces"),
                 caches::slim_namespace,
-                caches::never,
+                caches::no_key,
             ),
             secrets: Scoped(
                 [(
                     None,
-                    store_of(
-                        owned("secrets"),
-                        caches::slim_secret,
-                        caches::is_state_record,
-                    ),
+                    store_of(owned("secrets"), caches::slim_secret, caches::minted_from),
                 )]
                 .into(),
             ),
             roles: Scoped(
                 [(
                     None,
-                    store_of(owned("roles"), caches::slim_role, caches::never),
+                    store_of(owned("roles"), caches::slim_role, caches::no_key),
                 )]
                 .into(),
             ),
             bindings: Scoped(
                 [(
                     None,
-                    store_of(owned("rolebindings"), caches::slim_binding, caches::never),
+                    store_of(owned("rolebindings"), caches::slim_binding, caches::no_key),
                 )]
                 .into(),
             ),
@@ -184,7 +180,7 @@ impl Scenario {
 fn store_of<K>(
     objects: impl IntoIterator<Item = Value>,
     slim: fn(&mut K),
-    keep_whole: fn(&K) -> bool,
+    key: fn(&K) -> Option<String>,
 ) -> Store<Compact<K>>
 where
     K: kube::Resource<DynamicType = ()>
@@ -200,7 +196,7 @@ where
         slim(&mut object);
         writer.apply_watcher_event(&caches::compact_event(
             watcher::Event::InitApply(object),
-            keep_whole,
+            key,
         ));
     }
     writer.apply_watcher_event(&watcher::Event::InitDone);

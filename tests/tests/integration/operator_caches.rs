@@ -45,7 +45,7 @@ fn listed<K: Resource<DynamicType = ()> + Clone + 'static>(objects: Vec<K>) -> S
 }
 
 /// A cache that has listed exactly `objects`, held as the watches hold them.
-fn cached<K>(objects: Vec<K>, keep_whole: fn(&K) -> bool) -> Store<Compact<K>>
+fn cached<K>(objects: Vec<K>, key: fn(&K) -> Option<String>) -> Store<Compact<K>>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -56,7 +56,7 @@ where
     let (reader, mut writer) = store();
     writer.apply_watcher_event(&Event::Init);
     for o in objects {
-        writer.apply_watcher_event(&caches::compact_event(Event::InitApply(o), keep_whole));
+        writer.apply_watcher_event(&caches::compact_event(Event::InitApply(o), key));
     }
     writer.apply_watcher_event(&Event::InitDone);
     reader
@@ -70,10 +70,10 @@ fn stores(
 ) -> Arc<Stores> {
     Arc::new(Stores {
         credentials: listed(Vec::new()),
-        namespaces: cached(namespaces, caches::never),
-        secrets: Scoped([(None, cached(secrets, caches::is_state_record))].into()),
-        roles: Scoped([(None, cached(roles, caches::never))].into()),
-        bindings: Scoped([(None, cached(bindings, caches::never))].into()),
+        namespaces: cached(namespaces, caches::no_key),
+        secrets: Scoped([(None, cached(secrets, caches::minted_from))].into()),
+        roles: Scoped([(None, cached(roles, caches::no_key))].into()),
+        bindings: Scoped([(None, cached(bindings, caches::no_key))].into()),
     })
 }
 
