@@ -13,7 +13,6 @@
 //! entries whose key matches.
 
 use std::borrow::Cow;
-
 use std::marker::PhantomData;
 
 use kube::runtime::reflector::{Lookup, ObjectRef};
@@ -91,7 +90,7 @@ impl<K> std::fmt::Debug for Compact<K> {
 /// (docs/benchmarks.md, "Memory, sixth pass").
 static DICTIONARY: &[u8] = include_bytes!("compact/dictionary.json");
 
-/// `bytes` deflated against [`DICTIONARY`] (raw, no header); `None` only
+/// `bytes` deflated against `DICTIONARY` (raw, no header); `None` only
 /// if the encoder fails, which writing to memory does not.
 pub fn deflate(bytes: &[u8]) -> Option<Box<[u8]>> {
     use flate2::{Compress, Compression, FlushCompress, Status};
