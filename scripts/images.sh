@@ -11,8 +11,7 @@ need buildah "apt-get install buildah (daemonless image builds)"
 
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 revision="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-target=x86_64-unknown-linux-gnu
-bin="target/static/$target/release"
+bin="target/static/$STATIC_TARGET/release"
 echo "==> static binaries (glibc, crt-static)"
 ./scripts/static-binaries.sh
 

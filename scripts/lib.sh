@@ -48,3 +48,8 @@ check_prerequisites() {
   need python3 "install Python 3 with venv (apt-get install python3 python3-venv); the tests run tweepy against the X API emulator"
   ensure_kubectl v1.37.2 go.mod
 }
+
+# Where the images' static binaries are built (scripts/static-binaries.sh)
+# and read from (scripts/images.sh).
+# shellcheck disable=SC2034 # read by the scripts that source this file
+STATIC_TARGET=x86_64-unknown-linux-gnu

@@ -16,6 +16,6 @@ need cc "apt-get install gcc (jemalloc, the operator image's allocator, is C)"
 export JEMALLOC_SYS_WITH_MALLOC_CONF="$JEMALLOC_CONF"
 RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=target/static \
   CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols \
-  cargo build -q --release --locked --target x86_64-unknown-linux-gnu \
+  cargo build -q --release --locked --target "$STATIC_TARGET" \
   -p keyguard-operator -p keyguard-scan --bin keyguard-operator --bin keyguard \
   --features keyguard-operator/jemalloc
