@@ -53,3 +53,30 @@ check_prerequisites() {
 # and read from (scripts/images.sh).
 # shellcheck disable=SC2034 # read by the scripts that source this file
 STATIC_TARGET=x86_64-unknown-linux-gnu
+
+# The test executables of `cargo test --workspace`, built first if needed:
+# one "package directory<TAB>target name<TAB>executable" line each, in
+# cargo's order. Always the whole workspace: `cargo test -p X` resolves
+# features for X alone and rebuilds some 30 crates of the graph (~100 s on
+# 2 cores); these are the very binaries the full run built.
+test_executables() {
+  cargo test -q --workspace --no-run --message-format=json-render-diagnostics | python3 -c '
+import json, os, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(os.path.dirname(m["manifest_path"]), m["target"]["name"], m["executable"], sep="\t")
+'
+}
+
+# The control-plane tests' executable (keyguard-tests' tests/integration).
+control_plane_tests() {
+  test_executables | awk -F'\t' -v dir="$PWD/tests" '$1 == dir && $2 == "integration" { print $3 }'
+}
+
+# Runs a test executable as `cargo test` does: in its package's directory.
+run_tests() {
+  local dir="$1" exe="$2"
+  shift 2
+  (cd "$dir" && "$exe" "$@")
+}

@@ -4,7 +4,7 @@
 # only here passes or fails by timing, not by what the operator does.
 #
 # usage: scripts/load-run.sh [TEST FILTER...]   (after scripts/test.sh, whose
-# builds and caches it reuses; default: every operator_ and x_api_ test)
+# builds and caches it reuses, never another feature resolution; default: every operator_ and x_api_ test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -20,4 +20,5 @@ done
 echo "==> operator integration tests beside ${#burners[@]} CPU-bound processes"
 filters=("$@")
 [ "${#filters[@]}" -gt 0 ] || filters=(operator_ x_api_)
-cargo test -q -p keyguard-tests --test integration -- "${filters[@]}"
+exe="$(control_plane_tests)"
+run_tests tests "$exe" -q "${filters[@]}"
