@@ -54,6 +54,14 @@ check_prerequisites() {
 # shellcheck disable=SC2034 # read by the scripts that source this file
 STATIC_TARGET=x86_64-unknown-linux-gnu
 
+# Every binary of the workspace, debug, with the features the whole
+# workspace turns on: the demo, the tests and the scripts all build this one
+# set. `cargo build -p X --bin Y` resolves features for X alone, and the
+# tests then rebuilt some 30 crates the demo had built (kube's among them).
+build_binaries() {
+  cargo build -q --workspace --bins
+}
+
 # The test executables of `cargo test --workspace`, built first if needed:
 # one "package directory<TAB>target name<TAB>executable" line each, in
 # cargo's order. Always the whole workspace: `cargo test -p X` resolves
@@ -69,8 +77,11 @@ for line in sys.stdin:
 '
 }
 
-# The control-plane tests' executable (keyguard-tests' tests/integration).
+# The control-plane tests' executable (keyguard-tests' tests/integration):
+# $KEYGUARD_CONTROL_PLANE_TESTS when scripts/test.sh has set it (no cargo
+# run after its tests began; see there), else from cargo.
 control_plane_tests() {
+  [ -n "${KEYGUARD_CONTROL_PLANE_TESTS:-}" ] && { echo "$KEYGUARD_CONTROL_PLANE_TESTS"; return; }
   test_executables | awk -F'\t' -v dir="$PWD/tests" '$1 == dir && $2 == "integration" { print $3 }'
 }
 

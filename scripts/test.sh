@@ -21,7 +21,7 @@ set +m
 trap 'kill -- -"$static_build" 2>/dev/null || true' EXIT
 
 echo "==> control plane (etcd + kube-apiserver from Go modules; cached after the first build)"
-cargo build -q -p keyguard-tests --bin keyguard-control-plane
+build_binaries
 target/debug/keyguard-control-plane build
 echo "==> helm, actionlint and promtool from their Go modules (cached after the first build)"
 target/debug/keyguard-control-plane tools
@@ -66,8 +66,17 @@ echo "==> tests against the newest supported Kubernetes (v1.37.2)"
 # run beside the rest at a lower priority instead of after them (they took
 # ~290 s of CI's 25 minutes; the control-plane tests leave a core idle
 # most of the time, waiting on the apiserver).
+#
+# Cargo runs only here, before any test: the pre-commit hook test builds
+# the scanner from a clone of this checkout into this target directory,
+# and cargo hashes path packages by their path within the workspace, so
+# that build rewrites the scanner's build-script output in place; a cargo
+# run after it rebuilds the scanner (~100 s of CI). The steps below run
+# the executables listed now.
 cargo test -q --workspace --no-run
 mapfile -t executables < <(test_executables)
+echo "--> doc tests"
+cargo test -q --workspace --doc
 mkdir -p target/test-logs
 scanner_log=target/test-logs/scanner-integration.log
 scanner_tests=""
@@ -79,6 +88,8 @@ for line in "${executables[@]}"; do
     run_tests "$dir" nice -n 10 "$exe" > "$scanner_log" 2>&1 &
     scanner_tests=$!
     set +m
+  elif [ "$dir" = "$PWD/tests" ] && [ "$name" = integration ]; then
+    export KEYGUARD_CONTROL_PLANE_TESTS="$exe" # for load-run.sh and the v1.34.4 step
   fi
 done
 [ -n "$scanner_tests" ] || { echo "the scanner's integration tests were not built" >&2; exit 1; }
@@ -92,8 +103,6 @@ done
 echo "--> action integration (run beside the above)"
 wait "$scanner_tests" || failed+=("action integration")
 cat "$scanner_log"
-echo "--> doc tests"
-cargo test -q --workspace --doc || failed+=("doc tests")
 if [ "${#failed[@]}" -gt 0 ]; then
   printf 'failed: %s\n' "${failed[@]}" >&2
   exit 1
@@ -110,8 +119,7 @@ echo "==> the CRD, sync, chart, chart RBAC and chart values tests against the ol
 (
   ensure_kubectl v1.34.4 kubernetes-1.34.mod # within the skew of the older apiserver
   KEYGUARD_KUBERNETES=oldest target/debug/keyguard-control-plane build >/dev/null
-  exe="$(control_plane_tests)"
-  KEYGUARD_KUBERNETES=oldest run_tests tests "$exe" -q \
+  KEYGUARD_KUBERNETES=oldest run_tests tests "$KEYGUARD_CONTROL_PLANE_TESTS" -q \
     crd:: operator_sync:: chart:: chart_upgrade:: chart_rbac:: chart_values::
 )
 
