@@ -11,6 +11,7 @@
 //! put most of the operator's time in those walks).
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::RwLock;
 
 use kube::runtime::reflector::ObjectRef;
@@ -78,6 +79,16 @@ impl Indexed {
         self.environments.iter().flat_map(|(_, c)| c).collect()
     }
 
+    fn holds(&self, credential: &Credential) -> bool {
+        self.environments
+            .iter()
+            .any(|(_, held)| held.contains(credential))
+    }
+
+    fn reads(&self, namespace: &str, source: &str) -> bool {
+        self.namespace == namespace && self.sources.iter().any(|s| s == source)
+    }
+
     fn reference(&self) -> ObjectRef<TwitterCredential> {
         ObjectRef::new(&self.name).within(&self.namespace)
     }
@@ -88,27 +99,39 @@ impl Indexed {
 /// 3.5 KB per resource, docs/benchmarks.md "Memory, sixth pass").
 type Slot = u64;
 
+/// A key of the tables below: its hash under the snapshot's random key,
+/// not a copy of its strings (a credential's key and fingerprint cost
+/// ~150 bytes a copy; docs/benchmarks.md "Memory, seventh pass"). Every
+/// answer is checked against the resource's own strings, so a collision
+/// costs a look, never a wrong answer, and the random key keeps a tenant
+/// from aiming one.
+type Hashed = u64;
+
 /// The resources of one complete list (and the events after it).
 #[derive(Debug, Default)]
-struct Snapshot {
+struct Snapshot<S = RandomState> {
     slots: HashMap<Box<str>, Slot>,
     resources: HashMap<Slot, Indexed>,
-    readers: HashMap<(String, String), Vec<Slot>>,
-    holders: HashMap<Credential, Vec<Slot>>,
+    /// By `(namespace, source Secret)`.
+    readers: HashMap<Hashed, Vec<Slot>>,
+    /// By credential.
+    holders: HashMap<Hashed, Vec<Slot>>,
     next: Slot,
+    keys: S,
 }
 
-impl Snapshot {
+impl<S: BuildHasher> Snapshot<S> {
     fn insert(&mut self, uid: &str, indexed: Indexed) {
         self.remove(uid);
         let slot = self.next;
         self.next += 1;
         for source in &indexed.sources {
-            let key = (indexed.namespace.clone(), source.clone());
+            let key = self.reader_key(&indexed.namespace, source);
             remember(&mut self.readers, key, slot);
         }
         for credential in indexed.credentials() {
-            remember(&mut self.holders, credential.clone(), slot);
+            let key = self.keys.hash_one(credential);
+            remember(&mut self.holders, key, slot);
         }
         self.slots.insert(uid.into(), slot);
         self.resources.insert(slot, indexed);
@@ -122,12 +145,39 @@ impl Snapshot {
             return;
         };
         for source in &old.sources {
-            let key = (old.namespace.clone(), source.clone());
-            forget(&mut self.readers, &key, slot);
+            let key = self.reader_key(&old.namespace, source);
+            forget(&mut self.readers, key, slot);
         }
         for credential in old.credentials() {
-            forget(&mut self.holders, credential, slot);
+            forget(&mut self.holders, self.keys.hash_one(credential), slot);
         }
+    }
+
+    fn reader_key(&self, namespace: &str, source: &str) -> Hashed {
+        self.keys.hash_one((namespace, source))
+    }
+
+    /// The slots under `key` in `table` (a superset, on a collision).
+    fn under<'a>(
+        &'a self,
+        table: &'a HashMap<Hashed, Vec<Slot>>,
+        key: Hashed,
+    ) -> impl Iterator<Item = (Slot, &'a Indexed)> + 'a {
+        table
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .filter_map(|slot| Some((*slot, self.resources.get(slot)?)))
+    }
+
+    /// The resources holding `credential`, but the one in `except`.
+    fn holders_of<'a>(
+        &'a self,
+        credential: &'a Credential,
+        except: Option<Slot>,
+    ) -> impl Iterator<Item = (Slot, &'a Indexed)> + 'a {
+        self.under(&self.holders, self.keys.hash_one(credential))
+            .filter(move |(slot, r)| Some(*slot) != except && r.holds(credential))
     }
 
     /// The slot of `uid`, if indexed.
@@ -136,36 +186,39 @@ impl Snapshot {
     }
 }
 
-fn remember<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<Slot>>, key: K, slot: Slot) {
+fn remember<K: Hash + Eq>(map: &mut HashMap<K, Vec<Slot>>, key: K, slot: Slot) {
     let slots = map.entry(key).or_default();
     if !slots.contains(&slot) {
         slots.push(slot);
     }
 }
 
-fn forget<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<Slot>>, key: &K, slot: Slot) {
-    if let Some(slots) = map.get_mut(key) {
+fn forget<K: Hash + Eq>(map: &mut HashMap<K, Vec<Slot>>, key: K, slot: Slot) {
+    if let Some(slots) = map.get_mut(&key) {
         slots.retain(|s| *s != slot);
         if slots.is_empty() {
-            map.remove(key);
+            map.remove(&key);
         }
     }
 }
 
 #[derive(Debug, Default)]
-struct Indexes {
-    live: Snapshot,
+struct Indexes<S> {
+    live: Snapshot<S>,
     /// A relist in progress.
-    listing: Snapshot,
+    listing: Snapshot<S>,
 }
 
-/// The index; cheap to query, updated by [`ResourceIndex::observe`].
+/// The index; cheap to query, updated by [`Index::observe`].
+pub type ResourceIndex = Index<RandomState>;
+
+/// The index, its keys hashed by `S`: random keys but in tests.
 #[derive(Debug, Default)]
-pub struct ResourceIndex {
-    inner: RwLock<Indexes>,
+pub struct Index<S> {
+    inner: RwLock<Indexes<S>>,
 }
 
-impl ResourceIndex {
+impl<S: BuildHasher + Default> Index<S> {
     /// Takes in one event of the controller's watch of TwitterCredentials.
     pub fn observe(&self, event: &watcher::Event<TwitterCredential>) {
         let uid = |tc: &TwitterCredential| tc.uid().unwrap_or_default();
@@ -182,14 +235,11 @@ impl ResourceIndex {
     /// Resources with an environment reading Secret `name` in `namespace`.
     pub fn reading(&self, namespace: &str, name: &str) -> Vec<ObjectRef<TwitterCredential>> {
         let i = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        let key = (namespace.to_string(), name.to_string());
+        let key = i.live.reader_key(namespace, name);
         i.live
-            .readers
-            .get(&key)
-            .into_iter()
-            .flatten()
-            .filter_map(|slot| i.live.resources.get(slot))
-            .map(Indexed::reference)
+            .under(&i.live.readers, key)
+            .filter(|(_, r)| r.reads(namespace, name))
+            .map(|(_, r)| r.reference())
             .collect()
     }
 
@@ -198,15 +248,12 @@ impl ResourceIndex {
     pub fn holding(&self, credentials: &HashSet<Credential>, except: &str) -> Vec<Holder> {
         let i = self.inner.read().unwrap_or_else(|p| p.into_inner());
         let except = i.live.slot(except);
-        let slots: HashSet<Slot> = credentials
+        let holders: HashMap<Slot, &Indexed> = credentials
             .iter()
-            .filter_map(|c| i.live.holders.get(c))
-            .flatten()
-            .copied()
-            .filter(|slot| Some(*slot) != except)
+            .flat_map(|c| i.live.holders_of(c, except))
             .collect();
         let mut found = Vec::new();
-        for r in slots.iter().filter_map(|slot| i.live.resources.get(slot)) {
+        for r in holders.into_values() {
             for (environment, held) in &r.environments {
                 if held.iter().any(|c| credentials.contains(c)) {
                     found.push(Holder {
@@ -231,22 +278,15 @@ impl ResourceIndex {
     ) -> Vec<ObjectRef<TwitterCredential>> {
         let i = self.inner.read().unwrap_or_else(|p| p.into_inner());
         let changed = i.live.slot(changed);
-        let others_holding = |c: &Credential| {
-            i.live.holders.get(c).map_or(0, |slots| {
-                slots.iter().filter(|s| Some(**s) != changed).count()
-            })
-        };
-        let candidates: HashSet<Slot> = now
+        // `turned` asks only whether more than one holds it: two suffice.
+        let others_holding = |c: &Credential| i.live.holders_of(c, changed).take(2).count();
+        let candidates: HashMap<Slot, &Indexed> = now
             .iter()
             .chain(before)
-            .filter_map(|c| i.live.holders.get(c))
-            .flatten()
-            .copied()
-            .filter(|slot| Some(*slot) != changed)
+            .flat_map(|c| i.live.holders_of(c, changed))
             .collect();
         candidates
-            .into_iter()
-            .filter_map(|slot| i.live.resources.get(&slot))
+            .into_values()
             .filter(|r| turned(&r.credentials(), r.warned, now, before, &others_holding))
             .map(Indexed::reference)
             .collect()
@@ -258,7 +298,7 @@ impl ResourceIndex {
 /// warned that now shares one of its credentials, and one warned that
 /// shared one it no longer holds and shares nothing with anyone else
 /// (`others_holding` counts the holders of a credential other than the
-/// changed resource). Not the others, whose condition stays (their
+/// changed resource, or at least two of them). Not the others, whose condition stays (their
 /// message's examples are brought up to date at their next reconcile):
 /// with one key shared by a thousand resources, a change of one must not
 /// reconcile all of them.
@@ -371,6 +411,52 @@ mod tests {
             index.holding(&key("sha256:1"), "uid-a").is_empty(),
             "b's key changed"
         );
+    }
+
+    /// Hashes every key to the same number: each table then holds one
+    /// entry, and every answer rests on the check against the strings.
+    #[derive(Debug, Default)]
+    struct Colliding;
+
+    impl BuildHasher for Colliding {
+        type Hasher = Constant;
+        fn build_hasher(&self) -> Constant {
+            Constant
+        }
+    }
+
+    struct Constant;
+
+    impl std::hash::Hasher for Constant {
+        fn finish(&self) -> u64 {
+            7
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    #[test]
+    fn colliding_keys_never_change_an_answer() {
+        use watcher::Event::*;
+        let index = Index::<Colliding>::default();
+        for (name, source, f, warned) in [
+            ("a", "keys", "sha256:1", false),
+            ("b", "keys", "sha256:1", true),
+            ("c", "other", "sha256:2", true),
+        ] {
+            index.observe(&Apply(resource(name, source, Some(f), warned)));
+        }
+        assert_eq!(names(index.reading("team", "keys")), ["a", "b"]);
+        assert_eq!(names(index.reading("team", "other")), ["c"]);
+        assert!(index.reading("team", "none").is_empty());
+        let holders = index.holding(&key("sha256:1"), "uid-a");
+        assert_eq!(holders.len(), 1, "{holders:?}");
+        assert_eq!(holders[0].resource, "b");
+        assert!(index.holding(&key("sha256:9"), "uid-a").is_empty());
+        // c alone holds sha256:2 and b shares sha256:1 with a: a change
+        // of a to sha256:3 leaves b sharing nothing, so b turns; c, which
+        // only collides, does not.
+        let turned = index.turned_by("uid-a", &key("sha256:3"), &key("sha256:1"));
+        assert_eq!(names(turned), ["b"]);
     }
 
     #[test]
