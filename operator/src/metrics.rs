@@ -1,14 +1,12 @@
 //! Prometheus metrics. Labels name resources, never values.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod resource_series;
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use prometheus_client::encoding::{
-    text::encode, EncodeLabelSet, EncodeLabelValue, LabelValueEncoder,
-};
+use prometheus_client::encoding::{text::encode, EncodeLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -17,18 +15,7 @@ use prometheus_client::registry::Registry;
 
 use crate::resource::{TwitterCredential, TwitterCredentialStatus};
 use kube::ResourceExt;
-
-/// A label value shared by every series that names the same namespace,
-/// resource or environment: a resource has ~30 series, and each would
-/// otherwise hold its own copies of the same three strings.
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
-struct Label(Arc<str>);
-
-impl EncodeLabelValue for Label {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        EncodeLabelValue::encode(&self.0.as_ref(), encoder)
-    }
-}
+use resource_series::{Label, Series, Table};
 
 /// The label values in use, one allocation each.
 #[derive(Default)]
@@ -61,43 +48,19 @@ impl Labels {
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResourceLabels {
-    namespace: Label,
-    name: Label,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct EnvironmentLabels {
-    namespace: Label,
-    name: Label,
-    environment: Label,
-}
-
-/// The operator's metrics, cheap to clone.
+/// The operator's metrics, cheap to clone. The series that name a
+/// resource live in one record per resource (`resource_series`); the
+/// rest are prometheus-client's own.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
     labels: Arc<Mutex<Labels>>,
-    reconciles: Family<ResourceLabels, Counter>,
-    failures: Family<ResourceLabels, Counter>,
+    resources: Arc<Mutex<Table>>,
     duration: Histogram,
-    ready: Family<ResourceLabels, Gauge>,
-    synced: Family<EnvironmentLabels, Gauge>,
-    revision: Family<EnvironmentLabels, Gauge>,
-    shared: Family<EnvironmentLabels, Gauge>,
     orphans: Counter,
-    rotations: Family<RotationLabels, Counter>,
-    credential_age: Family<RotationLabels, Gauge>,
-    verified: Family<EnvironmentLabels, Gauge>,
-    next_rotation: Family<EnvironmentLabels, Gauge>,
-    rate_limit_remaining: Family<EnvironmentLabels, Gauge>,
-    rate_limit_limit: Family<EnvironmentLabels, Gauge>,
     rebuilds: Counter,
     queue_depth: Gauge,
     running: Gauge,
-    usage: Family<ResourceLabels, RatioGauge>,
-    access_review_due: Family<ResourceLabels, Gauge>,
     x_api_requests: Family<XApiLabels, Counter>,
     x_api_duration: Family<EndpointLabels, Histogram>,
 }
@@ -118,16 +81,6 @@ struct BuildLabels {
     version: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RotationLabels {
-    namespace: Label,
-    name: Label,
-    environment: Label,
-    credential: Label,
-}
-
-type RatioGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
-
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Metrics")
@@ -139,25 +92,12 @@ impl Default for Metrics {
         let metrics = Metrics {
             registry: Arc::default(),
             labels: Arc::default(),
-            reconciles: Family::default(),
-            failures: Family::default(),
+            resources: Arc::default(),
             duration: Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
-            ready: Family::default(),
-            synced: Family::default(),
-            revision: Family::default(),
-            shared: Family::default(),
             orphans: Counter::default(),
-            rotations: Family::default(),
-            credential_age: Family::default(),
-            verified: Family::default(),
-            next_rotation: Family::default(),
-            rate_limit_remaining: Family::default(),
-            rate_limit_limit: Family::default(),
             rebuilds: Counter::default(),
             queue_depth: Gauge::default(),
             running: Gauge::default(),
-            usage: Family::default(),
-            access_review_due: Family::default(),
             x_api_requests: Family::default(),
             x_api_duration: Family::new_with_constructor(|| {
                 Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
@@ -167,9 +107,8 @@ impl Default for Metrics {
         // copies are the ones the methods below update.
         let mut registry = Registry::with_prefix("keyguard");
         metrics.register_reconciles(&mut registry);
-        metrics.register_environments(&mut registry);
-        metrics.register_rotations(&mut registry);
         metrics.register_operator(&mut registry);
+        registry.register_collector(Box::new(Series(metrics.resources.clone())));
         Metrics {
             registry: Arc::new(registry),
             ..metrics
@@ -178,18 +117,9 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// How reconciles go: counts, failures, time, the work queue.
+    /// How reconciles go: time and the work queue (their counts by
+    /// resource are in `resource_series`).
     fn register_reconciles(&self, r: &mut Registry) {
-        r.register(
-            "reconciles",
-            "Reconciles of TwitterCredentials",
-            self.reconciles.clone(),
-        );
-        r.register(
-            "reconcile_failures",
-            "Reconciles that failed and will be retried",
-            self.failures.clone(),
-        );
         r.register(
             "reconcile_duration_seconds",
             "Time spent in one reconcile",
@@ -204,74 +134,6 @@ impl Metrics {
             "reconciles_running",
             "Reconciles running now",
             self.running.clone(),
-        );
-    }
-
-    /// The state of each resource and environment.
-    fn register_environments(&self, r: &mut Registry) {
-        r.register(
-            "credential_ready",
-            "1 when every environment of the TwitterCredential is synced",
-            self.ready.clone(),
-        );
-        r.register(
-            "environment_synced",
-            "1 when the environment's target Secret is current",
-            self.synced.clone(),
-        );
-        r.register(
-            "environment_revision",
-            "Revision of the environment's projected content",
-            self.revision.clone(),
-        );
-        r.register(
-            "environment_credential_shared",
-            "1 when another environment projects one of this environment's source credentials",
-            self.shared.clone(),
-        );
-        r.register(
-            "environment_verified",
-            "1 when the X API accepted the environment's credentials at the last verification",
-            self.verified.clone(),
-        );
-        r.register(
-            "access_review_due",
-            "1 when the TwitterCredential's declared access review is due (accessReview)",
-            self.access_review_due.clone(),
-        );
-        r.register(
-            "usage_ratio",
-            "The app's post usage as a fraction of its project cap",
-            self.usage.clone(),
-        );
-        r.register(
-            "rate_limit_remaining",
-            "x-rate-limit-remaining seen at the environment's last verification",
-            self.rate_limit_remaining.clone(),
-        );
-        r.register(
-            "rate_limit_limit",
-            "x-rate-limit-limit seen at the environment's last verification",
-            self.rate_limit_limit.clone(),
-        );
-    }
-
-    /// Rotations, credential ages and schedules, and cleanup.
-    fn register_rotations(&self, r: &mut Registry) {
-        r.register(
-            "rotations",
-            "Completed rotations, by credential kind",
-            self.rotations.clone(),
-        );
-        r.register(
-            "credential_age_seconds",
-            "Age of each source credential since the operator first saw its value",
-            self.credential_age.clone(),
-        );
-        r.register(
-            "next_rotation_timestamp_seconds",
-            "When the environment's next scheduled rotation or refresh is due (Unix time)",
-            self.next_rotation.clone(),
         );
         r.register(
             "orphans_removed",
@@ -319,15 +181,38 @@ impl Metrics {
             .get(value)
     }
 
-    fn labels(&self, tc: &impl kube::Resource) -> ResourceLabels {
-        ResourceLabels {
-            namespace: self.label(&tc.namespace().unwrap_or_default()),
-            name: self.label(&tc.name_any()),
-        }
+    /// Runs `update` on the record of `tc`'s series (created if new).
+    /// Labels are interned before the table is locked: the two locks are
+    /// never held together.
+    fn update<R>(
+        &self,
+        tc: &impl kube::Resource,
+        update: impl FnOnce(&mut resource_series::Resource) -> R,
+    ) -> R {
+        let key = (
+            self.label(&tc.namespace().unwrap_or_default()),
+            self.label(&tc.name_any()),
+        );
+        let mut table = self.resources.lock().unwrap_or_else(|p| p.into_inner());
+        update(table.entry(key).or_default())
+    }
+
+    /// As [`Metrics::update`], on one credential of one environment.
+    fn update_credential(
+        &self,
+        tc: &TwitterCredential,
+        environment: &str,
+        credential: &str,
+        update: impl FnOnce(&mut resource_series::Credential),
+    ) {
+        let (environment, credential) = (self.label(environment), self.label(credential));
+        self.update(tc, |r| {
+            update(r.environment(&environment).credential(&credential))
+        });
     }
 
     pub fn reconciled(&self, tc: &TwitterCredential, took: Duration) {
-        self.reconciles.get_or_create(&self.labels(tc)).inc();
+        self.update(tc, |r| *r.reconciles.get_or_insert(0) += 1);
         self.duration.observe(took.as_secs_f64());
     }
 
@@ -352,60 +237,39 @@ impl Metrics {
     }
 
     pub fn reconcile_failed(&self, tc: &impl kube::Resource) {
-        self.failures.get_or_create(&self.labels(tc)).inc();
+        self.update(tc, |r| *r.failures.get_or_insert(0) += 1);
     }
 
     pub fn observe_status(&self, tc: &TwitterCredential, status: &TwitterCredentialStatus) {
-        let l = self.labels(tc);
-        let ready =
-            crate::conditions::is_true(&status.conditions, crate::conditions::ConditionType::Ready);
-        self.ready.get_or_create(&l).set(ready as i64);
-        for e in &status.environments {
-            let el = EnvironmentLabels {
-                namespace: l.namespace.clone(),
-                name: l.name.clone(),
-                environment: self.label(&e.name),
-            };
-            match &e.next_rotation {
-                Some(t) => {
-                    self.next_rotation.get_or_create(&el).set(t.0.as_second());
+        use crate::conditions::{is_true, ConditionType};
+        let environments: Vec<Label> = status
+            .environments
+            .iter()
+            .map(|e| self.label(&e.name))
+            .collect();
+        self.update(tc, |r| {
+            r.ready = Some(is_true(&status.conditions, ConditionType::Ready) as i64);
+            for (e, name) in status.environments.iter().zip(&environments) {
+                let series = r.environment(name);
+                series.next_rotation = e.next_rotation.as_ref().map(|t| t.0.as_second());
+                if let Some(v) = e.rate_limit_remaining {
+                    series.rate_limit_remaining = Some(v);
                 }
-                None => {
-                    self.next_rotation.remove(&el);
+                if let Some(v) = e.rate_limit_limit {
+                    series.rate_limit_limit = Some(v);
                 }
+                series.synced = Some(is_true(&e.conditions, ConditionType::Synced) as i64);
+                series.revision = Some(e.revision);
+                series.shared =
+                    Some(is_true(&e.conditions, ConditionType::CredentialShared) as i64);
             }
-            if let Some(r) = e.rate_limit_remaining {
-                self.rate_limit_remaining.get_or_create(&el).set(r);
-            }
-            if let Some(l) = e.rate_limit_limit {
-                self.rate_limit_limit.get_or_create(&el).set(l);
-            }
-            self.synced
-                .get_or_create(&el)
-                .set(crate::conditions::is_true(
-                    &e.conditions,
-                    crate::conditions::ConditionType::Synced,
-                ) as i64);
-            self.revision.get_or_create(&el).set(e.revision);
-            self.shared
-                .get_or_create(&el)
-                .set(crate::conditions::is_true(
-                    &e.conditions,
-                    crate::conditions::ConditionType::CredentialShared,
-                ) as i64);
-        }
+        });
     }
 
     pub fn rotated(&self, tc: &TwitterCredential, environment: &str, credential: &str) {
-        let l = self.labels(tc);
-        self.rotations
-            .get_or_create(&RotationLabels {
-                namespace: l.namespace,
-                name: l.name,
-                environment: self.label(environment),
-                credential: self.label(credential),
-            })
-            .inc();
+        self.update_credential(tc, environment, credential, |c| {
+            *c.rotations.get_or_insert(0) += 1
+        });
     }
 
     pub fn credential_age(
@@ -415,44 +279,25 @@ impl Metrics {
         credential: &str,
         age: Duration,
     ) {
-        let l = self.labels(tc);
-        self.credential_age
-            .get_or_create(&RotationLabels {
-                namespace: l.namespace,
-                name: l.name,
-                environment: self.label(environment),
-                credential: self.label(credential),
-            })
-            .set(age.as_secs() as i64);
+        self.update_credential(tc, environment, credential, |c| {
+            c.age = Some(age.as_secs() as i64)
+        });
     }
 
     pub fn verified(&self, tc: &TwitterCredential, environment: &str, ok: bool) {
-        let l = self.labels(tc);
-        self.verified
-            .get_or_create(&EnvironmentLabels {
-                namespace: l.namespace,
-                name: l.name,
-                environment: self.label(environment),
-            })
-            .set(ok as i64);
+        let environment = self.label(environment);
+        self.update(tc, |r| {
+            r.environment(&environment).verified = Some(ok as i64)
+        });
     }
 
     /// Whether the resource's access review is due; `None`: none declared.
     pub fn access_review_due(&self, tc: &TwitterCredential, due: Option<bool>) {
-        match due {
-            Some(due) => {
-                self.access_review_due
-                    .get_or_create(&self.labels(tc))
-                    .set(due as i64);
-            }
-            None => {
-                self.access_review_due.remove(&self.labels(tc));
-            }
-        }
+        self.update(tc, |r| r.access_review_due = due.map(i64::from));
     }
 
     pub fn usage_ratio(&self, tc: &TwitterCredential, ratio: f64) {
-        self.usage.get_or_create(&self.labels(tc)).set(ratio);
+        self.update(tc, |r| r.usage = Some(ratio));
     }
 
     /// One X API call: its endpoint, its status label and how long it took.
@@ -479,61 +324,33 @@ impl Metrics {
         self.forget_gone(&crate::series::Gone::Resource(crate::series::Seen::of(tc)));
     }
 
-    /// Drops the series of a resource that went, or of its environments
-    /// removed from the spec.
+    /// Drops the series of a resource that went (all of them), or of its
+    /// environments removed from the spec.
     pub fn forget_gone(&self, gone: &crate::series::Gone) {
-        self.remove_series(gone);
+        use crate::series::Gone;
+        let seen = match gone {
+            Gone::Resource(seen) | Gone::Environments(seen) => seen,
+        };
+        let key = (self.label(&seen.namespace), self.label(&seen.name));
+        {
+            let mut table = self.resources.lock().unwrap_or_else(|p| p.into_inner());
+            match gone {
+                Gone::Resource(_) => {
+                    table.remove(&key);
+                }
+                Gone::Environments(_) => {
+                    if let Some(r) = table.get_mut(&key) {
+                        r.environments
+                            .retain(|(e, _)| !seen.environments.iter().any(|s| **s == *e.0));
+                    }
+                }
+            }
+        }
+        drop(key);
         self.labels
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .forgot();
-    }
-
-    fn remove_series(&self, gone: &crate::series::Gone) {
-        use crate::series::Gone;
-        let seen = match gone {
-            Gone::Resource(seen) => {
-                let l = ResourceLabels {
-                    namespace: self.label(&seen.namespace),
-                    name: self.label(&seen.name),
-                };
-                self.ready.remove(&l);
-                self.usage.remove(&l);
-                self.access_review_due.remove(&l);
-                self.reconciles.remove(&l);
-                self.failures.remove(&l);
-                seen
-            }
-            Gone::Environments(seen) => seen,
-        };
-        let l = ResourceLabels {
-            namespace: self.label(&seen.namespace),
-            name: self.label(&seen.name),
-        };
-        for env in &seen.environments {
-            let el = EnvironmentLabels {
-                namespace: l.namespace.clone(),
-                name: l.name.clone(),
-                environment: self.label(env),
-            };
-            self.synced.remove(&el);
-            self.revision.remove(&el);
-            self.shared.remove(&el);
-            self.verified.remove(&el);
-            self.next_rotation.remove(&el);
-            self.rate_limit_remaining.remove(&el);
-            self.rate_limit_limit.remove(&el);
-            for key in keyguard_credentials::CredentialKey::ALL {
-                let rl = RotationLabels {
-                    namespace: l.namespace.clone(),
-                    name: l.name.clone(),
-                    environment: self.label(env),
-                    credential: self.label(key.as_str()),
-                };
-                self.credential_age.remove(&rl);
-                self.rotations.remove(&rl);
-            }
-        }
     }
 
     /// The text exposition format.
@@ -557,16 +374,83 @@ mod tests {
         .unwrap()
     }
 
+    /// `bot` in `team`, with environment `prod`, after one of everything
+    /// the operator records.
+    fn recorded() -> (Metrics, TwitterCredential) {
+        let m = Metrics::default();
+        let tc: TwitterCredential = serde_json::from_value(serde_json::json!({
+            "apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential",
+            "metadata": {"name": "bot", "namespace": "team"},
+            "spec": {"environments": [{"name": "prod", "source": {"secretRef": {"name": "keys"}},
+                "target": {"secretName": "out", "keys": ["apiKey"]}}]}
+        }))
+        .unwrap();
+        let status: TwitterCredentialStatus = serde_json::from_value(serde_json::json!({
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Synced", "message": "",
+                "lastTransitionTime": "2026-12-04T00:00:00Z"}],
+            "environments": [{"name": "prod", "revision": 3, "nextRotation": "2026-12-06T00:00:00Z",
+                "rateLimitRemaining": 290, "rateLimitLimit": 300,
+                "conditions": [{"type": "Synced", "status": "True", "reason": "Synced", "message": "",
+                    "lastTransitionTime": "2026-12-04T00:00:00Z"}]}]
+        }))
+        .unwrap();
+        m.reconciled(&tc, Duration::from_millis(20));
+        m.reconcile_failed(&tc);
+        m.observe_status(&tc, &status);
+        m.verified(&tc, "prod", true);
+        m.rotated(&tc, "prod", "bearerToken");
+        m.credential_age(&tc, "prod", "apiKey", Duration::from_secs(90));
+        m.access_review_due(&tc, Some(true));
+        m.usage_ratio(&tc, 0.25);
+        (m, tc)
+    }
+
+    #[test]
+    fn every_series_of_a_resource_is_exposed_and_forgotten_with_it() {
+        let (m, tc) = recorded();
+        let text = m.render();
+        let labels = r#"namespace="team",name="bot""#;
+        let env = format!(r#"{labels},environment="prod""#);
+        for line in [
+            "# TYPE keyguard_reconciles counter".to_string(),
+            format!("keyguard_reconciles_total{{{labels}}} 1"),
+            format!("keyguard_reconcile_failures_total{{{labels}}} 1"),
+            format!("keyguard_credential_ready{{{labels}}} 1"),
+            format!("keyguard_access_review_due{{{labels}}} 1"),
+            "# TYPE keyguard_usage_ratio gauge".to_string(),
+            format!("keyguard_usage_ratio{{{labels}}} 0.25"),
+            format!("keyguard_environment_synced{{{env}}} 1"),
+            format!("keyguard_environment_revision{{{env}}} 3"),
+            format!("keyguard_environment_credential_shared{{{env}}} 0"),
+            format!("keyguard_environment_verified{{{env}}} 1"),
+            format!("keyguard_next_rotation_timestamp_seconds{{{env}}} 1796515200"),
+            format!("keyguard_rate_limit_remaining{{{env}}} 290"),
+            format!("keyguard_rate_limit_limit{{{env}}} 300"),
+            format!(r#"keyguard_rotations_total{{{env},credential="bearerToken"}} 1"#),
+            format!(r#"keyguard_credential_age_seconds{{{env},credential="apiKey"}} 90"#),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\nnot in\n{text}");
+        }
+        m.forget(&tc);
+        let text = m.render();
+        assert!(!text.contains(r#"name="bot""#), "{text}");
+        // What does not name a resource stays.
+        assert!(
+            text.contains("keyguard_reconcile_duration_seconds_count 1"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn series_of_one_resource_share_their_label_values() {
         let m = Metrics::default();
         let tc = credential("team", "bot");
         m.verified(&tc, "prod", true);
-        m.rotated(&tc, "prod", "bearer_token");
+        m.rotated(&tc, "prod", "bearerToken");
         let labels = m.labels.lock().unwrap();
         let name = labels.values.get("bot").expect("interned");
-        // The set's own, and one per series (verified, rotations).
-        assert_eq!(Arc::strong_count(name), 3);
+        // The set's own, and the resource's record of all its series.
+        assert_eq!(Arc::strong_count(name), 2);
     }
 
     #[test]
