@@ -55,9 +55,9 @@ check_prerequisites() {
 STATIC_TARGET=x86_64-unknown-linux-gnu
 
 # Every binary of the workspace, debug, with the features the whole
-# workspace turns on: the demo, the tests and the scripts all build this one
-# set. `cargo build -p X --bin Y` resolves features for X alone, and the
-# tests then rebuilt some 30 crates the demo had built (kube's among them).
+# workspace turns on, as the tests' build has them (`cargo build -p X
+# --bin Y` resolves features for X alone: some 30 crates, kube's among
+# them, are then built twice).
 build_binaries() {
   cargo build -q --workspace --bins
 }
