@@ -25,9 +25,9 @@ show() { printf '$ %s\n' "$*"; "$@"; }
 step "Building (first run builds etcd and kube-apiserver from Go modules: ~10 minutes)"
 # Exactly the three binaries the demo runs: with --bin filters cargo builds
 # only the named binaries, so the operator is named too. Not the
-# workspace's feature set (build_binaries): that builds the scanner too,
-# 80 s more of a first demo, and CI measured no gain from it (its tests
-# then rebuild ~30 crates, which costs as much as the scanner's).
+# workspace's feature set (`--workspace --bins`): that builds the scanner
+# too, 80 s more of a first demo, and CI measured no gain from it (the
+# tests then rebuild ~30 crates, which costs as much as the scanner).
 cargo build -q -p keyguard-tests -p keyguard-operator \
   --bin keyguard-control-plane --bin keyguard-x-emulator --bin keyguard-operator
 target/debug/keyguard-control-plane build >/dev/null

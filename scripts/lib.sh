@@ -54,14 +54,6 @@ check_prerequisites() {
 # shellcheck disable=SC2034 # read by the scripts that source this file
 STATIC_TARGET=x86_64-unknown-linux-gnu
 
-# Every binary of the workspace, debug, with the features the whole
-# workspace turns on, as the tests' build has them (`cargo build -p X
-# --bin Y` resolves features for X alone: some 30 crates, kube's among
-# them, are then built twice).
-build_binaries() {
-  cargo build -q --workspace --bins
-}
-
 # The test executables of `cargo test --workspace`, built first if needed:
 # one "package directory<TAB>target name<TAB>executable" line each, in
 # cargo's order. Always the whole workspace: `cargo test -p X` resolves

@@ -6,8 +6,7 @@
 # drift from the chart; releases attach them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib.sh
-build_binaries
+cargo build -q -p keyguard-tests --bin keyguard-control-plane
 helm="$(target/debug/keyguard-control-plane tools | sed -n 1p)"
 header="# Generated from charts/twitter-keyguard by scripts/render-manifests.sh: do not edit."
 mkdir -p deploy

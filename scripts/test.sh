@@ -21,7 +21,8 @@ set +m
 trap 'kill -- -"$static_build" 2>/dev/null || true' EXIT
 
 echo "==> control plane (etcd + kube-apiserver from Go modules; cached after the first build)"
-build_binaries
+# The demo's own build (fresh after it): the control plane needs no more.
+cargo build -q -p keyguard-tests --bin keyguard-control-plane
 target/debug/keyguard-control-plane build
 echo "==> helm, actionlint and promtool from their Go modules (cached after the first build)"
 target/debug/keyguard-control-plane tools
