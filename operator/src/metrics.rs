@@ -346,6 +346,7 @@ impl Metrics {
                 }
             }
         }
+        // The sweep drops the values nothing else holds: not these two.
         drop(key);
         self.labels
             .lock()
