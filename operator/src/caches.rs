@@ -23,18 +23,18 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
+use futures::{Stream, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::ByteString;
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::cache_store::{cache_store, CacheStore, Found};
 use crate::compact::Compact;
 use crate::resource::TwitterCredential;
 use crate::stored_credential::StoredCredential;
@@ -54,8 +54,8 @@ pub struct Caches {
 /// One controller instance's stores; they live and die with its watches.
 pub struct Stores {
     /// Every TwitterCredential, as the controller sees them.
-    pub credentials: Store<StoredCredential>,
-    pub namespaces: Store<Compact<PartialObjectMeta<Namespace>>>,
+    pub credentials: kube::runtime::reflector::Store<StoredCredential>,
+    pub namespaces: CacheStore<PartialObjectMeta<Namespace>>,
     pub secrets: Scoped<Secret>,
     pub roles: Scoped<Role>,
     pub bindings: Scoped<RoleBinding>,
@@ -64,7 +64,7 @@ pub struct Stores {
 /// The stores of one kind: the cluster's (key `None`), or one per
 /// namespace in scope.
 pub struct Scoped<K: Resource<DynamicType = ()> + 'static>(
-    pub BTreeMap<Option<String>, Store<Compact<K>>>,
+    pub BTreeMap<Option<String>, CacheStore<K>>,
 );
 
 /// A cache's answer: `None` when it cannot tell (not listed yet, or the
@@ -87,7 +87,7 @@ impl Caches {
 
 impl Stores {
     pub fn namespace(&self, name: &str) -> Cached<PartialObjectMeta<Namespace>> {
-        lookup(&self.namespaces, &ObjectRef::new(name))
+        lookup(&self.namespaces, None, name)
     }
 }
 
@@ -100,22 +100,19 @@ where
             .0
             .get(&None)
             .or_else(|| self.0.get(&Some(namespace.to_string())))?;
-        lookup(store, &ObjectRef::new(name).within(namespace))
+        lookup(store, Some(namespace), name)
     }
 }
 
-fn lookup<K>(store: &Store<Compact<K>>, key: &ObjectRef<Compact<K>>) -> Cached<K>
+fn lookup<K>(store: &CacheStore<K>, namespace: Option<&str>, name: &str) -> Cached<K>
 where
-    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + 'static,
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned,
 {
-    store.wait_until_ready().now_or_never()?.ok()?;
-    let Some(cached) = store.get(key) else {
-        return Some(None);
-    };
-    let object = cached.object()?;
-    match object.annotations().contains_key(TRIMMED) {
-        true => None,
-        false => Some(Some(object)),
+    match store.get(namespace, name) {
+        Found::Unknown => None,
+        Found::Absent => Some(None),
+        Found::Object(o) if o.annotations().contains_key(TRIMMED) => None,
+        Found::Object(o) => Some(Some(o)),
     }
 }
 
@@ -127,32 +124,32 @@ pub fn cached<K, W>(
     slim: fn(&mut K),
     key: fn(&K) -> Option<String>,
 ) -> (
-    Store<Compact<K>>,
+    CacheStore<K>,
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 )
 where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     W: Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
 {
-    let (reader, writer) = kube::runtime::reflector::store();
-    let compact = watch.modify(slim).map_ok(move |e| compact_event(e, key));
-    let objects = kube::runtime::reflector(writer, compact)
-        .touched_objects()
-        .filter_map(|o| std::future::ready(o.map(|c| c.object()).transpose()));
+    let (reader, mut writer) = cache_store();
+    let objects = watch
+        .modify(slim)
+        .map_ok(move |event| {
+            writer.apply(&event, |o| packed(o, key));
+            event
+        })
+        .touched_objects();
     (reader, objects)
 }
 
-/// A watch event about `K` as one about its compact form. An object that
-/// does not serialize (none of the kinds cached does) is cached as trimmed,
-/// so a lookup reads it afresh.
-pub fn compact_event<K>(
-    event: watcher::Event<K>,
-    key: fn(&K) -> Option<String>,
-) -> watcher::Event<Compact<K>>
+/// An object's cache entry, carrying the key `key` gives it. An object
+/// that does not serialize (none of the kinds cached does) is cached as
+/// trimmed, so a lookup reads it afresh.
+pub fn packed<K>(object: &K, key: fn(&K) -> Option<String>) -> Compact<K>
 where
     K: Resource + Serialize + DeserializeOwned + Clone,
 {
-    crate::compact::map_event(event, |o: K| compact(&o).with_key(key(&o)))
+    compact(object).with_key(key(object))
 }
 
 /// The key of a state record, which `rotation/app_owner.rs` scans on every
@@ -519,11 +516,7 @@ mod tests {
             (state("other", Some("sha256:app")), None),
             (secret(1, 1), None),
         ] {
-            let watcher::Event::Apply(c) =
-                compact_event(watcher::Event::Apply(s.clone()), minted_from)
-            else {
-                unreachable!()
-            };
+            let c = packed(&s, minted_from);
             assert_eq!(c.key(), key);
             assert_eq!(c.object(), Some(s));
         }
@@ -531,7 +524,7 @@ mod tests {
 
     #[test]
     fn a_trimmed_or_unlisted_object_is_unknown_a_listed_absence_is_absent() {
-        let (reader, mut writer) = kube::runtime::reflector::store::<Compact<Secret>>();
+        let (reader, mut writer) = cache_store::<Secret, std::hash::RandomState>();
         let scoped = Scoped([(None, reader.clone())].into());
         assert_eq!(scoped.get("ns", "s"), None, "not listed yet: unknown");
         let mut big = secret(LARGEST_CACHED, 0);
@@ -546,14 +539,12 @@ mod tests {
             watcher::Event::InitApply(small),
             watcher::Event::InitDone,
         ] {
-            writer.apply_watcher_event(&compact_event(event, no_key));
+            writer.apply(&event, |o| packed(o, no_key));
         }
-        let broken = kube::api::ObjectMeta {
-            name: Some("broken".into()),
-            namespace: Some("ns".into()),
-            ..Default::default()
-        };
-        writer.apply_watcher_event(&watcher::Event::Apply(unreadable(&broken)));
+        let mut broken = secret(1, 1);
+        broken.metadata.namespace = Some("ns".into());
+        broken.metadata.name = Some("broken".into());
+        writer.apply(&watcher::Event::Apply(broken), |o| unreadable(o.meta()));
         assert_eq!(
             scoped.get("ns", "broken"),
             None,

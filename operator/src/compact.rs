@@ -12,11 +12,8 @@
 //! from) filters by a key each entry carries, and reads back only the
 //! entries whose key matches.
 
-use std::borrow::Cow;
 use std::marker::PhantomData;
 
-use kube::runtime::reflector::{Lookup, ObjectRef};
-use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -147,77 +144,10 @@ pub fn map_event<A, B>(
     }
 }
 
-/// What the cache key needs of the object; read once per event.
-#[derive(serde::Deserialize, Default)]
-struct Identity {
-    #[serde(default)]
-    metadata: IdentityMeta,
-}
-
-#[derive(serde::Deserialize, Default)]
-struct IdentityMeta {
-    name: Option<String>,
-    namespace: Option<String>,
-    #[serde(rename = "resourceVersion")]
-    resource_version: Option<String>,
-    uid: Option<String>,
-}
-
-impl<K> Compact<K> {
-    fn identity(&self) -> IdentityMeta {
-        inflate(&self.json)
-            .and_then(|json| serde_json::from_slice::<Identity>(&json).ok())
-            .unwrap_or_default()
-            .metadata
-    }
-}
-
-impl<K: Resource<DynamicType = ()>> Lookup for Compact<K> {
-    type DynamicType = ();
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        K::kind(&())
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        K::group(&())
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        K::version(&())
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        K::plural(&())
-    }
-    fn name(&self) -> Option<Cow<'_, str>> {
-        self.identity().name.map(Cow::Owned)
-    }
-    fn namespace(&self) -> Option<Cow<'_, str>> {
-        self.identity().namespace.map(Cow::Owned)
-    }
-    fn resource_version(&self) -> Option<Cow<'_, str>> {
-        self.identity().resource_version.map(Cow::Owned)
-    }
-    fn uid(&self) -> Option<Cow<'_, str>> {
-        self.identity().uid.map(Cow::Owned)
-    }
-
-    /// One read of the JSON, and a key of name and namespace only: the
-    /// store's keys compare by those, and the rest would be held twice.
-    fn to_object_ref(&self, _: ()) -> ObjectRef<Self> {
-        let id = self.identity();
-        let key = ObjectRef::new(id.name.as_deref().unwrap_or_default());
-        match id.namespace {
-            Some(ns) => key.within(&ns),
-            None => key,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::Secret;
-    use kube::runtime::{reflector, watcher};
-    use kube::ResourceExt;
 
     fn secret(name: &str) -> Secret {
         serde_json::from_value(serde_json::json!({
@@ -239,36 +169,12 @@ mod tests {
     }
 
     #[test]
-    fn a_store_of_compact_objects_finds_them_by_name_and_namespace() {
-        let (reader, mut writer) = reflector::store::<Compact<Secret>>();
-        let compact = |name| Compact::of(&secret(name)).unwrap();
-        for event in [
-            watcher::Event::Init,
-            watcher::Event::InitApply(compact("a")),
-            watcher::Event::InitApply(compact("b")),
-            watcher::Event::InitDone,
-            watcher::Event::Delete(compact("b")),
-        ] {
-            writer.apply_watcher_event(&event);
-        }
-        let a = reader.get(&ObjectRef::new("a").within("team")).unwrap();
-        assert_eq!(a.object().unwrap().name_any(), "a");
-        assert!(reader.get(&ObjectRef::new("b").within("team")).is_none());
-        assert!(reader.get(&ObjectRef::new("a").within("other")).is_none());
-    }
-
-    #[test]
-    fn a_keyed_object_is_found_and_read_back_the_same_and_its_key_read_alone() {
-        let (reader, mut writer) = reflector::store::<Compact<Secret>>();
+    fn a_keyed_object_reads_back_the_same_and_its_key_is_read_alone() {
         let keyed = Compact::of(&secret("w"))
             .unwrap()
             .with_key(Some("app".into()));
-        writer.apply_watcher_event(&watcher::Event::Init);
-        writer.apply_watcher_event(&watcher::Event::InitApply(keyed));
-        writer.apply_watcher_event(&watcher::Event::InitDone);
-        let w = reader.get(&ObjectRef::new("w").within("team")).unwrap();
-        assert_eq!(w.key(), Some("app"));
-        assert_eq!(w.object(), Some(secret("w")));
+        assert_eq!(keyed.key(), Some("app"));
+        assert_eq!(keyed.object(), Some(secret("w")));
         assert_eq!(Compact::of(&secret("w")).unwrap().key(), None);
     }
 
@@ -319,6 +225,5 @@ mod tests {
     fn bytes_that_are_not_deflate_read_back_as_nothing() {
         let compact = Compact::<Secret>::packed(b"{\"not\": \"deflated\"}".to_vec().into());
         assert_eq!(compact.object(), None);
-        assert_eq!(compact.identity().name, None);
     }
 }

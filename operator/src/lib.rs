@@ -11,7 +11,7 @@
 //! | one resource | `reconcile/` (finalizer, the per-environment stage pipeline, status) |
 //! | stages | `consent.rs` (the resource's ServiceAccount still allows it), `rotation/` (every X API write), `sync/` (observe, check, plan, apply, record), `verification.rs`, `monitoring.rs`, `review_reminder.rs`, `restart.rs`, `orphans.rs` |
 //! | shared by the stages | `authorization.rs`, `context.rs`, `reads.rs`, `outcome.rs`, `refusal.rs`, `wake.rs`, `target.rs`, `state_record.rs`, `objects.rs`, `schedule.rs` |
-//! | vocabulary | `resource.rs` (what people declare), `conditions.rs`, `events.rs`, `labels.rs`, `object_kind.rs`, `ownership.rs`, `projection.rs`, `caches.rs`, `stored_credential.rs` (the controller's cache of resources), `resource_index.rs` (who reads which Secret, who holds which credential), `scope.rs`, `own_writes.rs`, `workers.rs`, `metrics.rs`, and the X API client (crate `keyguard-xapi`) |
+//! | vocabulary | `resource.rs` (what people declare), `conditions.rs`, `events.rs`, `labels.rs`, `object_kind.rs`, `ownership.rs`, `projection.rs`, `caches.rs` (over `cache_store.rs`), `stored_credential.rs` (the controller's cache of resources), `resource_index.rs` (who reads which Secret, who holds which credential), `scope.rs`, `own_writes.rs`, `workers.rs`, `metrics.rs`, and the X API client (crate `keyguard-xapi`) |
 //!
 //! Start at `reconcile/mod.rs` to follow one TwitterCredential from its
 //! watch event to the Secrets it writes.
@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod authorization;
+pub mod cache_store;
 pub mod caches;
 pub mod cli;
 pub mod compact;

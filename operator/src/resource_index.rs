@@ -232,6 +232,18 @@ impl<S: BuildHasher + Default> Index<S> {
         }
     }
 
+    /// What the resource with `uid` holds as of the last complete list
+    /// and the events since; empty when it is not indexed.
+    pub fn held_by(&self, uid: &str) -> HashSet<Credential> {
+        let i = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let held = i
+            .live
+            .slot(uid)
+            .and_then(|slot| i.live.resources.get(&slot));
+        held.map(|r| r.credentials().into_iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Resources with an environment reading Secret `name` in `namespace`.
     pub fn reading(&self, namespace: &str, name: &str) -> Vec<ObjectRef<TwitterCredential>> {
         let i = self.inner.read().unwrap_or_else(|p| p.into_inner());

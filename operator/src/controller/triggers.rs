@@ -10,6 +10,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
 use kube::ResourceExt;
 
 use std::collections::HashSet;
@@ -28,33 +29,45 @@ pub fn for_secret(index: &ResourceIndex, meta: &ObjectMeta) -> Vec<ObjectRef<Twi
     refs
 }
 
-/// A resource's source credentials, as `(key, fingerprint)`.
-pub type Held = Vec<Credential>;
+/// Other resources whose `CredentialShared` an event about a resource
+/// turns (`resource_index::turned`), found in `index`, which takes the
+/// event in. Only an event that changes what the resource holds
+/// concerns them (not its status writes, which would reconcile every
+/// resource sharing a key with it); a deleted resource holds nothing, and
+/// one being deleted tells them at each of its last events.
+pub fn for_resource_event(
+    index: &ResourceIndex,
+    event: &watcher::Event<TwitterCredential>,
+) -> Vec<ObjectRef<TwitterCredential>> {
+    use watcher::Event;
+    let changed = match event {
+        Event::Apply(tc) | Event::InitApply(tc) | Event::Delete(tc) => Some(tc),
+        Event::Init | Event::InitDone => None,
+    };
+    let uid = changed.and_then(|tc| tc.uid()).unwrap_or_default();
+    let before = index.held_by(&uid);
+    index.observe(event);
+    let Some(tc) = changed else {
+        return Vec::new();
+    };
+    let now = match event {
+        Event::Delete(_) => HashSet::new(),
+        _ => held(tc),
+    };
+    if now == before && tc.metadata.deletion_timestamp.is_none() {
+        return Vec::new();
+    }
+    index.turned_by(&uid, &now, &before)
+}
 
-fn held(tc: &TwitterCredential) -> Held {
-    let mut held: Held = tc
-        .status
+/// A resource's source credentials, as `(key, fingerprint)`, from its status.
+fn held(tc: &TwitterCredential) -> HashSet<Credential> {
+    tc.status
         .iter()
         .flat_map(|s| &s.environments)
         .flat_map(|e| &e.source_credentials)
         .map(|c| (c.key.clone(), c.fingerprint.clone()))
-        .collect();
-    held.sort();
-    held.dedup();
-    held
-}
-
-/// Other resources whose `CredentialShared` a change of `changed` (which
-/// held `before`) turns (`resource_index::turned`), from the index: only
-/// resources holding one of the credentials involved are looked at.
-pub fn for_credential(
-    index: &ResourceIndex,
-    changed: &TwitterCredential,
-    before: &Held,
-) -> Vec<ObjectRef<TwitterCredential>> {
-    let now: HashSet<Credential> = held(changed).into_iter().collect();
-    let before: HashSet<Credential> = before.iter().cloned().collect();
-    index.turned_by(&changed.uid().unwrap_or_default(), &now, &before)
+        .collect()
 }
 
 /// Resources following the app whose owner's state record `state` is
@@ -65,30 +78,6 @@ pub fn for_app(ctx: &crate::context::Context, state: &Secret) -> Vec<ObjectRef<T
         return Vec::new();
     };
     crate::rotation::app_owner::followers_of(&stores, &ctx.claims, state)
-}
-
-/// What each resource last held of source credentials, by uid: a
-/// resource's events concern the others only when that changed.
-#[derive(Default)]
-pub struct HeldCredentials(std::sync::Mutex<std::collections::HashMap<String, Held>>);
-
-impl HeldCredentials {
-    /// What `tc` held before, when it holds something else now (or is
-    /// being deleted, or is seen for the first time); `None` for an event
-    /// that changed nothing it holds (a status write, say).
-    pub fn changed(&self, tc: &TwitterCredential) -> Option<Held> {
-        let uid = tc.uid().unwrap_or_default();
-        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if tc.metadata.deletion_timestamp.is_some() {
-            // Its last events: the others are told it holds nothing now.
-            return Some(seen.remove(&uid).unwrap_or_default());
-        }
-        let now = held(tc);
-        match seen.insert(uid, now.clone()) {
-            Some(before) if before == now => None,
-            before => Some(before.unwrap_or_default()),
-        }
-    }
 }
 
 /// Resources with an environment targeting namespace `meta`.
@@ -146,49 +135,68 @@ mod tests {
 
     #[test]
     fn only_a_change_of_what_a_resource_holds_concerns_the_others() {
-        let key = |f: &str| vec![("apiKey".to_string(), f.to_string())];
-        let held = HeldCredentials::default();
-        let steps: [(&str, TwitterCredential, Option<Held>); 6] = [
+        use kube::runtime::watcher::Event::{Apply, Delete};
+        // "other" holds sha256:a and is warned that it shares it.
+        let index = indexed(&[Arc::new(holder("other", Some("sha256:a"), true, false))]);
+        let steps = [
             (
                 "first seen",
-                holder("bot", None, false, false),
-                Some(vec![]),
+                Apply(holder("bot", None, false, false)),
+                vec![],
             ),
             (
                 "a status write without credentials",
-                holder("bot", None, false, false),
-                None,
+                Apply(holder("bot", None, false, false)),
+                vec![],
             ),
             (
-                "credentials appear",
-                holder("bot", Some("sha256:a"), false, false),
-                Some(vec![]),
+                "it comes to share sha256:a: other stays warned",
+                Apply(holder("bot", Some("sha256:a"), false, false)),
+                vec![],
             ),
             (
                 "another status write",
-                holder("bot", Some("sha256:a"), true, false),
-                None,
+                Apply(holder("bot", Some("sha256:a"), true, false)),
+                vec![],
             ),
             (
-                "a key replaced",
-                holder("bot", Some("sha256:b"), true, false),
-                Some(key("sha256:a")),
+                "a key replaced: other shares with nobody now",
+                Apply(holder("bot", Some("sha256:b"), true, false)),
+                vec!["other"],
             ),
             (
-                "being deleted",
-                holder("bot", Some("sha256:b"), true, true),
-                Some(key("sha256:b")),
+                "back to sha256:a",
+                Apply(holder("bot", Some("sha256:a"), true, false)),
+                vec![],
+            ),
+            (
+                "being deleted, still holding it",
+                Apply(holder("bot", Some("sha256:a"), true, true)),
+                vec![],
+            ),
+            (
+                "deleted: it holds nothing",
+                Delete(holder("bot", Some("sha256:a"), true, true)),
+                vec!["other"],
             ),
         ];
-        for (what, t, want) in steps {
-            assert_eq!(held.changed(&t), want, "{what}");
+        for (what, event, want) in steps {
+            let found: Vec<String> = for_resource_event(&index, &event)
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
+            assert_eq!(found, want, "{what}");
         }
+        assert!(index.held_by("uid-bot").is_empty(), "forgotten");
     }
 
     #[test]
     fn a_changed_key_reconciles_only_those_whose_warning_it_turns() {
-        let before = vec![("apiKey".to_string(), "sha256:a".to_string())];
+        let before: HashSet<Credential> = [("apiKey".to_string(), "sha256:a".to_string())].into();
         let changed = holder("changed", Some("sha256:b"), true, false);
+        let for_credential = |index: &ResourceIndex, changed: &TwitterCredential, before| {
+            index.turned_by(&changed.uid().unwrap(), &held(changed), before)
+        };
         let credentials: Vec<Arc<TwitterCredential>> = [
             // Still shares sha256:a with "also-a": stays warned.
             holder("still-shared", Some("sha256:a"), true, false),

@@ -36,23 +36,9 @@ pub fn watch_inputs(
     let watch = watcher(Api::all(client.clone()), watcher::Config::default());
     let (namespaces, touched) = caches::cached(watch, caches::slim_namespace, caches::no_key);
     let store = credentials.clone();
-    let mut controller =
-        controller.watches_stream(touched, move |n: PartialObjectMeta<Namespace>| {
-            stored(triggers::for_namespace(&store.state(), &n.metadata))
-        });
-    // Other resources' source credentials: key reuse (`sharing.rs`), only
-    // when what a resource holds changed (not at each of its status
-    // writes, which would reconcile every resource sharing a key with it).
-    let held = triggers::HeldCredentials::default();
-    let index_ctx = ctx.clone();
-    controller = controller.watches(
-        Api::<TwitterCredential>::all(client.clone()),
-        watcher::Config::default(),
-        move |tc| match held.changed(&tc) {
-            Some(before) => stored(triggers::for_credential(&index_ctx.index, &tc, &before)),
-            None => Vec::new(),
-        },
-    );
+    let controller = controller.watches_stream(touched, move |n: PartialObjectMeta<Namespace>| {
+        stored(triggers::for_namespace(&store.state(), &n.metadata))
+    });
     let (controller, secrets) = watch_secrets(controller, ctx, &managed);
     let (controller, roles) = watch_owned(controller, ctx, &managed, caches::slim_role);
     let (controller, bindings) = watch_owned(controller, ctx, &managed, caches::slim_binding);
@@ -146,11 +132,11 @@ where
 fn stored(
     refs: impl IntoIterator<Item = ObjectRef<TwitterCredential>>,
 ) -> Vec<ObjectRef<StoredCredential>> {
-    refs.into_iter()
-        .map(|r| {
-            let mut stored = ObjectRef::new(&r.name);
-            stored.namespace = r.namespace;
-            stored
-        })
-        .collect()
+    refs.into_iter().map(stored_ref).collect()
+}
+
+pub(super) fn stored_ref(r: ObjectRef<TwitterCredential>) -> ObjectRef<StoredCredential> {
+    let mut stored = ObjectRef::new(&r.name);
+    stored.namespace = r.namespace;
+    stored
 }

@@ -19,7 +19,6 @@
 //! mint. The operator sees its own scope only; across clusters (or
 //! namespaced-mode scopes) see `docs/practices.md`.
 
-use futures::FutureExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use keyguard_credentials::CredentialKey;
@@ -169,13 +168,10 @@ pub fn owner_rotated(this: &Deriver, owner: &Deriver) -> bool {
 pub fn derivers(stores: &Stores, claims: &ClaimKey, minted_from: &str) -> Option<Vec<Deriver>> {
     let mut found = Vec::new();
     for store in stores.secrets.0.values() {
-        store.wait_until_ready().now_or_never()?.ok()?;
         // State records carry the app they mint from as their key
         // (`caches::minted_from`): only those of this app are read back.
-        for entry in store.state() {
-            if entry.key() == Some(minted_from) {
-                found.extend(genuine(&entry.object()?, stores, claims));
-            }
+        for entry in store.keyed(minted_from)? {
+            found.extend(genuine(&entry.object()?, stores, claims));
         }
     }
     Some(found)

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use fake_apiserver::FakeApiserver;
 use http::Method;
+use keyguard_operator::cache_store::{cache_store, CacheStore};
 use keyguard_operator::caches::{self, Scoped, Stores};
-use keyguard_operator::compact::Compact;
 use keyguard_operator::context::Context;
 use keyguard_operator::labels::MANAGED_BY;
 use keyguard_operator::metrics::Metrics;
@@ -181,7 +181,7 @@ fn store_of<K>(
     objects: impl IntoIterator<Item = Value>,
     slim: fn(&mut K),
     key: fn(&K) -> Option<String>,
-) -> Store<Compact<K>>
+) -> CacheStore<K>
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -189,17 +189,15 @@ where
         + serde::Serialize
         + 'static,
 {
-    let (reader, mut writer) = reflector::store::<Compact<K>>();
-    writer.apply_watcher_event(&watcher::Event::Init);
+    let (reader, mut writer) = cache_store();
+    let pack = |o: &K| caches::packed(o, key);
+    writer.apply(&watcher::Event::Init, pack);
     for object in objects {
         let mut object: K = serde_json::from_value(object).expect("a stored object parses");
         slim(&mut object);
-        writer.apply_watcher_event(&caches::compact_event(
-            watcher::Event::InitApply(object),
-            key,
-        ));
+        writer.apply(&watcher::Event::InitApply(object), pack);
     }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
+    writer.apply(&watcher::Event::InitDone, pack);
     reader
 }
 

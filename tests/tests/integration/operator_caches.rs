@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use keyguard_operator::cache_store::{cache_store, CacheStore};
 use keyguard_operator::caches::{self, Scoped, Stores};
-use keyguard_operator::compact::Compact;
 use keyguard_operator::context::Context;
 use keyguard_operator::metrics::Metrics;
 use keyguard_operator::outcome::EnvOutcome;
@@ -45,7 +45,7 @@ fn listed<K: Resource<DynamicType = ()> + Clone + 'static>(objects: Vec<K>) -> S
 }
 
 /// A cache that has listed exactly `objects`, held as the watches hold them.
-fn cached<K>(objects: Vec<K>, key: fn(&K) -> Option<String>) -> Store<Compact<K>>
+fn cached<K>(objects: Vec<K>, key: fn(&K) -> Option<String>) -> CacheStore<K>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -53,12 +53,13 @@ where
         + serde::de::DeserializeOwned
         + 'static,
 {
-    let (reader, mut writer) = store();
-    writer.apply_watcher_event(&Event::Init);
+    let (reader, mut writer) = cache_store();
+    let pack = |o: &K| caches::packed(o, key);
+    writer.apply(&Event::Init, pack);
     for o in objects {
-        writer.apply_watcher_event(&caches::compact_event(Event::InitApply(o), key));
+        writer.apply(&Event::InitApply(o), pack);
     }
-    writer.apply_watcher_event(&Event::InitDone);
+    writer.apply(&Event::InitDone, pack);
     reader
 }
 
