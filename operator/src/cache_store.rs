@@ -216,6 +216,31 @@ fn hashes<K: Resource, T, S: BuildHasher + Default>(table: &Table<T, S>, object:
     )
 }
 
+/// Hash keys under which every key hashes alike (for tests of what a
+/// collision does).
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct Colliding;
+
+#[cfg(test)]
+impl BuildHasher for Colliding {
+    type Hasher = Constant;
+    fn build_hasher(&self) -> Constant {
+        Constant
+    }
+}
+
+#[cfg(test)]
+pub(crate) struct Constant;
+
+#[cfg(test)]
+impl std::hash::Hasher for Constant {
+    fn finish(&self) -> u64 {
+        7
+    }
+    fn write(&mut self, _: &[u8]) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,26 +337,6 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["s", "t"]);
-    }
-
-    /// Hash keys under which every name has the same hash.
-    #[derive(Default)]
-    struct Colliding;
-
-    impl BuildHasher for Colliding {
-        type Hasher = Constant;
-        fn build_hasher(&self) -> Constant {
-            Constant
-        }
-    }
-
-    struct Constant;
-
-    impl std::hash::Hasher for Constant {
-        fn finish(&self) -> u64 {
-            7
-        }
-        fn write(&mut self, _: &[u8]) {}
     }
 
     #[test]

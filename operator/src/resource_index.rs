@@ -425,31 +425,12 @@ mod tests {
         );
     }
 
-    /// Hashes every key to the same number: each table then holds one
-    /// entry, and every answer rests on the check against the strings.
-    #[derive(Debug, Default)]
-    struct Colliding;
-
-    impl BuildHasher for Colliding {
-        type Hasher = Constant;
-        fn build_hasher(&self) -> Constant {
-            Constant
-        }
-    }
-
-    struct Constant;
-
-    impl std::hash::Hasher for Constant {
-        fn finish(&self) -> u64 {
-            7
-        }
-        fn write(&mut self, _: &[u8]) {}
-    }
-
     #[test]
     fn colliding_keys_never_change_an_answer() {
         use watcher::Event::*;
-        let index = Index::<Colliding>::default();
+        // Every key hashes alike: each table holds one entry, and every
+        // answer rests on the check against the strings.
+        let index = Index::<crate::cache_store::Colliding>::default();
         for (name, source, f, warned) in [
             ("a", "keys", "sha256:1", false),
             ("b", "keys", "sha256:1", true),

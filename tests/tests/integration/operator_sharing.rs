@@ -1,7 +1,8 @@
 //! Key reuse: an environment whose source credential another environment
 //! also projects is warned (`CredentialShared`), naming the other only
-//! inside its namespace; the warning clears once each has its own keys,
-//! and an environment that shares deliberately can say so.
+//! inside its namespace; the warning clears once each has its own keys or
+//! the other is deleted, and an environment that shares deliberately can
+//! say so.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use keyguard_tests::credential::{Credential, CredentialKey::ApiKey, Env};
@@ -157,4 +158,37 @@ async fn a_shared_source_credential_is_flagged_named_only_in_its_namespace_and_c
         },
     )
     .await;
+}
+
+/// The other holder deleted: the environment left alone with its key is
+/// told at once. The resync is longer than the test, so only the
+/// key-reuse trigger can bring the news.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_deletion_of_the_other_holder_clears_the_warning() {
+    let w = World::start_configured(|ctx| ctx.resync = std::time::Duration::from_secs(3600)).await;
+    w.namespace("team", &[]).await;
+    w.source("team", "keys", &w.full_source()).await;
+    w.apply(
+        "team",
+        Credential::named("bot").environment(env("prod", "keys", false)),
+    )
+    .await;
+    w.apply(
+        "team",
+        Credential::named("copy").environment(env("staging", "keys", false)),
+    )
+    .await;
+    w.wait_condition("team", "copy", Some("staging"), "CredentialShared", "True")
+        .await;
+    w.wait_condition("team", "bot", Some("prod"), "CredentialShared", "True")
+        .await;
+
+    kube::Api::<keyguard_operator::TwitterCredential>::namespaced(w.client.clone(), "team")
+        .delete("bot", &Default::default())
+        .await
+        .expect("team/bot deleted");
+    let c = w
+        .wait_condition("team", "copy", Some("staging"), "CredentialShared", "False")
+        .await;
+    assert_eq!(c.reason, "NotShared");
 }
