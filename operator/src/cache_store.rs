@@ -187,13 +187,17 @@ impl<K: Resource, S: BuildHasher + Default> CacheWriter<K, S> {
                 let listing = self.listing.take().unwrap_or_else(Table::new);
                 *self.write() = Some(listing);
             }
-            Event::Apply(o) => self.change(|t| t.insert(hashes(t, o), pack(o))),
+            Event::Apply(o) => {
+                let packed = pack(o);
+                self.change(|t| t.insert(hashes(t, o), packed.clone()));
+            }
             Event::Delete(o) => self.change(|t| t.remove(hashes(t, o))),
         }
     }
 
     /// Changes the live table (and a relist in progress, which a change
-    /// seen during it must not be lost from).
+    /// seen during it must not be lost from; kube's watcher sends none
+    /// then, so this is belt and braces).
     fn change(&mut self, mut f: impl FnMut(&mut Table<K, S>)) {
         if let Some(listing) = self.listing.as_mut() {
             f(listing);

@@ -307,13 +307,15 @@ impl<S: BuildHasher + Default> Index<S> {
 
 /// Pure: whether another resource holding `theirs` (warned or not) must be
 /// reconciled after a resource changed from `before` to `now`: one not
-/// warned that now shares one of its credentials, and one warned that
-/// shared one it no longer holds and shares nothing with anyone else
-/// (`others_holding` counts the holders of a credential other than the
-/// changed resource, or at least two of them). Not the others, whose condition stays (their
-/// message's examples are brought up to date at their next reconcile):
-/// with one key shared by a thousand resources, a change of one must not
-/// reconcile all of them.
+/// warned that has come to share one of its credentials (newly held), and
+/// one warned that shared one it no longer holds and shares nothing with
+/// anyone else (`others_holding` counts the holders of a credential other
+/// than the changed resource, or at least two of them). Not the others,
+/// whose condition stays (their message's examples are brought up to date
+/// at their next reconcile): with one key shared by a thousand resources,
+/// a change of one must not reconcile all of them, nor may a resource that
+/// keeps changing something else (a token it rotates, its labels while a
+/// finalizer holds its deletion) reconcile those that share on purpose.
 pub fn turned(
     theirs: &HashSet<&Credential>,
     warned: bool,
@@ -323,7 +325,9 @@ pub fn turned(
 ) -> bool {
     let shares_now = theirs.iter().any(|c| now.contains(*c));
     if !warned {
-        return shares_now;
+        return theirs
+            .iter()
+            .any(|c| now.contains(*c) && !before.contains(*c));
     }
     let lost = theirs
         .iter()

@@ -115,7 +115,7 @@ async fn run_once(
     let on_result = rebuilder.clone();
     controller
         .graceful_shutdown_on(stop)
-        .run(reconcile_boxed, error_policy, ctx.clone())
+        .run(reconcile_stored, error_policy, ctx.clone())
         .for_each(move |result| {
             match result {
                 Err(kube::runtime::controller::Error::QueueError(e)) => {
@@ -160,18 +160,6 @@ impl Rebuilder {
         let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.as_ref().is_some_and(|(_, early)| *early)
     }
-}
-
-/// `reconcile_stored`, boxed. The controller holds every queued reconcile's
-/// future in one table until it finishes (all of them at once during a
-/// sync, as they wait for a turn in `workers.rs`), and that table keeps
-/// its largest size: a box there is 16 bytes instead of the future's
-/// few hundred (docs/benchmarks.md, "Memory, eighth pass").
-fn reconcile_boxed(
-    stored: Arc<StoredCredential>,
-    ctx: Arc<Context>,
-) -> futures::future::BoxFuture<'static, Result<Action, Error>> {
-    Box::pin(reconcile_stored(stored, ctx))
 }
 
 /// The resource whole from the controller's cache once its turn came, or
