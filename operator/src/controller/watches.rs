@@ -71,7 +71,10 @@ fn watch_secrets(
             if labels::is_managed(&s.metadata) || ctx.own_writes.is_own(&s.metadata) {
                 return Vec::new();
             }
-            stored(triggers::for_secret(&ctx.index, &s.metadata))
+            let refs = triggers::for_secret(&ctx.index, &s.metadata);
+            // When a source's change reached the operator (latency benches).
+            tracing::trace!(namespace = ?s.metadata.namespace, secret = ?s.metadata.name, readers = refs.len(), "Secret event");
+            stored(refs)
         });
     }
     let mut secrets = BTreeMap::new();

@@ -49,7 +49,9 @@ where
     Load: FnOnce() -> Loaded,
     Loaded: std::future::Future<Output = Result<Arc<TwitterCredential>>>,
 {
+    let asked = std::time::Instant::now();
     let _slot = ctx.workers.slot(namespace, &ctx.metrics).await;
+    let waited_ms = asked.elapsed().as_millis() as u64;
     let tc = load().await?;
     // Every log line of one reconcile carries the same resource and id.
     let span = tracing::info_span!(
@@ -58,6 +60,7 @@ where
         resource = %tc.name_any(),
         id = RECONCILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     );
+    span.in_scope(|| tracing::debug!(waited_ms, "reconcile has its slot"));
     Box::pin(run_reconcile(tc, ctx.clone()).instrument(span)).await
 }
 

@@ -203,7 +203,7 @@ async fn change_latencies(
     next: &[keyguard_tests::x_api::AppCredentials],
     samples: usize,
     every: Duration,
-) -> anyhow::Result<Vec<Duration>> {
+) -> anyhow::Result<Changes> {
     let expected: BTreeMap<String, String> = (0..samples)
         .map(|i| {
             (
@@ -216,20 +216,23 @@ async fn change_latencies(
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut asked = Vec::new();
     for i in 0..samples {
-        asked.push((format!("out-{i}-staging"), Instant::now()));
+        let at = Instant::now();
         set_source(secrets, i, &next[i % next.len()]).await?;
+        asked.push((format!("out-{i}-staging"), at, at.elapsed()));
         tokio::time::sleep(every).await;
     }
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let got = seen.lock().unwrap().clone();
-        if asked.iter().all(|(name, _)| got.contains_key(name)) {
-            let mut l: Vec<Duration> = asked
-                .iter()
-                .map(|(name, at)| got[name].saturating_duration_since(*at))
-                .collect();
-            l.sort();
-            return Ok(l);
+        if asked.iter().all(|(name, ..)| got.contains_key(name)) {
+            return Ok(Changes::new(
+                asked
+                    .iter()
+                    .map(|(name, at, patch)| {
+                        (*at, *patch, got[name].saturating_duration_since(*at))
+                    })
+                    .collect(),
+            ));
         }
         anyhow::ensure!(
             Instant::now() < deadline,
@@ -237,6 +240,80 @@ async fn change_latencies(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Each change asked: when, how long its PATCH took to return (the
+/// apiserver's queue for the tenant's own write), and change → target.
+struct Changes {
+    samples: Vec<(Instant, Duration, Duration)>,
+}
+
+impl Changes {
+    fn new(samples: Vec<(Instant, Duration, Duration)>) -> Self {
+        Changes { samples }
+    }
+
+    /// Change → target, sorted.
+    fn latencies(&self) -> Vec<Duration> {
+        self.sorted(|(_, _, total)| *total)
+    }
+
+    /// The PATCH's own round trip, sorted.
+    fn patches(&self) -> Vec<Duration> {
+        self.sorted(|(_, patch, _)| *patch)
+    }
+
+    /// From the PATCH's answer (the change stored) to the target, sorted.
+    fn after_commit(&self) -> Vec<Duration> {
+        self.sorted(|(_, patch, total)| total.saturating_sub(*patch))
+    }
+
+    fn sorted(&self, f: impl Fn(&(Instant, Duration, Duration)) -> Duration) -> Vec<Duration> {
+        let mut l: Vec<Duration> = self.samples.iter().map(f).collect();
+        l.sort();
+        l
+    }
+
+    /// The `n` slowest changes: seconds after `since` it was asked, its
+    /// PATCH and its total, for stderr.
+    fn slowest(&self, since: Instant, n: usize) -> String {
+        let mut by_total: Vec<_> = self.samples.iter().enumerate().collect();
+        by_total.sort_by_key(|(_, (_, _, total))| std::cmp::Reverse(*total));
+        by_total
+            .iter()
+            .take(n)
+            .map(|(i, (at, patch, total))| {
+                let wall = std::time::SystemTime::now() - at.elapsed();
+                let ms = wall
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis()
+                    % 86_400_000;
+                format!(
+                    "src-{i} at {:.1} s ({:02}:{:02}:{:02}.{:03} UTC): patch {} ms, total {} ms",
+                    at.saturating_duration_since(since).as_secs_f64(),
+                    ms / 3_600_000,
+                    ms / 60_000 % 60,
+                    ms / 1000 % 60,
+                    ms % 1000,
+                    patch.as_millis(),
+                    total.as_millis()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// p50 / p99 / max of sorted durations, in ms.
+fn spread(sorted: &[Duration]) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    format!(
+        "{:.0} / {:.0} / {:.0} ms",
+        ms(percentile(sorted, 0.5)),
+        ms(percentile(sorted, 0.99)),
+        sorted.last().map_or(0.0, |d| ms(*d))
+    )
 }
 
 type Seen = std::sync::Arc<std::sync::Mutex<BTreeMap<String, Instant>>>;
@@ -385,7 +462,9 @@ async fn run(n: usize, unrelated: usize, apps: Apps) -> anyhow::Result<Figures> 
     let rss_synced = rss_kib(operator.id());
     let samples = n.min(200);
     let next = apps.make(&x, samples);
-    let latencies = change_latencies(&secrets, &next, samples, Duration::from_millis(20)).await?;
+    let latencies = change_latencies(&secrets, &next, samples, Duration::from_millis(20))
+        .await?
+        .latencies();
     tokio::time::sleep(Duration::from_secs(10)).await;
     // An idle minute (with KEYGUARD_BENCH_RESYNC_SECONDS=10: six resyncs
     // of every resource, the hour of a default resync).
@@ -498,13 +577,20 @@ async fn fairness(flood: usize, quiet: usize) -> anyhow::Result<()> {
     // The quiet namespace changes while the flood's writes land.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let quiet_next = Apps::OnePerResource.make(&x, quiet);
-    let latencies = change_latencies(
+    let changes = change_latencies(
         &quiet_secrets,
         &quiet_next,
         quiet,
         Duration::from_millis(250),
     )
     .await?;
+    eprintln!(
+        "quiet PATCH round trip {}; stored → target {}; slowest: {}",
+        spread(&changes.patches()),
+        spread(&changes.after_commit()),
+        changes.slowest(flood_started, 8)
+    );
+    let latencies = changes.latencies();
     let flood_written = writer.await??;
     let flood_landed = loop {
         if flood_seen.lock().unwrap().len() == flood {
