@@ -56,8 +56,18 @@ pub struct RunArgs {
 
     /// Reconciles running at once; the rest wait, namespaces taking turns
     /// and each namespace's in arrival order (`keyguard_reconcile_queue_depth`).
+    /// One namespace holds at most all but an eighth of them, so another's
+    /// change finds a slot free while it floods.
     #[arg(long, env = "KEYGUARD_MAX_CONCURRENT_RECONCILES", default_value_t = crate::context::DEFAULT_MAX_CONCURRENT_RECONCILES)]
     pub max_concurrent_reconciles: usize,
+
+    /// Requests to the apiserver in flight at once (watches aside); the
+    /// rest wait, namespaces taking turns, so a namespace changing
+    /// thousands of resources does not queue another's requests behind its
+    /// own at the apiserver; one namespace holds at most all but an eighth
+    /// of them. 0: no bound.
+    #[arg(long, env = "KEYGUARD_MAX_APISERVER_REQUESTS", default_value_t = crate::context::DEFAULT_MAX_APISERVER_REQUESTS)]
+    pub max_apiserver_requests: usize,
 
     /// Address of the /healthz and /readyz endpoints (plain HTTP), and of
     /// /metrics with `--metrics-auth=none`.

@@ -18,6 +18,8 @@ use crate::xapi::XApi;
 /// Reconciles at once unless configured: each holds a few API calls in
 /// flight, so this bounds the operator's load on the apiserver.
 pub const DEFAULT_MAX_CONCURRENT_RECONCILES: usize = 32;
+/// `--max-apiserver-requests`: see `apiserver_turns.rs`.
+pub const DEFAULT_MAX_APISERVER_REQUESTS: usize = 8;
 
 /// Shared by every reconcile.
 pub struct Context {

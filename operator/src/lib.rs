@@ -11,13 +11,14 @@
 //! | one resource | `reconcile/` (finalizer, the per-environment stage pipeline, status) |
 //! | stages | `consent.rs` (the resource's ServiceAccount still allows it), `rotation/` (every X API write), `sync/` (observe, check, plan, apply, record), `verification.rs`, `monitoring.rs`, `review_reminder.rs`, `restart.rs`, `orphans.rs` |
 //! | shared by the stages | `authorization.rs`, `context.rs`, `reads.rs`, `outcome.rs`, `refusal.rs`, `wake.rs`, `target.rs`, `state_record.rs`, `objects.rs`, `schedule.rs` |
-//! | vocabulary | `resource.rs` (what people declare), `conditions.rs`, `events.rs`, `labels.rs`, `object_kind.rs`, `ownership.rs`, `projection.rs`, `caches.rs` (over `cache_store.rs`), `stored_credential.rs` (the controller's cache of resources), `resource_index.rs` (who reads which Secret, who holds which credential), `scope.rs`, `own_writes.rs`, `workers.rs`, `metrics.rs`, and the X API client (crate `keyguard-xapi`) |
+//! | vocabulary | `resource.rs` (what people declare), `conditions.rs`, `events.rs`, `labels.rs`, `object_kind.rs`, `ownership.rs`, `projection.rs`, `caches.rs` (over `cache_store.rs`), `stored_credential.rs` (the controller's cache of resources), `resource_index.rs` (who reads which Secret, who holds which credential), `scope.rs`, `own_writes.rs`, `workers.rs`, `apiserver_turns.rs` (the client's requests take turns too), `metrics.rs`, and the X API client (crate `keyguard-xapi`) |
 //!
 //! Start at `reconcile/mod.rs` to follow one TwitterCredential from its
 //! watch event to the Secrets it writes.
 
 #![forbid(unsafe_code)]
 
+pub mod apiserver_turns;
 pub mod authorization;
 pub mod cache_store;
 pub mod caches;
@@ -90,10 +91,23 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The kube client, its requests taking turns by namespace when
+/// `in_flight` bounds them (`apiserver_turns.rs`).
+async fn apiserver_client(in_flight: usize) -> anyhow::Result<kube::Client> {
+    let config = kube::Config::infer().await?;
+    let builder = kube::client::ClientBuilder::try_from(config)?;
+    Ok(match in_flight {
+        0 => builder.build(),
+        n => builder
+            .with_layer(&apiserver_turns::TakeTurnsLayer::new(n))
+            .build(),
+    })
+}
+
 /// Runs the operator: logging, HTTP endpoints, the controller.
 pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format, &args.log_filter)?;
-    let client = kube::Client::try_default().await?;
+    let client = apiserver_client(args.max_apiserver_requests).await?;
     let xapi = xapi::XApiClient::with_roots(
         &args.x_api_base,
         Duration::from_secs(args.x_api_timeout),

@@ -1,9 +1,10 @@
 //! The reconcile queue's bound, fair between tenants: at most `n`
 //! reconciles run at once, and when a slot frees the namespaces with
 //! reconciles waiting take turns (round robin), each namespace's own in
-//! arrival order. A namespace that changes 5,000 resources at once then
-//! delays another namespace's single change by at most one turn, not by
-//! its 5,000. Two gauges say how many wait and how many run (the backlog
+//! arrival order. One namespace holds at most all but an eighth of the
+//! slots ([`per_namespace_cap`]), so a namespace that changes 5,000
+//! resources at once leaves another's single change a free slot, or at
+//! worst a wait of one turn, not of its 5,000. Two gauges say how many wait and how many run (the backlog
 //! alert reads the first). The controller already holds at most one
 //! pending reconcile per resource, so a flood of changes to one resource
 //! takes one place in its namespace's queue.
@@ -27,9 +28,13 @@ pub struct Slot {
     metrics: Metrics,
 }
 
-/// The right to run; dropping it hands the slot to the next waiter.
+/// The right to run, held by `namespace`; dropping it hands the slot to
+/// the next waiter.
 #[derive(Debug)]
-struct Turn(Option<Arc<Mutex<Queue>>>);
+pub struct Turn {
+    queue: Option<Arc<Mutex<Queue>>>,
+    namespace: String,
+}
 
 /// Counts a waiting reconcile, also when its wait is cancelled.
 struct Waiting(Metrics);
@@ -48,31 +53,55 @@ impl Drop for Slot {
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        if let Some(queue) = self.0.take() {
-            hand_on(&queue);
+        if let Some(queue) = self.queue.take() {
+            hand_on(&queue, &self.namespace);
         }
     }
 }
 
-/// Gives a freed slot to the next waiter still waiting, or keeps it free.
-fn hand_on(queue: &Arc<Mutex<Queue>>) {
+/// Takes the slot `from` held back, and gives it to the next waiter still
+/// waiting whose namespace is under its cap, or keeps it free.
+fn hand_on(queue: &Arc<Mutex<Queue>>, from: &str) {
     let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
-    while let Some(waiter) = q.next_waiter() {
-        match waiter.send(Turn(Some(queue.clone()))) {
+    q.release(from);
+    while let Some((namespace, waiter)) = q.next_waiter() {
+        let turn = Turn {
+            queue: Some(queue.clone()),
+            namespace,
+        };
+        match waiter.send(turn) {
             Ok(()) => return,
             // Its wait was cancelled: disarm the returned turn (handing on
             // from inside the lock would deadlock) and try the next one.
-            Err(mut turn) => drop(turn.0.take()),
+            Err(mut turn) => {
+                turn.queue = None;
+                q.release(&turn.namespace);
+            }
         }
     }
     q.free += 1;
 }
 
-/// Free slots and who waits for one, by namespace. The decisions are pure
-/// (no locking, no channels inside): [`Queue::next_waiter`] is table-tested.
+/// Pure: the most slots of `n` one namespace may hold at once. An eighth
+/// (at least one, when there are two or more) is kept for the others: when
+/// one namespace changes thousands of resources at once, every slot it
+/// holds is slow to free (they all wait on the same busy apiserver), and
+/// another namespace's single change would wait for the first of them.
+pub fn per_namespace_cap(n: usize) -> usize {
+    let n = n.max(1);
+    let kept = if n >= 2 { (n / 8).max(1) } else { 0 };
+    n - kept
+}
+
+/// Free slots, who holds them and who waits for one, by namespace. The
+/// decisions are pure (no locking, no channels inside):
+/// [`Queue::take_free`] and [`Queue::next_waiter`] are table-tested.
 #[derive(Debug)]
 struct Queue<W = oneshot::Sender<Turn>> {
     free: usize,
+    /// The most slots one namespace holds ([`per_namespace_cap`]).
+    cap: usize,
+    held: HashMap<String, usize>,
     waiting: HashMap<String, VecDeque<W>>,
     /// Namespaces with someone waiting, in the order they get their turn.
     turns: VecDeque<String>,
@@ -82,6 +111,8 @@ impl<W> Default for Queue<W> {
     fn default() -> Self {
         Queue {
             free: 0,
+            cap: usize::MAX,
+            held: HashMap::new(),
             waiting: HashMap::new(),
             turns: VecDeque::new(),
         }
@@ -100,18 +131,49 @@ impl<W> Queue<W> {
         }
     }
 
-    /// Pure: the first waiter of the namespace whose turn it is; that
-    /// namespace goes to the back of the line if it has more waiting.
-    fn next_waiter(&mut self) -> Option<W> {
-        let namespace = self.turns.pop_front()?;
+    fn held_by(&self, namespace: &str) -> usize {
+        self.held.get(namespace).copied().unwrap_or(0)
+    }
+
+    fn hold(&mut self, namespace: &str) {
+        *self.held.entry(namespace.to_string()).or_default() += 1;
+    }
+
+    fn release(&mut self, namespace: &str) {
+        if let Some(held) = self.held.get_mut(namespace) {
+            *held -= 1;
+            if *held == 0 {
+                self.held.remove(namespace);
+            }
+        }
+    }
+
+    /// Pure: takes a free slot for `namespace` at once, if one is free and
+    /// the namespace is under its cap.
+    fn take_free(&mut self, namespace: &str) -> bool {
+        let can = self.free > 0 && self.held_by(namespace) < self.cap;
+        if can {
+            self.free -= 1;
+            self.hold(namespace);
+        }
+        can
+    }
+
+    /// Pure: the first waiter of the first namespace in line that is under
+    /// its cap (those at their cap keep their place); that namespace goes
+    /// to the back of the line if it has more waiting.
+    fn next_waiter(&mut self) -> Option<(String, W)> {
+        let position = self.turns.iter().position(|n| self.held_by(n) < self.cap)?;
+        let namespace = self.turns.remove(position)?;
         let waiters = self.waiting.get_mut(&namespace)?;
-        let waiter = waiters.pop_front();
+        let waiter = waiters.pop_front()?;
         if waiters.is_empty() {
             self.waiting.remove(&namespace);
         } else {
-            self.turns.push_back(namespace);
+            self.turns.push_back(namespace.clone());
         }
-        waiter
+        self.hold(&namespace);
+        Some((namespace, waiter))
     }
 }
 
@@ -119,6 +181,7 @@ impl Workers {
     pub fn new(n: usize) -> Self {
         let queue = Queue {
             free: n.max(1),
+            cap: per_namespace_cap(n),
             ..Default::default()
         };
         Workers {
@@ -139,12 +202,16 @@ impl Workers {
         }
     }
 
-    async fn turn(&self, namespace: &str) -> Turn {
+    /// Waits for `namespace`'s turn at a slot, uncounted (the apiserver
+    /// requests' turns, `apiserver_turns.rs`, use the same queue).
+    pub async fn turn(&self, namespace: &str) -> Turn {
         let rx = {
             let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-            if q.free > 0 {
-                q.free -= 1;
-                return Turn(Some(self.queue.clone()));
+            if q.take_free(namespace) {
+                return Turn {
+                    queue: Some(self.queue.clone()),
+                    namespace: namespace.to_string(),
+                };
             }
             let (tx, rx) = oneshot::channel();
             q.push(namespace, tx);
@@ -152,7 +219,10 @@ impl Workers {
         };
         // Senders go unsent only when the queue itself is dropped, i.e. at
         // shutdown: then there is nothing left to take turns on.
-        rx.await.unwrap_or(Turn(None))
+        rx.await.unwrap_or(Turn {
+            queue: None,
+            namespace: String::new(),
+        })
     }
 }
 
@@ -201,7 +271,7 @@ mod tests {
             for (namespace, waiter) in pushed {
                 q.push(namespace, *waiter);
             }
-            let order: Vec<u32> = std::iter::from_fn(|| q.next_waiter()).collect();
+            let order: Vec<u32> = std::iter::from_fn(|| q.next_waiter().map(|(_, w)| w)).collect();
             assert_eq!(order, want, "{what}");
             assert!(
                 q.waiting.is_empty() && q.turns.is_empty(),
@@ -215,11 +285,68 @@ mod tests {
         let mut q: Queue<u32> = Queue::default();
         q.push("a", 1);
         q.push("b", 2);
-        assert_eq!(q.next_waiter(), Some(1));
+        assert_eq!(q.next_waiter(), Some(("a".to_string(), 1)));
         q.push("a", 3);
         q.push("c", 4);
-        let order: Vec<u32> = std::iter::from_fn(|| q.next_waiter()).collect();
+        let order: Vec<u32> = std::iter::from_fn(|| q.next_waiter().map(|(_, w)| w)).collect();
         assert_eq!(order, [2, 3, 4]);
+    }
+
+    #[test]
+    fn one_namespace_leaves_an_eighth_of_the_slots_to_the_others() {
+        let cases = [(0, 1), (1, 1), (2, 1), (7, 6), (8, 7), (16, 14), (32, 28)];
+        for (n, cap) in cases {
+            assert_eq!(per_namespace_cap(n), cap, "{n} slots");
+        }
+    }
+
+    #[test]
+    fn a_namespace_at_its_cap_keeps_its_place_while_others_go() {
+        let mut q: Queue<u32> = Queue {
+            free: 2,
+            cap: 1,
+            ..Default::default()
+        };
+        assert!(q.take_free("flood"));
+        assert!(!q.take_free("flood"), "at its cap, with a slot still free");
+        q.push("flood", 1);
+        q.push("quiet", 2);
+        assert_eq!(q.next_waiter(), Some(("quiet".to_string(), 2)));
+        assert_eq!(q.next_waiter(), None, "the flood is at its cap");
+        q.release("flood");
+        assert_eq!(q.next_waiter(), Some(("flood".to_string(), 1)));
+        assert!(q.waiting.is_empty() && q.turns.is_empty());
+        assert_eq!((q.held_by("flood"), q.held_by("quiet")), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_flood_leaves_a_slot_free_for_another_namespace() {
+        let metrics = Metrics::default();
+        let workers = Workers::new(8);
+        let mut flood = Vec::new();
+        for _ in 0..7 {
+            flood.push(workers.slot("flood", &metrics).await);
+        }
+        let mut eighth = Box::pin(workers.slot("flood", &metrics));
+        assert!(
+            futures::poll!(eighth.as_mut()).is_pending(),
+            "the flood waits for one of its own"
+        );
+        let quiet = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            workers.slot("quiet", &metrics),
+        )
+        .await;
+        assert!(
+            quiet.is_ok(),
+            "the quiet namespace found the slot kept free"
+        );
+        drop(flood.pop());
+        let eighth = tokio::time::timeout(std::time::Duration::from_secs(5), eighth).await;
+        assert!(
+            eighth.is_ok(),
+            "the flood's freed slot went to its next waiter"
+        );
     }
 
     #[tokio::test]
@@ -227,7 +354,7 @@ mod tests {
         let metrics = Metrics::default();
         let workers = Arc::new(Workers::new(2));
         let a = workers.slot("flood", &metrics).await;
-        let _b = workers.slot("flood", &metrics).await;
+        let _b = workers.slot("other", &metrics).await;
         let (order_tx, mut order) = tokio::sync::mpsc::unbounded_channel();
         let mut waiting = Vec::new();
         for (i, namespace) in ["flood", "flood", "flood", "quiet"].into_iter().enumerate() {
