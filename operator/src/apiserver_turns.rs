@@ -1,6 +1,6 @@
 //! The operator's requests to the apiserver, fair between tenants: at most
-//! `n` in flight, and the rest wait with namespaces taking turns (the same
-//! round robin as the reconcile slots, `workers.rs`).
+//! `n` in flight, and the rest wait with tenants taking turns (the same
+//! round robin and per-namespace cap as the reconcile slots, `workers.rs`).
 //!
 //! Why a second bound: when one namespace changes thousands of resources
 //! at once, the contended resource is the apiserver, not a reconcile slot.
@@ -8,12 +8,18 @@
 //! namespace's reconcile queued each of its requests behind the flood's 32
 //! reconciles' at the apiserver, and its three environments took 1–1.7 s;
 //! with the requests taking turns, 0.2–0.5 s: its next request goes out as
-//! soon as one of `n` returns. One namespace holds at most all but an
-//! eighth of the `n` (`workers::per_namespace_cap`).
+//! soon as one of `n` returns.
 //!
-//! Watches stay open and never take a turn; nor do leases (leader election
-//! must not wait behind tenants) or cluster-scoped requests (namespaces,
-//! reviews). A turn is held until the response's headers arrive.
+//! Whose turn: a request made by a reconcile is charged to the namespace
+//! of the resource reconciled ([`as_tenant`]), wherever it goes (a target
+//! namespace, a SubjectAccessReview), so a tenant cannot spend another
+//! namespace's turns by pointing its resources there. Other requests (the
+//! orphan sweeper, the caches' lists) are charged to the namespace in
+//! their path. Watches stay open and never take a turn; nor do leases
+//! (leader election must not wait behind tenants) or cluster-scoped
+//! requests made outside a reconcile. A turn is held until the response's
+//! headers arrive, through kube's retries of a refused request (429): while
+//! the apiserver sheds load the bound stays honest.
 
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -22,11 +28,24 @@ use futures::future::BoxFuture;
 use http::{Request, Uri};
 use tower::{Layer, Service, ServiceExt};
 
+use crate::metrics::Metrics;
 use crate::workers::Workers;
 
-/// Pure: the namespace a request to `uri` waits its turn as, or `None`
-/// when it goes out at once (see the module's doc).
-pub fn turn_of(uri: &Uri) -> Option<&str> {
+tokio::task_local! {
+    /// The namespace whose reconcile is running in this task.
+    static TENANT: String;
+}
+
+/// Runs `work` (a reconcile) with its apiserver requests charged to
+/// `namespace`'s turns.
+pub async fn as_tenant<F: std::future::Future>(namespace: &str, work: F) -> F::Output {
+    TENANT.scope(namespace.to_string(), work).await
+}
+
+/// Pure: whose turn a request to `uri` waits for, made on behalf of
+/// `tenant` (a reconcile's namespace) or of nobody; `None`: it goes out at
+/// once (see the module's doc).
+pub fn turn_of(uri: &Uri, tenant: Option<&str>) -> Option<String> {
     let watch = uri.query().is_some_and(|q| {
         q.split('&')
             .any(|pair| pair == "watch=true" || pair == "watch=1")
@@ -37,23 +56,29 @@ pub fn turn_of(uri: &Uri) -> Option<&str> {
         "apis" => segments.next()?,
         _ => return None,
     };
-    let _version = segments.next()?;
-    if watch || group == "coordination.k8s.io" || segments.next()? != "namespaces" {
+    if watch || group == "coordination.k8s.io" {
         return None;
     }
-    segments.next().filter(|namespace| !namespace.is_empty())
+    let _version = segments.next()?;
+    let in_path = match (segments.next(), segments.next()) {
+        (Some("namespaces"), Some(namespace)) if !namespace.is_empty() => Some(namespace),
+        _ => None,
+    };
+    tenant.or(in_path).map(str::to_string)
 }
 
 /// Wraps the kube client's service so its requests take turns.
 #[derive(Clone)]
 pub struct TakeTurnsLayer {
     turns: Arc<Workers>,
+    metrics: Metrics,
 }
 
 impl TakeTurnsLayer {
-    pub fn new(in_flight: usize) -> Self {
+    pub fn new(in_flight: usize, metrics: Metrics) -> Self {
         TakeTurnsLayer {
             turns: Arc::new(Workers::new(in_flight)),
+            metrics,
         }
     }
 }
@@ -64,7 +89,7 @@ impl<S> Layer<S> for TakeTurnsLayer {
     fn layer(&self, inner: S) -> TakeTurns<S> {
         TakeTurns {
             inner: Arc::new(tokio::sync::Mutex::new(inner)),
-            turns: self.turns.clone(),
+            layer: self.clone(),
         }
     }
 }
@@ -74,7 +99,16 @@ impl<S> Layer<S> for TakeTurnsLayer {
 /// request, never while its answer is awaited.
 pub struct TakeTurns<S> {
     inner: Arc<tokio::sync::Mutex<S>>,
-    turns: Arc<Workers>,
+    layer: TakeTurnsLayer,
+}
+
+/// Counts a request waiting for its turn, also when the wait is cancelled.
+struct Waiting(Metrics);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.request_sent();
+    }
 }
 
 impl<S, B> Service<Request<B>> for TakeTurns<S>
@@ -95,11 +129,17 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let namespace = turn_of(request.uri()).map(str::to_string);
-        let (inner, turns) = (self.inner.clone(), self.turns.clone());
+        let (inner, layer) = (self.inner.clone(), self.layer.clone());
+        // The tenant is read when the answer is awaited: kube's buffer
+        // calls this in its own task, but the caller's task polls the future.
         Box::pin(async move {
-            let _turn = match &namespace {
-                Some(namespace) => Some(turns.turn(namespace).await),
+            let tenant = TENANT.try_with(|t| t.clone()).ok();
+            let _turn = match turn_of(request.uri(), tenant.as_deref()) {
+                Some(key) => {
+                    layer.metrics.request_waiting();
+                    let _waiting = Waiting(layer.metrics.clone());
+                    Some(layer.turns.turn(&key).await)
+                }
                 None => None,
             };
             let answer = inner.lock().await.ready().await?.call(request);
@@ -113,42 +153,74 @@ mod tests {
     use super::*;
 
     #[test]
-    fn which_requests_take_turns_and_as_which_namespace() {
-        let cases: [(&str, Option<&str>); 12] = [
-            ("/api/v1/namespaces/team-a/secrets/s", Some("team-a")),
+    fn whose_turn_a_request_waits_for() {
+        type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>);
+        let cases: [Case; 16] = [
+            ("/api/v1/namespaces/team-a/secrets/s", None, Some("team-a")),
             (
                 "/api/v1/namespaces/team-a/secrets?labelSelector=x",
+                None,
                 Some("team-a"),
             ),
             (
                 "/apis/rbac.authorization.k8s.io/v1/namespaces/b/roles/r",
+                None,
                 Some("b"),
             ),
             (
                 "/apis/keyguard.dev/v1alpha1/namespaces/c/twittercredentials/t/status",
+                None,
                 Some("c"),
             ),
-            ("/api/v1/namespaces/team-a", Some("team-a")),
+            ("/api/v1/namespaces/team-a", None, Some("team-a")),
             (
                 "/api/v1/namespaces/team-a/secrets?watch=true&resourceVersion=1",
+                None,
                 None,
             ),
             (
                 "/api/v1/namespaces/team-a/secrets?allowWatchBookmarks=true&watch=1",
                 None,
+                None,
             ),
             (
                 "/apis/coordination.k8s.io/v1/namespaces/kg/leases/keyguard",
                 None,
+                None,
             ),
-            ("/api/v1/namespaces", None),
-            ("/apis/authentication.k8s.io/v1/tokenreviews", None),
-            ("/api/v1/secrets?watch=true", None),
-            ("/version", None),
+            ("/api/v1/namespaces", None, None),
+            ("/apis/authentication.k8s.io/v1/tokenreviews", None, None),
+            ("/api/v1/secrets?watch=true", None, None),
+            ("/version", None, None),
+            // A reconcile's requests are its own namespace's, wherever they go.
+            (
+                "/api/v1/namespaces/victim/secrets/s",
+                Some("flood"),
+                Some("flood"),
+            ),
+            (
+                "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                Some("flood"),
+                Some("flood"),
+            ),
+            (
+                "/api/v1/namespaces/victim/secrets?watch=true",
+                Some("flood"),
+                None,
+            ),
+            (
+                "/apis/coordination.k8s.io/v1/namespaces/kg/leases/l",
+                Some("flood"),
+                None,
+            ),
         ];
-        for (uri, want) in cases {
-            let uri: Uri = uri.parse().unwrap();
-            assert_eq!(turn_of(&uri), want, "{uri}");
+        for (uri, tenant, want) in cases {
+            let parsed: Uri = uri.parse().unwrap();
+            assert_eq!(
+                turn_of(&parsed, tenant).as_deref(),
+                want,
+                "{uri} for {tenant:?}"
+            );
         }
     }
 
@@ -172,55 +244,95 @@ mod tests {
         }))
     }
 
+    /// Lets every spawned task run as far as it can (one thread: the
+    /// order is the spawn order).
     async fn settle() {
         for _ in 0..20 {
             tokio::task::yield_now().await;
         }
     }
 
-    #[tokio::test]
-    async fn at_most_n_in_flight_namespaces_take_turns_and_watches_never_wait() {
+    fn waiting(metrics: &Metrics) -> String {
+        let text = metrics.render();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("keyguard_apiserver_requests_waiting "));
+        line.unwrap_or_else(|| panic!("gauge missing from:\n{text}"))
+            .to_string()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn at_most_n_in_flight_tenants_take_turns_and_watches_never_wait() {
         use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
         let started = Arc::new(std::sync::Mutex::new(Vec::new()));
         let in_flight = Arc::new(AtomicUsize::new(0));
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let inner = gated(started.clone(), in_flight.clone(), gate.clone());
-        // Three in flight; one namespace may hold two of them.
-        let mut service = TakeTurnsLayer::new(3).layer(inner);
+        let metrics = Metrics::default();
+        // Four in flight; one namespace may hold three of them.
+        let mut service = TakeTurnsLayer::new(4, metrics.clone()).layer(inner);
         let mut answers = Vec::new();
+        // (path, reconciling namespace, name): the flood's fourth request
+        // goes to the quiet namespace but is the flood's own.
         let requests = [
-            ("/api/v1/namespaces/flood/secrets/a", "flood-0"),
-            ("/api/v1/namespaces/flood/secrets/b", "flood-1"),
-            ("/api/v1/namespaces/flood/secrets/c", "flood-2"),
-            ("/api/v1/namespaces/flood/secrets/d", "flood-3"),
-            ("/api/v1/namespaces/quiet/secrets/e", "quiet"),
-            ("/api/v1/namespaces/quiet/secrets?watch=true", "watch"),
+            (
+                "/api/v1/namespaces/flood/secrets/a",
+                Some("flood"),
+                "flood-0",
+            ),
+            (
+                "/api/v1/namespaces/flood/secrets/b",
+                Some("flood"),
+                "flood-1",
+            ),
+            (
+                "/api/v1/namespaces/flood/secrets/c",
+                Some("flood"),
+                "flood-2",
+            ),
+            (
+                "/api/v1/namespaces/quiet/secrets/d",
+                Some("flood"),
+                "flood-3",
+            ),
+            (
+                "/api/v1/namespaces/flood/secrets/e",
+                Some("flood"),
+                "flood-4",
+            ),
+            ("/api/v1/namespaces/quiet/secrets/f", None, "quiet"),
+            ("/api/v1/namespaces/quiet/secrets?watch=true", None, "watch"),
         ];
-        for (uri, name) in requests {
+        for (uri, tenant, name) in requests {
             let request = Request::get(uri).body(name.to_string()).unwrap();
-            answers.push(tokio::spawn(service.call(request)));
+            let answer = service.call(request);
+            answers.push(tokio::spawn(async move {
+                match tenant {
+                    Some(tenant) => as_tenant(tenant, answer).await,
+                    None => answer.await,
+                }
+            }));
             settle().await;
         }
-        assert_eq!(
-            in_flight.load(SeqCst),
-            4,
-            "three with a turn, and the watch"
-        );
+        assert_eq!(in_flight.load(SeqCst), 5, "four with a turn, and the watch");
+        assert!(waiting(&metrics).ends_with(" 2"), "{}", waiting(&metrics));
         for _ in 0..requests.len() {
             gate.add_permits(1);
             settle().await;
             assert!(
-                in_flight.load(SeqCst) <= 4,
-                "never more than three and the watch"
+                in_flight.load(SeqCst) <= 5,
+                "never more than four and the watch"
             );
         }
         for answer in answers {
-            answer.await.unwrap().unwrap();
+            let answered = tokio::time::timeout(std::time::Duration::from_secs(5), answer).await;
+            answered.expect("every request answered").unwrap().unwrap();
         }
         assert_eq!(
             *started.lock().unwrap(),
-            ["flood-0", "flood-1", "quiet", "watch", "flood-2", "flood-3"],
-            "the quiet namespace finds the turn kept for others, not behind the flood"
+            ["flood-0", "flood-1", "flood-2", "quiet", "watch", "flood-3", "flood-4"],
+            "the quiet namespace finds the turn kept for others, and the flood's request into it is the flood's"
         );
+        assert!(waiting(&metrics).ends_with(" 0"), "{}", waiting(&metrics));
     }
 }

@@ -93,13 +93,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The kube client, its requests taking turns by namespace when
 /// `in_flight` bounds them (`apiserver_turns.rs`).
-async fn apiserver_client(in_flight: usize) -> anyhow::Result<kube::Client> {
+async fn apiserver_client(
+    in_flight: usize,
+    metrics: &metrics::Metrics,
+) -> anyhow::Result<kube::Client> {
     let config = kube::Config::infer().await?;
     let builder = kube::client::ClientBuilder::try_from(config)?;
     Ok(match in_flight {
         0 => builder.build(),
         n => builder
-            .with_layer(&apiserver_turns::TakeTurnsLayer::new(n))
+            .with_layer(&apiserver_turns::TakeTurnsLayer::new(n, metrics.clone()))
             .build(),
     })
 }
@@ -107,7 +110,8 @@ async fn apiserver_client(in_flight: usize) -> anyhow::Result<kube::Client> {
 /// Runs the operator: logging, HTTP endpoints, the controller.
 pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format, &args.log_filter)?;
-    let client = apiserver_client(args.max_apiserver_requests).await?;
+    let metrics = metrics::Metrics::default();
+    let client = apiserver_client(args.max_apiserver_requests, &metrics).await?;
     let xapi = xapi::XApiClient::with_roots(
         &args.x_api_base,
         Duration::from_secs(args.x_api_timeout),
@@ -115,7 +119,6 @@ pub async fn run(args: cli::RunArgs) -> anyhow::Result<()> {
         &xapi::extra_roots_from_env()?,
     )?
     .with_concurrency(args.x_api_concurrency);
-    let metrics = metrics::Metrics::default();
     let claims = ownership::load_or_create_key(
         client.clone(),
         &args.lease_namespace,

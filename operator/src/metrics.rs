@@ -61,6 +61,7 @@ pub struct Metrics {
     rebuilds: Counter,
     queue_depth: Gauge,
     running: Gauge,
+    requests_waiting: Gauge,
     x_api_requests: Family<XApiLabels, Counter>,
     x_api_duration: Family<EndpointLabels, Histogram>,
 }
@@ -98,6 +99,7 @@ impl Default for Metrics {
             rebuilds: Counter::default(),
             queue_depth: Gauge::default(),
             running: Gauge::default(),
+            requests_waiting: Gauge::default(),
             x_api_requests: Family::default(),
             x_api_duration: Family::new_with_constructor(|| {
                 Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
@@ -134,6 +136,11 @@ impl Metrics {
             "reconciles_running",
             "Reconciles running now",
             self.running.clone(),
+        );
+        r.register(
+            "apiserver_requests_waiting",
+            "Requests to the apiserver waiting for a turn (--max-apiserver-requests)",
+            self.requests_waiting.clone(),
         );
         r.register(
             "orphans_removed",
@@ -230,6 +237,14 @@ impl Metrics {
 
     pub fn reconcile_finished(&self) {
         self.running.dec();
+    }
+
+    pub fn request_waiting(&self) {
+        self.requests_waiting.inc();
+    }
+
+    pub fn request_sent(&self) {
+        self.requests_waiting.dec();
     }
 
     pub fn controller_rebuilt(&self) {

@@ -61,7 +61,9 @@ where
         id = RECONCILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     );
     span.in_scope(|| tracing::debug!(waited_ms, "reconcile has its slot"));
-    Box::pin(run_reconcile(tc, ctx.clone()).instrument(span)).await
+    // Its requests to the apiserver take this namespace's turns too.
+    let run = run_reconcile(tc, ctx.clone()).instrument(span);
+    Box::pin(crate::apiserver_turns::as_tenant(namespace, run)).await
 }
 
 /// Numbers each reconcile's span.
