@@ -152,10 +152,21 @@ where
 mod tests {
     use super::*;
 
+    /// Asserts `turn_of` for each (uri, reconciling namespace, turn).
+    fn assert_turns(cases: &[(&str, Option<&str>, Option<&str>)]) {
+        for (uri, tenant, want) in cases {
+            let parsed: Uri = uri.parse().unwrap();
+            assert_eq!(
+                turn_of(&parsed, *tenant).as_deref(),
+                *want,
+                "{uri} for {tenant:?}"
+            );
+        }
+    }
+
     #[test]
-    fn whose_turn_a_request_waits_for() {
-        type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>);
-        let cases: [Case; 16] = [
+    fn outside_a_reconcile_the_namespace_in_the_path_takes_the_turn() {
+        assert_turns(&[
             ("/api/v1/namespaces/team-a/secrets/s", None, Some("team-a")),
             (
                 "/api/v1/namespaces/team-a/secrets?labelSelector=x",
@@ -173,6 +184,12 @@ mod tests {
                 Some("c"),
             ),
             ("/api/v1/namespaces/team-a", None, Some("team-a")),
+        ]);
+    }
+
+    #[test]
+    fn watches_leases_and_cluster_scoped_requests_never_wait() {
+        assert_turns(&[
             (
                 "/api/v1/namespaces/team-a/secrets?watch=true&resourceVersion=1",
                 None,
@@ -192,7 +209,12 @@ mod tests {
             ("/apis/authentication.k8s.io/v1/tokenreviews", None, None),
             ("/api/v1/secrets?watch=true", None, None),
             ("/version", None, None),
-            // A reconcile's requests are its own namespace's, wherever they go.
+        ]);
+    }
+
+    #[test]
+    fn a_reconciles_requests_are_its_own_namespaces_wherever_they_go() {
+        assert_turns(&[
             (
                 "/api/v1/namespaces/victim/secrets/s",
                 Some("flood"),
@@ -213,15 +235,7 @@ mod tests {
                 Some("flood"),
                 None,
             ),
-        ];
-        for (uri, tenant, want) in cases {
-            let parsed: Uri = uri.parse().unwrap();
-            assert_eq!(
-                turn_of(&parsed, tenant).as_deref(),
-                want,
-                "{uri} for {tenant:?}"
-            );
-        }
+        ]);
     }
 
     /// A service that notes the order requests reach it and how many are
@@ -261,6 +275,31 @@ mod tests {
             .to_string()
     }
 
+    /// Sends a GET of a Secret in `namespace` (a watch of them when `name`
+    /// is "watch") as `tenant`'s reconcile would, on its own task.
+    fn send<S>(
+        service: &mut S,
+        namespace: &str,
+        tenant: Option<&'static str>,
+        name: &str,
+    ) -> tokio::task::JoinHandle<Result<(), std::convert::Infallible>>
+    where
+        S: Service<Request<String>, Response = (), Error = std::convert::Infallible>,
+        S::Future: Send + 'static,
+    {
+        let uri = match name {
+            "watch" => format!("/api/v1/namespaces/{namespace}/secrets?watch=true"),
+            _ => format!("/api/v1/namespaces/{namespace}/secrets/{name}"),
+        };
+        let answer = service.call(Request::get(uri).body(name.to_string()).unwrap());
+        tokio::spawn(async move {
+            match tenant {
+                Some(tenant) => as_tenant(tenant, answer).await,
+                None => answer.await,
+            }
+        })
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn at_most_n_in_flight_tenants_take_turns_and_watches_never_wait() {
         use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -271,47 +310,20 @@ mod tests {
         let metrics = Metrics::default();
         // Four in flight; one namespace may hold three of them.
         let mut service = TakeTurnsLayer::new(4, metrics.clone()).layer(inner);
-        let mut answers = Vec::new();
-        // (path, reconciling namespace, name): the flood's fourth request
-        // goes to the quiet namespace but is the flood's own.
+        // (secret's namespace, reconciling namespace, name): the flood's
+        // fourth request goes to the quiet namespace but is the flood's own.
         let requests = [
-            (
-                "/api/v1/namespaces/flood/secrets/a",
-                Some("flood"),
-                "flood-0",
-            ),
-            (
-                "/api/v1/namespaces/flood/secrets/b",
-                Some("flood"),
-                "flood-1",
-            ),
-            (
-                "/api/v1/namespaces/flood/secrets/c",
-                Some("flood"),
-                "flood-2",
-            ),
-            (
-                "/api/v1/namespaces/quiet/secrets/d",
-                Some("flood"),
-                "flood-3",
-            ),
-            (
-                "/api/v1/namespaces/flood/secrets/e",
-                Some("flood"),
-                "flood-4",
-            ),
-            ("/api/v1/namespaces/quiet/secrets/f", None, "quiet"),
-            ("/api/v1/namespaces/quiet/secrets?watch=true", None, "watch"),
+            ("flood", Some("flood"), "flood-0"),
+            ("flood", Some("flood"), "flood-1"),
+            ("flood", Some("flood"), "flood-2"),
+            ("quiet", Some("flood"), "flood-3"),
+            ("flood", Some("flood"), "flood-4"),
+            ("quiet", None, "quiet"),
+            ("quiet", None, "watch"),
         ];
-        for (uri, tenant, name) in requests {
-            let request = Request::get(uri).body(name.to_string()).unwrap();
-            let answer = service.call(request);
-            answers.push(tokio::spawn(async move {
-                match tenant {
-                    Some(tenant) => as_tenant(tenant, answer).await,
-                    None => answer.await,
-                }
-            }));
+        let mut answers = Vec::new();
+        for (namespace, tenant, name) in requests {
+            answers.push(send(&mut service, namespace, tenant, name));
             settle().await;
         }
         assert_eq!(in_flight.load(SeqCst), 5, "four with a turn, and the watch");

@@ -4,8 +4,8 @@
 //! arrival order. One namespace holds at most all but an eighth of the
 //! slots ([`per_namespace_cap`]), so a namespace that changes 5,000
 //! resources at once leaves another's single change a free slot, or at
-//! worst a wait of one turn, not of its 5,000. Two gauges say how many wait and how many run (the backlog
-//! alert reads the first). The controller already holds at most one
+//! worst a wait of one turn, not of its 5,000. Two gauges say how many
+//! wait and how many run (the backlog alert reads the first). The controller already holds at most one
 //! pending reconcile per resource, so a flood of changes to one resource
 //! takes one place in its namespace's queue.
 
@@ -292,6 +292,13 @@ mod tests {
         assert_eq!(order, [2, 3, 4]);
     }
 
+    /// Whether `slot` is granted within 5 s (a lost slot never is).
+    async fn comes_soon(slot: impl std::future::Future<Output = Slot>) -> bool {
+        tokio::time::timeout(std::time::Duration::from_secs(5), slot)
+            .await
+            .is_ok()
+    }
+
     #[test]
     fn one_namespace_leaves_an_eighth_of_the_slots_to_the_others() {
         let cases = [
@@ -343,15 +350,12 @@ mod tests {
             "at its cap, the flood waits for one of its own though a slot is free"
         );
         drop(flood.pop());
-        let eighth = tokio::time::timeout(std::time::Duration::from_secs(5), eighth).await;
-        assert!(eighth.is_ok(), "the flood's freed slot went to its waiter");
-        let quiet = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            workers.slot("quiet", &metrics),
-        )
-        .await;
         assert!(
-            quiet.is_ok(),
+            comes_soon(eighth).await,
+            "the flood's freed slot went to its waiter"
+        );
+        assert!(
+            comes_soon(workers.slot("quiet", &metrics)).await,
             "the quiet namespace found the slot kept free"
         );
     }
@@ -406,13 +410,8 @@ mod tests {
         // The slot is sent to the waiter, which is dropped before it reads it.
         drop(held);
         drop(cancelled);
-        let again = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            workers.slot("b", &metrics),
-        )
-        .await;
         assert!(
-            again.is_ok(),
+            comes_soon(workers.slot("b", &metrics)).await,
             "the slot came back when the turn was dropped"
         );
     }
