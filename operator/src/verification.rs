@@ -18,6 +18,8 @@ use crate::conditions::{self, ConditionType, News, Reason};
 use crate::context::Context;
 use crate::events::Kind;
 use crate::objects::secret_data;
+use crate::outcome::EnvOutcome;
+use crate::projection::Data;
 use crate::resource::{Environment, EnvironmentStatus, Permission, TwitterCredential};
 use crate::state_record;
 use crate::xapi::XApiError;
@@ -103,34 +105,41 @@ impl Findings {
     }
 }
 
-/// Verifies when due; returns whether to look again soon (a transient
-/// failure) and when the next verification is due.
+/// Verifies, when due, an environment that synced (the source values
+/// sync read are in `outcome`); returns whether to look again soon (a
+/// transient failure) and when the next verification is due.
 pub async fn verify(
     ctx: &Context,
     tc: &TwitterCredential,
     env: &Environment,
-    status: &mut EnvironmentStatus,
-    changed: bool,
+    outcome: &mut EnvOutcome,
     now: Timestamp,
 ) -> (bool, Option<Timestamp>) {
+    let EnvOutcome {
+        status,
+        changed,
+        projected_from,
+        ..
+    } = outcome;
     let key = format!("{}/{}", tc.uid().unwrap_or_default(), env.name);
     let last = status.last_verified.as_ref().map(|t| t.0);
     let next = |at: Timestamp| {
         at.checked_add(signed(jittered(ctx.verify_interval, &key)))
             .ok()
     };
-    if !conditions::is_true(&status.conditions, ConditionType::Synced) {
+    let synced = conditions::is_true(&status.conditions, ConditionType::Synced);
+    let Some(source) = projected_from.as_ref().filter(|_| synced) else {
         return (false, None);
-    }
+    };
     let owed = status.verification_owed.as_ref().map(|t| t.0);
-    if !is_due(last, changed, owed, ctx.verify_interval, &key, now) {
+    if !is_due(last, *changed, owed, ctx.verify_interval, &key, now) {
         privilege(ctx, tc, env, status).await;
         return (false, owed.or_else(|| last.and_then(next)));
     }
-    let findings = match check(ctx, tc, env).await {
+    let findings = match check(ctx, tc, env, source).await {
         Ok(f) => f,
         Err(e) => Findings {
-            transient: Some(format!("reading the source: {e}")),
+            transient: Some(format!("reading the state record: {e}")),
             ..Default::default()
         },
     };
@@ -142,17 +151,7 @@ pub async fn verify(
     }
     if let Some(why) = &findings.transient {
         tracing::info!(%why, "verification will be retried");
-        // Rate limited: at the reset; an earlier retry only costs reads
-        // and X calls. Otherwise after the usual short wait.
-        // Whole seconds in status, so rounded up: never before the reset.
-        let wait = findings.wait.unwrap_or(ctx.retry) + Duration::from_secs(1);
-        let owed = now
-            .checked_add(signed(wait))
-            .ok()
-            .map(conditions::whole_seconds);
-        let at = owed.as_ref().map(|t| t.0);
-        status.verification_owed = owed;
-        return (findings.wait.is_none(), at);
+        return owe(ctx, status, &findings, now);
     }
     // A token someone else invalidated is minted again at the next
     // reconcile: soon, once, when it is first seen.
@@ -164,8 +163,37 @@ pub async fn verify(
     (remint, next(now))
 }
 
-/// The read-only calls, for what the environment has.
-async fn check(ctx: &Context, tc: &TwitterCredential, env: &Environment) -> kube::Result<Findings> {
+/// A verification that failed transiently is owed: rate limited, at the
+/// reset (an earlier retry only costs reads and X calls); otherwise after
+/// the usual short wait. Returns whether to look again soon, and when.
+fn owe(
+    ctx: &Context,
+    status: &mut EnvironmentStatus,
+    findings: &Findings,
+    now: Timestamp,
+) -> (bool, Option<Timestamp>) {
+    // Whole seconds in status, so rounded up: never before the reset.
+    let wait = findings.wait.unwrap_or(ctx.retry) + Duration::from_secs(1);
+    let owed = now
+        .checked_add(signed(wait))
+        .ok()
+        .map(conditions::whole_seconds);
+    let at = owed.as_ref().map(|t| t.0);
+    status.verification_owed = owed;
+    (findings.wait.is_none(), at)
+}
+
+/// The read-only calls, for what the environment has: the bearer token
+/// from its state record, the source's OAuth 1.0a user context from the
+/// source values sync read (the version it projected from, not read
+/// again: one GET fewer, and a person's change since is the next
+/// reconcile's).
+async fn check(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    source: &Data,
+) -> kube::Result<Findings> {
     let ns = tc.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let mut f = Findings::default();
@@ -183,12 +211,7 @@ async fn check(ctx: &Context, tc: &TwitterCredential, env: &Environment) -> kube
             f.note("bearerToken", result);
         }
     }
-    let source = api
-        .get_opt(&env.source.secret_ref.name)
-        .await?
-        .map(|s| secret_data(&s))
-        .unwrap_or_default();
-    if let Some(result) = ctx.xapi.verify_source_user_context(&source).await {
+    if let Some(result) = ctx.xapi.verify_source_user_context(source).await {
         if let Ok((level, _)) = &result {
             f.level = level.clone();
         }

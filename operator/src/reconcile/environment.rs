@@ -1,9 +1,13 @@
-//! One environment's stage pipeline: the operator's scope, the resource's
+//! Each environment's stage pipeline: the operator's scope, the resource's
 //! consent (`consent.rs`), rotation (every X API write), sync, then the
-//! stages that work from what sync projected.
+//! stages that work from what sync projected. Every environment is synced
+//! before any stage after sync runs (the reconcile restarts workloads in
+//! between), so one environment's X calls there do not hold up the next
+//! one's new credentials.
 //! Each stage adds to one outcome and says when it wants looking at again.
 
 use k8s_openapi::jiff::Timestamp;
+use tracing::Instrument;
 
 use crate::conditions::{self, ConditionType, Reason};
 use crate::context::Context;
@@ -12,7 +16,7 @@ use crate::outcome::EnvOutcome;
 use crate::reads::{AlreadyRead, SourceReads};
 use crate::refusal::{Refusal, Teardown};
 use crate::resource::{Environment, EnvironmentStatus, TwitterCredential};
-use crate::rotation::due::BearerBlocked;
+use crate::rotation::due::{BearerBlocked, RotationInfo};
 use crate::target::Target;
 use crate::wake::{Wake, WakeUp};
 use crate::{rotation, sync, verification};
@@ -30,15 +34,69 @@ enum Stage {
 
 const AFTER_SYNC: [Stage; 3] = [Stage::Reminders, Stage::Verification, Stage::Retirement];
 
-/// Runs the environment's stages; every refusal ends up in the outcome.
-pub async fn reconcile_environment(
+/// Every environment after rotation and sync, before the stages after
+/// sync: what rotation found about each is kept for them.
+pub struct Synced<'a> {
+    pub outcomes: Vec<(&'a Environment, EnvOutcome)>,
+    /// `None` where a refusal ended the environment before sync: no stage
+    /// runs after it.
+    rotations: Vec<Option<RotationInfo>>,
+}
+
+/// Scope, consent, rotation and sync of every environment, in spec order.
+/// All of them come before any stage after sync, so one environment's X
+/// calls there do not hold up the next one's new credentials.
+pub async fn rotate_and_sync_all<'a>(ctx: &Context, tc: &'a TwitterCredential) -> Synced<'a> {
+    let mut sources = SourceReads::default();
+    let mut synced = Synced {
+        outcomes: Vec::new(),
+        rotations: Vec::new(),
+    };
+    for (env, duplicate_of) in tc
+        .spec
+        .environments
+        .iter()
+        .zip(super::status::duplicates(tc))
+    {
+        let previous = super::status::previous(tc, &env.name);
+        let step = rotate_and_sync(ctx, tc, env, previous, duplicate_of, &mut sources);
+        let (outcome, rotation) = step.instrument(span_of(env)).await;
+        synced.outcomes.push((env, outcome));
+        synced.rotations.push(rotation);
+    }
+    synced
+}
+
+/// The stages after sync, for every environment that synced.
+pub async fn after_sync_all<'a>(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    synced: Synced<'a>,
+) -> Vec<(&'a Environment, EnvOutcome)> {
+    let mut outcomes = synced.outcomes;
+    for ((env, outcome), rotation) in outcomes.iter_mut().zip(synced.rotations) {
+        if let Some(info) = rotation {
+            let stages = after_sync(ctx, tc, env, outcome, info);
+            stages.instrument(span_of(env)).await;
+        }
+    }
+    outcomes
+}
+
+/// Every log line of an environment's stages carries its name.
+fn span_of(env: &Environment) -> tracing::Span {
+    tracing::info_span!("environment", environment = %env.name)
+}
+
+/// Scope, consent, rotation and sync; every refusal ends up in the outcome.
+async fn rotate_and_sync(
     ctx: &Context,
     tc: &TwitterCredential,
     env: &Environment,
     previous: EnvironmentStatus,
     duplicate_of: Option<String>,
     sources: &mut SourceReads,
-) -> EnvOutcome {
+) -> (EnvOutcome, Option<RotationInfo>) {
     let target = Target::of(tc, env);
     if let Some(why) = ctx.scope.refusal(&target.namespace) {
         let message = format!("target {}: {why}", target.secret_ref());
@@ -53,19 +111,28 @@ pub async fn reconcile_environment(
         Ok(info) => info,
         Err(refusal) => return refused(ctx, tc, env, previous, &target, &refusal).await,
     };
-    let mut outcome =
-        sync::environment(ctx, tc, env, previous, duplicate_of.as_deref(), already).await;
+    let outcome = sync::environment(ctx, tc, env, previous, duplicate_of.as_deref(), already).await;
+    (outcome, Some(info))
+}
+
+/// Status from what rotation found, then the stages after sync.
+async fn after_sync(
+    ctx: &Context,
+    tc: &TwitterCredential,
+    env: &Environment,
+    outcome: &mut EnvOutcome,
+    info: RotationInfo,
+) {
     outcome.status.last_rotation = info.last_rotation.map(conditions::whole_seconds);
     outcome.status.next_rotation = info.next_rotation.map(conditions::whole_seconds);
-    outcome.status.granted_scopes = info.granted_scopes.clone().unwrap_or_default();
+    outcome.status.granted_scopes = info.granted_scopes.unwrap_or_default();
     outcome.wake.add_opt(info.next_rotation.map(Wake::At));
     rotation_blocked(ctx, tc, env, &mut outcome.status, info.bearer_blocked).await;
     let now = Timestamp::now();
     for stage in AFTER_SYNC {
-        let wake = run_stage(stage, ctx, tc, env, &mut outcome, now).await;
+        let wake = run_stage(stage, ctx, tc, env, outcome, now).await;
         outcome.wake.merge(wake);
     }
-    outcome
 }
 
 /// A refusal before sync: its Warning when it starts, and the status.
@@ -76,9 +143,10 @@ async fn refused(
     previous: EnvironmentStatus,
     target: &Target,
     refusal: &Refusal,
-) -> EnvOutcome {
+) -> (EnvOutcome, Option<RotationInfo>) {
     sync::record::warn_if_new(ctx, tc, env, &previous, refusal).await;
-    sync::record::refused(previous, target, refusal, tc.metadata.generation)
+    let outcome = sync::record::refused(previous, target, refusal, tc.metadata.generation);
+    (outcome, None)
 }
 
 /// `RotationBlocked` while a due bearer token rotation cannot start, with
@@ -163,8 +231,7 @@ async fn run_stage(
             wake.add_opt(at.map(Wake::At));
         }
         Stage::Verification => {
-            let (retry, at) =
-                verification::verify(ctx, tc, env, &mut outcome.status, outcome.changed, now).await;
+            let (retry, at) = verification::verify(ctx, tc, env, outcome, now).await;
             wake.add_opt(retry.then_some(Wake::Soon));
             wake.add_opt(at.map(Wake::At));
         }

@@ -17,9 +17,8 @@ use crate::events::Kind;
 use crate::labels::FINALIZER;
 use crate::objects::ObjectKind;
 use crate::orphans::{self, Disposal};
-use crate::outcome::EnvOutcome;
 use crate::ownership::Owner;
-use crate::resource::{Environment, TwitterCredential};
+use crate::resource::TwitterCredential;
 use crate::target::Target;
 use crate::wake::{Wake, WakeUp};
 use crate::{monitoring, restart, rotation, state_record, Error, Result};
@@ -96,17 +95,11 @@ async fn run_reconcile(tc: Arc<TwitterCredential>, ctx: Arc<Context>) -> Result<
 }
 
 async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
-    let mut outcomes: Vec<(&Environment, EnvOutcome)> = Vec::new();
-    let mut sources = crate::reads::SourceReads::default();
-    for (env, duplicate_of) in tc.spec.environments.iter().zip(status::duplicates(tc)) {
-        let previous = status::previous(tc, &env.name);
-        let span = tracing::info_span!("environment", environment = %env.name);
-        let outcome =
-            environment::reconcile_environment(ctx, tc, env, previous, duplicate_of, &mut sources)
-                .instrument(span)
-                .await;
-        outcomes.push((env, outcome));
-    }
+    let mut synced = environment::rotate_and_sync_all(ctx, tc).await;
+    // Workloads restart on their new credentials before the stages after
+    // sync (X calls among them), to keep a rotation's window short.
+    let restarted = restart::restart_workloads(ctx, tc, &mut synced.outcomes).await;
+    let mut outcomes = environment::after_sync_all(ctx, tc, synced).await;
     // Objects become undeclared only when the spec changes; status records
     // the generation after cleanup, so a crash in between cleans up later.
     let observed = tc.status.as_ref().and_then(|s| s.observed_generation);
@@ -115,11 +108,7 @@ async fn apply(tc: &TwitterCredential, ctx: &Context) -> Result<Action> {
     }
     crate::sharing::mark(ctx, tc, &mut outcomes).await;
     let mut wake = WakeUp::default();
-    wake.add_opt(
-        restart::restart_workloads(ctx, tc, &mut outcomes)
-            .await
-            .map(Wake::After),
-    );
+    wake.add_opt(restarted.map(Wake::After));
     let mut status =
         status::summarize(tc, outcomes.iter().map(|(_, o)| o.status.clone()).collect());
     wake.add_opt(

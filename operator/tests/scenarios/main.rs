@@ -74,12 +74,15 @@ impl Scenario {
     /// ServiceAccount `reader` may read, with `rotation` when given, and
     /// the operator's finalizer when `finalized`.
     fn with_credential(self, keys: &[&str], rotation: Option<Value>, finalized: bool) -> Scenario {
-        let mut environment = json!({"name": "prod", "source": {"secretRef": {"name": "bot-keys"}},
-            "target": {"secretName": "out", "keys": keys},
-            "access": {"permission": "read", "serviceAccounts": ["reader"]}});
+        let mut environment = environment("prod", "out", keys);
         if let Some(rotation) = rotation {
             environment["rotation"] = rotation;
         }
+        self.with_environments(vec![environment], finalized)
+    }
+
+    /// `team/bot` with `environments` as its spec lists them.
+    fn with_environments(self, environments: Vec<Value>, finalized: bool) -> Scenario {
         let finalizers = match finalized {
             true => json!([keyguard_operator::labels::FINALIZER]),
             false => json!(null),
@@ -88,7 +91,7 @@ impl Scenario {
             CREDENTIAL,
             json!({"apiVersion": "keyguard.dev/v1alpha1", "kind": "TwitterCredential",
                 "metadata": {"name": "bot", "finalizers": finalizers},
-                "spec": {"environments": [environment]}}),
+                "spec": {"environments": environments}}),
         );
         self
     }
@@ -201,6 +204,14 @@ where
     reader
 }
 
+/// An environment projecting `keys` from `bot-keys` into `team/<target>`,
+/// which ServiceAccount `reader` may read.
+fn environment(name: &str, target: &str, keys: &[&str]) -> Value {
+    json!({"name": name, "source": {"secretRef": {"name": "bot-keys"}},
+        "target": {"secretName": target, "keys": keys},
+        "access": {"permission": "read", "serviceAccounts": ["reader"]}})
+}
+
 /// A listed store of the TwitterCredentials, as the controller holds them.
 fn credential_store(objects: impl IntoIterator<Item = Value>) -> Store<StoredCredential> {
     let (reader, mut writer) = reflector::store::<StoredCredential>();
@@ -269,6 +280,75 @@ async fn a_sync_creates_the_secret_then_the_access_to_it_then_status() {
     assert_eq!(value("apiKey"), API_KEY.as_bytes());
     assert_eq!(value("apiKeySecret"), API_KEY_SECRET.as_bytes());
     assert_eq!(s.condition("Synced").unwrap().0, "True");
+}
+
+#[tokio::test]
+async fn every_environment_gets_its_credentials_before_any_is_verified() {
+    let s = Scenario::new().with_source().with_environments(
+        vec![
+            environment("prod", "out", &["bearerToken"]),
+            environment("dev", "out-dev", &["apiKey", "apiKeySecret"]),
+        ],
+        true,
+    );
+    s.reconcile().await;
+    // The first environment's verification (its bearer token and the
+    // source's access token checked at X) does not hold up the second
+    // one's new credentials, readable once their RoleBinding exists.
+    assert_in_order!(
+        s,
+        "POST secrets team/out",
+        "POST rolebindings team/keyguard-read-out-dev",
+        "X GET /1.1/application/rate_limit_status.json",
+        "PATCH twittercredentials team/bot/status",
+    );
+    assert_in_order!(
+        s,
+        "POST rolebindings team/keyguard-read-out-dev",
+        "X GET /1.1/account/verify_credentials.json",
+    );
+    assert_eq!(s.condition("Verified").unwrap().0, "True");
+}
+
+#[tokio::test]
+async fn a_rotated_bearer_token_restarts_workloads_before_anything_is_verified() {
+    let mut prod = environment("prod", "out", &["bearerToken"]);
+    prod["rotation"] = json!({"bearerToken": {"every": "720h"}});
+    prod["restartTargets"] = json!([{"kind": "Deployment", "name": "app"}]);
+    let s = Scenario::new()
+        .with_source()
+        .with_environments(vec![prod], true);
+    s.reconcile().await;
+    // The workload appears; then a person asks for a rotation now.
+    s.api.seed(
+        "/apis/apps/v1/namespaces/team/deployments/app",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app"},
+            "spec": {"selector": {"matchLabels": {"app": "bot"}},
+                "template": {"metadata": {"labels": {"app": "bot"}},
+                    "spec": {"containers": [{"name": "bot", "image": "bot"}]}}}}),
+    );
+    let mut tc = s.api.get(CREDENTIAL).unwrap();
+    tc["metadata"]["annotations"] = json!({"keyguard.dev/rotate-now": "ticket-1"});
+    s.api.seed(CREDENTIAL, tc);
+    s.api.clear_log();
+    s.reconcile().await;
+    // The old token is dead from the invalidation until the workload
+    // restarts: verification's X calls wait until after. (Rotation checks
+    // the new token once before projecting it: that call comes first.)
+    assert_in_order!(
+        s,
+        "X POST /oauth2/invalidate_token",
+        "PUT secrets team/out",
+        "PATCH deployments team/app",
+        "X GET /1.1/account/verify_credentials.json",
+    );
+    let timeline = s.api.timeline();
+    let checked = "X GET /1.1/application/rate_limit_status.json";
+    let last_check = timeline.iter().rposition(|e| e == checked);
+    assert!(
+        last_check > Some(s.position("PATCH deployments team/app")),
+        "the new bearer token verified after the restart: {timeline:#?}"
+    );
 }
 
 #[tokio::test]

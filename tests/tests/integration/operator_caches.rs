@@ -231,9 +231,10 @@ async fn a_resync_of_a_synced_resource_reads_only_sources_and_state() {
     w.apply("team", Credential::named("bot").environments(environments))
         .await;
     w.wait_condition("team", "bot", None, "Ready", "True").await;
-    // A verification reads the source once per environment, as it should
-    // when due; it is not a resync's read. Seen: the first verifications
-    // landing inside the counted window (4-5 source reads in 2 resyncs).
+    // A verification reads the bearer environment's state record when
+    // due; it is not a resync's read. Seen, when verification also read
+    // the source: the first verifications landing inside the counted
+    // window (4-5 source reads in 2 resyncs).
     for env in ["production", "staging", "development"] {
         w.wait_condition("team", "bot", Some(env), "Verified", "True")
             .await;
