@@ -541,3 +541,33 @@ fn the_service_monitor_can_send_a_token_from_a_secret() {
     ]);
     assert!(refused.is_err(), "a typo in the Secret's fields is refused");
 }
+
+/// Prometheus sends its ServiceAccount token to the metrics endpoint: it
+/// checks the certificate whenever there is a CA to check it against.
+#[test]
+fn the_service_monitor_checks_the_certificate_it_can() {
+    let tls = |sets: &[&str]| {
+        let mut all = vec!["metrics.serviceMonitor.enabled=true"];
+        all.extend_from_slice(sets);
+        let docs = render(&all).unwrap();
+        find(&docs, "ServiceMonitor").unwrap()["spec"]["endpoints"][0]["tlsConfig"].clone()
+    };
+    let self_signed = tls(&[]);
+    assert_eq!(self_signed["insecureSkipVerify"], true, "{self_signed:?}");
+
+    let issued = tls(&["metrics.tlsSecret=keyguard-metrics-tls"]);
+    assert!(issued["insecureSkipVerify"].is_null(), "{issued:?}");
+    assert_eq!(issued["ca"]["secret"]["name"], "keyguard-metrics-tls");
+    assert_eq!(issued["ca"]["secret"]["key"], "ca.crt");
+    assert_eq!(issued["serverName"], "kg-metrics.keyguard-system.svc");
+
+    let given = tls(&[
+        "metrics.tlsSecret=keyguard-metrics-tls",
+        "metrics.serviceMonitor.tlsConfig.serverName=metrics.example",
+        "metrics.serviceMonitor.tlsConfig.ca.configMap.name=cluster-ca",
+        "metrics.serviceMonitor.tlsConfig.ca.configMap.key=ca.crt",
+    ]);
+    assert_eq!(given["serverName"], "metrics.example");
+    assert_eq!(given["ca"]["configMap"]["name"], "cluster-ca");
+    assert!(given["ca"]["secret"].is_null(), "used as given: {given:?}");
+}
