@@ -10,8 +10,9 @@ use kube::Api;
 
 /// What this reconcile already read (the rotation step reads the source
 /// and the state record first), so it is not read again: `None` is not
-/// read yet, `Some(None)` read and absent.
-#[derive(Debug, Clone, Default)]
+/// read yet, `Some(None)` read and absent. No `Debug`: it holds Secrets
+/// whole, values and all.
+#[derive(Clone, Default)]
 pub struct AlreadyRead {
     pub source: Option<Option<Secret>>,
     pub state: Option<Option<Secret>>,
@@ -20,8 +21,8 @@ pub struct AlreadyRead {
 /// Source Secrets this reconcile read, by name: environments that share a
 /// source read it once per reconcile, and all of them project the same
 /// version of it. The operator never writes a source, so no stage can make
-/// a read stale within the reconcile.
-#[derive(Debug, Default)]
+/// a read stale within the reconcile. No `Debug`, as above.
+#[derive(Default)]
 pub struct SourceReads(BTreeMap<String, Option<Secret>>);
 
 impl SourceReads {
