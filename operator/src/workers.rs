@@ -5,9 +5,10 @@
 //! slots ([`per_namespace_cap`]), so a namespace that changes 5,000
 //! resources at once leaves another's single change a free slot, or at
 //! worst a wait of one turn, not of its 5,000. Two gauges say how many
-//! wait and how many run (the backlog alert reads the first). The controller already holds at most one
-//! pending reconcile per resource, so a flood of changes to one resource
-//! takes one place in its namespace's queue.
+//! wait and how many run (the backlog alert reads the first). The
+//! controller already holds at most one pending reconcile per resource,
+//! so a flood of changes to one resource takes one place in its
+//! namespace's queue.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -508,17 +508,20 @@ fn the_service_monitor_takes_a_namespace_and_relabelings() {
     assert_eq!(endpoint["metricRelabelings"][0]["action"], "drop");
 }
 
+/// The ServiceMonitor's endpoint, rendered with `sets`.
+fn monitor_endpoint(sets: &[&str]) -> Value {
+    let mut all = vec!["metrics.serviceMonitor.enabled=true"];
+    all.extend_from_slice(sets);
+    let docs = render(&all).unwrap();
+    find(&docs, "ServiceMonitor").unwrap()["spec"]["endpoints"][0].clone()
+}
+
 /// A Prometheus that denies file access through ServiceMonitors refuses
 /// `bearerTokenFile`: with `bearerTokenSecret` the token comes from a
 /// Secret (`authorization.credentials`), and only then.
 #[test]
 fn the_service_monitor_can_send_a_token_from_a_secret() {
-    let endpoint = |sets: &[&str]| {
-        let mut all = vec!["metrics.serviceMonitor.enabled=true"];
-        all.extend_from_slice(sets);
-        let docs = render(&all).unwrap();
-        find(&docs, "ServiceMonitor").unwrap()["spec"]["endpoints"][0].clone()
-    };
+    let endpoint = monitor_endpoint;
     let default = endpoint(&[]);
     assert_eq!(
         default["bearerTokenFile"],
@@ -546,12 +549,7 @@ fn the_service_monitor_can_send_a_token_from_a_secret() {
 /// checks the certificate whenever there is a CA to check it against.
 #[test]
 fn the_service_monitor_checks_the_certificate_it_can() {
-    let tls = |sets: &[&str]| {
-        let mut all = vec!["metrics.serviceMonitor.enabled=true"];
-        all.extend_from_slice(sets);
-        let docs = render(&all).unwrap();
-        find(&docs, "ServiceMonitor").unwrap()["spec"]["endpoints"][0]["tlsConfig"].clone()
-    };
+    let tls = |sets: &[&str]| monitor_endpoint(sets)["tlsConfig"].clone();
     let self_signed = tls(&[]);
     assert_eq!(self_signed["insecureSkipVerify"], true, "{self_signed:?}");
 
